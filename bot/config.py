@@ -1,0 +1,160 @@
+"""Settings: the only module that reads the environment.
+
+Every setting is ``TRIAGEBOT_<NAME>`` except Slack's own variable names. Every field
+must be documented in ``.env.example`` (a test checks it).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SLACK_PUBLIC_API_URL = "https://slack.com/api/"
+
+
+class ChannelMode(StrEnum):
+    ALERTS = "alerts"
+    HELPDESK = "helpdesk"
+    OFF = "off"
+
+
+class Settings(BaseSettings):
+    """All configuration of one triagebot process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TRIAGEBOT_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # --- storage -------------------------------------------------------------------
+    data_dir: Path = Field(Path("data"), description="Folder for SQLite, indexes, models.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default sqlite:///<data_dir>/triagebot.db"
+    )
+    load_samples: bool = Field(True, description="Load bundled samples into an empty database.")
+
+    # --- HTTP server ---------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    workers: int = Field(4, ge=1, le=64, description="Background worker threads for triage.")
+    max_body_bytes: int = Field(1_000_000, ge=1024)
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    # --- models --------------------------------------------------------------------
+    embedding_model: str | None = Field(
+        None, description="sentence-transformers model name or path; default bundled MiniLM."
+    )
+    embedding_batch_size: int = Field(32, ge=1, le=1024)
+    torch_threads: int = Field(2, ge=1, le=64)
+    max_text_chars: int = Field(4000, ge=100)
+    exact_index_max: int = Field(50_000, ge=100)
+    min_precision: float = Field(0.9, gt=0, le=1)
+    promote_min_accuracy_gain: float = 0.0
+    promote_min_macro_f1_gain: float = 0.0
+    min_labels_per_target: int = Field(
+        30, ge=2, description="Below this, a target uses zero-shot classification."
+    )
+    targets: str = Field(
+        "category,severity,priority,team", description="Comma list of fields to classify."
+    )
+    novelty_threshold: float | None = Field(
+        None, description="Override the data-derived novelty similarity threshold."
+    )
+
+    # --- Slack ---------------------------------------------------------------------
+    slack_bot_token: str | None = Field(None, validation_alias=AliasChoices("SLACK_BOT_TOKEN"))
+    slack_signing_secret: str | None = Field(
+        None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET")
+    )
+    slack_app_token: str | None = Field(None, validation_alias=AliasChoices("SLACK_APP_TOKEN"))
+    slack_api_url: str = Field(
+        SLACK_PUBLIC_API_URL, validation_alias=AliasChoices("SLACK_API_URL")
+    )
+    admin_users: str = Field("", description="Comma list of Slack user ids with admin rights.")
+    admin_channel: str = Field("", description="Channel id for retrain and drift reports.")
+    channel_modes: dict[str, ChannelMode] = Field(
+        default_factory=dict, description='JSON: {"C0123": "alerts", "C0456": "helpdesk"}'
+    )
+    default_channel_mode: ChannelMode = ChannelMode.OFF
+    alert_channel: str = Field("", description="Default Slack channel for webhook alerts.")
+    routes: list[dict[str, str]] = Field(
+        default_factory=list,
+        description='JSON list: [{"match": "team=dba-team", "channel": "C0DB"}]',
+    )
+
+    # --- webhooks ------------------------------------------------------------------
+    webhook_tokens: dict[str, str] = Field(
+        default_factory=dict, description='JSON: {"alertmanager": "token", "grafana": "..."}'
+    )
+    webhook_hmac_secrets: dict[str, str] = Field(default_factory=dict)
+    max_alerts_per_call: int = Field(1000, ge=1)
+    dedup_window_seconds: int = Field(3600, ge=0)
+    group_window_seconds: int = Field(900, ge=0)
+
+    # --- scheduler -----------------------------------------------------------------
+    scheduler_enabled: bool = True
+    retrain_cron: str = "0 3 * * *"
+    reindex_cron: str = "17 * * * *"
+    drift_cron: str = "41 * * * *"
+    runbook_sources: dict[str, Path] = Field(
+        default_factory=dict, description='JSON: {"ops": "/srv/runbooks"} re-indexed hourly'
+    )
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        return value if value.endswith("/") else value + "/"
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'triagebot.db').resolve()}"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "indexes"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    @property
+    def admin_user_ids(self) -> frozenset[str]:
+        return frozenset(u.strip() for u in self.admin_users.split(",") if u.strip())
+
+    @property
+    def target_fields(self) -> tuple[str, ...]:
+        return tuple(t.strip() for t in self.targets.split(",") if t.strip())
+
+    @property
+    def slack_enabled(self) -> bool:
+        return bool(self.slack_bot_token and self.slack_signing_secret)
+
+    def mode_for_channel(self, channel: str) -> ChannelMode:
+        return self.channel_modes.get(channel, self.default_channel_mode)
+
+
+def env_names(settings_cls: type[BaseSettings] = Settings) -> set[str]:
+    """The environment variable name of every setting (for the .env.example check)."""
+    prefix = settings_cls.model_config.get("env_prefix", "")
+    names = set()
+    for name, field in settings_cls.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names.add(str(alias.choices[0]))
+        else:
+            names.add(f"{prefix}{name}".upper())
+    return names

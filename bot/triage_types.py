@@ -1,0 +1,115 @@
+"""Result types of a triage answer, shared by the assistant, the renderers and storage.
+
+They are plain frozen dataclasses with ``to_dict`` so that the CLI (``--json``), the
+Slack renderer and the audit log all show exactly the same answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class LabelPrediction:
+    """One classifier's answer for one field (category, severity, team ...).
+
+    ``label`` is ``None`` when the model is unsure (confidence below its abstention
+    threshold); ``candidates`` then lists the top alternatives with probabilities.
+    """
+
+    field: str
+    label: str | None
+    confidence: float
+    candidates: tuple[tuple[str, float], ...] = ()
+    model_version: str = ""
+    top_terms: tuple[str, ...] = ()
+
+    @property
+    def unsure(self) -> bool:
+        return self.label is None
+
+
+@dataclass(frozen=True)
+class SimilarIncident:
+    """A resolved incident or ticket that resembles the event."""
+
+    incident_id: int
+    external_id: str
+    kind: str  # "incident" | "ticket" | "alert"
+    title: str
+    score: float
+    root_cause: str = ""
+    resolution: str = ""
+    category: str = ""
+    service: str = ""
+    resolved_by: str = ""
+    resolved_at: str = ""
+    url: str = ""
+    reasons: tuple[str, ...] = ()
+    duplicates: int = 0  # near-duplicates collapsed into this one
+
+
+@dataclass(frozen=True)
+class RunbookMatch:
+    """The runbook section that best matches the event."""
+
+    chunk_id: int
+    document_path: str
+    document_title: str
+    section: str  # heading path joined with " > "
+    text: str
+    score: float
+    source: str = ""
+    url: str = ""
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a hypothesis or step rests on: an incident or a runbook section."""
+
+    kind: str  # "incident" | "runbook"
+    ref: str  # external id of the incident, or "path#section"
+    title: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """A suggested root cause with its confidence and evidence."""
+
+    text: str
+    confidence: float
+    evidence: tuple[Evidence, ...] = ()
+
+
+@dataclass(frozen=True)
+class Step:
+    """A suggested remediation step (commands kept verbatim) with its evidence."""
+
+    text: str
+    evidence: tuple[Evidence, ...] = ()
+
+
+@dataclass(frozen=True)
+class Triage:
+    """The whole answer for one event."""
+
+    query: str
+    predictions: tuple[LabelPrediction, ...] = ()
+    similar: tuple[SimilarIncident, ...] = ()
+    runbooks: tuple[RunbookMatch, ...] = ()
+    hypotheses: tuple[Hypothesis, ...] = ()
+    steps: tuple[Step, ...] = ()
+    novel: bool = False
+    novelty_score: float = 0.0  # best similarity seen; low means nothing close
+    model_versions: dict[str, str] = field(default_factory=dict)
+    index_version: str = ""
+    elapsed_ms: float = 0.0
+
+    def prediction(self, field_name: str) -> LabelPrediction | None:
+        return next((p for p in self.predictions if p.field == field_name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
