@@ -75,9 +75,7 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET")
     )
     slack_app_token: str | None = Field(None, validation_alias=AliasChoices("SLACK_APP_TOKEN"))
-    slack_api_url: str = Field(
-        SLACK_PUBLIC_API_URL, validation_alias=AliasChoices("SLACK_API_URL")
-    )
+    slack_api_url: str = Field(SLACK_PUBLIC_API_URL, validation_alias=AliasChoices("SLACK_API_URL"))
     admin_users: str = Field("", description="Comma list of Slack user ids with admin rights.")
     admin_channel: str = Field("", description="Channel id for retrain and drift reports.")
     channel_modes: dict[str, ChannelMode] = Field(

@@ -27,8 +27,7 @@ def _postgres_schema_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(
                 text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :name"
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"
                 ),
                 {"name": name},
             )

@@ -138,7 +138,7 @@ def test_concurrent_feedback_writers_lose_nothing(factory) -> None:
                         user_id=f"U{worker}",
                         value=str(i),
                     )
-        except BaseException as exc:  # pragma: no cover - reported below
+        except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]

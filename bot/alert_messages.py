@@ -1,0 +1,48 @@
+"""The top message of an alert-group thread: status, running count, why grouped, triage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+MAX_SECTION = 2900
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def render_group_message(state: Any, triage: Any, answer_id: int | None) -> tuple[str, list]:
+    """Text fallback and blocks for one alert group (header first, then the triage)."""
+    status = state.status.upper()
+    icon = ":white_check_mark:" if state.status == "resolved" else ":rotating_light:"
+    names = ", ".join(
+        f"{_escape(n)} x{c}" for n, c in sorted(state.alertnames.items(), key=lambda kv: -kv[1])[:5]
+    )
+    header = f"{icon} *[{status}] {_escape(state.title)}*: {state.count} alert(s)"
+    if state.duplicates:
+        header += f", {state.duplicates} repeat notification(s)"
+    detail = f"Alerts: {names}" if names else ""
+    why = ""
+    if state.reasons:
+        why = "Grouped because: " + "; ".join(_escape(r) for r in state.reasons[:3])
+    text = f"[{status}] {state.title}: {state.count} alert(s)"
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": header[:MAX_SECTION]}},
+    ]
+    context = [c for c in (detail, why) if c]
+    if context:
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": c[:MAX_SECTION]} for c in context],
+            }
+        )
+    if triage is not None:
+        from bot.slack.blocks import render_triage
+
+        triage_text, triage_blocks = render_triage(triage, answer_id)
+        room = 50 - len(blocks) - 1
+        blocks.append({"type": "divider"})
+        blocks.extend(triage_blocks[:room])
+        text = f"{text}\n{triage_text}"[:3000]
+    return text, blocks

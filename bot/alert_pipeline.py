@@ -1,0 +1,318 @@
+"""From stored webhook events to Slack threads: dedup, grouping, triage, paced posting.
+
+``accept`` stores every event at once (so nothing is lost and counts can be audited) and
+queues it; one processing thread assigns groups in arrival order (the grouper is not
+thread-safe and order matters), triages the first event of each new group on the worker
+pool, posts one thread per group and keeps its top message up to date with a running count.
+Updates of one group's top message are coalesced (at most one per ``update_interval``).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.alert_messages import render_group_message
+from bot.answers import record_answer
+from bot.config import Settings
+from bot.events import AlertStatus, Event, EventKind
+from bot.intake.grouping import AlertGrouper, GroupingRules
+from bot.metrics import EVENTS
+from bot.routing import route_channel
+from bot.store import repository as repo
+from bot.store.db import session_scope
+from bot.store.models import AlertGroup, EventRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GroupState:
+    """What the pipeline tracks per open group (mirrored in the alert_groups table)."""
+
+    row_id: int
+    channel: str
+    title: str
+    reason: str
+    thread_ts: str = ""
+    count: int = 0
+    duplicates: int = 0
+    firing: set[str] = field(default_factory=set)
+    resolved: set[str] = field(default_factory=set)
+    alertnames: dict[str, int] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+    answer_id: int | None = None
+    triage: Any = None
+    dirty: bool = False
+    last_update: float = 0.0
+
+    @property
+    def status(self) -> str:
+        return "resolved" if self.resolved and not self.firing else "firing"
+
+
+class AlertPipeline:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sessions: Any,
+        assistant: Any,
+        poster: Any | None,
+        clock: Callable[[], float] = time.time,
+        update_interval: float = 5.0,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.assistant = assistant
+        self.poster = poster
+        self.clock = clock
+        self.update_interval = update_interval
+        self.grouper = AlertGrouper(
+            window_seconds=max(1, settings.group_window_seconds),
+            rules=GroupingRules(dedup_seconds=settings.dedup_window_seconds),
+        )
+        self.groups: dict[str, GroupState] = {}
+        self._queue: queue.Queue[tuple[int, Event] | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._thread = threading.Thread(target=self._run, name="alert-pipeline", daemon=True)
+        self._thread.start()
+        self._flusher = threading.Thread(target=self._flush_loop, name="alert-flush", daemon=True)
+        self._flusher.start()
+        self.posts = 0
+        self.updates = 0
+
+    @classmethod
+    def from_runtime(cls, runtime: Any) -> AlertPipeline:
+        services = runtime.services
+        poster = None
+        if runtime.settings.slack_enabled:
+            from slack_sdk import WebClient
+
+            from bot.slack.client import SlackPoster
+
+            client = WebClient(
+                token=runtime.settings.slack_bot_token, base_url=runtime.settings.slack_api_url
+            )
+            poster = SlackPoster(client)
+        return cls(
+            settings=runtime.settings,
+            sessions=services.sessions,
+            assistant=services.assistant,
+            poster=poster,
+        )
+
+    # --- intake ------------------------------------------------------------------------
+
+    def accept(self, events: Sequence[Event]) -> list[int]:
+        """Store events (one transaction) and queue them. Raises when storage fails."""
+        if not events:
+            return []
+        with session_scope(self.sessions) as session:
+            rows = [
+                repo.record_event(
+                    session=session,
+                    source=str(e.source),
+                    kind=str(e.kind),
+                    external_id=e.external_id[:200],
+                    fingerprint=e.fingerprint[:100],
+                    group_key=e.group_key,
+                    status=str(e.status),
+                    channel=e.channel,
+                    title=e.title,
+                    text=e.text,
+                    labels=dict(e.labels),
+                    outcome="queued",
+                    received_at=e.received_at,
+                )
+                for e in events
+            ]
+            ids = [r.id for r in rows]
+        self._idle.clear()
+        for row_id, event in zip(ids, events, strict=True):
+            self._queue.put((row_id, event))
+        return ids
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Block until every queued event is processed (tests and benchmarks)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._queue.unfinished_tasks == 0:
+                return True
+            time.sleep(0.01)
+        return False
+
+    # --- processing --------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                self._process(*item)
+            except Exception:
+                log.exception("alert processing failed")
+            finally:
+                self._queue.task_done()
+
+    def _process(self, row_id: int, event: Event) -> None:
+        now = self.clock()
+        if event.kind in (EventKind.TICKET, EventKind.INCIDENT):
+            decision_group = f"record:{event.external_id or row_id}"
+            is_new = decision_group not in self.groups
+            is_dup = not is_new
+            reason = "ticket" if is_new else "same record received again"
+        else:
+            decision = self.grouper.assign(event, now)
+            decision_group, is_new, is_dup, reason = (
+                decision.group_id,
+                decision.is_new_group,
+                decision.is_duplicate,
+                decision.reason,
+            )
+        fp = event.fingerprint or str(row_id)
+        with self._lock:
+            state = self.groups.get(decision_group)
+            if state is None:
+                state = self._open_group(decision_group, event, reason)
+            if not is_dup:
+                state.count += 1
+            else:
+                state.duplicates += 1
+            name = event.alertname or event.title or "event"
+            state.alertnames[name] = state.alertnames.get(name, 0) + (0 if is_dup else 1)
+            if event.status == AlertStatus.RESOLVED:
+                state.firing.discard(fp)
+                state.resolved.add(fp)
+            else:
+                state.firing.add(fp)
+                state.resolved.discard(fp)
+            if not is_new and reason not in state.reasons and not is_dup:
+                state.reasons.append(reason)
+            state.dirty = True
+        outcome = "new_group" if is_new else ("duplicate" if is_dup else "grouped")
+        self._store_outcome(row_id, state, outcome)
+        EVENTS.labels(source=str(event.source), outcome=outcome).inc()
+        if is_new:
+            self._triage_and_post(state, event)
+
+    def _open_group(self, key: str, event: Event, reason: str) -> GroupState:
+        channel = route_channel(self.settings, event)
+        with session_scope(self.sessions) as session:
+            row = AlertGroup(
+                key=key[:300], channel=channel, reason=reason, count=0, status="firing"
+            )
+            session.add(row)
+            session.flush()
+            row_id = row.id
+        state = GroupState(
+            row_id=row_id,
+            channel=channel,
+            title=event.alertname or event.title or event.text[:80],
+            reason=reason,
+        )
+        self.groups[key] = state
+        return state
+
+    def _store_outcome(self, row_id: int, state: GroupState, outcome: str) -> None:
+        with session_scope(self.sessions) as session:
+            row = session.get(EventRecord, row_id)
+            if row is not None:
+                row.outcome = outcome
+                row.group_id = state.row_id
+            group = session.get(AlertGroup, state.row_id)
+            if group is not None:
+                group.count = state.count
+                group.status = state.status
+                group.last_seen = datetime.now(UTC)
+                group.summary = _summary(state)
+
+    def _triage_and_post(self, state: GroupState, event: Event) -> None:
+        try:
+            result = self.assistant.triage(event)
+        except Exception:
+            log.exception("triage failed for %s", event.title)
+            result = None
+        answer_id = None
+        if result is not None:
+            answer_id = record_answer(
+                self.sessions, event=event, triage=result, surface="webhook", channel=state.channel
+            )
+        state.answer_id, state.triage = answer_id, result
+        if self.poster is None or not state.channel:
+            return
+        text, blocks = render_group_message(state, result, answer_id)
+        try:
+            ts = self.poster.post(state.channel, text, blocks)
+        except Exception:
+            log.exception("posting alert group %s failed", state.row_id)
+            return
+        self.posts += 1
+        state.thread_ts = ts or ""
+        state.last_update = self.clock()
+        state.dirty = False
+        with session_scope(self.sessions) as session:
+            group = session.get(AlertGroup, state.row_id)
+            if group is not None:
+                group.thread_ts = state.thread_ts
+            if answer_id:
+                answer = repo.get_answer(session=session, answer_id=answer_id)
+                if answer is not None:
+                    answer.message_ts = state.thread_ts
+                    answer.thread_ts = state.thread_ts
+
+    # --- coalesced updates of top messages ------------------------------------------------
+
+    def _flush_loop(self) -> None:
+        while True:
+            time.sleep(min(1.0, self.update_interval))
+            try:
+                self.flush()
+            except Exception:
+                log.exception("updating alert threads failed")
+
+    def flush(self, force: bool = False) -> int:
+        """Edit the top message of every changed group whose last edit is old enough."""
+        if self.poster is None:
+            return 0
+        now = self.clock()
+        with self._lock:
+            due = [
+                s
+                for s in self.groups.values()
+                if s.dirty
+                and s.thread_ts
+                and (force or now - s.last_update >= self.update_interval)
+            ]
+        done = 0
+        for state in due:
+            text, blocks = render_group_message(state, state.triage, state.answer_id)
+            try:
+                self.poster.update(state.channel, state.thread_ts, text, blocks)
+            except Exception:
+                log.warning("chat.update failed for group %s", state.row_id, exc_info=True)
+                continue
+            state.dirty = False
+            state.last_update = now
+            self.updates += 1
+            done += 1
+        return done
+
+
+def _summary(state: GroupState) -> dict[str, Any]:
+    return {
+        "alertnames": dict(state.alertnames),
+        "firing": len(state.firing),
+        "resolved": len(state.resolved),
+        "duplicates": state.duplicates,
+        "reasons": state.reasons[:10],
+    }

@@ -1,0 +1,113 @@
+"""Composition root: settings -> store -> knowledge -> classifiers -> assistant -> HTTP app.
+
+Nothing here runs at import time; every entry point (CLI, server, tests) calls
+:func:`build_services` with its own settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.config import Settings
+from bot.store import db
+
+log = logging.getLogger(__name__)
+
+SAMPLES_DIR = Path(__file__).resolve().parents[1] / "knowledge" / "samples"
+
+
+@dataclass
+class Services:
+    """Everything a request handler or command needs, built once per process."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    embedder: object = None
+    knowledge: object = None
+    classifiers: object = None
+    assistant: object = None
+    extras: dict[str, object] = field(default_factory=dict)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def configure_runtime(settings: Settings) -> None:
+    """Process-wide knobs that must be set before torch/transformers load."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+
+def build_store(
+    settings: Settings, *, upgrade: bool = True
+) -> tuple[Engine, sessionmaker[Session]]:
+    url = settings.resolved_database_url
+    if upgrade:
+        db.upgrade(url)
+    engine = db.make_engine(url)
+    return engine, db.make_session_factory(engine)
+
+
+def build_services(settings: Settings, *, upgrade: bool = True, models: bool = True) -> Services:
+    """Build the store, and (with ``models``) the embedder, indexes, classifiers, assistant."""
+    configure_runtime(settings)
+    engine, sessions = build_store(settings, upgrade=upgrade)
+    services = Services(settings=settings, engine=engine, sessions=sessions)
+    if models:
+        load_models(services)
+    return services
+
+
+def load_models(services: Services) -> None:
+    """Load the embedding model, the indexes and the active classifiers."""
+    from bot.assistant import Assistant
+    from bot.classification import ClassifierService
+    from bot.knowledge_base import KnowledgeBase
+    from knowledge.embed import Embedder
+
+    settings = services.settings
+    embedder = Embedder(
+        settings.embedding_model,
+        batch_size=settings.embedding_batch_size,
+        threads=settings.torch_threads,
+        max_chars=settings.max_text_chars,
+    )
+    knowledge = KnowledgeBase(
+        session_factory=services.sessions,
+        embedder=embedder,
+        index_dir=settings.index_dir,
+        exact_max=settings.exact_index_max,
+    )
+    outcome = knowledge.load()
+    log.info("indexes: %s", outcome)
+    classifiers = ClassifierService(
+        session_factory=services.sessions,
+        embedder=embedder,
+        models_dir=settings.models_dir,
+        targets=settings.target_fields,
+        min_precision=settings.min_precision,
+        min_labels=settings.min_labels_per_target,
+        taxonomy_path=SAMPLES_DIR / "taxonomy.yaml",
+        min_accuracy_gain=settings.promote_min_accuracy_gain,
+        min_macro_f1_gain=settings.promote_min_macro_f1_gain,
+    )
+    classifiers.load()
+    services.embedder = embedder
+    services.knowledge = knowledge
+    services.classifiers = classifiers
+    services.assistant = Assistant(
+        embedder=embedder,
+        knowledge=knowledge,
+        classifiers=classifiers,
+        novelty_threshold=settings.novelty_threshold,
+        max_text_chars=settings.max_text_chars,
+    )

@@ -1,0 +1,326 @@
+"""Classifier lifecycle in the bot: training data from the database, the model registry
+(versions in the database, artifacts under the data folder), champion/challenger promotion,
+roll back, and prediction with the active versions (zero-shot until enough labels exist).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from classifiers.persist import load_model, save_model
+from classifiers.zeroshot import ZeroShotClassifier
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.store import repository as repo
+from bot.store.db import session_scope
+from bot.triage_types import LabelPrediction
+from classifiers.evaluate import champion_challenger, evaluate, fingerprint
+from classifiers.model import TextClassifier
+
+log = logging.getLogger(__name__)
+
+# Which fields an answer shows for each kind of event.
+FIELDS_BY_KIND = {
+    "alert": ("category", "severity", "team"),
+    "incident": ("category", "severity", "team"),
+    "ticket": ("category", "priority", "team"),
+    "message": ("category", "severity", "priority", "team"),
+}
+HOLDOUT_SHARE = 0.2
+
+
+class NotEnoughDataError(ValueError):
+    """Too few labelled examples to train a supervised model."""
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    target: str
+    version: str
+    promoted: bool
+    reason: str
+    challenger: dict[str, Any]
+    champion: dict[str, Any] | None
+    previous_version: str = ""
+
+
+@dataclass
+class LoadedModel:
+    version: str
+    kind: str  # "supervised" | "zero-shot"
+    model: Any
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def in_holdout(text: str, share: float = HOLDOUT_SHARE) -> bool:
+    """A stable held-out split: the same text is always on the same side, across retrains."""
+    digest = hashlib.sha256(text.encode("utf-8", "replace")).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32 < share
+
+
+class ClassifierService:
+    def __init__(
+        self,
+        *,
+        session_factory: sessionmaker[Session],
+        embedder: Any,
+        models_dir: Path,
+        targets: Sequence[str],
+        min_precision: float = 0.9,
+        min_labels: int = 30,
+        taxonomy_path: Path | None = None,
+        min_accuracy_gain: float = 0.0,
+        min_macro_f1_gain: float = 0.0,
+    ) -> None:
+        self._sessions = session_factory
+        self.embedder = embedder
+        self.models_dir = models_dir
+        self.targets = tuple(targets)
+        self.min_precision = min_precision
+        self.min_labels = min_labels
+        self.taxonomy_path = taxonomy_path
+        self.min_accuracy_gain = min_accuracy_gain
+        self.min_macro_f1_gain = min_macro_f1_gain
+        self.active: dict[str, LoadedModel] = {}
+        self._lock = threading.RLock()
+
+    # --- loading ----------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Load the active version of every target; zero-shot where none is trained."""
+        loaded: dict[str, LoadedModel] = {}
+        with session_scope(self._sessions) as session:
+            rows = {t: repo.get_active_model(session=session, target=t) for t in self.targets}
+            rows = {t: (r.version, r.artifact_path, dict(r.metrics)) for t, r in rows.items() if r}
+        for target, (version, artifact, metrics) in rows.items():
+            try:
+                model, _card = load_model(Path(artifact))
+            except Exception as exc:  # noqa: BLE001 - a broken artifact must not stop start-up
+                log.error("cannot load model %s (%s); using zero-shot", version, exc)
+                continue
+            loaded[target] = LoadedModel(version, "supervised", model, metrics)
+        for target, zero_shot in self._zero_shot_models().items():
+            loaded.setdefault(target, zero_shot)
+        with self._lock:
+            self.active = loaded
+
+    def _zero_shot_models(self) -> dict[str, LoadedModel]:
+        if not self.taxonomy_path or not self.taxonomy_path.is_file():
+            return {}
+        taxonomy = yaml.safe_load(self.taxonomy_path.read_text(encoding="utf-8")) or {}
+        models = {}
+        for target in self.targets:
+            descriptions = taxonomy.get(target)
+            if not isinstance(descriptions, dict) or len(descriptions) < 2:
+                continue
+            labels = [str(k) for k in descriptions]
+            texts = [f"{label}: {descriptions[label]}" for label in labels]
+            vectors = self.embedder.encode(texts)
+            model = ZeroShotClassifier(target, dict(zip(labels, texts, strict=True)), vectors)
+            models[target] = LoadedModel(f"{target}-zero-shot", "zero-shot", model)
+        return models
+
+    def active_versions(self) -> dict[str, str]:
+        with self._lock:
+            return {t: m.version for t, m in sorted(self.active.items())}
+
+    # --- prediction ---------------------------------------------------------------------
+
+    def predict(
+        self, text: str, vector: np.ndarray, *, kind: str = "message"
+    ) -> list[LabelPrediction]:
+        fields = FIELDS_BY_KIND.get(kind, FIELDS_BY_KIND["message"])
+        with self._lock:
+            active = dict(self.active)
+        out = []
+        emb = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        for target in fields:
+            loaded = active.get(target)
+            if loaded is None:
+                continue
+            p = loaded.model.predict([text], emb)[0]
+            out.append(
+                LabelPrediction(
+                    field=target,
+                    label=p.label,
+                    confidence=round(float(p.confidence), 4),
+                    candidates=tuple((str(c), round(float(s), 4)) for c, s in p.candidates),
+                    model_version=loaded.version,
+                    top_terms=tuple(getattr(p, "top_terms", ()) or ()),
+                )
+            )
+        return out
+
+    # --- training data ------------------------------------------------------------------
+
+    def training_data(self, target: str) -> tuple[list[str], list[str]]:
+        """Labelled texts for ``target``: incidents/tickets, then feedback corrections.
+
+        A correction for the same text overrides the stored label.
+        """
+        examples: dict[str, str] = {}
+        with session_scope(self._sessions) as session:
+            for row in repo.list_incidents(session=session):
+                label = getattr(row, target, "") if hasattr(row, target) else ""
+                label = label or str((row.labels or {}).get(target, ""))
+                if label and row.text:
+                    examples[row.text] = label
+            for ex in repo.list_labeled_examples(session=session, field=target):
+                examples[ex.text] = ex.label
+        texts = list(examples)
+        return texts, [examples[t] for t in texts]
+
+    # --- training and promotion ------------------------------------------------------------
+
+    def train(self, target: str, *, actor: str = "cli", force: bool = False) -> TrainOutcome:
+        """Train a challenger; promote it only if it is at least as good on the held-out split."""
+        texts, labels = self.training_data(target)
+        if len(texts) < self.min_labels or len(set(labels)) < 2:
+            raise NotEnoughDataError(
+                f"{target}: {len(texts)} labelled examples in {len(set(labels))} classes; "
+                f"need {self.min_labels} in 2+ (zero-shot stays active)"
+            )
+        holdout = [in_holdout(t) for t in texts]
+        train_idx = [i for i, h in enumerate(holdout) if not h]
+        test_idx = [i for i, h in enumerate(holdout) if h]
+        if not test_idx or len({labels[i] for i in train_idx}) < 2:
+            raise NotEnoughDataError(f"{target}: not enough data for a held-out split")
+        vectors = self.embedder.encode(texts)
+        tr_texts = [texts[i] for i in train_idx]
+        tr_labels = [labels[i] for i in train_idx]
+        te_texts = [texts[i] for i in test_idx]
+        te_labels = [labels[i] for i in test_idx]
+        model = TextClassifier(target, min_precision=self.min_precision)
+        model.fit(tr_texts, vectors[train_idx], tr_labels)
+        challenger = evaluate(model, te_texts, vectors[test_idx], te_labels)
+        with self._lock:
+            current = self.active.get(target)
+        champion = None
+        if current is not None:
+            champion = evaluate(current.model, te_texts, vectors[test_idx], te_labels)
+        decision = champion_challenger(
+            champion if current is not None and current.kind == "supervised" else None,
+            challenger,
+            min_accuracy_gain=self.min_accuracy_gain,
+            min_macro_f1_gain=self.min_macro_f1_gain,
+        )
+        promote = decision.promote or force
+        version = f"{target}-{datetime.now(UTC):%Y%m%d%H%M%S%f}"
+        path = self.models_dir / target / f"{version}.skops"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data_fingerprint = fingerprint(tr_texts, tr_labels)
+        card = save_model(model, path, metrics=challenger.summary(), fingerprint=data_fingerprint)
+        champion_summary = champion.summary() if champion is not None else None
+        reason = decision.reason + (" (forced)" if force and not decision.promote else "")
+        previous = ""
+        with session_scope(self._sessions) as session:
+            row = repo.add_model_version(
+                session=session,
+                target=target,
+                version=version,
+                kind="supervised",
+                status="candidate",
+                artifact_path=str(path),
+                metrics={**challenger.summary(), "confusion": challenger.to_dict()["confusion"]},
+                decision={
+                    "promote": promote,
+                    "reason": reason,
+                    "champion": champion_summary,
+                    "champion_version": current.version if current else "",
+                },
+                fingerprint=data_fingerprint,
+                library_versions=dict(getattr(card, "library_versions", {}) or {}),
+                n_train=len(tr_texts),
+            )
+            if promote:
+                replaced = repo.activate_model(session=session, row=row)
+                previous = replaced.version if replaced else (current.version if current else "")
+            else:
+                row.status = "rejected"
+            repo.audit(
+                session=session,
+                actor=actor,
+                action="model_promoted" if promote else "model_rejected",
+                subject=version,
+                detail={
+                    "target": target,
+                    "reason": reason,
+                    "challenger": challenger.summary(),
+                    "champion": champion_summary,
+                },
+            )
+        if promote:
+            with self._lock:
+                self.active[target] = LoadedModel(
+                    version, "supervised", model, challenger.summary()
+                )
+        return TrainOutcome(
+            target, version, promote, reason, challenger.summary(), champion_summary, previous
+        )
+
+    def train_all(self, *, actor: str = "scheduler") -> list[TrainOutcome | str]:
+        results: list[TrainOutcome | str] = []
+        for target in self.targets:
+            try:
+                results.append(self.train(target, actor=actor))
+            except NotEnoughDataError as exc:
+                results.append(str(exc))
+        return results
+
+    def promote(self, version: str, *, actor: str) -> None:
+        """Make a stored version active (admin decision)."""
+        with session_scope(self._sessions) as session:
+            row = repo.get_model_version(session=session, version=version)
+            if row is None:
+                raise ValueError(f"no model version {version!r}")
+            model, _ = load_model(Path(row.artifact_path))
+            replaced = repo.activate_model(session=session, row=row)
+            repo.audit(
+                session=session,
+                actor=actor,
+                action="model_promoted_manually",
+                subject=version,
+                detail={"replaced": replaced.version if replaced else ""},
+            )
+            target, metrics = row.target, dict(row.metrics)
+        with self._lock:
+            self.active[target] = LoadedModel(version, "supervised", model, metrics)
+
+    def rollback(self, target: str, *, actor: str) -> str:
+        """Re-activate the version that was active before the current one."""
+        with session_scope(self._sessions) as session:
+            versions = repo.list_model_versions(session=session, target=target)
+            current = next((v for v in versions if v.status == "active"), None)
+            if current is None:
+                raise ValueError(f"{target}: no active version to roll back")
+            earlier = [
+                v
+                for v in versions
+                if v.id < current.id and v.status == "retired" and v.promoted_at is not None
+            ]
+            if not earlier:
+                raise ValueError(f"{target}: no earlier promoted version to roll back to")
+            previous = earlier[-1]
+            model, _ = load_model(Path(previous.artifact_path))
+            repo.activate_model(session=session, row=previous)
+            current.status = "rolled_back"
+            repo.audit(
+                session=session,
+                actor=actor,
+                action="model_rolled_back",
+                subject=previous.version,
+                detail={"from": current.version},
+            )
+            version, metrics = previous.version, dict(previous.metrics)
+        with self._lock:
+            self.active[target] = LoadedModel(version, "supervised", model, metrics)
+        return version

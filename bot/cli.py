@@ -1,0 +1,336 @@
+"""The `triagebot` command line: serve, triage, index, import, train, models, eval, ..."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from bot.config import Settings
+
+app = typer.Typer(
+    name="triagebot",
+    help="ChatOps incident and help-desk triage assistant.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+index_app = typer.Typer(help="Runbook indexes.", no_args_is_help=True)
+import_app = typer.Typer(help="Import past incidents and tickets.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="Classifier versions: list, show, promote, roll back, drift.", no_args_is_help=True
+)
+eval_app = typer.Typer(help="Measure quality on labelled data.", no_args_is_help=True)
+samples_app = typer.Typer(help="Bundled sample knowledge.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Scheduled jobs.", no_args_is_help=True)
+audit_app = typer.Typer(help="Audit log.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(index_app, name="index")
+app.add_typer(import_app, name="import")
+app.add_typer(models_app, name="models")
+app.add_typer(eval_app, name="eval")
+app.add_typer(samples_app, name="samples")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(audit_app, name="audit")
+
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class UserError(Exception):
+    """A mistake the user can fix: printed as one line, exit code 1."""
+
+
+def friendly_errors(func: F) -> F:
+    """Turn expected failures into a one-line message and a non-zero exit, no traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from bot.store.db import DatabaseUnavailableError
+
+        try:
+            return func(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except (UserError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+            err_console.print(f"[red]error:[/red] {exc}")
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            err_console.print(f"[red]error:[/red] invalid setting {where}: {first['msg']}")
+        except DatabaseUnavailableError as exc:
+            err_console.print(f"[red]error:[/red] database unavailable: {exc}")
+        except Exception as exc:
+            from sqlalchemy.exc import OperationalError
+
+            if isinstance(exc, OperationalError):
+                err_console.print(f"[red]error:[/red] database unavailable: {exc.orig}")
+            elif isinstance(exc, ValueError):
+                err_console.print(f"[red]error:[/red] {exc}")
+            else:
+                logging.getLogger(__name__).debug("unexpected error", exc_info=True)
+                err_console.print(f"[red]error:[/red] {exc.__class__.__name__}: {exc}")
+        raise typer.Exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def load_settings() -> Settings:
+    return Settings()
+
+
+def services(*, models: bool = True):
+    from bot.app import build_services
+
+    return build_services(load_settings(), models=models)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+
+
+@app.callback()
+def main_callback(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    from bot.logs import setup_logging
+
+    setup_logging("DEBUG" if verbose else "WARNING", json_logs=False)
+
+
+# --- serve ------------------------------------------------------------------------------
+
+
+@app.command()
+@friendly_errors
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (TRIAGEBOT_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (TRIAGEBOT_PORT).")] = None,
+    socket_mode: Annotated[bool, typer.Option(help="Use Slack Socket Mode.")] = False,
+) -> None:
+    """Run the HTTP server (health, metrics, Slack events, webhooks)."""
+    from bot.server import run_server
+
+    settings = load_settings()
+    updates: dict[str, Any] = {}
+    if host:
+        updates["host"] = host
+    if port:
+        updates["port"] = port
+    run_server(settings.model_copy(update=updates), socket_mode=socket_mode)
+
+
+# --- db and samples ---------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+@friendly_errors
+def db_upgrade() -> None:
+    """Create or upgrade the database schema (safe to re-run)."""
+    from bot.store.db import upgrade
+
+    settings = load_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url)
+    console.print("database is up to date")
+
+
+@samples_app.command("load")
+@friendly_errors
+def samples_load(
+    if_empty: Annotated[bool, typer.Option(help="Only when the database holds nothing.")] = False,
+) -> None:
+    """Index the bundled sample runbooks and incidents and train the first models."""
+    from bot.samples import database_is_empty, load_samples
+
+    svc = services(models=False)
+    if if_empty and not database_is_empty(svc):
+        console.print("sample knowledge: database already holds knowledge, nothing loaded")
+        return
+    from bot.app import load_models
+
+    load_models(svc)
+    result = load_samples(svc, if_empty=if_empty)
+    console.print(
+        f"sample knowledge loaded: {result.runbooks} runbooks, {result.incidents} incidents"
+    )
+
+
+# --- triage and search ------------------------------------------------------------------------
+
+
+@app.command()
+@friendly_errors
+def triage(
+    text: Annotated[str | None, typer.Argument(help="Alert or problem text.")] = None,
+    alert: Annotated[Path | None, typer.Option(help="One Alertmanager alert JSON.")] = None,
+    ticket: Annotated[Path | None, typer.Option(help="One ticket record JSON.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Triage a text, an alert or a ticket: labels, similar incidents, runbook, suggestions."""
+    from bot.cli_input import event_from_cli
+    from bot.render_text import render_triage
+
+    event = event_from_cli(text=text, alert=alert, ticket=ticket)
+    svc = services()
+    result = svc.assistant.triage(event)
+    from bot.answers import record_answer
+
+    record_answer(svc.sessions, event=event, triage=result, surface="cli")
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        render_triage(console, result)
+
+
+@app.command()
+@friendly_errors
+def search(
+    text: Annotated[str, typer.Argument(help="What to look for.")],
+    kind: Annotated[str, typer.Option(help="runbook, incident or ticket (all by default).")] = "",
+    k: Annotated[int, typer.Option("-k", min=1, max=100, help="How many results.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Hybrid search over runbooks and past incidents."""
+    from bot.render_text import render_hits
+
+    svc = services()
+    hits = svc.assistant.search(text, kind=kind or None, k=k)
+    if as_json:
+        print_json(hits)
+    else:
+        render_hits(console, hits)
+
+
+# --- indexing and import ----------------------------------------------------------------------
+
+
+@index_app.command("runbooks")
+@friendly_errors
+def index_runbooks(
+    path: Annotated[Path, typer.Argument(help="Folder of Markdown, HTML or text runbooks.")],
+    source: Annotated[str, typer.Option(help="Name of this runbook source.")] = "",
+    visibility: Annotated[str, typer.Option(help="public, helpdesk or private:<channel>")] = (
+        "public"
+    ),
+) -> None:
+    """Index a runbook folder (incremental; removes files that disappeared)."""
+    from rich.progress import Progress
+
+    if not path.is_dir():
+        raise UserError(f"runbook folder not found: {path}")
+    svc = services()
+    with Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task("embedding sections", total=None)
+
+        def step(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        report = svc.knowledge.index_runbooks(
+            path, source=source or path.resolve().name, visibility=visibility, progress=step
+        )
+    console.print(
+        f"runbooks: {len(report.added)} added, {len(report.updated)} updated, "
+        f"{len(report.removed)} removed, {len(report.unchanged)} unchanged, "
+        f"{len(report.skipped)} skipped"
+    )
+    for skipped_path, reason in report.skipped:
+        console.print(f"  skipped {skipped_path}: {reason}")
+
+
+@index_app.command("rebuild")
+@friendly_errors
+def index_rebuild() -> None:
+    """Re-embed everything from the database (after an embedding model change)."""
+    svc = services()
+    svc.knowledge.rebuild()
+    console.print(f"indexes rebuilt: {svc.knowledge.sizes()}")
+
+
+@index_app.command("status")
+@friendly_errors
+def index_status() -> None:
+    """Show index sizes and the embedding model."""
+    svc = services()
+    print_json(
+        {
+            "model": svc.embedder.model_name,
+            "sizes": svc.knowledge.sizes(),
+            "version": svc.knowledge.version,
+        }
+    )
+
+
+def _parse_map(items: list[str]) -> dict[str, str]:
+    mapping = {}
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"--map expects field=column, got {item!r}")
+        key, value = item.split("=", 1)
+        mapping[key.strip()] = value.strip()
+    return mapping
+
+
+def _import(kind: str, file: Path, preset: str | None, mapping: list[str], visibility: str) -> None:
+    from knowledge.records import read_records
+
+    if not file.is_file():
+        raise UserError(f"file not found: {file}")
+    result = read_records(file, preset=preset, mapping=_parse_map(mapping) or None)
+    svc = services()
+    report = svc.knowledge.import_records(
+        result.records, kind=kind, source_name=file.name, visibility=visibility
+    )
+    console.print(
+        f"{kind}s: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+        f"{len(result.errors)} bad rows skipped"
+    )
+    for error in result.errors[:50]:
+        console.print(f"  line {error.line}: {error.message}")
+    if len(result.errors) > 50:
+        console.print(f"  ... and {len(result.errors) - 50} more")
+
+
+@import_app.command("incidents")
+@friendly_errors
+def import_incidents(
+    file: Annotated[Path, typer.Argument(help="JSONL or CSV file.")],
+    preset: Annotated[str | None, typer.Option(help="CSV preset: servicenow or jira.")] = None,
+    map_: Annotated[list[str], typer.Option("--map", help="field=column (repeatable).")] = [],  # noqa: B006
+    visibility: Annotated[str, typer.Option()] = "public",
+) -> None:
+    """Import resolved incidents (JSONL record format, or CSV with a preset or --map)."""
+    _import("incident", file, preset, map_, visibility)
+
+
+@import_app.command("tickets")
+@friendly_errors
+def import_tickets(
+    file: Annotated[Path, typer.Argument(help="JSONL or CSV file.")],
+    preset: Annotated[str | None, typer.Option(help="CSV preset: servicenow or jira.")] = None,
+    map_: Annotated[list[str], typer.Option("--map", help="field=column (repeatable).")] = [],  # noqa: B006
+    visibility: Annotated[str, typer.Option()] = "public",
+) -> None:
+    """Import solved tickets (JSONL record format, or CSV with a preset or --map)."""
+    _import("ticket", file, preset, map_, visibility)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    from bot import cli_commands  # noqa: F401 - registers train/models/eval/jobs/audit
+
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,401 @@
+"""CLI commands for admins: train, models, eval, audit (registered on import by bot.cli)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from bot.cli import (
+    UserError,
+    app,
+    audit_app,
+    console,
+    eval_app,
+    friendly_errors,
+    jobs_app,
+    models_app,
+    print_json,
+    services,
+)
+
+# --- training and the model registry ----------------------------------------------------------
+
+
+@app.command()
+@friendly_errors
+def train(
+    target: Annotated[str | None, typer.Option(help="One field (default: all targets).")] = None,
+    force: Annotated[bool, typer.Option(help="Promote even if not better.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Train challengers; each replaces the active model only if it measures at least as well."""
+    from bot.classification import NotEnoughDataError
+
+    svc = services()
+    targets = [target] if target else list(svc.classifiers.targets)
+    results = []
+    for name in targets:
+        try:
+            outcome = svc.classifiers.train(name, actor="cli", force=force)
+            results.append(outcome.__dict__)
+        except NotEnoughDataError as exc:
+            results.append({"target": name, "skipped": str(exc)})
+    if as_json:
+        print_json(results)
+        return
+    for r in results:
+        if "skipped" in r:
+            console.print(f"{r['target']}: skipped: {r['skipped']}")
+            continue
+        verdict = "[green]promoted[/green]" if r["promoted"] else "[yellow]rejected[/yellow]"
+        ch = r["challenger"]
+        console.print(
+            f"{r['target']}: {r['version']} {verdict} (accuracy {ch['accuracy']:.3f}, "
+            f"macro-F1 {ch['macro_f1']:.3f}) - {r['reason']}"
+        )
+
+
+@models_app.command("list")
+@friendly_errors
+def models_list(
+    target: Annotated[str | None, typer.Option()] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """All model versions with status and held-out figures."""
+    from bot.store import repository as repo
+    from bot.store.db import session_scope
+
+    svc = services(models=False)
+    with session_scope(svc.sessions) as session:
+        rows = [
+            {
+                "version": m.version,
+                "target": m.target,
+                "status": m.status,
+                "accuracy": m.metrics.get("accuracy"),
+                "macro_f1": m.metrics.get("macro_f1"),
+                "coverage": m.metrics.get("coverage"),
+                "n_train": m.n_train,
+                "created_at": m.created_at.isoformat(),
+            }
+            for m in repo.list_model_versions(session=session, target=target)
+        ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("version", "status", "accuracy", "macro-F1", "coverage", "n_train")
+    for r in rows:
+        table.add_row(
+            r["version"],
+            r["status"],
+            _fmt(r["accuracy"]),
+            _fmt(r["macro_f1"]),
+            _fmt(r["coverage"]),
+            str(r["n_train"]),
+        )
+    console.print(table if rows else "no trained models yet (zero-shot is used)")
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else "-"
+
+
+@models_app.command("show")
+@friendly_errors
+def models_show(version: Annotated[str, typer.Argument()]) -> None:
+    """One version: metrics, decision, data fingerprint, library versions."""
+    from bot.store import repository as repo
+    from bot.store.db import session_scope
+
+    svc = services(models=False)
+    with session_scope(svc.sessions) as session:
+        m = repo.get_model_version(session=session, version=version)
+        if m is None:
+            raise UserError(f"no model version {version!r}")
+        print_json(
+            {
+                "version": m.version,
+                "target": m.target,
+                "status": m.status,
+                "artifact": m.artifact_path,
+                "metrics": m.metrics,
+                "decision": m.decision,
+                "fingerprint": m.fingerprint,
+                "library_versions": m.library_versions,
+                "n_train": m.n_train,
+                "created_at": m.created_at,
+                "promoted_at": m.promoted_at,
+            }
+        )
+
+
+@models_app.command("promote")
+@friendly_errors
+def models_promote(version: Annotated[str, typer.Argument()]) -> None:
+    """Make a stored version the active one."""
+    svc = services()
+    svc.classifiers.promote(version, actor="cli")
+    console.print(f"{version} is now active")
+
+
+@models_app.command("rollback")
+@friendly_errors
+def models_rollback(target: Annotated[str, typer.Argument(help="e.g. category")]) -> None:
+    """Re-activate the version that was active before the current one."""
+    svc = services()
+    version = svc.classifiers.rollback(target, actor="cli")
+    console.print(f"{target}: rolled back to {version}")
+
+
+# --- evaluation -------------------------------------------------------------------------------
+
+
+def _print_report(report: dict, as_json: bool, keys: list[str], baseline_key: str) -> None:
+    if as_json:
+        print_json(report)
+        return
+    table = Table("figure", "triagebot", baseline_key)
+    base = report.get(baseline_key, {})
+    for key in keys:
+        table.add_row(key, str(report.get(key, "-")), str(base.get(key, "-")))
+    console.print(table)
+
+
+@eval_app.command("retrieval")
+@friendly_errors
+def eval_retrieval(
+    corpus: Annotated[Path, typer.Option(help="Folder of runbooks.")],
+    queries: Annotated[Path, typer.Option(help="queries.jsonl with `gold` paths.")],
+    field: Annotated[str, typer.Option(help="text or text_without_name")] = "text",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Runbook retrieval: hit@1/3/5, MRR, latency; BM25 over whole documents beside it."""
+    from bot.evaluation import evaluate_retrieval
+
+    report = evaluate_retrieval(corpus, queries, field=field)
+    _print_report(
+        report,
+        as_json,
+        ["n", "hit@1", "hit@3", "hit@5", "mrr", "p50_ms", "p95_ms"],
+        "baseline_bm25_documents",
+    )
+
+
+@eval_app.command("classify")
+@friendly_errors
+def eval_classify(
+    train_file: Annotated[Path, typer.Option("--train")],
+    test_file: Annotated[Path, typer.Option("--test")],
+    target: Annotated[str, typer.Option()],
+    min_precision: Annotated[float, typer.Option(min=0.01, max=1.0)] = 0.9,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Classifier quality; TF-IDF word+char n-grams with LinearSVC beside it."""
+    from bot.evaluation import evaluate_classification
+
+    report = evaluate_classification(
+        train_file, test_file, target=target, min_precision=min_precision
+    )
+    _print_report(
+        report,
+        as_json,
+        [
+            "target",
+            "n_train",
+            "n_test",
+            "accuracy",
+            "macro_f1",
+            "top3_accuracy",
+            "coverage",
+            "covered_accuracy",
+        ],
+        "baseline_tfidf_linearsvc",
+    )
+
+
+@eval_app.command("incidents")
+@friendly_errors
+def eval_incidents(
+    history: Annotated[Path, typer.Option(help="JSONL of past incidents.")],
+    test: Annotated[Path | None, typer.Option(help="Queries; leave-one-out when absent.")] = None,
+    target: Annotated[str, typer.Option()] = "category",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Category voted by retrieved neighbours vs the true one; BM25 neighbours beside it."""
+    from bot.evaluation import evaluate_incidents
+
+    report = evaluate_incidents(history, test_file=test, target=target)
+    _print_report(
+        report,
+        as_json,
+        ["n", "category_hit@1", "precision@5", "novel_rate"],
+        "baseline_bm25_neighbours",
+    )
+
+
+@eval_app.command("grouping")
+@friendly_errors
+def eval_grouping(
+    events: Annotated[Path, typer.Option(help="JSONL lines with text and group.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Alert/log grouping: ARI and grouping accuracy; drain3 (default settings) beside it."""
+    from bot.evaluation import evaluate_grouping_file
+
+    report = evaluate_grouping_file(events)
+    if as_json:
+        print_json(report)
+        return
+    table = Table("system", "n", "groups true", "groups ours", "ARI ours", "GA ours", "GA drain3")
+    for system, s in report["systems"].items():
+        table.add_row(
+            system,
+            str(s["ours"]["n"]),
+            str(s["ours"]["groups_true"]),
+            str(s["ours"]["groups_pred"]),
+            f"{s['ours']['ari']:.3f}",
+            f"{s['ours']['grouping_accuracy']:.3f}",
+            f"{s['drain3']['grouping_accuracy']:.3f}",
+        )
+    table.add_row(
+        "all",
+        str(report["n"]),
+        str(report["groups_true"]),
+        str(report["groups_pred"]),
+        f"{report['ari']:.3f}",
+        f"{report['grouping_accuracy']:.3f}",
+        f"{report['baseline_drain3']['grouping_accuracy']:.3f}",
+    )
+    console.print(table)
+
+
+# --- audit ------------------------------------------------------------------------------------
+
+
+@audit_app.command("export")
+@friendly_errors
+def audit_export(
+    since: Annotated[str, typer.Option(help="ISO date, e.g. 2026-11-01")] = "1970-01-01",
+    fmt: Annotated[str, typer.Option("--format", help="csv or jsonl")] = "jsonl",
+) -> None:
+    """Every answer shown, feedback click, promotion and rollback since a date."""
+    from bot.store import repository as repo
+    from bot.store.db import session_scope
+    from bot.timeparse import parse_time
+
+    start = parse_time(since)
+    if start is None:
+        raise UserError(f"--since is not an ISO date: {since!r}")
+    if fmt not in {"csv", "jsonl"}:
+        raise UserError("--format must be csv or jsonl")
+    svc = services(models=False)
+    with session_scope(svc.sessions) as session:
+        rows = [
+            {
+                "at": e.at.astimezone(UTC).isoformat() if e.at.tzinfo else e.at.isoformat(),
+                "actor": e.actor,
+                "action": e.action,
+                "subject": e.subject,
+                "detail": json.dumps(e.detail, default=str),
+            }
+            for e in repo.list_audit(session=session, since=start)
+        ]
+    if fmt == "jsonl":
+        for row in rows:
+            sys.stdout.write(json.dumps({**row, "detail": json.loads(row["detail"])}) + "\n")
+    else:
+        writer = csv.DictWriter(
+            sys.stdout, fieldnames=["at", "actor", "action", "subject", "detail"]
+        )
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- jobs and drift ---------------------------------------------------------------------------
+
+
+@jobs_app.command("list")
+@friendly_errors
+def jobs_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Known jobs with their schedules and the last runs."""
+    from bot.jobs import JOBS
+    from bot.store import repository as repo
+    from bot.store.db import session_scope
+
+    svc = services(models=False)
+    s = svc.settings
+    crons = {
+        "retrain": s.retrain_cron,
+        "reindex": s.reindex_cron,
+        "drift": s.drift_cron,
+        "housekeeping": "7 4 * * *",
+    }
+    with session_scope(svc.sessions) as session:
+        runs = repo.list_job_runs(session=session, limit=200)
+        last = {}
+        for r in runs:
+            last.setdefault(r.name, r)
+        rows = [
+            {
+                "job": name,
+                "cron": crons[name],
+                "last_run": last[name].started_at.isoformat() if name in last else "",
+                "outcome": last[name].outcome if name in last else "",
+            }
+            for name in JOBS
+        ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("job", "cron (UTC)", "last run", "outcome")
+    for r in rows:
+        table.add_row(r["job"], r["cron"], r["last_run"] or "-", r["outcome"] or "-")
+    console.print(table)
+
+
+@jobs_app.command("run")
+@friendly_errors
+def jobs_run(
+    name: Annotated[str, typer.Argument(help="retrain, reindex, drift, housekeeping")],
+) -> None:
+    """Run one job now (under the same lease as the scheduler)."""
+    from bot.jobs import JOBS, run_job
+
+    if name not in JOBS:
+        raise UserError(f"unknown job {name!r}; known: {', '.join(JOBS)}")
+    svc = services()
+    run = run_job(name, svc)
+    if run is None:
+        console.print(f"{name} is running elsewhere; not started")
+        raise typer.Exit(1)
+    print_json({"job": name, "outcome": run.outcome, "detail": run.detail})
+    if run.outcome != "ok":
+        raise typer.Exit(1)
+
+
+@models_app.command("drift")
+@friendly_errors
+def models_drift(
+    days: Annotated[int, typer.Option(min=1)] = 7,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Recent events vs training data, predicted-label mix, feedback accuracy; retrain advice."""
+    from bot.drift import check_drift
+
+    report = check_drift(services(), days=days)
+    if as_json:
+        print_json(report)
+        return
+    for key, value in report.items():
+        console.print(f"{key}: {value}")

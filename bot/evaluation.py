@@ -1,0 +1,286 @@
+"""`triagebot eval ...`: quality figures measured through the product's own code paths,
+each next to a plain baseline measured in the same run."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bot.config import Settings
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if values else 0.0
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise FileNotFoundError(f"file not found: {path}")
+    rows = []
+    for number, line in enumerate(
+        path.read_text(encoding="utf-8", errors="replace").splitlines(), 1
+    ):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
+        if isinstance(value, dict):
+            rows.append(value)
+    return rows
+
+
+@contextmanager
+def temporary_services(base: Settings | None = None) -> Iterator[Any]:
+    """Services on a throw-away data folder and SQLite database (same code as production)."""
+    from bot.app import build_services
+
+    with tempfile.TemporaryDirectory(prefix="triagebot-eval-") as tmp:
+        settings = (base or Settings()).model_copy(
+            update={"data_dir": Path(tmp), "database_url": f"sqlite:///{tmp}/eval.db"}
+        )
+        services = build_services(settings)
+        try:
+            yield services
+        finally:
+            services.close()
+
+
+# --- retrieval --------------------------------------------------------------------------------
+
+
+def evaluate_retrieval(corpus: Path, queries_file: Path, *, field: str = "text") -> dict[str, Any]:
+    """Index ``corpus`` through `index runbooks`, run every query, report hit@k, MRR, latency.
+
+    The baseline is BM25 over whole documents (the keyword search teams already have).
+    """
+    from bot.knowledge_base import RUNBOOKS
+    from knowledge.documents import scan_folder
+    from knowledge.index import LexicalIndex
+
+    if not corpus.is_dir():
+        raise FileNotFoundError(f"corpus folder not found: {corpus}")
+    queries = read_jsonl(queries_file)
+    if not queries:
+        raise ValueError(f"{queries_file}: no queries")
+    with temporary_services() as services:
+        services.knowledge.index_runbooks(corpus, source="eval")
+        ranks: list[int | None] = []
+        latencies: list[float] = []
+        for q in queries:
+            text = str(q.get(field) or q.get("text") or "")
+            started = time.perf_counter()
+            vector = services.embedder.encode_one(text)
+            hits = services.knowledge.search(RUNBOOKS, text, vector, k=10)
+            latencies.append((time.perf_counter() - started) * 1000)
+            paths = [h.best.doc_key.split(":", 1)[-1] for h in hits]
+            ranks.append(paths.index(q["gold"]) + 1 if q.get("gold") in paths else None)
+
+    scan = scan_folder(corpus)
+    docs = scan.documents
+    lexical = LexicalIndex().build(
+        list(range(len(docs))),
+        [d.title + "\n" + "\n".join(s.text for s in d.sections) for d in docs],
+    )
+    base_ranks: list[int | None] = []
+    for q in queries:
+        text = str(q.get(field) or q.get("text") or "")
+        found = [docs[i].path for i, _ in lexical.search(text, 10)]
+        base_ranks.append(found.index(q["gold"]) + 1 if q.get("gold") in found else None)
+    report = _rank_report(ranks)
+    report.update(
+        {
+            "p50_ms": round(_percentile(latencies, 50), 2),
+            "p95_ms": round(_percentile(latencies, 95), 2),
+            "field": field,
+            "baseline_bm25_documents": _rank_report(base_ranks),
+        }
+    )
+    return report
+
+
+def _rank_report(ranks: Sequence[int | None]) -> dict[str, Any]:
+    n = len(ranks)
+
+    def hit(k: int) -> float:
+        return round(sum(1 for r in ranks if r is not None and r <= k) / n, 4) if n else 0.0
+
+    mrr = round(sum(1.0 / r for r in ranks if r) / n, 4) if n else 0.0
+    return {"n": n, "hit@1": hit(1), "hit@3": hit(3), "hit@5": hit(5), "mrr": mrr}
+
+
+# --- classification ---------------------------------------------------------------------------
+
+
+def _texts_labels(rows: Sequence[dict[str, Any]], target: str) -> tuple[list[str], list[str]]:
+    texts, labels = [], []
+    for row in rows:
+        label = row.get(target)
+        text = "\n".join(str(row.get(k) or "") for k in ("title", "description")).strip()
+        if label not in (None, "") and text:
+            texts.append(text)
+            labels.append(str(label))
+    return texts, labels
+
+
+def evaluate_classification(
+    train_file: Path, test_file: Path, *, target: str, min_precision: float = 0.9
+) -> dict[str, Any]:
+    """Train through the product's classifier and compare with TF-IDF + LinearSVC."""
+    from classifiers.evaluate import baseline_tfidf_svc, evaluate
+    from classifiers.model import TextClassifier
+    from knowledge.embed import Embedder
+
+    settings = Settings()
+    tr_texts, tr_labels = _texts_labels(read_jsonl(train_file), target)
+    te_texts, te_labels = _texts_labels(read_jsonl(test_file), target)
+    if train_file.resolve() == test_file.resolve():
+        # One file with a `split` field: use it.
+        rows = read_jsonl(train_file)
+        tr_texts, tr_labels = _texts_labels([r for r in rows if r.get("split") != "test"], target)
+        te_texts, te_labels = _texts_labels([r for r in rows if r.get("split") == "test"], target)
+    if not tr_texts or not te_texts:
+        raise ValueError(f"no labelled rows for target {target!r} in train or test file")
+    embedder = Embedder(settings.embedding_model, threads=settings.torch_threads)
+    tr_emb = embedder.encode(tr_texts)
+    te_emb = embedder.encode(te_texts)
+    model = TextClassifier(target, min_precision=min_precision).fit(tr_texts, tr_emb, tr_labels)
+    ours = evaluate(model, te_texts, te_emb, te_labels)
+    base = baseline_tfidf_svc(tr_texts, tr_labels, te_texts, te_labels)
+    result = {"target": target, "n_train": len(tr_texts), "n_test": len(te_texts)}
+    result.update({k: round(v, 4) for k, v in ours.summary().items() if isinstance(v, float)})
+    result["baseline_tfidf_linearsvc"] = {
+        k: round(v, 4) for k, v in base.summary().items() if isinstance(v, float)
+    }
+    return result
+
+
+# --- incidents (retrieval-based category votes) -----------------------------------------------
+
+
+def evaluate_incidents(
+    history_file: Path, *, test_file: Path | None = None, target: str = "category", k: int = 5
+) -> dict[str, Any]:
+    """Leave-one-out (or test-file) category votes from retrieved neighbours vs BM25 neighbours."""
+    from bot.knowledge_base import INCIDENTS
+    from knowledge.index import LexicalIndex
+    from knowledge.records import read_records
+
+    history = read_records(history_file).records
+    tests = read_records(test_file).records if test_file else history
+    labelled = {r.id: str(getattr(r, target, "") or r.extra.get(target, "")) for r in history}
+    queries = [r for r in tests if str(getattr(r, target, "") or r.extra.get(target, ""))]
+    if not queries:
+        raise ValueError(f"no records with {target!r}")
+    leave_one_out = test_file is None
+    with temporary_services() as services:
+        services.knowledge.import_records(history, kind="incident", source_name="eval")
+        threshold = services.assistant.novelty_threshold
+        id_by_row = {}
+        for view in services.knowledge.incidents(range(1, len(history) + 10)).values():
+            id_by_row[view.id] = view.external_id
+        ours = _vote_metrics(
+            queries,
+            target,
+            labelled,
+            lambda q: [
+                (id_by_row.get(h.best.id, ""), h.score, h.dense)
+                for h in services.knowledge.search(
+                    INCIDENTS, q.text, services.embedder.encode_one(q.text), k=k + 1
+                )
+            ],
+            leave_one_out,
+            k,
+            threshold,
+        )
+    ids = [r.id for r in history]
+    lexical = LexicalIndex().build(list(range(len(history))), [r.text for r in history])
+    base = _vote_metrics(
+        queries,
+        target,
+        labelled,
+        lambda q: [(ids[i], s, 1.0) for i, s in lexical.search(q.text, k + 1)],
+        leave_one_out,
+        k,
+        None,
+    )
+    base.pop("novel_rate", None)
+    return {**ours, "baseline_bm25_neighbours": base}
+
+
+def _vote_metrics(queries, target, labelled, neighbours, leave_one_out, k, threshold):
+    hits, precisions, novel = 0, [], 0
+    for q in queries:
+        truth = str(getattr(q, target, "") or q.extra.get(target, ""))
+        found = [n for n in neighbours(q) if not (leave_one_out and n[0] == q.id)][:k]
+        if threshold is not None and (not found or found[0][2] < threshold):
+            novel += 1
+        votes: dict[str, float] = defaultdict(float)
+        for ext_id, score, _dense in found:
+            label = labelled.get(ext_id, "")
+            if label:
+                votes[label] += max(float(score), 1e-6)
+        voted = max(votes.items(), key=lambda kv: kv[1])[0] if votes else ""
+        hits += int(voted == truth)
+        same = [labelled.get(n[0], "") == truth for n in found]
+        precisions.append(sum(same) / k)
+    n = len(queries)
+    return {
+        "n": n,
+        "category_hit@1": round(hits / n, 4),
+        "precision@5": round(float(np.mean(precisions)), 4),
+        "novel_rate": round(novel / n, 4),
+    }
+
+
+# --- grouping ---------------------------------------------------------------------------------
+
+
+def evaluate_grouping_file(events_file: Path) -> dict[str, Any]:
+    """Group each line's text; compare with the true groups, per system and overall."""
+    from bot.intake.evaluation import drain3_baseline, evaluate_grouping
+    from bot.intake.grouping import group_lines
+
+    rows = [r for r in read_jsonl(events_file) if "text" in r and "group" in r]
+    if not rows:
+        raise ValueError(f"{events_file}: no lines with text and group")
+    by_system: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_system[str(row.get("system", "all"))].append(row)
+    systems = {}
+    for system, items in sorted(by_system.items()):
+        texts = [str(r["text"]) for r in items]
+        truth = [str(r["group"]) for r in items]
+        ours = evaluate_grouping(texts, truth, group_lines(texts)).__dict__
+        base = evaluate_grouping(texts, truth, drain3_baseline(texts)).__dict__
+        systems[system] = {"ours": ours, "drain3": base}
+    n = len(rows)
+
+    def weighted(which: str, key: str) -> float:
+        return round(sum(s[which][key] * s[which]["n"] for s in systems.values()) / n, 4)
+
+    return {
+        "n": n,
+        "groups_true": sum(s["ours"]["groups_true"] for s in systems.values()),
+        "groups_pred": sum(s["ours"]["groups_pred"] for s in systems.values()),
+        "ari": weighted("ours", "ari"),
+        "grouping_accuracy": weighted("ours", "grouping_accuracy"),
+        "baseline_drain3": {
+            "ari": weighted("drain3", "ari"),
+            "grouping_accuracy": weighted("drain3", "grouping_accuracy"),
+        },
+        "systems": systems,
+    }
+
+
+def label_counts(labels: Sequence[str]) -> dict[str, int]:
+    return dict(Counter(labels).most_common())

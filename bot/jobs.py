@@ -1,0 +1,182 @@
+"""Scheduled jobs: retrain, re-index runbook sources, drift check, housekeeping.
+
+APScheduler 3 runs the triggers in each replica, but every run first takes a lease row in
+the database, so with several replicas a job runs once. Missed runs coalesce into one.
+Every run is recorded in ``job_runs`` with its outcome; ``triagebot jobs run NAME`` runs the
+same code by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.metrics import JOB_RUNS
+from bot.store import repository as repo
+from bot.store.db import session_scope
+from bot.store.models import JobRun, SlackEventSeen
+
+log = logging.getLogger(__name__)
+
+LEASE_TTL = timedelta(hours=1)
+HOLDER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def job_retrain(services: Any, notify: Callable[..., None] | None = None) -> dict[str, Any]:
+    """Retrain every target from labels + feedback; report promotions to the admins."""
+    results = services.classifiers.train_all(actor="scheduler")
+    summary: dict[str, Any] = {"promoted": [], "rejected": [], "skipped": []}
+    for r in results:
+        if isinstance(r, str):
+            summary["skipped"].append(r)
+        elif r.promoted:
+            summary["promoted"].append(r.version)
+        else:
+            summary["rejected"].append(r.version)
+    if notify is not None and summary["promoted"]:
+        from bot.reports import retrain_report
+
+        text, image = retrain_report(services, results)
+        notify(text, image)
+    return summary
+
+
+def job_reindex(services: Any, notify: Callable[..., None] | None = None) -> dict[str, Any]:
+    """Re-index every configured runbook source (incremental)."""
+    done = {}
+    for source, path in services.settings.runbook_sources.items():
+        report = services.knowledge.index_runbooks(path, source=source)
+        done[source] = {
+            "added": len(report.added),
+            "updated": len(report.updated),
+            "removed": len(report.removed),
+            "unchanged": len(report.unchanged),
+        }
+    return done
+
+
+def job_drift(services: Any, notify: Callable[..., None] | None = None) -> dict[str, Any]:
+    """Compare recent events with the training data; warn the admins when it moved."""
+    from bot.drift import check_drift
+
+    report = check_drift(services)
+    if notify is not None and report.get("should_retrain"):
+        notify(f":warning: Drift check: {report.get('reason', '')}", None)
+    return report
+
+
+def job_housekeeping(services: Any, notify: Callable[..., None] | None = None) -> dict[str, Any]:
+    """Forget Slack event ids older than a week (retries come within minutes)."""
+    cutoff = datetime.now(UTC) - timedelta(days=7)
+    with session_scope(services.sessions) as session:
+        deleted = session.query(SlackEventSeen).filter(SlackEventSeen.received_at < cutoff).delete()
+    return {"slack_events_forgotten": deleted}
+
+
+JOBS: dict[str, Callable[..., dict[str, Any]]] = {
+    "retrain": job_retrain,
+    "reindex": job_reindex,
+    "drift": job_drift,
+    "housekeeping": job_housekeeping,
+}
+
+
+def run_job(
+    name: str,
+    services: Any,
+    *,
+    notify: Callable[..., None] | None = None,
+    holder: str = HOLDER,
+    now: datetime | None = None,
+) -> JobRun | None:
+    """Run one job under its lease. Returns the run record, or None when another holds it."""
+    if name not in JOBS:
+        raise ValueError(f"unknown job {name!r}; known: {', '.join(JOBS)}")
+    with session_scope(services.sessions) as session:
+        if not repo.acquire_lease(
+            session=session, name=name, holder=holder, ttl=LEASE_TTL, now=now
+        ):
+            log.info("job %s is running elsewhere; skipped", name)
+            return None
+        run = repo.start_job_run(session=session, name=name, holder=holder)
+        run_id = run.id
+    outcome, detail = "ok", {}
+    try:
+        detail = JOBS[name](services, notify)
+    except Exception as exc:
+        log.exception("job %s failed", name)
+        outcome, detail = "failed", {"error": f"{exc.__class__.__name__}: {exc}"}
+    finally:
+        with session_scope(services.sessions) as session:
+            run = session.get(JobRun, run_id)
+            run.finished_at = datetime.now(UTC)
+            run.outcome = outcome
+            run.detail = _jsonable(detail)
+            repo.release_lease(session=session, name=name, holder=holder)
+            session.expunge(run)
+        JOB_RUNS.labels(job=name, outcome=outcome).inc()
+    return run
+
+
+def _jsonable(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value, default=str))
+
+
+def start_scheduler(runtime: Any) -> Any:
+    """Register the jobs on a background APScheduler and start it."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from apscheduler.triggers.cron import CronTrigger
+
+    settings = runtime.settings
+    services = runtime.services
+    notify = admin_notifier(runtime)
+    scheduler = BackgroundScheduler(
+        timezone="UTC",
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
+    )
+    crons = {
+        "retrain": settings.retrain_cron,
+        "reindex": settings.reindex_cron,
+        "drift": settings.drift_cron,
+        "housekeeping": "7 4 * * *",
+    }
+    for name, cron in crons.items():
+        scheduler.add_job(
+            run_job,
+            CronTrigger.from_crontab(cron, timezone="UTC"),
+            args=[name, services],
+            kwargs={"notify": notify},
+            id=name,
+            name=name,
+            replace_existing=True,
+        )
+    scheduler.start()
+    return scheduler
+
+
+def admin_notifier(runtime: Any) -> Callable[..., None] | None:
+    """Posts text (and an optional PNG) to the admin channel, when Slack is configured."""
+    settings = runtime.settings
+    if not (settings.slack_enabled and settings.admin_channel):
+        return None
+
+    def notify(text: str, image_path: Any = None) -> None:
+        from slack_sdk import WebClient
+
+        from bot.slack.client import SlackPoster
+
+        poster = SlackPoster(
+            WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+        )
+        if image_path is not None:
+            poster.upload_file(settings.admin_channel, image_path, "Model report", text)
+        else:
+            poster.post(settings.admin_channel, text, None)
+
+    return notify

@@ -1,0 +1,441 @@
+"""Keeps the database (source of truth) and the search indexes under the data folder in step.
+
+Two hybrid indexes live side by side: ``runbooks`` (one passage per runbook section, ids are
+``runbook_chunks.id``) and ``incidents`` (one passage per incident or ticket, ids are
+``incidents.id``). Both are rebuilt from the database when their files are missing, corrupt,
+built by another embedding model, or out of step with the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.store import repository as repo
+from bot.store.db import session_scope
+from bot.store.models import Incident, RunbookChunk, RunbookDocument
+from knowledge.documents import Document, scan_folder
+from knowledge.embed import Embedder
+from knowledge.records import Record
+from knowledge.search import DocumentHit, HybridIndex, Passage, passage_text_for_embedding
+
+log = logging.getLogger(__name__)
+
+RUNBOOKS = "runbooks"
+INCIDENTS = "incidents"
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class IndexReport:
+    """What ``index runbooks`` did, for the summary printed at the end."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class ImportReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+
+def runbook_passage(chunk: RunbookChunk, doc: RunbookDocument) -> Passage:
+    heading = list(chunk.heading_path or [])
+    names = [str(n) for n in (doc.meta or {}).get("alerts", []) if n]
+    names.append(Path(doc.path).stem)
+    return Passage(
+        id=chunk.id,
+        doc_key=f"{doc.source}:{doc.path}",
+        kind="runbook",
+        title=doc.title,
+        section=" > ".join(heading[1:]) if len(heading) > 1 else "",
+        text=chunk.text,
+        service=str((doc.meta or {}).get("service", "")),
+        source=doc.source,
+        visibility=doc.visibility,
+        names=tuple(names),
+    )
+
+
+def incident_passage(row: Incident) -> Passage:
+    names = (row.labels or {}).get("alertname", "")
+    return Passage(
+        id=row.id,
+        doc_key=f"{row.kind}:{row.external_id}",
+        kind=row.kind,
+        title=row.title,
+        section="",
+        text=row.description,
+        service=row.service,
+        source=row.source_name,
+        visibility=row.visibility,
+        names=(names,) if names else (),
+    )
+
+
+class KnowledgeBase:
+    """Indexing and search over runbooks and past incidents."""
+
+    def __init__(
+        self,
+        *,
+        session_factory: sessionmaker[Session],
+        embedder: Embedder,
+        index_dir: Path,
+        exact_max: int = 50_000,
+    ) -> None:
+        self._sessions = session_factory
+        self.embedder = embedder
+        self.index_dir = index_dir
+        self.exact_max = exact_max
+        self._write_lock = threading.RLock()
+        self.indexes: dict[str, HybridIndex] = {}
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def load(self) -> dict[str, str]:
+        """Load both indexes; rebuild from the database what cannot be trusted.
+
+        Returns per index "loaded" or the reason it was rebuilt.
+        """
+        outcome: dict[str, str] = {}
+        with self._write_lock:
+            for name in (RUNBOOKS, INCIDENTS):
+                outcome[name] = self._load_one(name)
+        return outcome
+
+    def _load_one(self, name: str) -> str:
+        directory = self.index_dir / name
+        expected = self._row_count(name)
+        try:
+            index = HybridIndex.load(directory)
+        except FileNotFoundError:
+            reason = "missing"
+        except Exception as exc:  # noqa: BLE001 - any unreadable index is rebuilt
+            reason = f"unreadable ({exc.__class__.__name__}: {exc})"
+        else:
+            if index.model_name != self.embedder.model_name or index.dim != self.embedder.dim:
+                reason = f"built with {index.model_name}"
+            elif index.size != expected:
+                reason = f"out of step ({index.size} entries, {expected} rows)"
+            else:
+                self.indexes[name] = index
+                return "loaded"
+        if expected or reason != "missing":
+            log.warning("index %s %s: rebuilding from the database", name, reason)
+        self._rebuild_one(name)
+        return f"rebuilt: {reason}"
+
+    def rebuild(self) -> None:
+        """Re-embed everything (after a model change, or on request)."""
+        with self._write_lock:
+            for name in (RUNBOOKS, INCIDENTS):
+                self._rebuild_one(name)
+
+    def _rebuild_one(self, name: str) -> None:
+        index = self._new_index()
+        with session_scope(self._sessions) as session:
+            passages = self._all_passages(session, name)
+        self._upsert(index, passages)
+        self._save(name, index)
+
+    def _row_count(self, name: str) -> int:
+        with session_scope(self._sessions) as session:
+            if name == RUNBOOKS:
+                return len(repo.list_runbook_chunks(session=session))
+            return repo.count_incidents(session=session)
+
+    def _all_passages(self, session: Session, name: str) -> list[Passage]:
+        if name == RUNBOOKS:
+            docs = {d.id: d for d in repo.list_runbook_documents(session=session)}
+            return [
+                runbook_passage(c, docs[c.document_id])
+                for c in repo.list_runbook_chunks(session=session)
+            ]
+        return [incident_passage(r) for r in repo.list_incidents(session=session)]
+
+    def _new_index(self) -> HybridIndex:
+        return HybridIndex(self.embedder.model_name, self.embedder.dim, exact_max=self.exact_max)
+
+    def _upsert(self, index: HybridIndex, passages: Sequence[Passage], progress=None) -> None:
+        if not passages:
+            return
+        vectors = self.embed_passages(passages, progress=progress)
+        index.upsert(list(passages), vectors)
+
+    def embed_passages(self, passages: Sequence[Passage], progress: Progress | None = None):
+        texts = [passage_text_for_embedding(p) for p in passages]
+        batch = 256
+        parts = []
+        for start in range(0, len(texts), batch):
+            parts.append(self.embedder.encode(texts[start : start + batch]))
+            if progress:
+                progress(min(start + batch, len(texts)), len(texts))
+        return np.vstack(parts)
+
+    def _save(self, name: str, index: HybridIndex) -> None:
+        index.save(self.index_dir / name)
+        self.indexes[name] = index
+
+    def index(self, name: str) -> HybridIndex:
+        if name not in self.indexes:
+            self.indexes[name] = self._new_index()
+        return self.indexes[name]
+
+    # --- runbooks ---------------------------------------------------------------------
+
+    def index_runbooks(
+        self,
+        root: Path,
+        *,
+        source: str,
+        visibility: str = "public",
+        progress: Progress | None = None,
+    ) -> IndexReport:
+        """Index a folder of runbooks incrementally (by content hash); drop vanished files."""
+        if not root.is_dir():
+            raise FileNotFoundError(f"runbook folder not found: {root}")
+        scan = scan_folder(root)
+        report = IndexReport(skipped=list(scan.skipped))
+        with self._write_lock:
+            index = self.index(RUNBOOKS)
+            changed: list[Document] = []
+            with session_scope(self._sessions) as session:
+                existing = repo.get_runbook_documents(session=session, source=source)
+                seen = set()
+                for doc in scan.documents:
+                    seen.add(doc.path)
+                    old = existing.get(doc.path)
+                    if old is not None and old.content_hash == doc.content_hash:
+                        report.unchanged.append(doc.path)
+                        continue
+                    (report.updated if old is not None else report.added).append(doc.path)
+                    changed.append(doc)
+                gone = [d for path, d in existing.items() if path not in seen]
+                report.removed = [d.path for d in gone]
+                removed_chunks = repo.delete_runbook_documents(
+                    session=session, ids=[d.id for d in gone]
+                )
+                stale_chunks: list[int] = list(removed_chunks)
+                new_passages: list[Passage] = []
+                for doc in changed:
+                    old = existing.get(doc.path)
+                    if old is not None:
+                        stale_chunks.extend(c.id for c in old.chunks)
+                    row = repo.save_runbook_document(
+                        session=session,
+                        source=source,
+                        path=doc.path,
+                        title=doc.title,
+                        content_hash=doc.content_hash,
+                        meta=doc.metadata,
+                        sections=[(s.heading_path, s.text) for s in doc.sections],
+                        visibility=visibility,
+                    )
+                    new_passages.extend(runbook_passage(c, row) for c in row.chunks)
+                # Embed before commit: if embedding fails, the database is rolled back too.
+                vectors = (
+                    self.embed_passages(new_passages, progress=progress) if new_passages else None
+                )
+            if stale_chunks:
+                index.remove(stale_chunks)
+            if vectors is not None:
+                index.upsert(new_passages, vectors)
+            self._save(RUNBOOKS, index)
+        return report
+
+    # --- incidents and tickets --------------------------------------------------------
+
+    def import_records(
+        self,
+        records: Iterable[Record],
+        *,
+        kind: str,
+        source_name: str,
+        visibility: str = "public",
+        progress: Progress | None = None,
+    ) -> ImportReport:
+        """Store records as incidents/tickets and index the new or changed ones."""
+        report = ImportReport()
+        with self._write_lock:
+            passages: list[Passage] = []
+            with session_scope(self._sessions) as session:
+                for record in records:
+                    row, status = repo.upsert_incident(
+                        session=session,
+                        external_id=record.id,
+                        **record_fields(record, kind=kind, source_name=source_name),
+                        visibility=visibility,
+                    )
+                    setattr(report, status, getattr(report, status) + 1)
+                    if status != "unchanged":
+                        passages.append(incident_passage(row))
+                vectors = self.embed_passages(passages, progress=progress) if passages else None
+            if vectors is not None:
+                index = self.index(INCIDENTS)
+                index.remove([p.id for p in passages])
+                index.upsert(passages, vectors)
+                self._save(INCIDENTS, index)
+        return report
+
+    def add_incident(self, row_id: int) -> None:
+        """Make one stored incident searchable at once (e.g. a root cause recorded in Slack)."""
+        with self._write_lock, session_scope(self._sessions) as session:
+            row = repo.get_incident(session=session, incident_id=row_id)
+            if row is None:
+                return
+            passage = incident_passage(row)
+            index = self.index(INCIDENTS)
+            index.remove([passage.id])
+            index.upsert([passage], self.embed_passages([passage]))
+            self._save(INCIDENTS, index)
+
+    # --- search -----------------------------------------------------------------------
+
+    def search(
+        self,
+        name: str,
+        text: str,
+        vector: np.ndarray,
+        *,
+        k: int = 5,
+        visibility: Callable[[str], bool] | None = None,
+        kinds: Sequence[str] | None = None,
+        services: Sequence[str] | None = None,
+        names: Sequence[str] = (),
+    ) -> list[DocumentHit]:
+        index = self.indexes.get(name)
+        if index is None or index.size == 0:
+            return []
+        return index.search(
+            text,
+            vector,
+            k=k,
+            kinds=kinds,
+            services=services,
+            visibility=visibility,
+            names=names,
+        )
+
+    def incidents(self, ids: Iterable[int]) -> dict[int, IncidentView]:
+        return load_incident_views(self._sessions, ids)
+
+    def document_sections(self, chunk_id: int):
+        return load_document_sections(self._sessions, chunk_id)
+
+    def sizes(self) -> dict[str, int]:
+        return {
+            name: (self.indexes[name].size if name in self.indexes else 0)
+            for name in (RUNBOOKS, INCIDENTS)
+        }
+
+    @property
+    def version(self) -> str:
+        parts = [f"{n}:{self.indexes[n].version}" for n in sorted(self.indexes)]
+        return ",".join(parts)
+
+
+def record_fields(record: Record, *, kind: str, source_name: str) -> dict:
+    """Map an imported record onto incident columns."""
+    from bot.timeparse import parse_time
+
+    labels = {k: str(v) for k, v in (record.extra or {}).items() if isinstance(v, str | int)}
+    return {
+        "kind": record.source if record.source in {"incident", "ticket", "alert"} else kind,
+        "title": record.title,
+        "description": record.description,
+        "category": record.category,
+        "severity": record.severity,
+        "priority": record.priority,
+        "team": record.team,
+        "service": record.service,
+        "root_cause": record.root_cause,
+        "resolution": record.resolution,
+        "resolved_by": record.resolved_by,
+        "url": record.url,
+        "source_name": source_name,
+        "labels": labels,
+        "occurred_at": parse_time(record.created_at),
+    }
+
+
+@dataclass(frozen=True)
+class IncidentView:
+    """The stored fields of an incident that an answer shows."""
+
+    id: int
+    external_id: str
+    kind: str
+    title: str
+    description: str
+    category: str
+    severity: str
+    team: str
+    service: str
+    root_cause: str
+    resolution: str
+    resolved_by: str
+    occurred_at: str
+    url: str
+    labels: dict
+
+
+@dataclass(frozen=True)
+class SectionView:
+    chunk_id: int
+    heading_path: tuple[str, ...]
+    text: str
+
+
+def load_incident_views(
+    sessions: sessionmaker[Session], ids: Iterable[int]
+) -> dict[int, IncidentView]:
+    with session_scope(sessions) as session:
+        rows = repo.get_incidents(session=session, ids=ids)
+        return {
+            i: IncidentView(
+                id=r.id,
+                external_id=r.external_id,
+                kind=r.kind,
+                title=r.title,
+                description=r.description,
+                category=r.category,
+                severity=r.severity,
+                team=r.team,
+                service=r.service,
+                root_cause=r.root_cause,
+                resolution=r.resolution,
+                resolved_by=r.resolved_by,
+                occurred_at=r.occurred_at.isoformat() if r.occurred_at else "",
+                url=r.url,
+                labels=dict(r.labels or {}),
+            )
+            for i, r in rows.items()
+        }
+
+
+def load_document_sections(
+    sessions: sessionmaker[Session], chunk_id: int
+) -> tuple[RunbookDocument | None, list[SectionView]]:
+    """All sections of the document that holds ``chunk_id``, in order."""
+    with session_scope(sessions) as session:
+        chunk = repo.get_runbook_chunks(session=session, ids=[chunk_id]).get(chunk_id)
+        if chunk is None:
+            return None, []
+        doc = chunk.document
+        sections = [SectionView(c.id, tuple(c.heading_path or ()), c.text) for c in doc.chunks]
+        session.expunge(doc)
+        return doc, sections

@@ -1,0 +1,31 @@
+"""Parts that run beside the HTTP server: worker pool, scheduler, Socket Mode."""
+
+from __future__ import annotations
+
+import logging
+
+from bot.server import Runtime
+from bot.workers import WorkerPool
+
+log = logging.getLogger(__name__)
+
+
+def register_background_parts(runtime: Runtime, *, socket_mode: bool = False) -> None:
+    """Attach the worker pool now; start the scheduler and Socket Mode once ready."""
+    runtime.components["workers"] = WorkerPool(workers=runtime.settings.workers)
+
+    def start_scheduler(rt: Runtime) -> None:
+        if not rt.settings.scheduler_enabled:
+            return
+        from bot.jobs import start_scheduler as start
+
+        rt.components["scheduler"] = start(rt)
+
+    def start_socket_mode(rt: Runtime) -> None:
+        from bot.slack.socket_mode import start_socket_mode as start
+
+        rt.components["socket_mode"] = start(rt)
+
+    runtime.on_ready(start_scheduler)
+    if socket_mode:
+        runtime.on_ready(start_socket_mode)

@@ -1,0 +1,64 @@
+"""Rendering a triage answer or search hits in the terminal (Rich)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+
+from bot.triage_types import Triage
+
+
+def _short(text: str, limit: int = 240) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def render_triage(console: Console, result: Triage) -> None:
+    console.print(f"[bold]Triage[/bold] ({result.elapsed_ms:.0f} ms)")
+    for p in result.predictions:
+        if p.unsure:
+            alts = ", ".join(f"{label} {prob:.0%}" for label, prob in p.candidates[:3])
+            console.print(f"  {p.field}: [yellow]unsure[/yellow] ({alts})")
+        else:
+            console.print(f"  {p.field}: [bold]{p.label}[/bold] ({p.confidence:.0%})")
+    if result.novel:
+        console.print(
+            "[yellow]Nothing like this has been seen before; the items below are weak leads.[/]"
+        )
+    console.print("\n[bold]Similar past incidents[/bold]")
+    if not result.similar:
+        console.print("  none")
+    for s in result.similar[:5]:
+        console.print(f"  [{s.score:.2f}] {s.external_id} {s.title}")
+        if s.root_cause:
+            console.print(f"      root cause: {_short(s.root_cause)}")
+        if s.resolution:
+            console.print(f"      fix: {_short(s.resolution)}")
+        if s.reasons:
+            console.print(f"      why: {'; '.join(s.reasons)}")
+    console.print("\n[bold]Runbook[/bold]")
+    if not result.runbooks:
+        console.print("  none")
+    for r in result.runbooks[:1]:
+        console.print(f"  [{r.score:.2f}] {r.document_title} > {r.section}  ({r.document_path})")
+        console.print("  " + _short(r.text, 600))
+    if result.hypotheses:
+        console.print("\n[bold]Possible root causes[/bold]")
+        for h in result.hypotheses[:5]:
+            refs = ", ".join(e.ref for e in h.evidence[:3])
+            console.print(f"  {h.confidence:.0%} {_short(h.text)}  [dim]({refs})[/dim]")
+    if result.steps:
+        console.print("\n[bold]Suggested steps[/bold]")
+        for i, s in enumerate(result.steps[:8], 1):
+            refs = ", ".join(e.ref for e in s.evidence[:2])
+            console.print(f"  {i}. {_short(s.text, 400)}  [dim]({refs})[/dim]")
+
+
+def render_hits(console: Console, hits: list[dict[str, Any]]) -> None:
+    if not hits:
+        console.print("no results")
+    for hit in hits:
+        console.print(f"[{hit['score']:.3f}] {hit['kind']:8} {hit['title']}  ({hit['ref']})")
+        if hit.get("section"):
+            console.print(f"          section: {hit['section']}")

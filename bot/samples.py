@@ -1,0 +1,46 @@
+"""Loading the bundled sample knowledge (runbooks + resolved incidents and tickets)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.app import SAMPLES_DIR, Services
+from bot.store import repository as repo
+from bot.store.db import session_scope
+from knowledge.records import read_records
+
+SAMPLE_SOURCE = "samples"
+
+
+@dataclass(frozen=True)
+class SampleLoadResult:
+    loaded: bool
+    runbooks: int = 0
+    incidents: int = 0
+    reason: str = ""
+
+
+def database_is_empty(services: Services) -> bool:
+    with session_scope(services.sessions) as session:
+        return (
+            repo.count_incidents(session=session) == 0
+            and repo.count_runbook_documents(session=session) == 0
+        )
+
+
+def load_samples(services: Services, *, if_empty: bool = False) -> SampleLoadResult:
+    """Index the sample runbooks, import the sample incidents and train the first models."""
+    if if_empty and not database_is_empty(services):
+        return SampleLoadResult(False, reason="database already holds knowledge")
+    knowledge = services.knowledge
+    runbook_report = knowledge.index_runbooks(SAMPLES_DIR / "runbooks", source=SAMPLE_SOURCE)
+    result = read_records(SAMPLES_DIR / "incidents.jsonl")
+    import_report = knowledge.import_records(
+        result.records, kind="incident", source_name=SAMPLE_SOURCE
+    )
+    services.classifiers.train_all(actor="samples")
+    return SampleLoadResult(
+        True,
+        runbooks=len(runbook_report.added) + len(runbook_report.updated),
+        incidents=import_report.added + import_report.updated,
+    )

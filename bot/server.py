@@ -1,0 +1,133 @@
+"""The one HTTP server: health, readiness, metrics, Slack events and monitoring webhooks.
+
+Models and indexes load in a background thread at start-up; ``/healthz`` answers at once,
+``/readyz`` only once the database, model and indexes are ready.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from bot.app import Services, build_services
+from bot.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    """Holds the services once they are built, and why the server is not ready yet."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.services: Services | None = None
+        self.status = "starting"
+        self.error: str = ""
+        self.ready = threading.Event()
+        self.components: dict[str, Any] = {}
+        self._on_ready: list[Callable[[Runtime], None]] = []
+
+    def on_ready(self, callback: Callable[[Runtime], None]) -> None:
+        self._on_ready.append(callback)
+
+    def start(self, services: Services | None = None, *, background: bool = True) -> None:
+        if background:
+            threading.Thread(
+                target=self._boot, args=(services,), daemon=True, name="triagebot-boot"
+            ).start()
+        else:
+            self._boot(services)
+
+    def _boot(self, services: Services | None) -> None:
+        try:
+            self.status = "loading model, indexes and database"
+            self.services = services or build_services(self.settings)
+            for callback in self._on_ready:
+                callback(self)
+            self.status = "ready"
+            self.ready.set()
+            log.info("triagebot is ready")
+        except Exception as exc:
+            self.status = "failed"
+            self.error = f"{exc.__class__.__name__}: {exc}"
+            log.exception("start-up failed")
+
+
+def create_http_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
+    """Build the Starlette app. Routes for Slack and webhooks are added by their modules."""
+    runtime = runtime or Runtime(settings)
+    if "workers" not in runtime.components:
+        from bot.workers import WorkerPool
+
+        runtime.components["workers"] = WorkerPool(workers=settings.workers)
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        if runtime.ready.is_set():
+            return JSONResponse({"status": "ready", **_ready_details(runtime)})
+        body = {"status": runtime.status, "error": runtime.error}
+        return JSONResponse(body, status_code=503)
+
+    async def metrics(_: Request) -> Response:
+        from bot.metrics import render_metrics
+
+        body, content_type = render_metrics(runtime)
+        return PlainTextResponse(body, media_type=content_type)
+
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    from bot.webhooks import webhook_routes
+
+    routes.extend(webhook_routes(runtime))
+    from bot.slack.http import slack_routes
+
+    routes.extend(slack_routes(runtime))
+    http_app = Starlette(routes=routes)
+    http_app.state.runtime = runtime
+    return http_app
+
+
+def _ready_details(runtime: Runtime) -> dict[str, Any]:
+    services = runtime.services
+    if services is None or services.knowledge is None:
+        return {}
+    return {
+        "indexes": services.knowledge.sizes(),
+        "models": services.classifiers.active_versions(),
+        "slack": "connected" if runtime.settings.slack_enabled else "disabled (no tokens)",
+    }
+
+
+def run_server(settings: Settings, *, socket_mode: bool = False) -> None:
+    """Start uvicorn (and Socket Mode when asked) and block until stopped."""
+    import uvicorn
+
+    from bot.logs import setup_logging
+
+    setup_logging(settings.log_level, json_logs=settings.log_json)
+    if not settings.slack_enabled:
+        log.warning(
+            "no SLACK_BOT_TOKEN/SLACK_SIGNING_SECRET: Slack is disabled; webhooks, CLI and "
+            "health endpoints work"
+        )
+    runtime = Runtime(settings)
+    from bot.lifecycle import register_background_parts
+
+    register_background_parts(runtime, socket_mode=socket_mode)
+    http_app = create_http_app(settings, runtime)
+    runtime.start()
+    uvicorn.run(
+        http_app, host=settings.host, port=settings.port, log_level="warning", access_log=False
+    )

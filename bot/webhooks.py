@@ -1,0 +1,126 @@
+"""Monitoring and ticket webhooks: authenticate, limit, parse, store, answer 202 quickly.
+
+Routes: ``POST /webhooks/alertmanager``, ``/webhooks/grafana``, ``/webhooks/generic``.
+Each source authenticates with its own bearer token (``Authorization: Bearer ...``) or an
+HMAC-SHA256 of the body (``X-Triagebot-Signature: sha256=<hex>``) from the settings. A source
+with no credentials configured is refused: webhooks are never open by accident.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.config import Settings
+from bot.events import Event
+from bot.intake.errors import PayloadError
+from bot.metrics import EVENTS
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "x-triagebot-signature"
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"ok": False, "error": message}, status_code=status)
+
+
+def check_credentials(settings: Settings, source: str, headers: Any, body: bytes) -> str | None:
+    """None when the request is authenticated, else the reason it is not."""
+    token = settings.webhook_tokens.get(source)
+    secret = settings.webhook_hmac_secrets.get(source)
+    if not token and not secret:
+        return f"no credentials configured for {source}; set TRIAGEBOT_WEBHOOK_TOKENS"
+    if token:
+        given = headers.get("authorization", "")
+        if given.startswith("Bearer ") and hmac.compare_digest(given[7:].strip(), token):
+            return None
+    if secret:
+        given = headers.get(SIGNATURE_HEADER, "")
+        expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        if given and hmac.compare_digest(given, expected):
+            return None
+    return "missing or invalid credentials"
+
+
+async def read_limited_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None when it exceeds ``limit`` bytes (checked while reading)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parser(source: str, settings: Settings) -> Callable[[Any], list[Event]]:
+    from bot.intake.alertmanager import parse_alertmanager
+    from bot.intake.generic import parse_generic
+    from bot.intake.grafana import parse_grafana
+
+    limits = {"max_alerts": settings.max_alerts_per_call, "max_text_chars": settings.max_text_chars}
+    if source == "alertmanager":
+        return lambda data: parse_alertmanager(data, **limits).events
+    if source == "grafana":
+        return lambda data: parse_grafana(data, **limits).events
+    return lambda data: parse_generic(data)[: settings.max_alerts_per_call]
+
+
+def webhook_routes(runtime: Any) -> list[Route]:
+    settings: Settings = runtime.settings
+
+    async def receive(request: Request) -> Response:
+        source = request.path_params["source"]
+        if source not in {"alertmanager", "grafana", "generic"}:
+            return _error(404, f"unknown webhook source {source!r}")
+        body = await read_limited_body(request, settings.max_body_bytes)
+        if body is None:
+            EVENTS.labels(source=source, outcome="too_large").inc()
+            return _error(413, f"body larger than {settings.max_body_bytes} bytes")
+        problem = check_credentials(settings, source, request.headers, body)
+        if problem:
+            EVENTS.labels(source=source, outcome="unauthorized").inc()
+            return _error(401, problem)
+        try:
+            data = json.loads(body.decode("utf-8"))
+        except UnicodeDecodeError:
+            return _error(400, "body is not UTF-8")
+        except json.JSONDecodeError as exc:
+            return _error(400, f"body is not JSON: {exc.msg} at line {exc.lineno}")
+        try:
+            events = _parser(source, settings)(data)
+        except PayloadError as exc:
+            EVENTS.labels(source=source, outcome="rejected").inc()
+            return _error(422, str(exc))
+        if not runtime.ready.is_set():
+            return _error(503, "starting up, retry shortly")
+        pipeline = runtime.components.get("alert_pipeline")
+        if pipeline is None:
+            from bot.alert_pipeline import AlertPipeline
+
+            pipeline = runtime.components.setdefault(
+                "alert_pipeline", AlertPipeline.from_runtime(runtime)
+            )
+        try:
+            stored = await run_in_threadpool(pipeline.accept, events)
+        except Exception:
+            log.exception("cannot store webhook events")
+            EVENTS.labels(source=source, outcome="store_failed").inc()
+            return _error(503, "cannot store events now, retry later")
+        EVENTS.labels(source=source, outcome="accepted").inc(len(stored))
+        return JSONResponse({"ok": True, "accepted": len(stored)}, status_code=202)
+
+    return [Route("/webhooks/{source}", receive, methods=["POST"])]

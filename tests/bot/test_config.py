@@ -1,0 +1,61 @@
+"""Settings: every setting documented in .env.example, and .env.example parses."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from bot.config import ChannelMode, Settings, env_names
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _example_names() -> set[str]:
+    text = (ROOT / ".env.example").read_text()
+    return set(re.findall(r"^([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
+
+
+def test_every_setting_is_documented_in_env_example() -> None:
+    missing = env_names() - _example_names()
+    assert not missing, f"add to .env.example: {sorted(missing)}"
+
+
+def test_env_example_has_no_unknown_settings() -> None:
+    unknown = _example_names() - env_names()
+    assert not unknown, f"not a setting: {sorted(unknown)}"
+
+
+def test_env_example_values_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (ROOT / ".env.example").read_text()
+    for name, value in re.findall(r"^([A-Z][A-Z0-9_]+)=(.*)$", text, flags=re.MULTILINE):
+        if value:
+            monkeypatch.setenv(name, value)
+    settings = Settings(_env_file=None)
+    assert settings.port == 8080
+    assert settings.slack_api_url == "https://slack.com/api/"
+
+
+def test_slack_variables_use_slacks_own_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
+    monkeypatch.setenv("SLACK_API_URL", "http://127.0.0.1:9/api")
+    monkeypatch.setenv("TRIAGEBOT_CHANNEL_MODES", '{"C1": "alerts"}')
+    settings = Settings(_env_file=None)
+    assert settings.slack_enabled
+    assert settings.slack_api_url == "http://127.0.0.1:9/api/"
+    assert settings.mode_for_channel("C1") is ChannelMode.ALERTS
+    assert settings.mode_for_channel("C2") is ChannelMode.OFF
+
+
+def test_bad_value_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRIAGEBOT_PORT", "not-a-port")
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None)
+
+
+def test_default_database_is_sqlite_in_data_dir(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, data_dir=tmp_path)
+    assert settings.resolved_database_url == f"sqlite:///{(tmp_path / 'triagebot.db').resolve()}"
