@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
+
 from bot.alert_messages import render_group_message
 from bot.answers import record_answer
 from bot.config import Settings
-from bot.events import AlertStatus, Event, EventKind
+from bot.events import AlertStatus, Event, EventKind, EventSource
 from bot.intake.grouping import AlertGrouper, GroupingRules
 from bot.metrics import EVENTS
 from bot.routing import route_channel
@@ -103,12 +105,28 @@ class AlertPipeline:
                 token=runtime.settings.slack_bot_token, base_url=runtime.settings.slack_api_url
             )
             poster = SlackPoster(client)
-        return cls(
+        pipeline = cls(
             settings=runtime.settings,
             sessions=services.sessions,
             assistant=services.assistant,
             poster=poster,
         )
+        pipeline.recover()
+        return pipeline
+
+    def recover(self) -> int:
+        """Queue again the events stored but not processed before a restart (in order)."""
+        with session_scope(self.sessions) as session:
+            rows = session.scalars(
+                select(EventRecord).where(EventRecord.outcome == "queued").order_by(EventRecord.id)
+            ).all()
+            pending = [(row.id, _event_from_row(row)) for row in rows]
+        if pending:
+            log.info("re-queueing %d events stored before the restart", len(pending))
+            self._idle.clear()
+        for item in pending:
+            self._queue.put(item)
+        return len(pending)
 
     # --- intake ------------------------------------------------------------------------
 
@@ -306,6 +324,24 @@ class AlertPipeline:
             self.updates += 1
             done += 1
         return done
+
+
+def _event_from_row(row: EventRecord) -> Event:
+    return Event(
+        source=EventSource(row.source),
+        kind=EventKind(row.kind),
+        text=row.text,
+        title=row.title,
+        labels={str(k): str(v) for k, v in (row.labels or {}).items()},
+        status=AlertStatus(row.status)
+        if row.status in ("firing", "resolved")
+        else AlertStatus.FIRING,
+        fingerprint=row.fingerprint,
+        group_key=row.group_key,
+        external_id=row.external_id,
+        channel=row.channel,
+        received_at=row.received_at,
+    )
 
 
 def _summary(state: GroupState) -> dict[str, Any]:

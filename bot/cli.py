@@ -154,6 +154,9 @@ def samples_load(
     from bot.samples import database_is_empty, load_samples
 
     svc = services(models=False)
+    if if_empty and not svc.settings.load_samples:
+        console.print("sample knowledge: TRIAGEBOT_LOAD_SAMPLES is false, nothing loaded")
+        return
     if if_empty and not database_is_empty(svc):
         console.print("sample knowledge: database already holds knowledge, nothing loaded")
         return

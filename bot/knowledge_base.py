@@ -31,6 +31,10 @@ RUNBOOKS = "runbooks"
 INCIDENTS = "incidents"
 
 Progress = Callable[[int, int], None]
+NOVELTY_SAMPLE = 500
+NOVELTY_POOL = 20_000
+# Used only while fewer than 10 items are indexed: the data cannot set a threshold yet.
+FALLBACK_NOVELTY = 0.3
 
 
 @dataclass
@@ -103,6 +107,7 @@ class KnowledgeBase:
         self.exact_max = exact_max
         self._write_lock = threading.RLock()
         self.indexes: dict[str, HybridIndex] = {}
+        self._novelty: tuple[str, float] | None = None
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -335,6 +340,36 @@ class KnowledgeBase:
 
     def document_sections(self, chunk_id: int):
         return load_document_sections(self._sessions, chunk_id)
+
+    def novelty_threshold(self) -> float:
+        """Similarity below which a query counts as unlike anything seen before.
+
+        Set from the data: for a sample of stored items, the cosine similarity to their
+        nearest neighbour from another document; the threshold is the low tail (5th
+        percentile) of that distribution, i.e. a query is "novel" when it is further from
+        everything than 95% of known items are from their closest relative.
+        """
+        key = self.version
+        if self._novelty is not None and self._novelty[0] == key:
+            return self._novelty[1]
+        sims: list[float] = []
+        rng = np.random.default_rng(0)
+        for name in (INCIDENTS, RUNBOOKS):
+            index = self.indexes.get(name)
+            if index is None or index.size < 3:
+                continue
+            passages = index.passages()
+            pool = [passages[i] for i in rng.permutation(len(passages))[:NOVELTY_POOL]]
+            pool_vectors = index.vectors([p.id for p in pool])
+            docs = np.array([p.doc_key for p in pool], dtype=object)
+            sample = np.arange(min(NOVELTY_SAMPLE, len(pool)))
+            similarity = pool_vectors[sample] @ pool_vectors.T
+            similarity[docs[sample][:, None] == docs[None, :]] = -np.inf
+            best = similarity.max(axis=1)
+            sims.extend(float(v) for v in best if np.isfinite(v))
+        value = float(np.percentile(sims, 5)) if len(sims) >= 10 else FALLBACK_NOVELTY
+        self._novelty = (key, value)
+        return value
 
     def sizes(self) -> dict[str, int]:
         return {

@@ -1,0 +1,433 @@
+"""Block Kit rendering of a triage answer: compact by default, full details on "More".
+
+Independent of Bolt (the webhook intake reuses :func:`render_triage` for alert threads).
+Every output stays inside Slack's limits: at most 50 blocks per message, 3000 characters per
+section text, 75 per button / option text, 150 per option value; longer text is cut with a
+pointer to the details. User-provided text is escaped for mrkdwn (``&``, ``<``, ``>``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from bot.slack.ids import NOT_HELPFUL_REASONS, ActionId, BlockId
+from bot.triage_types import (
+    Evidence,
+    Hypothesis,
+    LabelPrediction,
+    RunbookMatch,
+    SimilarIncident,
+    Step,
+    Triage,
+)
+
+MAX_BLOCKS = 50
+MAX_SECTION = 3000
+MAX_BUTTON_TEXT = 75
+MAX_OPTION_TEXT = 75
+MAX_OPTION_VALUE = 150
+MAX_OPTIONS = 100
+MAX_CONTEXT_ELEMENTS = 10
+MAX_FALLBACK = 3000
+MORE_POINTER = "… _see More_"
+
+Block = dict[str, Any]
+
+
+# --- text helpers ----------------------------------------------------------------------------
+
+
+def escape(text: str) -> str:
+    """Escape the three characters mrkdwn treats as control characters."""
+    return (text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(text: str, limit: int, pointer: str = MORE_POINTER) -> str:
+    """Cut ``text`` to ``limit`` characters, ending with ``pointer`` when cut.
+
+    Never leaves half an HTML entity or an unclosed code fence behind.
+    """
+    if len(text) <= limit:
+        return text
+    room = max(0, limit - len(pointer) - 4)
+    cut = re.sub(r"&[a-z]{0,4}$", "", text[:room]).rstrip()
+    if cut.count("```") % 2:
+        cut += "\n```"
+    return (cut + pointer)[:limit]
+
+
+def plain(text: str, limit: int) -> dict[str, Any]:
+    """A plain_text object clipped to ``limit`` (never empty)."""
+    value = " ".join((text or "").split()) or "-"
+    if len(value) > limit:
+        value = value[: limit - 1] + "…"
+    return {"type": "plain_text", "text": value, "emoji": True}
+
+
+def mrkdwn(text: str, limit: int = MAX_SECTION) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": clip(text or " ", limit)}
+
+
+def section(text: str, limit: int = MAX_SECTION) -> Block:
+    return {"type": "section", "text": mrkdwn(text, limit)}
+
+
+def context(*texts: str) -> Block:
+    elements = [mrkdwn(t, MAX_SECTION) for t in texts if t][:MAX_CONTEXT_ELEMENTS]
+    return {"type": "context", "elements": elements or [mrkdwn(" ")]}
+
+
+def link(url: str, label: str) -> str:
+    """An mrkdwn link when ``url`` is a plain http(s) URL, else just the escaped label."""
+    label = escape(label)
+    if url and re.fullmatch(r"https?://[^\s<>|]+", url):
+        return f"<{url}|{label.replace('|', '¦')}>"
+    return label
+
+
+def percent(value: float) -> str:
+    return f"{round(value * 100)}%"
+
+
+def one_line(text: str, limit: int) -> str:
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+# --- parts of an answer ----------------------------------------------------------------------
+
+
+def prediction_text(p: LabelPrediction) -> str:
+    name = p.field.capitalize()
+    if p.unsure:
+        alternatives = ", ".join(f"{escape(c)} {percent(s)}" for c, s in p.candidates[:2])
+        maybe = f" (maybe {alternatives})" if alternatives else ""
+        return f"*{name}:* unsure{maybe}"
+    return f"*{name}:* {escape(p.label or '')} ({percent(p.confidence)})"
+
+
+def classification_line(triage: Triage) -> str:
+    if not triage.predictions:
+        return "*Classification:* no model available yet"
+    return "  ·  ".join(prediction_text(p) for p in triage.predictions)
+
+
+def evidence_refs(evidence: Sequence[Evidence]) -> str:
+    refs = [escape(e.ref) for e in evidence[:3] if e.ref]
+    return f" _[{', '.join(refs)}]_" if refs else ""
+
+
+def incident_text(item: SimilarIncident, *, detail: bool = False) -> str:
+    limit = 2000 if detail else 300
+    head = f"• {link(item.url, item.external_id or str(item.incident_id))} "
+    head += f"*{escape(one_line(item.title, 150))}* ({item.score:.2f})"
+    if item.duplicates:
+        head += f" +{item.duplicates} similar"
+    lines = [head]
+    if item.root_cause:
+        lines.append(f"   _Cause:_ {escape(one_line(item.root_cause, limit))}")
+    if item.resolution:
+        lines.append(f"   _Fix:_ {escape(one_line(item.resolution, limit))}")
+    if detail and item.reasons:
+        lines.append(f"   _Why:_ {escape('; '.join(item.reasons[:4]))}")
+    return "\n".join(lines)
+
+
+def runbook_text(match: RunbookMatch, *, excerpt: int) -> str:
+    where = escape(match.document_title or match.document_path)
+    if match.section:
+        where += f" › {escape(match.section)}"
+    title = where
+    if match.url:
+        title = link(match.url, f"{match.document_title} › {match.section}".strip(" ›"))
+    body = escape(match.text.strip())
+    if len(body) > excerpt:
+        body = clip(body, excerpt)
+    return f"*Runbook:* {title} ({match.score:.2f})\n{body}"
+
+
+def hypotheses_text(items: Sequence[Hypothesis], n: int) -> str:
+    lines = ["*Likely causes*"]
+    for h in items[:n]:
+        refs = evidence_refs(h.evidence)
+        lines.append(f"• {escape(one_line(h.text, 400))} ({percent(h.confidence)}){refs}")
+    return "\n".join(lines)
+
+
+def steps_text(items: Sequence[Step], n: int) -> str:
+    lines = ["*Suggested steps*"]
+    for i, s in enumerate(items[:n], 1):
+        text = s.text.strip()
+        shown = (
+            f"`{escape(one_line(text, 300))}`"
+            if _looks_like_command(text)
+            else escape(one_line(text, 400))
+        )
+        lines.append(f"{i}. {shown}{evidence_refs(s.evidence)}")
+    return "\n".join(lines)
+
+
+COMMAND = re.compile(r"^(sudo |kubectl |systemctl |journalctl |df |du |psql |curl |docker )")
+
+
+def _looks_like_command(text: str) -> bool:
+    return "\n" not in text and bool(COMMAND.match(text))
+
+
+def novelty_text(triage: Triage) -> str:
+    return (
+        f":warning: *Looks new:* nothing close in past incidents or runbooks "
+        f"(best similarity {triage.novelty_score:.2f}). Treat the suggestions with care, and "
+        f"record the root cause once known."
+    )
+
+
+def versions_text(triage: Triage, answer_id: int | None) -> str:
+    models = ", ".join(f"{escape(v)}" for v in sorted(set(triage.model_versions.values())))
+    parts = []
+    if answer_id is not None:
+        parts.append(f"answer #{answer_id}")
+    if models:
+        parts.append(f"models {models}")
+    if triage.index_version:
+        parts.append(f"index {escape(triage.index_version)}")
+    parts.append(f"{triage.elapsed_ms:.0f} ms")
+    return " · ".join(parts)
+
+
+# --- feedback controls -----------------------------------------------------------------------
+
+
+def _option(text: str, value: str) -> dict[str, Any]:
+    return {"text": plain(text, MAX_OPTION_TEXT), "value": value[:MAX_OPTION_VALUE]}
+
+
+def label_options_for(
+    triage: Triage, known: Mapping[str, Sequence[str]] | None
+) -> dict[str, list[str]]:
+    """Labels offered per field: the known labels, else the prediction's own candidates."""
+    out: dict[str, list[str]] = {}
+    for p in triage.predictions:
+        labels = list((known or {}).get(p.field, ()))
+        if not labels:
+            labels = [c for c, _ in p.candidates]
+            if p.label and p.label not in labels:
+                labels.insert(0, p.label)
+        if labels:
+            out[p.field] = list(dict.fromkeys(str(x) for x in labels if str(x)))
+    return out
+
+
+def correction_select(
+    answer_id: int, options: Mapping[str, Sequence[str]]
+) -> dict[str, Any] | None:
+    """One static select with an option group per field; values are ``id|field|label``."""
+    groups = []
+    budget = MAX_OPTIONS
+    for field, labels in options.items():
+        opts = []
+        for label in labels:
+            value = f"{answer_id}|{field}|{label}"
+            if budget <= 0 or len(value) > MAX_OPTION_VALUE:
+                continue
+            opts.append(_option(label, value))
+            budget -= 1
+        if opts:
+            groups.append({"label": plain(field.capitalize(), 75), "options": opts})
+    if not groups:
+        return None
+    return {
+        "type": "static_select",
+        "action_id": ActionId.CORRECT_LABEL,
+        "placeholder": plain("Correct a label…", 150),
+        "option_groups": groups,
+    }
+
+
+def feedback_actions(
+    answer_id: int, options: Mapping[str, Sequence[str]], *, more: bool = True
+) -> Block:
+    value = str(answer_id)
+    elements: list[dict[str, Any]] = [
+        {
+            "type": "button",
+            "action_id": ActionId.HELPFUL,
+            "text": plain(":thumbsup: Helpful", MAX_BUTTON_TEXT),
+            "value": value,
+        },
+        {
+            "type": "static_select",
+            "action_id": ActionId.NOT_HELPFUL,
+            "placeholder": plain(":thumbsdown: Not helpful…", 150),
+            "options": [_option(t, f"{value}|{k}") for k, t in NOT_HELPFUL_REASONS.items()],
+        },
+    ]
+    select = correction_select(answer_id, options)
+    if select is not None:
+        elements.append(select)
+    elements.append(
+        {
+            "type": "button",
+            "action_id": ActionId.RECORD_ROOT_CAUSE,
+            "text": plain("Record root cause and fix", MAX_BUTTON_TEXT),
+            "value": value,
+        }
+    )
+    if more:
+        elements.append(
+            {
+                "type": "button",
+                "action_id": ActionId.MORE,
+                "text": plain("More", MAX_BUTTON_TEXT),
+                "value": value,
+            }
+        )
+    return {"type": "actions", "block_id": BlockId.FEEDBACK, "elements": elements}
+
+
+# --- whole answers -----------------------------------------------------------------------------
+
+
+def fallback_text(triage: Triage) -> str:
+    """The notification / screen-reader text beside the blocks."""
+    parts = []
+    for p in triage.predictions:
+        parts.append(f"{p.field}: {'unsure' if p.unsure else p.label}")
+    line = "Triage: " + (", ".join(parts) if parts else "no classification")
+    if triage.novel:
+        line += " (looks new)"
+    if triage.similar:
+        top = triage.similar[0]
+        line += f"\nMost similar: {top.external_id} {one_line(top.title, 120)}"
+        if top.resolution:
+            line += f" (fix: {one_line(top.resolution, 200)})"
+    if triage.runbooks:
+        rb = triage.runbooks[0]
+        line += f"\nRunbook: {rb.document_title} {rb.section}".rstrip()
+    return line[:MAX_FALLBACK]
+
+
+def render_triage(
+    triage: Triage,
+    answer_id: int | None,
+    *,
+    label_options: Mapping[str, Sequence[str]] | None = None,
+    query_line: str = "",
+) -> tuple[str, list[Block]]:
+    """The compact answer: (text fallback, blocks). Feedback controls when ``answer_id``."""
+    blocks: list[Block] = []
+    if query_line:
+        blocks.append(context(query_line))
+    blocks.append(section(classification_line(triage)))
+    if triage.novel:
+        blocks.append(section(novelty_text(triage)))
+    if triage.similar:
+        lines = ["*Similar past incidents*"] + [incident_text(s) for s in triage.similar[:3]]
+        blocks.append(section("\n".join(lines)))
+    if triage.runbooks:
+        blocks.append(section(runbook_text(triage.runbooks[0], excerpt=600)))
+    if triage.hypotheses:
+        blocks.append(section(hypotheses_text(triage.hypotheses, 3)))
+    if triage.steps:
+        blocks.append(section(steps_text(triage.steps, 5)))
+    blocks.append(context(versions_text(triage, answer_id)))
+    if answer_id is not None:
+        options = label_options_for(triage, label_options)
+        blocks.append(feedback_actions(answer_id, options))
+    return fallback_text(triage), blocks[:MAX_BLOCKS]
+
+
+def render_details(triage: Triage, answer_id: int | None) -> tuple[str, list[Block]]:
+    """Everything in the answer (behind "More"): all labels, incidents, runbooks, steps."""
+    blocks: list[Block] = [{"type": "header", "text": plain("Triage details", 150)}]
+    blocks.append(section("*Query:* " + escape(one_line(triage.query, 2500))))
+    for p in triage.predictions:
+        line = prediction_text(p)
+        if p.candidates:
+            line += "\n   candidates: " + ", ".join(
+                f"{escape(c)} {percent(s)}" for c, s in p.candidates[:5]
+            )
+        if p.top_terms:
+            line += "\n   because of: " + escape(", ".join(p.top_terms[:8]))
+        if p.model_version:
+            line += f"\n   model {escape(p.model_version)}"
+        blocks.append(section(line))
+    if triage.novel:
+        blocks.append(section(novelty_text(triage)))
+    for item in triage.similar:
+        blocks.append(section(incident_text(item, detail=True)))
+    for match in triage.runbooks:
+        blocks.append(section(runbook_text(match, excerpt=2400)))
+    if triage.hypotheses:
+        blocks.append(section(hypotheses_text(triage.hypotheses, 10)))
+    if triage.steps:
+        blocks.append(section(steps_text(triage.steps, 10)))
+    blocks.append(context(versions_text(triage, answer_id)))
+    text = "Triage details\n" + fallback_text(triage)
+    return text[:MAX_FALLBACK], blocks[:MAX_BLOCKS]
+
+
+def render_search_results(
+    title: str, results: Iterable[Mapping[str, Any]], *, empty: str
+) -> tuple[str, list[Block]]:
+    """`/similar` and `/runbook` results (from ``Assistant.search``)."""
+    rows = list(results)
+    blocks: list[Block] = [section(f"*{escape(title)}*")]
+    if not rows:
+        blocks.append(section(escape(empty)))
+        return f"{title}: {empty}", blocks
+    lines = []
+    for r in rows[:10]:
+        where = escape(str(r.get("title", "")))
+        if r.get("section"):
+            where += f" › {escape(str(r['section']))}"
+        ref = escape(str(r.get("ref", "")))
+        lines.append(f"• *{where}* ({float(r.get('score', 0)):.2f}) _{ref}_")
+    blocks.append(section("\n".join(lines)))
+    text = f"{title}: " + "; ".join(str(r.get("title", "")) for r in rows[:5])
+    return text[:MAX_FALLBACK], blocks
+
+
+# --- reading a stored answer back ----------------------------------------------------------------
+
+
+def triage_from_dict(data: Mapping[str, Any]) -> Triage:
+    """Rebuild a :class:`Triage` from ``Triage.to_dict()`` after a JSON round trip."""
+
+    def evidence(items: Any) -> tuple[Evidence, ...]:
+        return tuple(Evidence(**e) for e in items or ())
+
+    return Triage(
+        query=str(data.get("query", "")),
+        predictions=tuple(
+            LabelPrediction(
+                field=p["field"],
+                label=p.get("label"),
+                confidence=float(p.get("confidence", 0.0)),
+                candidates=tuple((str(c), float(s)) for c, s in p.get("candidates") or ()),
+                model_version=p.get("model_version", ""),
+                top_terms=tuple(p.get("top_terms") or ()),
+            )
+            for p in data.get("predictions") or ()
+        ),
+        similar=tuple(
+            SimilarIncident(**{**s, "reasons": tuple(s.get("reasons") or ())})
+            for s in data.get("similar") or ()
+        ),
+        runbooks=tuple(
+            RunbookMatch(**{**r, "reasons": tuple(r.get("reasons") or ())})
+            for r in data.get("runbooks") or ()
+        ),
+        hypotheses=tuple(
+            Hypothesis(h["text"], float(h.get("confidence", 0)), evidence(h.get("evidence")))
+            for h in data.get("hypotheses") or ()
+        ),
+        steps=tuple(Step(s["text"], evidence(s.get("evidence"))) for s in data.get("steps") or ()),
+        novel=bool(data.get("novel", False)),
+        novelty_score=float(data.get("novelty_score", 0.0)),
+        model_versions=dict(data.get("model_versions") or {}),
+        index_version=str(data.get("index_version", "")),
+        elapsed_ms=float(data.get("elapsed_ms", 0.0)),
+    )

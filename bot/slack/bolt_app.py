@@ -1,0 +1,57 @@
+"""Build the Bolt ``App``: listeners per surface, event-id dedupe, the global error handler."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import App, BoltResponse
+from slack_sdk import WebClient
+
+from bot.metrics import EVENTS
+from bot.slack import commands, errors, feedback, home, messages
+from bot.slack.client import SlackPoster, make_web_client
+from bot.slack.service import SlackBot
+
+log = logging.getLogger(__name__)
+
+
+def build_bolt_app(runtime: Any, *, client: WebClient | None = None) -> tuple[App, SlackBot]:
+    """The Bolt app and its shared :class:`SlackBot` (no network call at construction)."""
+    settings = runtime.settings
+    if not settings.slack_enabled:
+        raise RuntimeError("Slack is not configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET")
+    client = client or make_web_client(settings.slack_bot_token, settings.slack_api_url)
+    app = App(
+        token=settings.slack_bot_token,
+        signing_secret=settings.slack_signing_secret,
+        client=client,
+        process_before_response=False,
+        token_verification_enabled=False,
+        request_verification_enabled=True,
+        logger=logging.getLogger("bot.slack.bolt"),
+    )
+    bot = SlackBot(runtime, SlackPoster(client))
+
+    @app.middleware
+    def dedupe_events(body: dict, context: Any, next: Any) -> Any:
+        """A retried event (same event_id) is acknowledged and not handled again.
+
+        While models still load, the database is not open yet: the id is then checked on the
+        worker thread before any work (``context["deferred_event_id"]``).
+        """
+        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if event_id:
+            if not runtime.ready.is_set():
+                context["deferred_event_id"] = str(event_id)
+            elif not bot.mark_event_seen(str(event_id)):
+                EVENTS.labels(source="slack", outcome="retry_ignored").inc()
+                return BoltResponse(status=200, body="")
+        return next()
+
+    messages.register(app, bot)
+    commands.register(app, bot)
+    feedback.register(app, bot)
+    home.register(app, bot)
+    errors.register(app, bot)
+    return app, bot

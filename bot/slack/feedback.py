@@ -1,0 +1,318 @@
+"""Feedback controls on every answer: helpful / not helpful (reason), label corrections,
+"Record root cause and fix" (modal -> resolved incident, searchable at once), and "More".
+
+Every click is stored against the answer id carried in the control's value (or the modal's
+``private_metadata``), audited, counted, and acknowledged with an ephemeral "Thanks, recorded".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from slack_bolt import App
+
+from bot.metrics import FEEDBACK
+from bot.slack.blocks import escape, render_details, triage_from_dict
+from bot.slack.ids import NOT_HELPFUL_REASONS, ActionId, CallbackId, FeedbackKind
+from bot.slack.service import SlackBot, Where
+from bot.slack.views import modal_values, root_cause_modal
+from bot.store import repository as repo
+from bot.store.db import session_scope
+
+log = logging.getLogger(__name__)
+
+
+class BadActionValueError(ValueError):
+    """A control's value does not carry a usable answer id."""
+
+
+def register(app: App, bot: SlackBot) -> None:
+    @app.action(ActionId.HELPFUL)
+    def on_helpful(ack: Any, body: dict, action: dict, respond: Any) -> None:
+        ack()
+        click = Click.from_body(body, action.get("value", ""))
+        bot.submit(
+            record_click, bot, click, FeedbackKind.HELPFUL, "", "", "", respond, where=click.where
+        )
+
+    @app.action(ActionId.NOT_HELPFUL)
+    def on_not_helpful(ack: Any, body: dict, action: dict, respond: Any) -> None:
+        ack()
+        value = (action.get("selected_option") or {}).get("value", "")
+        answer_part, _, reason = value.partition("|")
+        click = Click.from_body(body, answer_part)
+        bot.submit(
+            record_click,
+            bot,
+            click,
+            FeedbackKind.NOT_HELPFUL,
+            "",
+            "",
+            reason,
+            respond,
+            where=click.where,
+        )
+
+    @app.action(ActionId.CORRECT_LABEL)
+    def on_correct(ack: Any, body: dict, action: dict, respond: Any) -> None:
+        ack()
+        value = (action.get("selected_option") or {}).get("value", "")
+        parts = value.split("|", 2)
+        click = Click.from_body(body, parts[0])
+        field, label = (parts[1], parts[2]) if len(parts) == 3 else ("", "")
+        bot.submit(
+            record_click,
+            bot,
+            click,
+            FeedbackKind.CORRECTION,
+            field,
+            label,
+            "",
+            respond,
+            where=click.where,
+        )
+
+    @app.action(ActionId.RECORD_ROOT_CAUSE)
+    def on_record_root_cause(ack: Any, body: dict, action: dict, client: Any) -> None:
+        ack()
+        click = Click.from_body(body, action.get("value", ""))
+        answer_id = click.require_answer_id()
+        categories: list[str] = []
+        default = ""
+        if bot.runtime.ready.is_set():
+            categories = bot.label_options().get("category", [])
+            default = _predicted(bot, answer_id, "category")
+        view = root_cause_modal(
+            answer_id=answer_id,
+            channel=click.channel,
+            thread_ts=click.thread_ts,
+            categories=categories,
+            default_category=default,
+        )
+        client.views_open(trigger_id=body.get("trigger_id", ""), view=view)
+
+    @app.action(ActionId.MORE)
+    def on_more(ack: Any, body: dict, action: dict, respond: Any) -> None:
+        ack()
+        click = Click.from_body(body, action.get("value", ""))
+        bot.submit(show_details, bot, click, respond, where=click.where)
+
+    @app.view(CallbackId.ROOT_CAUSE_MODAL)
+    def on_root_cause_submitted(ack: Any, body: dict, view: dict) -> None:
+        values = modal_values(view)
+        errors = {}
+        if not values["root_cause"]:
+            errors["rc_root_cause"] = "Please describe the root cause."
+        if not values["fix"]:
+            errors["rc_fix"] = "Please describe the fix."
+        if errors:
+            ack(response_action="errors", errors=errors)
+            return
+        ack()
+        try:
+            meta = json.loads(view.get("private_metadata") or "{}")
+        except json.JSONDecodeError:
+            meta = {}
+        user = (body.get("user") or {}).get("id", "")
+        where = Where(str(meta.get("channel", "")), user, str(meta.get("thread_ts", "")))
+        bot.submit(save_root_cause, bot, user, meta, values, where=where)
+
+
+class Click:
+    """The parts of a block_actions payload that feedback needs."""
+
+    def __init__(self, *, answer_id: int | None, user: str, channel: str, thread_ts: str) -> None:
+        self.answer_id = answer_id
+        self.user = user
+        self.channel = channel
+        self.thread_ts = thread_ts
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any], answer_value: str) -> Click:
+        message = body.get("message") or {}
+        container = body.get("container") or {}
+        channel = (body.get("channel") or {}).get("id") or container.get("channel_id") or ""
+        thread_ts = (
+            message.get("thread_ts") or message.get("ts") or container.get("message_ts") or ""
+        )
+        try:
+            answer_id: int | None = int(str(answer_value).strip())
+        except ValueError:
+            answer_id = None
+        return cls(
+            answer_id=answer_id,
+            user=(body.get("user") or {}).get("id", ""),
+            channel=channel,
+            thread_ts=thread_ts,
+        )
+
+    @property
+    def where(self) -> Where:
+        return Where(self.channel, self.user, self.thread_ts)
+
+    def require_answer_id(self) -> int:
+        if self.answer_id is None:
+            raise BadActionValueError("the control does not carry an answer id")
+        return self.answer_id
+
+
+def _tell(bot: SlackBot, click: Click, respond: Any, text: str, blocks: Any = None) -> None:
+    """An ephemeral note to the person who clicked (in the thread when possible)."""
+    if bot.safe_ephemeral(click.where, text, blocks):
+        return
+    if respond is not None:
+        respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
+
+
+def record_click(
+    bot: SlackBot,
+    click: Click,
+    kind: FeedbackKind,
+    field: str,
+    value: str,
+    reason: str,
+    respond: Any,
+) -> None:
+    services = bot.services()
+    answer_id = click.require_answer_id()
+    if kind == FeedbackKind.CORRECTION and not (field and value):
+        raise BadActionValueError("a correction needs a field and a label")
+    with session_scope(services.sessions) as session:
+        answer = repo.get_answer(session=session, answer_id=answer_id)
+        if answer is None:
+            found = False
+        else:
+            found = True
+            row = repo.record_feedback(
+                session=session,
+                answer_id=answer_id,
+                kind=str(kind),
+                user_id=click.user,
+                field=field,
+                value=value,
+                reason=reason,
+            )
+            if kind == FeedbackKind.CORRECTION:
+                repo.add_labeled_example(
+                    session=session,
+                    text=answer.query,
+                    field=field,
+                    label=value,
+                    origin="feedback",
+                    feedback_id=row.id,
+                )
+            repo.audit(
+                session=session,
+                actor=click.user,
+                action="feedback",
+                subject=f"answer:{answer_id}",
+                detail={"kind": str(kind), "field": field, "value": value, "reason": reason},
+            )
+    if not found:
+        _tell(bot, click, respond, f"That answer (#{answer_id}) no longer exists.")
+        return
+    FEEDBACK.labels(kind=str(kind)).inc()
+    if kind == FeedbackKind.HELPFUL:
+        note = "Thanks, recorded: helpful."
+    elif kind == FeedbackKind.NOT_HELPFUL:
+        note = f"Thanks, recorded: not helpful ({NOT_HELPFUL_REASONS.get(reason, reason)})."
+    else:
+        note = (
+            f"Thanks, recorded: {escape(field)} should be *{escape(value)}*. "
+            "It is used at the next retrain."
+        )
+    _tell(bot, click, respond, note)
+
+
+def show_details(bot: SlackBot, click: Click, respond: Any) -> None:
+    services = bot.services()
+    answer_id = click.require_answer_id()
+    with session_scope(services.sessions) as session:
+        answer = repo.get_answer(session=session, answer_id=answer_id)
+        data = dict(answer.answer) if answer is not None else None
+    if data is None:
+        _tell(bot, click, respond, f"That answer (#{answer_id}) no longer exists.")
+        return
+    text, blocks = render_details(triage_from_dict(data), answer_id)
+    _tell(bot, click, respond, text, blocks)
+
+
+def _predicted(bot: SlackBot, answer_id: int, field: str) -> str:
+    services = bot.services()
+    with session_scope(services.sessions) as session:
+        answer = repo.get_answer(session=session, answer_id=answer_id)
+        data = dict(answer.answer) if answer is not None else {}
+    for p in data.get("predictions") or ():
+        if p.get("field") == field and p.get("label"):
+            return str(p["label"])
+    return ""
+
+
+def save_root_cause(bot: SlackBot, user: str, meta: Mapping[str, Any], values: dict) -> None:
+    """Store the root cause and fix as a resolved incident and make it searchable at once."""
+    services = bot.services()
+    try:
+        answer_id = int(meta.get("answer_id"))  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise BadActionValueError("the modal does not carry an answer id") from exc
+    channel = str(meta.get("channel", ""))
+    thread_ts = str(meta.get("thread_ts", ""))
+    where = Where(channel, user, thread_ts)
+    visibility = bot.new_item_visibility(channel)
+    category = values.get("category") or _predicted(bot, answer_id, "category")
+    external_id = (
+        f"slack:{channel}:{thread_ts}" if channel and thread_ts else f"slack:answer:{answer_id}"
+    )
+    with session_scope(services.sessions) as session:
+        answer = repo.get_answer(session=session, answer_id=answer_id)
+        if answer is None:
+            found = False
+        else:
+            found = True
+            query = answer.query or ""
+            title = (query.splitlines() or [""])[0][:200]
+            row, _status = repo.upsert_incident(
+                session=session,
+                external_id=external_id,
+                kind="incident",
+                title=title,
+                description=query,
+                category=category,
+                root_cause=values["root_cause"],
+                resolution=values["fix"],
+                resolved_by=user,
+                source_name="slack",
+                visibility=visibility,
+                occurred_at=datetime.now(UTC),
+            )
+            incident_id = row.id
+            repo.record_feedback(
+                session=session,
+                answer_id=answer_id,
+                kind=str(FeedbackKind.ROOT_CAUSE),
+                user_id=user,
+                field="root_cause",
+                value=json.dumps(values, ensure_ascii=False),
+                item_ref=f"incident:{external_id}",
+            )
+            repo.audit(
+                session=session,
+                actor=user,
+                action="root_cause_recorded",
+                subject=f"incident:{external_id}",
+                detail={"answer_id": answer_id, "visibility": visibility, "category": category},
+            )
+    if not found:
+        bot.safe_ephemeral(where, f"That answer (#{answer_id}) no longer exists.")
+        return
+    services.knowledge.add_incident(incident_id)
+    FEEDBACK.labels(kind=str(FeedbackKind.ROOT_CAUSE)).inc()
+    bot.safe_ephemeral(
+        where,
+        f"Thanks, recorded: root cause and fix saved as incident `{escape(external_id)}`; "
+        "the next answers can find it.",
+    )

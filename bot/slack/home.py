@@ -1,0 +1,118 @@
+"""App Home: what the bot knows and how well it does; admin buttons to reindex and retrain."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from slack_bolt import App
+
+from bot.slack.ids import ActionId
+from bot.slack.service import SlackBot, Where
+from bot.slack.views import home_view
+from bot.store import repository as repo
+from bot.store.db import session_scope
+
+log = logging.getLogger(__name__)
+
+REFUSAL = "Only triagebot admins can do that (see TRIAGEBOT_ADMIN_USERS)."
+
+
+def register(app: App, bot: SlackBot) -> None:
+    @app.event("app_home_opened")
+    def on_home_opened(body: dict, event: dict, context: dict) -> None:
+        bot.learn_identity(body, context)
+        if event.get("tab", "home") != "home":
+            return
+        bot.submit(
+            publish_home,
+            bot,
+            event.get("user", ""),
+            "",
+            where=Where(),
+            event_id=context.get("deferred_event_id"),
+        )
+
+    @app.action(ActionId.HOME_REINDEX)
+    def on_reindex(ack: Any, body: dict) -> None:
+        ack()
+        user = (body.get("user") or {}).get("id", "")
+        bot.submit(admin_task, bot, user, "reindex", where=Where())
+
+    @app.action(ActionId.HOME_RETRAIN)
+    def on_retrain(ack: Any, body: dict) -> None:
+        ack()
+        user = (body.get("user") or {}).get("id", "")
+        bot.submit(admin_task, bot, user, "retrain", where=Where())
+
+
+def publish_home(bot: SlackBot, user: str, notice: str = "") -> None:
+    if not user:
+        return
+    services = bot.services()
+    sizes = services.knowledge.sizes()
+    models = {
+        target: (loaded.version, loaded.kind, dict(loaded.metrics or {}))
+        for target, loaded in dict(services.classifiers.active).items()
+    }
+    with session_scope(services.sessions) as session:
+        feedback = repo.feedback_counts(session=session)
+    view = home_view(
+        sizes=sizes, models=models, feedback=feedback, is_admin=bot.is_admin(user), notice=notice
+    )
+    bot.poster.call("views.publish", lambda: bot.client.views_publish(user_id=user, view=view))
+
+
+def admin_task(bot: SlackBot, user: str, task: str) -> None:
+    """Reindex runbooks or retrain models; admins only (checked again here)."""
+    if not bot.is_admin(user):
+        log.warning("non-admin %s tried %s from App Home", user, task)
+        publish_home(bot, user, notice=f":no_entry: {REFUSAL}")
+        return
+    services = bot.services()
+    with session_scope(services.sessions) as session:
+        repo.audit(session=session, actor=user, action=f"home_{task}_requested", subject=task)
+    publish_home(bot, user, notice=f":hourglass_flowing_sand: {task} started by <@{user}>…")
+    summary = reindex(bot) if task == "reindex" else retrain(bot, user)
+    with session_scope(services.sessions) as session:
+        repo.audit(
+            session=session,
+            actor=user,
+            action=f"home_{task}_done",
+            subject=task,
+            detail={"summary": summary},
+        )
+    publish_home(bot, user, notice=f":white_check_mark: {summary}")
+
+
+def reindex(bot: SlackBot) -> str:
+    services = bot.services()
+    sources: dict[str, Path] = dict(bot.settings.runbook_sources)
+    if not sources:
+        return "Reindex: no runbook sources configured (TRIAGEBOT_RUNBOOK_SOURCES)."
+    parts = []
+    for name, path in sources.items():
+        try:
+            report = services.knowledge.index_runbooks(Path(path), source=name)
+        except FileNotFoundError as exc:
+            parts.append(f"{name}: {exc}")
+            continue
+        parts.append(
+            f"{name}: {len(report.added)} added, {len(report.updated)} updated, "
+            f"{len(report.removed)} removed, {len(report.unchanged)} unchanged"
+        )
+    return "Reindex done. " + "; ".join(parts)
+
+
+def retrain(bot: SlackBot, user: str) -> str:
+    services = bot.services()
+    results = services.classifiers.train_all(actor=user)
+    parts = []
+    for r in results:
+        if isinstance(r, str):
+            parts.append(r)
+        else:
+            verdict = "promoted" if r.promoted else "kept current"
+            parts.append(f"{r.target}: {verdict} ({r.reason})")
+    return "Retrain done. " + "; ".join(parts)

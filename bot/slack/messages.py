@@ -1,0 +1,175 @@
+"""Channel messages, @mentions and the "Triage this message" shortcut.
+
+Listeners only filter and hand off; triage and posting run on the worker pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from slack_bolt import App
+from slack_sdk.errors import SlackApiError
+
+from bot.config import ChannelMode
+from bot.events import EventKind
+from bot.metrics import EVENTS
+from bot.slack.ids import CallbackId, Surface
+from bot.slack.normalize import (
+    is_top_level,
+    is_triaged_subtype,
+    message_text,
+    slack_event,
+)
+from bot.slack.service import SlackBot, Where
+
+log = logging.getLogger(__name__)
+
+LEADING_MENTIONS = re.compile(r"^(?:\s*@[UW][A-Z0-9]+[:,]?\s*)+")
+
+MENTION_USAGE = (
+    "Mention me with an alert or a question, e.g. `@triagebot disk full on db-01`, and I reply "
+    "in the thread with the likely category, similar past incidents, the runbook and next steps."
+)
+
+
+def register(app: App, bot: SlackBot) -> None:
+    @app.event("message")
+    def on_message(body: dict, event: dict, context: dict) -> None:
+        bot.learn_identity(body, context)
+        if not _wanted(bot, event):
+            EVENTS.labels(source="slack", outcome="ignored").inc()
+            return
+        where = Where(event.get("channel", ""), "", event.get("ts", ""))
+        bot.submit(
+            triage_channel_message,
+            bot,
+            dict(event),
+            where=where,
+            event_id=context.get("deferred_event_id"),
+        )
+
+    @app.event("app_mention")
+    def on_mention(body: dict, event: dict, context: dict) -> None:
+        bot.learn_identity(body, context)
+        if bot.is_self(event) or event.get("subtype") == "message_changed":
+            return
+        thread_ts = event.get("thread_ts") or event.get("ts", "")
+        where = Where(event.get("channel", ""), event.get("user", ""), thread_ts)
+        bot.submit(
+            triage_mention,
+            bot,
+            dict(event),
+            where=where,
+            event_id=context.get("deferred_event_id"),
+        )
+
+    @app.shortcut(CallbackId.TRIAGE_MESSAGE_SHORTCUT)
+    def on_shortcut(ack: Any, shortcut: dict, respond: Any) -> None:
+        ack()
+        channel = (shortcut.get("channel") or {}).get("id", "")
+        user = (shortcut.get("user") or {}).get("id", "")
+        message = shortcut.get("message") or {}
+        thread_ts = message.get("thread_ts") or message.get("ts", "")
+        where = Where(channel, user, thread_ts)
+        bot.submit(triage_shortcut, bot, channel, user, dict(message), respond, where=where)
+
+
+def _wanted(bot: SlackBot, event: dict) -> bool:
+    """Cheap checks on Bolt's thread: new top-level messages from people or integrations."""
+    if not is_triaged_subtype(event) or not is_top_level(event):
+        return False
+    if bot.is_self(event):
+        return False
+    if event.get("channel_type") == "im":
+        return False  # direct messages: people mention or use /triage
+    # A message that mentions the bot is answered by the app_mention listener.
+    return not bot.mentions_self(event.get("text", ""))
+
+
+def triage_channel_message(bot: SlackBot, event: dict) -> None:
+    channel = event.get("channel", "")
+    mode = bot.channel_mode(channel)
+    if mode == ChannelMode.OFF:
+        EVENTS.labels(source="slack", outcome="channel_off").inc()
+        return
+    text = message_text(event, strip_user=bot.bot_user_id or None)
+    if not text.strip():
+        return
+    from_integration = event.get("subtype") == "bot_message" or bool(event.get("bot_id"))
+    if mode == ChannelMode.HELPDESK:
+        kind = EventKind.TICKET
+    else:
+        kind = EventKind.ALERT if from_integration else EventKind.MESSAGE
+    ts = event.get("ts", "")
+    author = event.get("user") or event.get("bot_id") or event.get("username") or ""
+    normalized = slack_event(text=text, kind=kind, channel=channel, author=author, ts=ts, raw=event)
+    bot.answer_in_thread(
+        normalized, mode=str(mode), surface=Surface.MESSAGE, thread_ts=ts, message_ts=ts
+    )
+
+
+def triage_mention(bot: SlackBot, event: dict) -> None:
+    channel = event.get("channel", "")
+    ts = event.get("ts", "")
+    thread_ts = event.get("thread_ts") or ts
+    user = event.get("user", "")
+    text = message_text(event, strip_user=bot.bot_user_id or None)
+    text = _strip_leading_mentions(text)
+    if not text:
+        bot.poster.post(channel, MENTION_USAGE, None, thread_ts=thread_ts)
+        return
+    mode = bot.channel_mode(channel)
+    kind = EventKind.TICKET if mode == ChannelMode.HELPDESK else EventKind.MESSAGE
+    normalized = slack_event(
+        text=text, kind=kind, channel=channel, author=user, ts=ts, thread_ts=thread_ts, raw=event
+    )
+    bot.answer_in_thread(
+        normalized,
+        mode=str(mode),
+        surface=Surface.MENTION,
+        thread_ts=thread_ts,
+        message_ts=ts,
+        user=user,
+    )
+
+
+def triage_shortcut(bot: SlackBot, channel: str, user: str, message: dict, respond: Any) -> None:
+    text = message_text(message, strip_user=bot.bot_user_id or None)
+    if not text:
+        respond(text="That message has no text I can triage.", response_type="ephemeral")
+        return
+    ts = message.get("ts", "")
+    thread_ts = message.get("thread_ts") or ts
+    mode = bot.channel_mode(channel)
+    kind = EventKind.TICKET if mode == ChannelMode.HELPDESK else EventKind.MESSAGE
+    normalized = slack_event(
+        text=text,
+        kind=kind,
+        channel=channel,
+        author=message.get("user", ""),
+        ts=ts,
+        thread_ts=thread_ts,
+        raw=message,
+    )
+    answer_id, result = bot.triage_and_record(
+        normalized,
+        mode=str(mode),
+        surface=Surface.SHORTCUT,
+        thread_ts=thread_ts,
+        message_ts=ts,
+        user=user,
+    )
+    text_out, blocks = bot.render(result, answer_id, query_line=f"Requested by <@{user}>")
+    try:
+        bot.poster.post(channel, text_out, blocks, thread_ts=thread_ts)
+    except SlackApiError as exc:
+        if exc.response.get("error") not in ("not_in_channel", "channel_not_found"):
+            raise
+        respond(text=text_out, blocks=blocks, response_type="ephemeral", replace_original=False)
+
+
+def _strip_leading_mentions(text: str) -> str:
+    """Drop user mentions left at the start (e.g. when our own user id is not known yet)."""
+    return LEADING_MENTIONS.sub("", text).strip()

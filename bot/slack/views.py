@@ -1,0 +1,166 @@
+"""Modals and the App Home tab (Block Kit views: at most 100 blocks)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bot.slack.blocks import context, escape, plain, section
+from bot.slack.ids import ActionId, BlockId, CallbackId
+
+MAX_VIEW_BLOCKS = 100
+MAX_METADATA = 3000
+
+
+def root_cause_modal(
+    *,
+    answer_id: int,
+    channel: str,
+    thread_ts: str,
+    categories: Sequence[str],
+    default_category: str = "",
+) -> dict[str, Any]:
+    """The "Record root cause and fix" modal; ``private_metadata`` carries the answer id."""
+    metadata = json.dumps({"answer_id": answer_id, "channel": channel, "thread_ts": thread_ts})
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "input",
+            "block_id": BlockId.ROOT_CAUSE,
+            "label": plain("Root cause", 2000),
+            "element": {
+                "type": "plain_text_input",
+                "action_id": ActionId.ROOT_CAUSE_TEXT,
+                "multiline": True,
+                "max_length": 3000,
+                "placeholder": plain("What actually caused it?", 150),
+            },
+        },
+        {
+            "type": "input",
+            "block_id": BlockId.FIX,
+            "label": plain("Fix", 2000),
+            "element": {
+                "type": "plain_text_input",
+                "action_id": ActionId.ROOT_CAUSE_FIX,
+                "multiline": True,
+                "max_length": 3000,
+                "placeholder": plain("What fixed it (commands welcome)?", 150),
+            },
+        },
+    ]
+    options = [{"text": plain(c, 75), "value": c[:150]} for c in list(categories)[:100]]
+    if options:
+        element: dict[str, Any] = {
+            "type": "static_select",
+            "action_id": ActionId.ROOT_CAUSE_CATEGORY,
+            "placeholder": plain("Category", 150),
+            "options": options,
+        }
+        initial = next((o for o in options if o["value"] == default_category), None)
+        if initial is not None:
+            element["initial_option"] = initial
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": BlockId.CATEGORY,
+                "optional": True,
+                "label": plain("Category", 2000),
+                "element": element,
+            }
+        )
+    return {
+        "type": "modal",
+        "callback_id": CallbackId.ROOT_CAUSE_MODAL,
+        "title": plain("Root cause and fix", 24),
+        "submit": plain("Save", 24),
+        "close": plain("Cancel", 24),
+        "private_metadata": metadata[:MAX_METADATA],
+        "blocks": blocks,
+    }
+
+
+def modal_values(view: Mapping[str, Any]) -> dict[str, str]:
+    """The submitted root cause, fix and category (empty strings when missing)."""
+    state = (view.get("state") or {}).get("values") or {}
+
+    def value(block: str, action: str) -> str:
+        element = (state.get(block) or {}).get(action) or {}
+        if element.get("type") == "static_select" or "selected_option" in element:
+            return str((element.get("selected_option") or {}).get("value") or "")
+        return str(element.get("value") or "").strip()
+
+    return {
+        "root_cause": value(BlockId.ROOT_CAUSE, ActionId.ROOT_CAUSE_TEXT),
+        "fix": value(BlockId.FIX, ActionId.ROOT_CAUSE_FIX),
+        "category": value(BlockId.CATEGORY, ActionId.ROOT_CAUSE_CATEGORY),
+    }
+
+
+def home_view(
+    *,
+    sizes: Mapping[str, int],
+    models: Mapping[str, tuple[str, str, Mapping[str, Any]]],
+    feedback: Mapping[str, int],
+    is_admin: bool,
+    notice: str = "",
+) -> dict[str, Any]:
+    """App Home: index sizes, active models with measured quality, helpful rate, admin buttons.
+
+    ``models`` maps target -> (version, kind, metrics).
+    """
+    blocks: list[dict[str, Any]] = [{"type": "header", "text": plain("triagebot", 150)}]
+    if notice:
+        blocks.append(section(notice))
+    size_text = ", ".join(f"{escape(k)}: *{v}*" for k, v in sizes.items()) or "no indexes"
+    blocks.append(section(f"*Search indexes:* {size_text}"))
+    lines = ["*Active models*"]
+    for target, (version, kind, metrics) in sorted(models.items()):
+        quality = _quality(metrics)
+        lines.append(f"• *{escape(target)}*: `{escape(version)}` ({escape(kind)}){quality}")
+    if len(lines) == 1:
+        lines.append("no models loaded")
+    blocks.append(section("\n".join(lines)))
+    helpful = feedback.get("helpful", 0)
+    not_helpful = feedback.get("not_helpful", 0)
+    rated = helpful + not_helpful
+    rate = (
+        f"{helpful / rated:.0%} helpful ({helpful} of {rated} rated answers)"
+        if rated
+        else ("no answers rated yet")
+    )
+    rest = sorted((k, v) for k, v in feedback.items() if k not in ("helpful", "not_helpful"))
+    other = ", ".join(f"{escape(k)}: {v}" for k, v in rest)
+    blocks.append(section(f"*Feedback:* {rate}" + (f"\n{other}" if other else "")))
+    if is_admin:
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": ActionId.HOME_REINDEX,
+                        "text": plain("Reindex runbooks", 75),
+                        "value": "reindex",
+                    },
+                    {
+                        "type": "button",
+                        "action_id": ActionId.HOME_RETRAIN,
+                        "text": plain("Retrain now", 75),
+                        "value": "retrain",
+                        "style": "primary",
+                    },
+                ],
+            }
+        )
+    blocks.append(context("Mention @triagebot with an alert or question, or use /triage."))
+    return {"type": "home", "blocks": blocks[:MAX_VIEW_BLOCKS]}
+
+
+def _quality(metrics: Mapping[str, Any]) -> str:
+    parts = []
+    for key, name in (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("coverage", "coverage")):
+        value = metrics.get(key)
+        if isinstance(value, int | float):
+            parts.append(f"{name} {value:.2f}")
+    return (" — " + ", ".join(parts)) if parts else " — not measured"

@@ -1,0 +1,127 @@
+{{/*
+Expand the name of the chart.
+*/}}
+{{- define "triagebot.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Create a default fully qualified app name.
+We truncate at 63 chars because some Kubernetes name fields are limited to this (by the DNS naming spec).
+If release name contains chart name it will be used as a full name.
+*/}}
+{{- define "triagebot.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Create chart name and version as used by the chart label.
+*/}}
+{{- define "triagebot.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Common labels
+*/}}
+{{- define "triagebot.labels" -}}
+helm.sh/chart: {{ include "triagebot.chart" . }}
+{{ include "triagebot.selectorLabels" . }}
+{{- if .Chart.AppVersion }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
+Selector labels
+*/}}
+{{- define "triagebot.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "triagebot.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Create the name of the service account to use
+*/}}
+{{- define "triagebot.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "triagebot.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Image reference: repository:tag, the tag defaulting to the chart's appVersion.
+*/}}
+{{- define "triagebot.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/*
+Name of the claim mounted at /data.
+*/}}
+{{- define "triagebot.dataClaimName" -}}
+{{- default (printf "%s-data" (include "triagebot.fullname" .)) .Values.persistence.existingClaim }}
+{{- end }}
+
+{{/*
+Name of the claim mounted at /data/models (models.shared).
+*/}}
+{{- define "triagebot.modelsClaimName" -}}
+{{- default (printf "%s-models" (include "triagebot.fullname" .)) .Values.models.shared.existingClaim }}
+{{- end }}
+
+{{/*
+storageClassName line for a claim: empty = cluster default (omitted), "-" = no class.
+Call with a dict: (dict "storageClass" .Values.persistence.storageClass)
+*/}}
+{{- define "triagebot.storageClass" -}}
+{{- if .storageClass }}
+{{- if eq "-" .storageClass }}
+storageClassName: ""
+{{- else }}
+storageClassName: {{ .storageClass | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Render one env value: strings as they are, maps/lists/numbers/booleans as JSON.
+*/}}
+{{- define "triagebot.envValue" -}}
+{{- if kindIs "string" . }}
+{{- . | quote }}
+{{- else }}
+{{- toJson . | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+Refuse configurations that cannot work.
+*/}}
+{{- define "triagebot.validate" -}}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.secrets.existingSecret) }}
+{{- fail "replicaCount > 1 needs PostgreSQL: set secrets.existingSecret to a Secret holding TRIAGEBOT_DATABASE_URL (SQLite cannot be shared by several pods)" }}
+{{- end }}
+{{- range $key := list "TRIAGEBOT_HOST" "TRIAGEBOT_PORT" "TRIAGEBOT_DATA_DIR" }}
+{{- if hasKey $.Values.env $key }}
+{{- fail (printf "env.%s is set by the chart; remove it from env (use containerPort for the port)" $key) }}
+{{- end }}
+{{- end }}
+{{- range $key, $_ := $.Values.env }}
+{{- if has $key (list "SLACK_BOT_TOKEN" "SLACK_SIGNING_SECRET" "SLACK_APP_TOKEN" "TRIAGEBOT_DATABASE_URL" "TRIAGEBOT_WEBHOOK_TOKENS" "TRIAGEBOT_WEBHOOK_HMAC_SECRETS") }}
+{{- fail (printf "env.%s is a secret: put it in the Secret named by secrets.existingSecret" $key) }}
+{{- end }}
+{{- end }}
+{{- end }}
