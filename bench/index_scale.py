@@ -22,14 +22,20 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import faiss  # noqa: E402
+import faiss
 
-from knowledge.index import VectorIndex  # noqa: E402
-from knowledge.metrics import percentile  # noqa: E402
+from knowledge.index import VectorIndex
+from knowledge.metrics import percentile
 
 
 def rss_mb() -> float:
     """Current resident set size in MB (Linux /proc; falls back to peak RSS)."""
+    try:  # give freed heap pages back to the OS first, so RSS shows live memory
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
     try:
         with open("/proc/self/statm") as fh:
             pages = int(fh.read().split()[1])
@@ -55,6 +61,12 @@ def clustered(n: int, dim: int, *, clusters: int, spread: float, seed: int) -> n
     return out
 
 
+def describe(index: VectorIndex) -> str:
+    if index.kind != "ivf":
+        return index.kind
+    return f"IVF{faiss.extract_index_ivf(index._index).nlist},SQ{index.codec}"
+
+
 def exact_top(data: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     flat = faiss.IndexFlatIP(data.shape[1])
     flat.add(data)
@@ -62,7 +74,9 @@ def exact_top(data: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     return labels
 
 
-def run(size: int, n_queries: int, nprobes: list[int] | None, args: argparse.Namespace) -> list[dict]:
+def run(
+    size: int, n_queries: int, nprobes: list[int] | None, args: argparse.Namespace
+) -> list[dict]:
     dim, seed = args.dim, args.seed
     base = rss_mb()
     # queries: fresh points around the same centres (same seed), never equal to stored vectors
@@ -91,14 +105,14 @@ def run(size: int, n_queries: int, nprobes: list[int] | None, args: argparse.Nam
         index.set_nprobe(nprobe)
         index.search(queries[:5], 10)  # warm-up
         times, hits = [], 0
-        for q, gold in zip(queries, truth):
+        for q, gold in zip(queries, truth, strict=True):
             t = time.perf_counter()
             res = index.search(q[None, :], 10)[0]
             times.append((time.perf_counter() - t) * 1000)
             hits += len({i for i, _ in res} & set(gold.tolist()))
         rows.append({
-            "size": size, "kind": f"{index.kind} {index.codec} nlist={faiss.extract_index_ivf(index._index).nlist}"
-            if index.kind == "ivf_sq8" else index.kind,
+            "size": size,
+            "kind": describe(index),
             "nprobe": nprobe, "build_s": build_s,
             "p50": percentile(times, 50), "p95": percentile(times, 95),
             "recall": hits / (10 * len(queries)), "rss_mb": index_mb, "file_mb": file_mb,
@@ -135,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         for row in run(size, args.queries, nprobes, args):
             print(f"| {row['size']:,} | {row['kind']} | {row['nprobe']} | {row['build_s']:.1f} "
                   f"| {row['p50']:.2f} | {row['p95']:.2f} | {row['recall']:.3f} "
-                  f"| {row['file_mb']:.0f} | {row['rss_mb']:.0f} | {row['peak_mb']:.0f} |", flush=True)
+                  f"| {row['file_mb']:.0f} | {row['rss_mb']:.0f} | {row['peak_mb']:.0f} |",
+                  flush=True)
     return 0
 
 

@@ -44,6 +44,9 @@ def configure_runtime(settings: Settings) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TQDM_DISABLE", "1")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
 
 
@@ -74,6 +77,10 @@ def load_models(services: Services) -> None:
     from bot.knowledge_base import KnowledgeBase
     from knowledge.embed import Embedder
 
+    import bm25s  # noqa: F401 - imported first so that its logger level can be reset
+
+    # bm25s sets its own logger to DEBUG on import; keep it at our level.
+    logging.getLogger("bm25s").setLevel(max(logging.WARNING, logging.getLogger().level))
     settings = services.settings
     embedder = Embedder(
         settings.embedding_model,

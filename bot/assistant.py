@@ -211,10 +211,15 @@ class Assistant:
         if not causes:
             return []
         merged = merge_similar_causes(causes)
-        total = sum(m.weight for m in merged) or 1.0
+        # Support of a hypothesis: the summed relevance of everything that backs it.
+        support = [
+            sum(score for text, score, ref in causes if ref in m.refs) for m in merged
+        ]
+        total = sum(support) or 1.0
+        ranked = sorted(zip(merged, support, strict=True), key=lambda pair: -pair[1])
         return [
-            Hypothesis(text=m.text, confidence=round(m.weight / total, 3), evidence=tuple(m.refs))
-            for m in merged[:5]
+            Hypothesis(text=m.text, confidence=round(s / total, 3), evidence=tuple(m.refs))
+            for m, s in ranked[:5]
         ]
 
     def _steps(
@@ -307,9 +312,10 @@ def _reasons(text: str, event: Event, view: IncidentView, hit: DocumentHit) -> l
     }
     if shared:
         reasons.append("same labels: " + ", ".join(f"{k}={v}" for k, v in list(shared.items())[:3]))
-    terms = key_terms(text, f"{view.title} {view.description}")[:5]
-    if terms:
-        reasons.append("shares terms: " + ", ".join(terms))
+    if not any(r.startswith("keywords") for r in reasons):
+        terms = key_terms(text, f"{view.title} {view.description}")[:5]
+        if terms:
+            reasons.append("shares terms: " + ", ".join(terms))
     return reasons
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "RedactionResult",
     "Redactor",
     "default_redactor",
+    "secret_key_type",
 ]
 
 MAX_SCAN_CHARS = 100_000
@@ -134,7 +135,7 @@ _TOKEN_PATTERNS: tuple[tuple[str, str, int | str], ...] = (
     (
         "password",
         r"(?i)\b(?:password|passwd|passcode|passphrase|pwd)[ \t]{1,2}(?:is|was|=|:)[ \t]{1,3}"
-        r"[\"'“]?([^\s\"'”]{4,64})",
+        r"[\"'“]?([^\s\"'”]{3,63}[^\s\"'”.,;:)?])",
         1,
     ),
 )
@@ -150,10 +151,19 @@ _PEM_WINDOW = 20_000
 # ---- key = value pairs -----------------------------------------------------------------------
 
 _KV_RE = re.compile(
-    r"(?P<q>[\"']?)(?P<key>[A-Za-z_][A-Za-z0-9_.-]{0,60})(?P=q)[ \t]{0,3}(?::=|=>|[:=])[ \t]{0,3}"
+    r"(?P<q>[\"']?)(?P<key>[A-Za-z_][A-Za-z0-9_.-]{0,60})\\?(?P=q)"
+    r"[ \t]{0,3}(?::=|=>|[:=])[ \t]{0,3}"
     r"(?:\\\"(?P<v1>[^\"\\\n]{1,256})\\\"|\"(?P<v2>[^\"\n]{1,256})\"|'(?P<v3>[^'\n]{1,256})'"
     r"|(?P<v4>[^\s,;'\"&}\])<>]{1,256}))"
 )
+# command-line flags: --password VALUE, --account-key VALUE
+_FLAG_RE = re.compile(
+    r"(?<![\w-])--?(?P<key>[A-Za-z][A-Za-z0-9_-]{1,40})[ \t]{1,3}"
+    r"(?:\"(?P<v2>[^\"\n]{1,256})\"|'(?P<v3>[^'\n]{1,256})'|(?P<v4>[^\s'\"-][^\s'\"]{0,255}))"
+)
+# user info of a URL without a password: https://<long key>@o123.ingest.sentry.io/1
+_URL_USER_KEY = re.compile(r"://([A-Za-z0-9_-]{20,128})@")
+_URL_USERINFO_BEFORE = re.compile(r"://(?:[^\s/@:]{0,128}:)?$")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _SECRET_KEY_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"pass(?:word|wd|phrase|code)|(?:^|_)(?:pwd|pass|pw)$"), "password"),
@@ -190,7 +200,7 @@ _FILE_EXTENSIONS = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "ico",
 _SSH_USERS = frozenset({"git", "hg", "svn", "ubuntu", "ec2-user", "root", "admin"})
 
 _PHONE_RE = re.compile(
-    r"(?<![\w+.:/=#@$%&\\-])"
+    r"(?<![\w+.:/#@$%&\\-])"
     r"(?P<num>(?:\+|(?<!\d)00(?=[1-9]))?(?:\(\d{1,5}\)|\d{1,15})"
     r"(?:[ .-]{1,2}\d{1,8}|[ .-]?\(\d{1,5}\)|(?<=\))[ .-]?\d{1,8}){0,6})"
     r"(?![\w:/@+]|[.,-]\d)"
@@ -492,15 +502,25 @@ class Redactor:
             pos = stop
 
     def _detect_key_values(self, text: str) -> Iterator[_Span]:
+        yield from self._detect_pairs(_KV_RE, text, resume_after_key=True)
+        yield from self._detect_pairs(_FLAG_RE, text, resume_after_key=False)
+        for m in _URL_USER_KEY.finditer(text):
+            yield _Span(m.start(1), m.end(1), SECRET, "url_credential")
+
+    @staticmethod
+    def _detect_pairs(
+        pattern: re.Pattern[str], text: str, *, resume_after_key: bool
+    ) -> Iterator[_Span]:
         pos = 0
-        while (m := _KV_RE.search(text, pos)) is not None:
+        while (m := pattern.search(text, pos)) is not None:
             # an ordinary pair's value may hold a secret pair (a URL query), so resume after its key
-            pos = m.end("key")
+            pos = m.end("key") if resume_after_key else m.end()
             type_ = secret_key_type(m.group("key"))
             if type_ is None:
                 continue
             pos = m.end()
-            group = next(g for g in ("v1", "v2", "v3", "v4") if m.group(g) is not None)
+            group = next(g for g in ("v1", "v2", "v3", "v4")
+                         if g in pattern.groupindex and m.group(g) is not None)
             value = m.group(group)
             if _PLACEHOLDER_VALUE.match(value.strip()):
                 continue
@@ -513,6 +533,8 @@ class Redactor:
             local = m.group().split("@", 1)[0].lower()
             if local in _SSH_USERS and text[m.end() : m.end() + 1] == ":":
                 continue
+            if _URL_USERINFO_BEFORE.search(text, max(0, m.start() - 140), m.start()):
+                continue  # scheme://user:pass@host is a URL, handled by url_password
             if m.group("tld").lower() in _FILE_EXTENSIONS:  # icon@2x.png
                 continue
             yield _Span(m.start(), m.end(), PII, "email")

@@ -80,20 +80,13 @@ def register(app: App, bot: SlackBot) -> None:
     def on_record_root_cause(ack: Any, body: dict, action: dict, client: Any) -> None:
         ack()
         click = Click.from_body(body, action.get("value", ""))
-        answer_id = click.require_answer_id()
-        categories: list[str] = []
-        default = ""
-        if bot.runtime.ready.is_set():
-            categories = bot.label_options().get("category", [])
-            default = _predicted(bot, answer_id, "category")
-        view = root_cause_modal(
-            answer_id=answer_id,
-            channel=click.channel,
-            thread_ts=click.thread_ts,
-            categories=categories,
-            default_category=default,
-        )
-        client.views_open(trigger_id=body.get("trigger_id", ""), view=view)
+        # views.open must use the trigger id within 3 s, so this runs here, not on the pool.
+        # Bolt turns an exception raised after ack() into a 404 (and a Slack retry), so
+        # failures are reported here, the same way the global error handler does.
+        try:
+            open_root_cause_modal(bot, client, click, body.get("trigger_id", ""))
+        except Exception as exc:  # noqa: BLE001 - reported with a reference id
+            bot.report_error(exc, click.where)
 
     @app.action(ActionId.MORE)
     def on_more(ack: Any, body: dict, action: dict, respond: Any) -> None:
@@ -158,6 +151,23 @@ class Click:
         if self.answer_id is None:
             raise BadActionValueError("the control does not carry an answer id")
         return self.answer_id
+
+
+def open_root_cause_modal(bot: SlackBot, client: Any, click: Click, trigger_id: str) -> None:
+    answer_id = click.require_answer_id()
+    categories: list[str] = []
+    default = ""
+    if bot.runtime.ready.is_set():
+        categories = bot.label_options().get("category", [])
+        default = _predicted(bot, answer_id, "category")
+    view = root_cause_modal(
+        answer_id=answer_id,
+        channel=click.channel,
+        thread_ts=click.thread_ts,
+        categories=categories,
+        default_category=default,
+    )
+    bot.poster.call("views.open", lambda: client.views_open(trigger_id=trigger_id, view=view))
 
 
 def _tell(bot: SlackBot, click: Click, respond: Any, text: str, blocks: Any = None) -> None:

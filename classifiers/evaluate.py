@@ -1,0 +1,209 @@
+"""Evaluation: reports, a plain TF-IDF baseline, champion/challenger, fingerprints, splits."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+from sklearn.pipeline import FeatureUnion, make_pipeline
+from sklearn.svm import LinearSVC
+
+from classifiers.errors import ClassifierError
+from classifiers.model import Prediction, check_labels, check_texts
+
+
+class Predictor(Protocol):
+    def predict(self, texts: Sequence[str], embeddings: np.ndarray) -> list[Prediction]: ...
+
+
+@dataclass(frozen=True)
+class ClassMetrics:
+    label: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+@dataclass(frozen=True)
+class ClassificationReport:
+    """Figures for one model on one test set.
+
+    ``accuracy``/``macro_f1``/``top3_accuracy`` use the top label of every item, answered
+    or not; ``coverage`` is the share the model answered and ``covered_accuracy`` the
+    accuracy on those. ``macro_f1`` averages over the labels present in the test set.
+    """
+
+    target: str
+    n_train: int
+    n_test: int
+    accuracy: float
+    macro_f1: float
+    top3_accuracy: float
+    coverage: float
+    covered_accuracy: float
+    per_class: tuple[ClassMetrics, ...]
+    confusion: tuple[tuple[str, ...], tuple[tuple[int, ...], ...]]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["per_class"] = [asdict(m) for m in self.per_class]
+        d["confusion"] = {"labels": list(self.confusion[0]),
+                          "matrix": [list(r) for r in self.confusion[1]]}
+        return d
+
+    def summary(self) -> dict[str, float]:
+        return {k: getattr(self, k) for k in
+                ("accuracy", "macro_f1", "top3_accuracy", "coverage", "covered_accuracy")}
+
+
+def build_report(target: str, n_train: int, y_true: Sequence[str], y_top: Sequence[str | None],
+                 top3: Sequence[Sequence[str]], answered: Sequence[bool]) -> ClassificationReport:
+    """Report from plain lists: true labels, top labels, top-3 lists, answered flags."""
+    n = len(y_true)
+    if n == 0:
+        raise ClassifierError("cannot evaluate on an empty test set")
+    y_t = np.array(y_true, dtype=object)
+    y_p = np.array(["" if p is None else p for p in y_top], dtype=object)
+    ans = np.asarray(answered, dtype=bool)
+    correct = y_t == y_p
+    present = sorted(set(y_true))
+    p, r, f, s = precision_recall_fscore_support(
+        y_t, y_p, labels=present, zero_division=0.0
+    )
+    per_class = tuple(
+        ClassMetrics(lab, float(pi), float(ri), float(fi), int(si))
+        for lab, pi, ri, fi, si in zip(present, p, r, f, s, strict=True)
+    )
+    all_labels = sorted(set(present) | {x for x in y_p if x})
+    cm = confusion_matrix(y_t, y_p, labels=all_labels)
+    return ClassificationReport(
+        target=target,
+        n_train=int(n_train),
+        n_test=n,
+        accuracy=float(correct.mean()),
+        macro_f1=float(np.mean(f)),
+        top3_accuracy=float(np.mean([t in c[:3] for t, c in zip(y_true, top3, strict=True)])),
+        coverage=float(ans.mean()),
+        covered_accuracy=float(correct[ans].mean()) if ans.any() else 0.0,
+        per_class=per_class,
+        confusion=(tuple(all_labels), tuple(tuple(int(v) for v in row) for row in cm)),
+    )
+
+
+def evaluate(model: Predictor, texts: Sequence[str], embeddings: np.ndarray,
+             labels: Sequence[str], *, target: str | None = None) -> ClassificationReport:
+    """Evaluate any model whose ``predict`` returns :class:`Prediction` objects."""
+    texts_l = check_texts(texts)
+    labels_l = check_labels(labels, len(texts_l))
+    preds = model.predict(texts_l, embeddings)
+    return build_report(
+        target or str(getattr(model, "target", "")),
+        int(getattr(model, "n_train_", 0)),
+        labels_l,
+        [p.top_label for p in preds],
+        [[c for c, _ in p.candidates] for p in preds],
+        [p.label is not None for p in preds],
+    )
+
+
+def baseline_tfidf_svc(train_texts: Sequence[str], train_labels: Sequence[str],
+                       test_texts: Sequence[str], test_labels: Sequence[str],
+                       *, target: str = "") -> ClassificationReport:
+    """Reference point: TF-IDF word + char n-grams and a plain LinearSVC, no tuning."""
+    tr = check_texts(train_texts, "train_texts")
+    te = check_texts(test_texts, "test_texts")
+    ytr = check_labels(train_labels, len(tr))
+    yte = check_labels(test_labels, len(te))
+    if len(set(ytr)) < 2:
+        raise ClassifierError("baseline needs at least 2 distinct training labels")
+    features = FeatureUnion([
+        ("word", TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True)),
+        ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True)),
+    ])
+    pipe = make_pipeline(features, LinearSVC()).fit(tr, ytr)
+    scores = np.asarray(pipe.decision_function(te))
+    classes = pipe.classes_
+    if scores.ndim == 1:
+        scores = np.column_stack([-scores, scores])
+    order = np.argsort(-scores, axis=1)[:, :3]
+    top3 = [[str(classes[j]) for j in row] for row in order]
+    return build_report(target, len(tr), yte, [t[0] for t in top3], top3, [True] * len(te))
+
+
+@dataclass(frozen=True)
+class Decision:
+    promote: bool
+    reason: str
+    accuracy_gain: float
+    macro_f1_gain: float
+    coverage_gain: float
+
+
+def champion_challenger(champion: ClassificationReport | None,
+                        challenger: ClassificationReport, *, min_accuracy_gain: float = 0.0,
+                        min_macro_f1_gain: float = 0.0) -> Decision:
+    """Promote the challenger only if it is at least as good on accuracy and macro-F1.
+
+    Both reports must be for the same target and measured on the same test set size.
+    """
+    if champion is None:
+        return Decision(True, "no champion yet", challenger.accuracy, challenger.macro_f1,
+                        challenger.coverage)
+    if champion.target != challenger.target:
+        raise ClassifierError(
+            f"reports are for different targets: {champion.target!r} vs {challenger.target!r}")
+    if champion.n_test != challenger.n_test:
+        raise ClassifierError(
+            f"reports were measured on different test sets ({champion.n_test} vs "
+            f"{challenger.n_test} items)")
+    acc = challenger.accuracy - champion.accuracy
+    f1 = challenger.macro_f1 - champion.macro_f1
+    cov = challenger.coverage - champion.coverage
+    fails = []
+    if acc < min_accuracy_gain:
+        fails.append(f"accuracy gain {acc:+.3f} < {min_accuracy_gain:+.3f}")
+    if f1 < min_macro_f1_gain:
+        fails.append(f"macro-F1 gain {f1:+.3f} < {min_macro_f1_gain:+.3f}")
+    if fails:
+        return Decision(False, "keep champion: " + "; ".join(fails), acc, f1, cov)
+    return Decision(True, f"promote: accuracy {acc:+.3f}, macro-F1 {f1:+.3f}", acc, f1, cov)
+
+
+def fingerprint(texts: Sequence[str], labels: Sequence[str]) -> str:
+    """sha256 over the sorted (text, label) pairs: same data in any order, same value."""
+    texts_l = check_texts(texts)
+    labels_l = check_labels(labels, len(texts_l))
+    h = hashlib.sha256()
+    for pair in sorted(zip(texts_l, labels_l, strict=True)):
+        h.update(json.dumps(pair, ensure_ascii=False).encode("utf-8"))
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def stratified_split(labels: Sequence[str], test_size: float = 0.2,
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test indices, stratified per label.
+
+    A label with a single example always goes to training; every other label keeps at
+    least one example in training.
+    """
+    if not 0.0 < test_size < 1.0:
+        raise ClassifierError("test_size must be in (0, 1)")
+    y = np.asarray(list(labels), dtype=object)
+    rng = np.random.default_rng(seed)
+    test: list[np.ndarray] = []
+    for lab in sorted(set(y.tolist())):
+        idx = rng.permutation(np.flatnonzero(y == lab))
+        k = min(len(idx) - 1, round(len(idx) * test_size))
+        test.append(idx[:k])
+    test_idx = np.sort(np.concatenate(test)) if test else np.empty(0, dtype=np.int64)
+    mask = np.zeros(len(y), dtype=bool)
+    mask[test_idx] = True
+    return np.flatnonzero(~mask), np.flatnonzero(mask)

@@ -1,0 +1,540 @@
+"""Supervised text classifier: sentence embedding + TF-IDF n-grams -> calibrated linear model.
+
+The caller computes sentence embeddings (float32, L2-normalised) and passes them in; this
+module never loads an embedding model. Probabilities are calibrated with a single softmax
+temperature fitted on out-of-fold (or held-out) decision scores, and the same out-of-fold
+predictions choose the confidence threshold under which the model abstains (label ``None``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import minimize_scalar
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+from sklearn.linear_model import LogisticRegression, SGDClassifier
+from sklearn.metrics import f1_score
+from sklearn.svm import LinearSVC
+
+from classifiers.errors import ClassifierError, ModelNotFittedError
+
+ESTIMATORS = ("svc", "logreg", "sgd")
+NEVER = math.nextafter(1.0, 2.0)  # threshold that no probability reaches: always abstain
+_EMAIL = r"\S+@\S+"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One prediction. ``label`` is ``None`` when the model is unsure (abstains)."""
+
+    label: str | None
+    confidence: float
+    candidates: tuple[tuple[str, float], ...]
+    top_terms: tuple[str, ...] = ()
+
+    @property
+    def unsure(self) -> bool:
+        return self.label is None
+
+    @property
+    def top_label(self) -> str | None:
+        """The most probable label, whether or not the model answered."""
+        return self.candidates[0][0] if self.candidates else None
+
+
+@dataclass(frozen=True)
+class Neighbor:
+    """A training example close to a query; ``index`` is its position in the fit input."""
+
+    index: int
+    label: str
+    similarity: float
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def check_texts(texts: Sequence[str], name: str = "texts") -> list[str]:
+    if isinstance(texts, str) or not isinstance(texts, Sequence | np.ndarray):
+        raise ClassifierError(f"{name} must be a sequence of strings, got {type(texts).__name__}")
+    out = []
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise ClassifierError(f"{name}[{i}] is {type(t).__name__}, expected str")
+        out.append(t)
+    return out
+
+
+def check_embeddings(embeddings: Any, n: int, dim: int | None = None) -> np.ndarray:
+    try:
+        emb = np.asarray(embeddings, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise ClassifierError(f"embeddings are not numeric: {exc}") from exc
+    if emb.ndim != 2:
+        raise ClassifierError(f"embeddings must be 2-D (n, dim), got shape {emb.shape}")
+    if emb.shape[0] != n:
+        raise ClassifierError(f"{emb.shape[0]} embeddings for {n} texts")
+    if dim is not None and emb.shape[1] != dim:
+        raise ClassifierError(f"embedding dim {emb.shape[1]} != {dim} seen at fit time")
+    if not np.isfinite(emb).all():
+        raise ClassifierError("embeddings contain NaN or infinite values")
+    return emb
+
+
+def check_labels(labels: Sequence[str], n: int) -> list[str]:
+    if isinstance(labels, str) or len(labels) != n:
+        raise ClassifierError(f"expected {n} labels, got {len(labels)}")
+    out = []
+    for i, lab in enumerate(labels):
+        if not isinstance(lab, str) or not lab.strip():
+            raise ClassifierError(f"labels[{i}] must be a non-empty string, got {lab!r}")
+        out.append(lab)
+    return out
+
+
+# --------------------------------------------------------------------------- numerics
+
+
+def softmax(scores: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = scores / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    return z
+
+
+def fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:
+    """Temperature minimising the negative log-likelihood of softmax(scores / T)."""
+    rows = np.arange(len(y))
+
+    def nll(log_t: float) -> float:
+        z = scores / math.exp(log_t)
+        z = z - z.max(axis=1, keepdims=True)
+        lse = np.log(np.exp(z).sum(axis=1))
+        return float(np.mean(lse - z[rows, y]))
+
+    res = minimize_scalar(nll, bounds=(-7.0, 4.0), method="bounded")
+    return float(math.exp(res.x))
+
+
+def choose_threshold(confidence: np.ndarray, correct: np.ndarray, min_precision: float) -> float:
+    """Lowest confidence threshold whose answered items reach ``min_precision``.
+
+    Items are answered when ``confidence >= threshold``. Returns ``NEVER`` when no
+    threshold reaches the precision.
+    """
+    if len(confidence) == 0:
+        return NEVER
+    order = np.argsort(-confidence, kind="stable")
+    conf = confidence[order]
+    prec = np.cumsum(correct[order]) / np.arange(1, len(conf) + 1)
+    # only cut between distinct confidence values (ties are answered together)
+    last_of_tie = np.r_[conf[1:] != conf[:-1], True]
+    ok = np.flatnonzero((prec >= min_precision) & last_of_tie)
+    if len(ok) == 0:
+        return NEVER
+    return float(conf[ok[-1]])
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Macro-F1 over the classes present in ``y_true``."""
+    present = np.unique(y_true)
+    return float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0.0))
+
+
+def assign_folds(y: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
+    """Stratified fold ids that tolerate classes smaller than ``n_folds`` (even singletons)."""
+    rng = np.random.default_rng(seed)
+    folds = np.empty(len(y), dtype=np.int64)
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        folds[idx] = (rng.integers(n_folds) + np.arange(len(idx))) % n_folds
+    return folds
+
+
+def holdout_mask(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Stratified held-out mask; classes with a single example always stay in training."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(len(y), dtype=bool)
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        k = min(len(idx) - 1, round(len(idx) * fraction))
+        mask[idx[:k]] = True
+    return mask
+
+
+# --------------------------------------------------------------------------- the estimator
+
+
+class TextClassifier:
+    """Calibrated, abstaining text classifier for one target field (team, severity, ...).
+
+    Features are ``[embedding * embedding_weight, tfidf(word n-grams), tfidf(char n-grams)]``.
+    ``class_weight_power`` interpolates between no class weighting (0) and sklearn's
+    "balanced" weighting (1); duplicated (text, label) pairs are merged into sample weights.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        min_precision: float = 0.9,
+        estimator: str = "svc",
+        C: float = 0.5,
+        class_weight_power: float = 0.5,
+        embedding_weight: float = 1.0,
+        word_ngrams: tuple[int, int] = (1, 2),
+        char_ngrams: tuple[int, int] = (2, 5),
+        max_word_features: int | None = 100_000,
+        max_char_features: int | None = 150_000,
+        min_df: int = 2,
+        cv: int = 5,
+        holdout_above: int = 10_000,
+        holdout_fraction: float = 0.1,
+        min_class_count: int = 1,
+        other_label: str = "other",
+        n_candidates: int = 3,
+        n_top_terms: int = 5,
+        max_examples: int = 20_000,
+        random_state: int = 0,
+    ) -> None:
+        self.target = target
+        self.min_precision = min_precision
+        self.estimator = estimator
+        self.C = C
+        self.class_weight_power = class_weight_power
+        self.embedding_weight = embedding_weight
+        self.word_ngrams = word_ngrams
+        self.char_ngrams = char_ngrams
+        self.max_word_features = max_word_features
+        self.max_char_features = max_char_features
+        self.min_df = min_df
+        self.cv = cv
+        self.holdout_above = holdout_above
+        self.holdout_fraction = holdout_fraction
+        self.min_class_count = min_class_count
+        self.other_label = other_label
+        self.n_candidates = n_candidates
+        self.n_top_terms = n_top_terms
+        self.max_examples = max_examples
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ params
+
+    _PARAMS = (
+        "min_precision", "estimator", "C", "class_weight_power", "embedding_weight",
+        "word_ngrams", "char_ngrams", "max_word_features", "max_char_features", "min_df", "cv",
+        "holdout_above", "holdout_fraction", "min_class_count", "other_label", "n_candidates",
+        "n_top_terms", "max_examples", "random_state",
+    )
+
+    def get_params(self) -> dict[str, Any]:
+        return {"target": self.target, **{k: getattr(self, k) for k in self._PARAMS}}
+
+    def _validate_params(self) -> None:
+        if self.estimator not in ESTIMATORS:
+            raise ClassifierError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
+        if not 0.0 < self.min_precision <= 1.0:
+            raise ClassifierError("min_precision must be in (0, 1]")
+        if self.C <= 0 or self.embedding_weight < 0 or self.class_weight_power < 0:
+            raise ClassifierError("C must be > 0; embedding_weight, class_weight_power >= 0")
+        if self.cv < 2:
+            raise ClassifierError("cv must be >= 2")
+
+    # ------------------------------------------------------------------ features
+
+    def _make_vectorizers(self, n_docs: int) -> tuple[TfidfVectorizer, TfidfVectorizer]:
+        min_df = self.min_df if n_docs >= 20 * self.min_df else 1
+        common = dict(lowercase=True, sublinear_tf=True, min_df=min_df, dtype=np.float32)
+        word = TfidfVectorizer(
+            analyzer="word", ngram_range=self.word_ngrams, max_features=self.max_word_features,
+            token_pattern=r"(?u)\b\w[\w.\-]*\w\b|\b\w\b", **common,
+        )
+        char = TfidfVectorizer(
+            analyzer="char_wb", ngram_range=self.char_ngrams,
+            max_features=self.max_char_features, **common,
+        )
+        return word, char
+
+    @staticmethod
+    def _fit_vectorizer(vec: TfidfVectorizer, texts: list[str]) -> TfidfVectorizer | None:
+        try:
+            vec.fit(texts)
+        except ValueError:  # empty vocabulary (no tokens at all)
+            return None
+        return vec
+
+    def _features(self, texts: list[str], emb: np.ndarray) -> sp.csr_matrix:
+        blocks: list[Any] = [sp.csr_matrix(emb * np.float32(self.embedding_weight))]
+        for vec in (self.word_vectorizer_, self.char_vectorizer_):
+            if vec is not None:
+                blocks.append(vec.transform(texts))
+        return sp.hstack(blocks, format="csr", dtype=np.float32)
+
+    # ------------------------------------------------------------------ estimator
+
+    def _make_estimator(self, class_weight: dict[Any, float]) -> Any:
+        if self.estimator == "svc":
+            return LinearSVC(C=self.C, class_weight=class_weight, random_state=self.random_state)
+        if self.estimator == "logreg":
+            return LogisticRegression(
+                C=self.C, class_weight=class_weight, solver="saga", max_iter=200,
+                random_state=self.random_state,
+            )
+        return SGDClassifier(
+            loss="modified_huber", alpha=1.0 / (self.C * 10_000), class_weight=class_weight,
+            max_iter=30, tol=1e-4, random_state=self.random_state,
+        )
+
+    def _fit_one(self, X: sp.csr_matrix, y: np.ndarray, w: np.ndarray,
+                 class_weight: np.ndarray) -> Any:
+        present = np.unique(y)
+        est = self._make_estimator({int(c): float(class_weight[c]) for c in present})
+        est.fit(X, y, sample_weight=w)
+        return est
+
+    @staticmethod
+    def _scores(est: Any, X: sp.csr_matrix, n_classes: int) -> np.ndarray:
+        """Decision scores as an (n, n_classes) array over *global* class ids."""
+        raw = np.asarray(est.decision_function(X), dtype=np.float64)
+        if raw.ndim == 1:  # binary: one score, positive means est.classes_[1]
+            raw = np.column_stack([-raw / 2, raw / 2])
+        if len(est.classes_) == n_classes:
+            return raw
+        out = np.full((X.shape[0], n_classes), -np.inf)
+        out[:, est.classes_] = raw
+        # classes absent from this fold: far below the worst present score
+        low = raw.min(axis=1, keepdims=True) - 10.0
+        missing = np.setdiff1d(np.arange(n_classes), est.classes_)
+        out[:, missing] = low
+        return out
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, texts: Sequence[str], embeddings: np.ndarray,
+            labels: Sequence[str]) -> TextClassifier:
+        self._validate_params()
+        texts_l = check_texts(texts)
+        if not texts_l:
+            raise ClassifierError("cannot fit on zero examples")
+        emb = check_embeddings(embeddings, len(texts_l))
+        labels_l = check_labels(labels, len(texts_l))
+
+        counts = Counter(labels_l)
+        if self.min_class_count > 1:
+            rare = {lab for lab, c in counts.items() if c < self.min_class_count}
+            if rare and len(counts) - len(rare) >= 1:
+                labels_l = [self.other_label if lab in rare else lab for lab in labels_l]
+                counts = Counter(labels_l)
+        if len(counts) < 2:
+            raise ClassifierError(f"need at least 2 distinct labels, got {sorted(counts)}")
+
+        classes = np.array(sorted(counts), dtype=object)
+        class_index = {c: i for i, c in enumerate(classes)}
+        y_all = np.array([class_index[lab] for lab in labels_l], dtype=np.int64)
+
+        # merge duplicated (text, label) pairs into weighted rows
+        first: dict[tuple[str, int], int] = {}
+        weight: list[float] = []
+        keep: list[int] = []
+        for i, key in enumerate(zip(texts_l, y_all.tolist(), strict=True)):
+            j = first.get(key)
+            if j is None:
+                first[key] = len(keep)
+                keep.append(i)
+                weight.append(1.0)
+            else:
+                weight[j] += 1.0
+        keep_a = np.array(keep, dtype=np.int64)
+        w = np.array(weight, dtype=np.float64)
+        y = y_all[keep_a]
+        u_texts = [texts_l[i] for i in keep_a]
+        u_emb = emb[keep_a]
+
+        # class weights: (balanced) ** power, computed on the full counts
+        full_counts = np.bincount(y_all, minlength=len(classes)).astype(np.float64)
+        balanced = len(y_all) / (len(classes) * full_counts)
+        cw = balanced ** self.class_weight_power
+
+        word, char = self._make_vectorizers(len(u_texts))
+        self.word_vectorizer_ = self._fit_vectorizer(word, u_texts)
+        self.char_vectorizer_ = self._fit_vectorizer(char, u_texts)
+        self.classes_ = classes
+        self.n_features_in_ = int(emb.shape[1])
+        X = self._features(u_texts, u_emb)
+
+        oof_scores, oof_y = self._out_of_fold(X, y, w, cw, len(classes))
+        self.temperature_ = self._calibrate(oof_scores, oof_y)
+        if oof_scores.shape[0]:
+            proba = softmax(oof_scores, self.temperature_)
+            conf = proba.max(axis=1)
+            correct = (proba.argmax(axis=1) == oof_y).astype(np.float64)
+            self.threshold_ = choose_threshold(conf, correct, self.min_precision)
+            answered = conf >= self.threshold_
+            self.oof_metrics_ = {
+                "oof_n": len(oof_y),
+                "oof_accuracy": float(correct.mean()),
+                "oof_coverage": float(answered.mean()),
+                "oof_covered_accuracy": float(correct[answered].mean()) if answered.any() else 0.0,
+                "oof_macro_f1": macro_f1(oof_y, proba.argmax(axis=1)),
+            }
+        else:
+            self.threshold_ = NEVER
+            self.oof_metrics_ = {"oof_n": 0}
+
+        self.estimator_ = self._fit_one(X, y, w, cw)
+        self._store_examples(u_emb, y, keep_a)
+        self.n_train_ = len(texts_l)
+        self._feature_names: np.ndarray | None = None
+        return self
+
+    def _out_of_fold(self, X: sp.csr_matrix, y: np.ndarray, w: np.ndarray, cw: np.ndarray,
+                     n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+        """Decision scores for rows predicted by a model that did not see them."""
+        n = X.shape[0]
+        if n > self.holdout_above:
+            mask = holdout_mask(y, self.holdout_fraction, self.random_state)
+            splits = [(~mask, mask)]
+        else:
+            folds = assign_folds(y, self.cv, self.random_state)
+            splits = [(folds != f, folds == f) for f in range(self.cv)]
+        scores, ys = [], []
+        for tr, te in splits:
+            if not te.any() or len(np.unique(y[tr])) < 2:
+                continue
+            est = self._fit_one(X[tr], y[tr], w[tr], cw)
+            s = self._scores(est, X[te], n_classes)
+            # duplicated texts count as many times as they occur
+            rep = w[te].astype(np.int64)
+            scores.append(np.repeat(s, rep, axis=0))
+            ys.append(np.repeat(y[te], rep))
+        if not scores:
+            return np.empty((0, n_classes)), np.empty(0, dtype=np.int64)
+        return np.vstack(scores), np.concatenate(ys)
+
+    @staticmethod
+    def _calibrate(scores: np.ndarray, y: np.ndarray) -> float:
+        if scores.shape[0] == 0:
+            return 1.0
+        return fit_temperature(scores, y)
+
+    def _store_examples(self, emb: np.ndarray, y: np.ndarray, index: np.ndarray) -> None:
+        if len(y) > self.max_examples:
+            rng = np.random.default_rng(self.random_state)
+            pick = np.sort(rng.choice(len(y), self.max_examples, replace=False))
+            emb, y, index = emb[pick], y[pick], index[pick]
+        self.example_embeddings_ = emb.astype(np.float16)
+        self.example_labels_ = y.astype(np.int32)
+        self.example_index_ = index.astype(np.int64)
+
+    # ------------------------------------------------------------------ predict
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "estimator_"):
+            raise ModelNotFittedError(f"TextClassifier({self.target!r}) is not fitted")
+
+    def _prepare(self, texts: Sequence[str], embeddings: np.ndarray) -> sp.csr_matrix:
+        self._check_fitted()
+        texts_l = check_texts(texts)
+        emb = check_embeddings(embeddings, len(texts_l), self.n_features_in_)
+        if not texts_l:
+            return sp.csr_matrix((0, 0), dtype=np.float32)
+        return self._features(texts_l, emb)
+
+    def decision_scores(self, texts: Sequence[str], embeddings: np.ndarray) -> np.ndarray:
+        X = self._prepare(texts, embeddings)
+        if X.shape[0] == 0:
+            return np.empty((0, len(self.classes_)))
+        return self._scores(self.estimator_, X, len(self.classes_))
+
+    def predict_proba(self, texts: Sequence[str], embeddings: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities, columns in the order of ``classes_``."""
+        return softmax(self.decision_scores(texts, embeddings), self.temperature_)
+
+    def predict(self, texts: Sequence[str], embeddings: np.ndarray) -> list[Prediction]:
+        X = self._prepare(texts, embeddings)
+        if X.shape[0] == 0:
+            return []
+        proba = softmax(self._scores(self.estimator_, X, len(self.classes_)), self.temperature_)
+        k = min(self.n_candidates, len(self.classes_))
+        top = np.argsort(-proba, axis=1, kind="stable")[:, :k]
+        out = []
+        for i in range(X.shape[0]):
+            cands = tuple((str(self.classes_[c]), float(proba[i, c])) for c in top[i])
+            conf = cands[0][1]
+            label = cands[0][0] if conf >= self.threshold_ else None
+            terms = self._top_terms(X[i], int(top[i, 0]))
+            out.append(Prediction(label, conf, cands, terms))
+        return out
+
+    # ------------------------------------------------------------------ explanations
+
+    def _ngram_names(self) -> np.ndarray:
+        if getattr(self, "_feature_names", None) is None:
+            names: list[np.ndarray] = []
+            for vec, kind in ((self.word_vectorizer_, "w"), (self.char_vectorizer_, "c")):
+                if vec is not None:
+                    fn = vec.get_feature_names_out()
+                    names.append(np.array([f"{kind}:{t}" for t in fn], dtype=object))
+            self._feature_names = (
+                np.concatenate(names) if names else np.empty(0, dtype=object)
+            )
+        return self._feature_names
+
+    def _class_coef(self, c: int) -> np.ndarray:
+        coef = self.estimator_.coef_
+        if coef.shape[0] == 1:  # binary
+            return coef[0] if c == 1 else -coef[0]
+        return coef[c]
+
+    def _top_terms(self, row: sp.csr_matrix, c: int) -> tuple[str, ...]:
+        if self.n_top_terms <= 0:
+            return ()
+        offset = self.n_features_in_
+        cols = row.indices[row.indices >= offset]
+        if len(cols) == 0:
+            return ()
+        vals = row[0, cols].toarray().ravel() * self._class_coef(c)[cols]
+        names = self._ngram_names()
+        order = np.argsort(-vals)
+        words: list[str] = []
+        chars: list[str] = []
+        for j in order:
+            if vals[j] <= 0:
+                break
+            kind, term = names[cols[j] - offset].split(":", 1)
+            term = term.strip()
+            if kind == "w":
+                if not all(tok in ENGLISH_STOP_WORDS for tok in term.split()):
+                    words.append(term)
+            elif len(term) >= 4:
+                chars.append(term)
+        picked: list[str] = []
+        for term in words + chars:  # word n-grams read better; char n-grams fill the gaps
+            if term and term not in picked and not any(term in p for p in picked):
+                picked.append(term)
+            if len(picked) == self.n_top_terms:
+                break
+        return tuple(picked)
+
+    def nearest_examples(self, embedding: np.ndarray, k: int = 5) -> list[Neighbor]:
+        """Training examples closest (cosine) to one embedding."""
+        self._check_fitted()
+        q = check_embeddings(np.asarray(embedding).reshape(1, -1), 1, self.n_features_in_)[0]
+        if k <= 0 or len(self.example_labels_) == 0:
+            return []
+        sims = self.example_embeddings_.astype(np.float32) @ q
+        k = min(k, len(sims))
+        idx = np.argpartition(-sims, k - 1)[:k]
+        idx = idx[np.argsort(-sims[idx], kind="stable")]
+        return [
+            Neighbor(int(self.example_index_[i]), str(self.classes_[self.example_labels_[i]]),
+                     float(sims[i]))
+            for i in idx
+        ]

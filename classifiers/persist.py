@@ -1,0 +1,229 @@
+"""Save and load trained classifiers without executing code on load.
+
+The artifact is a skops file holding only fitted scikit-learn parts, numpy arrays and plain
+values; ``TextClassifier`` itself is rebuilt from them. Loading first lists the types the
+file needs (``skops.io.get_untrusted_types``) and refuses any that are not on an explicit
+allow-list of sklearn/numpy/scipy types. A JSON sidecar (the :class:`ModelCard`) carries the
+metadata and the artifact's sha256, checked on load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy
+import sklearn
+import skops
+import skops.io as sio
+
+from classifiers.errors import ClassifierError, ModelNotFittedError, UntrustedModelError
+from classifiers.model import TextClassifier
+
+FORMAT_VERSION = 1
+
+# Types a TextClassifier artifact may contain beyond what skops trusts by default.
+ALLOWED_TYPES: frozenset[str] = frozenset({
+    "numpy.dtype",
+    "numpy.float16",
+    "numpy.float32",
+    "numpy.float64",
+    "numpy.int32",
+    "numpy.int64",
+    "numpy.ndarray",
+    "scipy.sparse._csr.csr_matrix",
+    "sklearn.feature_extraction.text.TfidfVectorizer",
+    "sklearn.feature_extraction.text.TfidfTransformer",
+    "sklearn.svm._classes.LinearSVC",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.linear_model._stochastic_gradient.SGDClassifier",
+    "sklearn.linear_model._sgd_fast.Hinge",
+    "sklearn.linear_model._sgd_fast.ModifiedHuber",
+    "sklearn._loss._loss.CyHalfBinomialLoss",
+    "sklearn._loss.loss.HalfBinomialLoss",
+})
+_ALLOWED_PREFIXES = ("sklearn.", "numpy.", "scipy.")
+
+
+def library_versions() -> dict[str, str]:
+    return {"sklearn": sklearn.__version__, "numpy": np.__version__,
+            "scipy": scipy.__version__, "skops": skops.__version__}
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Metadata stored beside a model artifact."""
+
+    target: str
+    labels: tuple[str, ...]
+    threshold: float
+    temperature: float
+    n_train: int
+    fingerprint: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    created_at: str = ""
+    artifact_sha256: str = ""
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["labels"] = list(self.labels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelCard:
+        try:
+            return cls(
+                target=str(d["target"]), labels=tuple(str(x) for x in d["labels"]),
+                threshold=float(d["threshold"]), temperature=float(d["temperature"]),
+                n_train=int(d["n_train"]), fingerprint=str(d["fingerprint"]),
+                metrics=dict(d.get("metrics") or {}), params=dict(d.get("params") or {}),
+                versions=dict(d.get("versions") or {}), created_at=str(d.get("created_at", "")),
+                artifact_sha256=str(d.get("artifact_sha256", "")),
+                format_version=int(d.get("format_version", FORMAT_VERSION)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ClassifierError(f"invalid model card: {exc}") from exc
+
+
+def card_path(path: str | Path) -> Path:
+    """The JSON sidecar of an artifact: ``team.skops`` -> ``team.json``."""
+    return Path(path).with_suffix(".json")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _state(model: TextClassifier) -> dict[str, Any]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "params": {k: (list(v) if isinstance(v, tuple) else v)
+                   for k, v in model.get_params().items()},
+        "classes": np.array([str(c) for c in model.classes_], dtype=np.str_),
+        "word_vectorizer": model.word_vectorizer_,
+        "char_vectorizer": model.char_vectorizer_,
+        "estimator": model.estimator_,
+        "temperature": float(model.temperature_),
+        "threshold": float(model.threshold_),
+        "n_features_in": int(model.n_features_in_),
+        "n_train": int(model.n_train_),
+        "oof_metrics": {k: float(v) for k, v in model.oof_metrics_.items()},
+        "example_embeddings": model.example_embeddings_,
+        "example_labels": model.example_labels_,
+        "example_index": model.example_index_,
+    }
+
+
+def _rebuild(state: dict[str, Any]) -> TextClassifier:
+    params = dict(state["params"])
+    target = params.pop("target")
+    for key in ("word_ngrams", "char_ngrams"):
+        params[key] = tuple(params[key])
+    model = TextClassifier(target, **params)
+    model.classes_ = np.array([str(c) for c in state["classes"]], dtype=object)
+    model.word_vectorizer_ = state["word_vectorizer"]
+    model.char_vectorizer_ = state["char_vectorizer"]
+    model.estimator_ = state["estimator"]
+    model.temperature_ = float(state["temperature"])
+    model.threshold_ = float(state["threshold"])
+    model.n_features_in_ = int(state["n_features_in"])
+    model.n_train_ = int(state["n_train"])
+    model.oof_metrics_ = dict(state["oof_metrics"])
+    model.example_embeddings_ = np.asarray(state["example_embeddings"])
+    model.example_labels_ = np.asarray(state["example_labels"])
+    model.example_index_ = np.asarray(state["example_index"])
+    model._feature_names = None
+    return model
+
+
+def save_model(model: TextClassifier, path: str | Path, *, metrics: dict[str, Any] | None = None,
+               fingerprint: str = "") -> ModelCard:
+    """Write ``path`` (skops) and its JSON card; returns the card."""
+    if not hasattr(model, "estimator_"):
+        raise ModelNotFittedError("cannot save an unfitted model")
+    path = Path(path)
+    _atomic_write(path, lambda tmp: sio.dump(_state(model), tmp, compression=8))
+    card = ModelCard(
+        target=model.target,
+        labels=tuple(str(c) for c in model.classes_),
+        threshold=float(model.threshold_),
+        temperature=float(model.temperature_),
+        n_train=int(model.n_train_),
+        fingerprint=fingerprint,
+        metrics=dict(metrics or {}),
+        params=_state(model)["params"],
+        versions=library_versions(),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        artifact_sha256=_sha256(path),
+    )
+    text = json.dumps(card.to_dict(), indent=2, sort_keys=True, default=float)
+    _atomic_write(card_path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return card
+
+
+def check_types(path: str | Path) -> list[str]:
+    """Types the artifact needs beyond skops' defaults; raises if any is not allowed."""
+    try:
+        untrusted = sio.get_untrusted_types(file=Path(path))
+    except Exception as exc:  # corrupt zip, bad schema ...
+        raise UntrustedModelError(f"{path}: not a readable skops file ({exc})") from exc
+    bad = [t for t in untrusted if t not in ALLOWED_TYPES or not t.startswith(_ALLOWED_PREFIXES)]
+    if bad:
+        raise UntrustedModelError(f"{path}: refusing untrusted types {sorted(bad)}")
+    return untrusted
+
+
+def load_model(path: str | Path) -> tuple[TextClassifier, ModelCard]:
+    """Load an artifact written by :func:`save_model`, refusing anything not allow-listed."""
+    path = Path(path)
+    cpath = card_path(path)
+    if not path.is_file():
+        raise ClassifierError(f"model file not found: {path}")
+    if not cpath.is_file():
+        raise ClassifierError(f"model card not found: {cpath}")
+    try:
+        card = ModelCard.from_dict(json.loads(cpath.read_text(encoding="utf-8")))
+    except json.JSONDecodeError as exc:
+        raise ClassifierError(f"{cpath}: invalid JSON ({exc})") from exc
+    if card.artifact_sha256 and card.artifact_sha256 != _sha256(path):
+        raise UntrustedModelError(f"{path}: sha256 does not match its model card")
+    trusted = check_types(path)
+    try:
+        state = sio.load(path, trusted=trusted)
+    except Exception as exc:
+        raise UntrustedModelError(f"{path}: cannot load ({exc})") from exc
+    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
+        raise ClassifierError(f"{path}: unsupported artifact format")
+    try:
+        model = _rebuild(state)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ClassifierError(f"{path}: incomplete artifact ({exc})") from exc
+    if model.target != card.target or tuple(str(c) for c in model.classes_) != card.labels:
+        raise UntrustedModelError(f"{path}: artifact and model card disagree")
+    return model, card

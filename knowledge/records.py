@@ -1,0 +1,264 @@
+"""Read incident / ticket / alert records from JSONL or CSV (ServiceNow and Jira exports)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TEXT_FIELDS = (
+    "id", "source", "title", "description", "category", "severity", "priority", "team",
+    "service", "root_cause", "resolution", "resolved_by", "created_at", "url",
+)
+
+
+@dataclass(frozen=True)
+class Record:
+    id: str
+    source: str = ""
+    title: str = ""
+    description: str = ""
+    category: str = ""
+    severity: str = ""
+    priority: str = ""
+    team: str = ""
+    service: str = ""
+    root_cause: str = ""
+    resolution: str = ""
+    resolved_by: str = ""
+    created_at: str = ""
+    url: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        """Title and description joined, the text to embed or classify."""
+        return "\n".join(t for t in (self.title, self.description) if t)
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int  # 1-based line in the file where the row starts
+    message: str
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    records: list[Record]
+    errors: list[RowError]
+
+
+class RecordFileError(ValueError):
+    """The file as a whole cannot be read (missing, unsupported type, unknown preset)."""
+
+
+# Candidate columns per record field, compared after normalizing ("Short description" ->
+# "short_description"). The first present column wins.
+PRESETS: dict[str, dict[str, tuple[str, ...]]] = {
+    "servicenow": {
+        "id": ("number", "sys_id"),
+        "title": ("short_description",),
+        "description": ("description",),
+        "category": ("category", "u_category", "subcategory"),
+        "severity": ("severity", "impact"),
+        "priority": ("priority",),
+        "team": ("assignment_group", "assignment_group_name"),
+        "service": ("cmdb_ci", "business_service", "service", "u_service"),
+        "root_cause": ("u_root_cause", "cause", "root_cause", "rca"),
+        "resolution": ("close_notes", "resolution_notes", "u_resolution"),
+        "resolved_by": ("resolved_by", "closed_by"),
+        "created_at": ("opened_at", "sys_created_on", "created"),
+        "url": ("url", "link"),
+        "source": ("source",),
+    },
+    "jira": {
+        "id": ("issue_key", "key", "issue_id"),
+        "title": ("summary",),
+        "description": ("description",),
+        "category": ("issue_type", "category", "custom_field_category"),
+        "severity": ("severity", "custom_field_severity"),
+        "priority": ("priority",),
+        "team": ("team", "custom_field_team", "assignee"),
+        "service": ("component_s", "components", "component", "custom_field_service"),
+        "root_cause": ("root_cause", "custom_field_root_cause"),
+        "resolution": ("resolution", "custom_field_resolution_details"),
+        "resolved_by": ("assignee",),
+        "created_at": ("created",),
+        "url": ("url",),
+        "source": ("source",),
+    },
+}
+PRESET_SOURCE = {"servicenow": "ticket", "jira": "ticket"}
+
+
+def read_records(
+    path: Path,
+    *,
+    preset: str | None = None,
+    mapping: Mapping[str, str] | None = None,
+) -> ReadResult:
+    """Read ``path`` (.jsonl/.ndjson or .csv). Bad rows are reported in ``errors`` and skipped.
+
+    ``mapping`` maps a record field to a column/key name and overrides the preset.
+    """
+    path = Path(path)
+    if preset is not None and preset not in PRESETS:
+        raise RecordFileError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    bad = set(mapping or {}) - set(TEXT_FIELDS)
+    if bad:
+        raise RecordFileError(f"mapping names unknown record fields: {sorted(bad)}")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise RecordFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    ext = path.suffix.lower()
+    if ext in (".jsonl", ".ndjson"):
+        rows = _jsonl_rows(text)
+    elif ext == ".csv":
+        rows = _csv_rows(text)
+    else:
+        raise RecordFileError(f"unsupported record file type {ext or '(none)'}: use .jsonl or .csv")
+    return _to_records(rows, preset=preset, mapping=dict(mapping or {}))
+
+
+# --------------------------------------------------------------------------- row sources
+
+
+def _jsonl_rows(text: str) -> list[tuple[int, dict[str, Any] | str]]:
+    """(line, object) or (line, error message) for every non-blank line."""
+    out: list[tuple[int, dict[str, Any] | str]] = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            out.append((n, f"invalid JSON: {exc.msg} (column {exc.colno})"))
+            continue
+        if not isinstance(obj, dict):
+            out.append((n, f"expected a JSON object, got {type(obj).__name__}"))
+            continue
+        out.append((n, obj))
+    return out
+
+
+def _csv_rows(text: str) -> list[tuple[int, dict[str, Any] | str]]:
+    out: list[tuple[int, dict[str, Any] | str]] = []
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        return out
+    except csv.Error as exc:
+        return [(1, f"invalid CSV header: {exc}")]
+    header = [h.strip() for h in header]
+    start = reader.line_num + 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            out.append((start, f"invalid CSV row: {exc}"))
+            start = reader.line_num + 1
+            continue
+        line, start = start, reader.line_num + 1
+        if not any(c.strip() for c in row):
+            continue
+        if len(row) > len(header):
+            out.append((line, f"row has {len(row)} columns, header has {len(header)}"))
+            continue
+        out.append((line, dict(zip(header, row, strict=False))))
+    return out
+
+
+# --------------------------------------------------------------------------- mapping
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_")
+
+
+def _resolve_columns(
+    keys: list[str], preset: str | None, mapping: dict[str, str]
+) -> dict[str, str]:
+    """record field -> key present in the row."""
+    by_norm: dict[str, str] = {}
+    for k in keys:
+        by_norm.setdefault(_norm(k), k)
+    resolved: dict[str, str] = {}
+    candidates = PRESETS.get(preset or "", {})
+    for f in TEXT_FIELDS:
+        if f in mapping:
+            col = mapping[f]
+            if col in keys:
+                resolved[f] = col
+            elif _norm(col) in by_norm:
+                resolved[f] = by_norm[_norm(col)]
+            continue
+        for cand in (*candidates.get(f, ()), f):
+            if cand in by_norm:
+                resolved[f] = by_norm[cand]
+                break
+    return resolved
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_as_text(v) for v in value if _as_text(v))
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value).strip()
+
+
+def _to_records(
+    rows: list[tuple[int, dict[str, Any] | str]], *, preset: str | None, mapping: dict[str, str]
+) -> ReadResult:
+    records: list[Record] = []
+    errors: list[RowError] = []
+    seen: dict[str, int] = {}
+    cache: dict[tuple[str, ...], dict[str, str]] = {}
+    for line, row in rows:
+        if isinstance(row, str):
+            errors.append(RowError(line, row))
+            continue
+        keys = list(row)
+        sig = tuple(keys)
+        if sig not in cache:
+            cache[sig] = _resolve_columns(keys, preset, mapping)
+        cols = cache[sig]
+        values = {f: _as_text(row.get(col)) for f, col in cols.items()}
+        rid = values.get("id", "")
+        if not rid:
+            errors.append(RowError(line, "missing id"))
+            continue
+        if not values.get("title") and not values.get("description"):
+            errors.append(RowError(line, f"record {rid!r} has no text (title or description)"))
+            continue
+        if rid in seen:
+            errors.append(RowError(line, f"duplicate id {rid!r} (first seen on line {seen[rid]})"))
+            continue
+        seen[rid] = line
+        used = set(cols.values())
+        extra = {
+            k: v for k, v in row.items() if k not in used and v not in (None, "", [], {})
+        }
+        if not values.get("source") and preset in PRESET_SOURCE:
+            values["source"] = PRESET_SOURCE[preset]
+        records.append(Record(**{f: values.get(f, "") for f in TEXT_FIELDS}, extra=extra))
+    return ReadResult(records=records, errors=errors)
+
+

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from classifiers.errors import ClassifierError
+from classifiers.evaluate import (
+    baseline_tfidf_svc,
+    build_report,
+    champion_challenger,
+    evaluate,
+    fingerprint,
+    stratified_split,
+)
+from classifiers.model import TextClassifier
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+ALERTS = SHARED / "alerts" / "awesome-prometheus-alerts.jsonl"
+
+
+def _report(acc_items: list[bool], target: str = "team"):
+    y = ["a", "b"] * (len(acc_items) // 2)
+    pred = [t if ok else ("b" if t == "a" else "a") for t, ok in zip(y, acc_items, strict=True)]
+    return build_report(target, 10, y, pred, [[p] for p in pred], [True] * len(y))
+
+
+def test_report_figures():
+    r = build_report("t", 5, ["a", "a", "b", "c"], ["a", "b", "b", "c"],
+                     [["a"], ["b", "a"], ["b"], ["c"]], [True, False, True, True])
+    assert r.accuracy == 0.75 and r.top3_accuracy == 1.0 and r.coverage == 0.75
+    assert r.covered_accuracy == 1.0
+    assert r.macro_f1 == pytest.approx((2 / 3 + 2 / 3 + 1.0) / 3)
+    d = r.to_dict()
+    json.dumps(d)
+    assert d["confusion"]["labels"] == ["a", "b", "c"]
+    assert d["confusion"]["matrix"][0] == [1, 1, 0]
+
+
+def test_champion_challenger():
+    worse, better = _report([True] * 6 + [False] * 4), _report([True] * 8 + [False] * 2)
+    assert champion_challenger(None, worse).promote
+    d = champion_challenger(worse, better)
+    assert d.promote and d.accuracy_gain == pytest.approx(0.2)
+    d = champion_challenger(better, worse)
+    assert not d.promote and "accuracy" in d.reason
+    assert not champion_challenger(worse, better, min_accuracy_gain=0.3).promote
+    with pytest.raises(ClassifierError, match="targets"):
+        champion_challenger(worse, _report([True] * 10, target="other"))
+    with pytest.raises(ClassifierError, match="test sets"):
+        champion_challenger(worse, _report([True] * 4))
+
+
+def test_fingerprint_is_order_independent():
+    a = fingerprint(["x", "y"], ["1", "2"])
+    assert a == fingerprint(["y", "x"], ["2", "1"])
+    assert a != fingerprint(["x", "y"], ["2", "1"])
+    assert len(a) == 64
+
+
+def test_stratified_split_survives_singletons():
+    labels = ["a"] * 50 + ["b"] * 10 + ["c"] * 2 + ["d"]
+    tr, te = stratified_split(labels, 0.2, seed=1)
+    assert len(set(tr) & set(te)) == 0 and len(tr) + len(te) == len(labels)
+    test_labels = [labels[i] for i in te]
+    assert test_labels.count("a") == 10 and test_labels.count("b") == 2
+    assert "d" not in test_labels and "d" in [labels[i] for i in tr]
+    assert np.array_equal(te, stratified_split(labels, 0.2, seed=1)[1])
+
+
+def test_evaluate_and_baseline_on_own_texts(tickets, embed):
+    texts, emb, labels = tickets
+    tr, te = stratified_split(labels, 0.25, seed=0)
+    model = TextClassifier("team", cv=3).fit([texts[i] for i in tr], emb[tr],
+                                             [labels[i] for i in tr])
+    r = evaluate(model, [texts[i] for i in te], emb[te], [labels[i] for i in te])
+    assert r.n_test == len(te) and r.n_train == len(tr)
+    assert r.accuracy >= 0.6 and r.top3_accuracy >= r.accuracy
+    b = baseline_tfidf_svc([texts[i] for i in tr], [labels[i] for i in tr],
+                           [texts[i] for i in te], [labels[i] for i in te], target="team")
+    assert b.coverage == 1.0 and 0.0 <= b.accuracy <= 1.0
+
+
+@pytest.mark.skipif(not ALERTS.exists(), reason="shared evaluation data (../shared/data) absent")
+def test_beats_baseline_on_alert_service(embed):
+    rows = [json.loads(line) for line in ALERTS.read_text().splitlines()]
+    tr = [r for r in rows if r["split"] == "train"]
+    te = [r for r in rows if r["split"] == "test"]
+
+    def text(r):
+        return f"{r.get('title', '')}\n{r.get('description', '')}"
+
+    xtr, xte = [text(r) for r in tr], [text(r) for r in te]
+    model = TextClassifier("service").fit(xtr, embed(xtr), [r["service"] for r in tr])
+    ours = evaluate(model, xte, embed(xte), [r["service"] for r in te])
+    base = baseline_tfidf_svc(xtr, [r["service"] for r in tr], xte, [r["service"] for r in te],
+                              target="service")
+    assert ours.accuracy >= base.accuracy

@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from classifiers.errors import ClassifierError, ModelNotFittedError
+from classifiers.model import (
+    NEVER,
+    Prediction,
+    TextClassifier,
+    assign_folds,
+    choose_threshold,
+    softmax,
+)
+
+
+def test_fit_predict_on_real_texts(tickets, embed):
+    texts, emb, labels = tickets
+    model = TextClassifier("team", min_precision=0.8, cv=4).fit(texts, emb, labels)
+    assert set(model.classes_) == {"network", "access", "hardware", "email"}
+    new = ["my vpn connection drops", "reset password please, account is locked",
+           "the printer is jammed again", "outlook cannot send emails"]
+    preds = model.predict(new, embed(new))
+    assert [p.top_label for p in preds] == ["network", "access", "hardware", "email"]
+    for p in preds:
+        assert isinstance(p, Prediction)
+        assert len(p.candidates) == 3
+        assert 0.0 <= p.confidence <= 1.0
+        assert p.confidence == p.candidates[0][1]
+        assert (p.label is None) == (p.confidence < model.threshold_)
+    proba = model.predict_proba(new, embed(new))
+    assert proba.shape == (4, 4)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_top_terms_and_nearest_examples(tickets, embed):
+    texts, emb, labels = tickets
+    model = TextClassifier("team", cv=4).fit(texts, emb, labels)
+    q = ["printer is jammed on the third floor"]
+    (pred,) = model.predict(q, embed(q))
+    assert pred.top_label == "hardware"
+    assert any("printer" in t or "jammed" in t for t in pred.top_terms)
+    near = model.nearest_examples(embed(q)[0], k=3)
+    assert len(near) == 3
+    assert near[0].label == "hardware"
+    assert texts[near[0].index].startswith("printer on the third floor")
+    assert near[0].similarity >= near[1].similarity >= near[2].similarity
+
+
+def test_threshold_reaches_precision_on_out_of_fold():
+    rng = np.random.default_rng(0)
+    conf = rng.uniform(0, 1, 2000)
+    correct = (rng.uniform(0, 1, 2000) < conf).astype(float)  # calibrated by construction
+    thr = choose_threshold(conf, correct, 0.9)
+    answered = conf >= thr
+    assert correct[answered].mean() >= 0.9
+    assert 0.1 < answered.mean() < 0.35  # precision 0.9 needs conf above ~0.8
+    assert choose_threshold(conf, np.zeros(2000), 0.9) == NEVER
+
+
+def test_abstention_on_held_out_reaches_precision(tickets, embed):
+    """Ambiguous texts come back unsure; answered held-out items are right."""
+    texts, emb, labels = tickets
+    model = TextClassifier("team", min_precision=0.9, cv=4).fit(texts, emb, labels)
+    held_out = ["vpn certificate error on the wifi", "printer toner is empty",
+                "laptop will not turn on", "please give me access to the sales folder",
+                "emails bounce back"]
+    truth = ["network", "hardware", "hardware", "access", "email"]
+    preds = model.predict(held_out, embed(held_out))
+    answered = [(p.label, t) for p, t in zip(preds, truth, strict=True) if p.label is not None]
+    assert len(answered) >= 3
+    assert all(lab == t for lab, t in answered)
+    ambiguous = ["hello", "it does not work"]
+    for p in model.predict(ambiguous, embed(ambiguous)):
+        assert p.label is None and len(p.candidates) == 3
+
+
+def test_imbalance_and_singleton_classes_do_not_crash(tickets, embed):
+    texts, emb, labels = tickets
+    # heavy imbalance: 30 network-ish copies, plus two singleton classes
+    t2 = list(texts) + ["database backup failed tonight", "badge reader at the door is broken"]
+    y2 = list(labels) + ["dba", "facilities"]
+    e2 = np.vstack([emb, embed(t2[-2:])])
+    model = TextClassifier("team", cv=5).fit(t2, e2, y2)
+    assert {"dba", "facilities"} <= set(model.classes_)
+    assert model.oof_metrics_["oof_n"] == len(t2)
+    merged = TextClassifier("team", cv=5, min_class_count=2).fit(t2, e2, y2)
+    assert "other" in merged.classes_ and "dba" not in merged.classes_
+
+
+def test_two_classes_binary(embed):
+    texts = ["disk full on db01", "disk usage 95% on web3", "volume out of space",
+             "cpu at 100% for 10 minutes", "high cpu load on api", "processor saturated"]
+    labels = ["disk", "disk", "disk", "cpu", "cpu", "cpu"]
+    model = TextClassifier("kind", cv=3).fit(texts, embed(texts), labels)
+    q = ["no space left on device"]
+    (p,) = model.predict(q, embed(q))
+    assert p.top_label == "disk"
+    assert len(p.candidates) == 2
+
+
+def test_bad_input_raises_clear_errors(tickets):
+    texts, emb, labels = tickets
+    with pytest.raises(ClassifierError, match="embeddings"):
+        TextClassifier("t").fit(texts, emb[:-1], labels)
+    with pytest.raises(ClassifierError, match="2 distinct"):
+        TextClassifier("t").fit(texts[:3], emb[:3], ["a", "a", "a"])
+    with pytest.raises(ClassifierError, match="labels"):
+        TextClassifier("t").fit(texts[:2], emb[:2], ["a", None])
+    with pytest.raises(ClassifierError, match="estimator"):
+        TextClassifier("t", estimator="forest").fit(texts, emb, labels)
+    with pytest.raises(ModelNotFittedError):
+        TextClassifier("t").predict(texts, emb)
+    model = TextClassifier("t", cv=3).fit(texts, emb, labels)
+    with pytest.raises(ClassifierError, match="dim"):
+        model.predict(texts[:1], np.zeros((1, 10), dtype=np.float32))
+    bad = emb[:1].copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ClassifierError, match="NaN"):
+        model.predict(texts[:1], bad)
+    assert model.predict([], np.zeros((0, emb.shape[1]), dtype=np.float32)) == []
+
+
+def test_folds_tolerate_singletons():
+    y = np.array([0] * 10 + [1] * 3 + [2])
+    folds = assign_folds(y, 5, seed=0)
+    assert set(folds[:10]) == set(range(5))
+    assert len(set(folds[10:13])) == 3
+
+
+def test_softmax_temperature():
+    s = np.array([[2.0, 1.0, 0.0]])
+    sharp, flat = softmax(s, 0.1), softmax(s, 10.0)
+    assert sharp[0, 0] > 0.99 and flat[0, 0] < 0.4

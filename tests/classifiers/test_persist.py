@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import numpy as np
+import pytest
+import skops.io as sio
+
+from classifiers.errors import ClassifierError, ModelNotFittedError, UntrustedModelError
+from classifiers.evaluate import fingerprint
+from classifiers.model import TextClassifier
+from classifiers.persist import _state, card_path, load_model, save_model
+
+
+class Evil:  # a non-sklearn type smuggled into an artifact
+    def __init__(self) -> None:
+        self.payload = "rm -rf /"
+
+
+@pytest.fixture(scope="module")
+def fitted(tickets):
+    texts, emb, labels = tickets
+    return TextClassifier("team", cv=4).fit(texts, emb, labels)
+
+
+def test_round_trip_gives_identical_predictions(fitted, tickets, tmp_path):
+    texts, emb, labels = tickets
+    fp = fingerprint(texts, labels)
+    card = save_model(fitted, tmp_path / "team.skops", metrics={"accuracy": 0.9}, fingerprint=fp)
+    loaded, card2 = load_model(tmp_path / "team.skops")
+    assert card2 == card
+    assert card.fingerprint == fp and card.target == "team"
+    assert set(card.versions) == {"sklearn", "numpy", "scipy", "skops"}
+    datetime.fromisoformat(card.created_at)
+    assert card.labels == tuple(fitted.classes_)
+    np.testing.assert_array_equal(loaded.predict_proba(texts, emb),
+                                  fitted.predict_proba(texts, emb))
+    assert loaded.predict(texts, emb) == fitted.predict(texts, emb)
+    assert loaded.nearest_examples(emb[0], 2) == fitted.nearest_examples(emb[0], 2)
+    sidecar = json.loads(card_path(tmp_path / "team.skops").read_text())
+    assert sidecar["threshold"] == fitted.threshold_
+
+
+def test_refuses_untrusted_type(fitted, tmp_path):
+    path = tmp_path / "evil.skops"
+    save_model(fitted, path, metrics={}, fingerprint="x")
+    state = _state(fitted)
+    state["estimator"] = Evil()
+    sio.dump(state, path)  # tampered artifact, card updated to match its hash
+    card = json.loads(card_path(path).read_text())
+    card["artifact_sha256"] = ""
+    card_path(path).write_text(json.dumps(card))
+    with pytest.raises(UntrustedModelError, match="untrusted types"):
+        load_model(path)
+
+
+def test_refuses_modified_artifact(fitted, tmp_path):
+    path = tmp_path / "m.skops"
+    save_model(fitted, path, metrics={}, fingerprint="x")
+    path.write_bytes(path.read_bytes() + b"\0")
+    with pytest.raises(UntrustedModelError, match="sha256"):
+        load_model(path)
+
+
+def test_missing_or_unfitted(tmp_path):
+    with pytest.raises(ClassifierError, match="not found"):
+        load_model(tmp_path / "nope.skops")
+    with pytest.raises(ModelNotFittedError):
+        save_model(TextClassifier("t"), tmp_path / "x.skops", metrics={}, fingerprint="")

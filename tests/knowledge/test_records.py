@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from knowledge.records import RecordFileError, read_records
+
+
+def test_jsonl_good_and_bad_rows(tmp_path: Path) -> None:
+    lines = [
+        json.dumps({"id": "a1", "source": "alert", "title": "Disk full", "severity": 2,
+                    "categories": ["x", "y"], "split": "train"}),
+        "",
+        "{not json",
+        json.dumps(["a", "list"]),
+        json.dumps({"title": "no id"}),
+        json.dumps({"id": "a2"}),
+        json.dumps({"id": "a1", "title": "duplicate"}),
+        json.dumps({"id": "a3", "description": "only a description"}),
+    ]
+    path = tmp_path / "r.jsonl"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    result = read_records(path)
+    assert [r.id for r in result.records] == ["a1", "a3"]
+    first = result.records[0]
+    assert first.severity == "2" and first.team == "" and first.extra == {
+        "categories": ["x", "y"], "split": "train"}
+    errors = {e.line: e.message for e in result.errors}
+    assert set(errors) == {3, 4, 5, 6, 7}
+    assert errors[3].startswith("invalid JSON")
+    assert "object" in errors[4]
+    assert errors[5] == "missing id"
+    assert "no text" in errors[6]
+    assert "duplicate id 'a1'" in errors[7] and "line 1" in errors[7]
+
+
+SERVICENOW = (
+    "Number,Short description,Description,Category,Priority,Assignment group,"
+    "Configuration item,Close notes,u_root_cause,Opened,Extra col\n"
+    'INC001,VPN down,"Users cannot connect\nsince 9am",Network,1 - Critical,NetOps,vpn-gw,'
+    "Restarted gateway,Expired cert,2024-01-02 10:00:00,foo\n"
+    ",missing id,,,,,,,,,\n"
+    "INC002,Printer jam,,Hardware,4 - Low,Desk,printer-3,,,,\n"
+)
+
+
+def test_servicenow_preset_and_multiline_rows(tmp_path: Path) -> None:
+    path = tmp_path / "incidents.csv"
+    path.write_text(SERVICENOW, encoding="utf-8")
+    result = read_records(path, preset="servicenow", mapping={"service": "Configuration item",
+                                                               "created_at": "Opened"})
+    first, second = result.records
+    assert first.id == "INC001" and first.title == "VPN down"
+    assert first.description == "Users cannot connect\nsince 9am"
+    assert first.team == "NetOps" and first.service == "vpn-gw"
+    assert first.root_cause == "Expired cert" and first.resolution == "Restarted gateway"
+    assert first.created_at == "2024-01-02 10:00:00" and first.source == "ticket"
+    assert first.extra == {"Extra col": "foo"}
+    assert second.id == "INC002"
+    # the bad row starts on line 4 (the first record spans lines 2-3)
+    assert [(e.line, e.message) for e in result.errors] == [(4, "missing id")]
+
+
+def test_jira_preset(tmp_path: Path) -> None:
+    path = tmp_path / "jira.csv"
+    path.write_text(
+        "Issue key,Summary,Description,Issue Type,Component/s,Priority,Assignee,Resolution,"
+        "Created\nOPS-1,Checkout 500s,Errors after deploy,Incident,checkout,High,alice,Fixed,"
+        "2024-03-01\n", encoding="utf-8")
+    (rec,) = read_records(path, preset="jira").records
+    assert (rec.id, rec.title, rec.category, rec.service, rec.priority) == (
+        "OPS-1", "Checkout 500s", "Incident", "checkout", "High")
+    assert rec.team == "alice" and rec.resolution == "Fixed" and rec.created_at == "2024-03-01"
+
+
+def test_file_level_errors(tmp_path: Path) -> None:
+    with pytest.raises(RecordFileError):
+        read_records(tmp_path / "missing.jsonl")
+    bad = tmp_path / "x.xml"
+    bad.write_text("<a/>")
+    with pytest.raises(RecordFileError, match="unsupported"):
+        read_records(bad)
+    good = tmp_path / "x.csv"
+    good.write_text("id,title\n1,a\n")
+    with pytest.raises(RecordFileError, match="preset"):
+        read_records(good, preset="remedy")
+    with pytest.raises(RecordFileError, match="unknown record fields"):
+        read_records(good, mapping={"colour": "id"})
+
+
+def test_latin1_csv_does_not_crash(tmp_path: Path) -> None:
+    path = tmp_path / "l.csv"
+    path.write_bytes("id,title\n1,Caf\xe9 m\xe4chine\n".encode("latin-1"))
+    assert read_records(path).records[0].title == "Café mächine"

@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from knowledge.documents import scan_folder
+from knowledge.search import (
+    HybridIndex,
+    IndexCorruptError,
+    IndexMismatchError,
+    Passage,
+    passage_text_for_embedding,
+    passages_from_document,
+)
+
+RUNBOOKS = {
+    "db/PostgresReplicationLag.md": """---
+title: Postgres Replication Lag
+alerts: [PostgresReplicationLag]
+service: postgres
+---
+## Meaning
+The replica is behind the primary; WAL replay on the standby is slow or stopped.
+## Mitigation
+1. Check `pg_stat_replication` on the primary.
+2. Restart the WAL receiver if it is stuck.
+""",
+    "infra/DiskFull.md": """# Disk Full
+## Meaning
+A filesystem on the host is almost out of free space; writes will fail soon.
+## Mitigation
+- Remove old log files and docker images.
+- Extend the volume.
+""",
+    "infra/HighCpu.md": """# High CPU
+## Meaning
+CPU usage of the host has been above 90 percent for ten minutes, requests get slow.
+## Mitigation
+Find the busy process with top and scale out the service.
+""",
+    "net/VpnDown.md": """---
+visibility: internal
+---
+# VPN Down
+## Meaning
+Remote users cannot connect to the corporate VPN gateway; tunnels fail to establish.
+""",
+}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, embedder):
+    root = tmp_path_factory.mktemp("runbooks")
+    for rel, text in RUNBOOKS.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text, encoding="utf-8")
+    passages: list[Passage] = []
+    for doc in scan_folder(root).documents:
+        passages += passages_from_document(doc, 100 + len(passages))
+    vectors = embedder.encode([passage_text_for_embedding(p) for p in passages])
+    return passages, vectors
+
+
+@pytest.fixture()
+def index(corpus, embedder) -> HybridIndex:
+    passages, vectors = corpus
+    idx = HybridIndex(embedder.model_name, embedder.dim)
+    idx.upsert(passages, vectors)
+    return idx
+
+
+def ask(idx: HybridIndex, embedder, text: str, **kw):
+    return idx.search(text, embedder.encode_one(text), **kw)
+
+
+def test_embedding_text_has_title_and_heading(corpus) -> None:
+    passages, vectors = corpus
+    p = next(p for p in passages if p.doc_key == "infra/DiskFull.md" and p.section == "Mitigation")
+    text = passage_text_for_embedding(p)
+    assert text.startswith("Disk Full > Mitigation")
+    assert vectors.shape == (len(passages), 384) and vectors.dtype == np.float32
+
+
+@pytest.mark.parametrize(("query", "gold"), [
+    ("standby is lagging behind the primary database", "db/PostgresReplicationLag.md"),
+    ("no space left on device /var", "infra/DiskFull.md"),
+    ("processor load very high, slow responses", "infra/HighCpu.md"),
+    ("[critical] PostgresReplicationLag firing", "db/PostgresReplicationLag.md"),
+])
+def test_finds_right_document(index, embedder, query: str, gold: str) -> None:
+    hits = ask(index, embedder, query, k=3)
+    assert hits[0].doc_key == gold
+    assert len({h.doc_key for h in hits}) == len(hits)  # one hit per document
+
+
+def test_exact_name_and_reasons(index, embedder) -> None:
+    top = ask(index, embedder, "PostgresReplicationLag", k=1)[0]
+    assert any("exact name match" in r for r in top.reasons)
+    best_section = ask(index, embedder, "how to fix: restart the WAL receiver", k=1)[0]
+    assert best_section.best.section == "Mitigation"
+    assert any(r.startswith("keywords:") and "wal" in r for r in best_section.reasons)
+
+
+def test_filters(index, embedder) -> None:
+    hits = ask(index, embedder, "VPN tunnel cannot connect", k=4)
+    assert hits[0].doc_key == "net/VpnDown.md"
+    public = ask(index, embedder, "VPN tunnel cannot connect", k=4, visibility={"public"})
+    assert "net/VpnDown.md" not in {h.doc_key for h in public}
+    by_callable = ask(index, embedder, "VPN", k=4, visibility=lambda v: v == "internal")
+    assert {h.doc_key for h in by_callable} == {"net/VpnDown.md"}
+    only_pg = ask(index, embedder, "disk", k=4, services=["postgres"])
+    assert {h.doc_key for h in only_pg} == {"db/PostgresReplicationLag.md"}
+    assert ask(index, embedder, "disk", k=4, kinds=["incident"]) == []
+
+
+def test_upsert_remove_version(index, embedder, corpus) -> None:
+    v0 = index.version
+    new = Passage(id=999, doc_key="incident:42", kind="incident", title="Kafka consumer lag",
+                  section="", text="Consumers of topic orders fell behind after a rebalance.")
+    index.upsert([new], embedder.encode([passage_text_for_embedding(new)]))
+    assert index.version != v0
+    assert ask(index, embedder, "kafka consumer group lagging", k=1)[0].doc_key == "incident:42"
+    assert index.remove([999]) == 1
+    assert index.version == v0
+    removed = index.remove_documents(["infra/DiskFull.md"])
+    assert removed == 2
+    assert "infra/DiskFull.md" not in {h.doc_key for h in ask(index, embedder, "disk", k=5)}
+    with pytest.raises(IndexMismatchError):
+        index.upsert([new], np.zeros((1, 10), np.float32))
+    with pytest.raises(IndexMismatchError):
+        index.search("x", np.zeros(10, np.float32))
+
+
+def test_save_load_roundtrip(index, embedder, tmp_path: Path) -> None:
+    index.save(tmp_path)
+    back = HybridIndex.load(tmp_path, model_name=embedder.model_name, dim=384)
+    assert back.version == index.version and back.size == index.size
+    q = "no space left on device"
+    expected = [h.doc_key for h in ask(index, embedder, q)]
+    assert [h.doc_key for h in ask(back, embedder, q)] == expected
+    with pytest.raises(IndexMismatchError):
+        HybridIndex.load(tmp_path, model_name="another-model")
+    (p,) = tmp_path.glob("gen-*/passages.jsonl")
+    p.write_text(p.read_text().splitlines()[0] + "\n")
+    with pytest.raises(IndexCorruptError):
+        HybridIndex.load(tmp_path)
+
+
+def test_empty_index(embedder) -> None:
+    idx = HybridIndex("m", 384)
+    assert idx.search("anything", np.zeros(384, np.float32)) == []
+    assert idx.size == 0 and isinstance(idx.version, str)

@@ -1,0 +1,415 @@
+"""The Slack app end to end: signed requests through Starlette and Bolt, real triage on the
+embedded samples, and assertions on the calls the fake Web API received."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from slack_sdk.models.blocks import Block
+
+from bot.metrics import EVENTS
+from bot.slack.ids import ActionId
+from bot.store import repository as repo
+from bot.store.db import session_scope
+from bot.store.models import Feedback, LabeledExample, TriageAnswer
+from tests.slack.conftest import ADMIN
+from tests.slack.helpers import (
+    action_values,
+    channel_message,
+    command_body,
+    event_body,
+    interaction_body,
+    load_payload,
+    mention,
+    new_event_id,
+    post,
+    unique_ts,
+)
+
+
+def replies_in(fake, thread_ts: str, *, count: int = 1, timeout: float = 30.0):
+    return fake.wait_for(
+        lambda c: c.method == "chat.postMessage" and c.args.get("thread_ts") == thread_ts,
+        count=count,
+        timeout=timeout,
+    )
+
+
+def answers_for(harness, **where) -> list[TriageAnswer]:
+    with session_scope(harness.services.sessions) as session:
+        rows = session.query(TriageAnswer).filter_by(**where).all()
+        session.expunge_all()
+        return rows
+
+
+def assert_valid_blocks(blocks: list[dict]) -> None:
+    """slack_sdk's own Block Kit models check the documented length limits."""
+    assert 0 < len(blocks) <= 50
+    for raw in blocks:
+        Block.parse(raw).validate_json()
+
+
+def retry_ignored_count() -> float:
+    return EVENTS.labels(source="slack", outcome="retry_ignored")._value.get()
+
+
+def ask(harness, channel: str, text: str, **kw):
+    """Mention the bot and wait for its threaded answer; returns (payload, reply call)."""
+    payload = mention(channel, text, **kw)
+    response = post(harness.client, event_body(payload))
+    assert response.status_code == 200
+    reply = replies_in(harness.fake, payload["event"]["ts"])[0]
+    return payload, reply
+
+
+# --- events -------------------------------------------------------------------------------
+
+
+def test_url_verification_challenge(harness):
+    body = {"token": "x", "challenge": "abc123", "type": "url_verification"}
+    response = post(harness.client, event_body(body))
+    assert response.status_code == 200
+    assert "abc123" in response.text
+
+
+def test_mention_gets_threaded_answer_with_blocks_and_text(harness):
+    payload, reply = ask(harness, "COPS", "disk full on db-01, /var/lib/postgresql at 100%")
+    ts = payload["event"]["ts"]
+    assert reply.args["channel"] == "COPS"
+    assert reply.args["text"].startswith("Triage:")
+    blocks = reply.args["blocks"]
+    assert_valid_blocks(blocks)
+    values = action_values(reply)
+    for action in (ActionId.HELPFUL, ActionId.NOT_HELPFUL, ActionId.RECORD_ROOT_CAUSE):
+        assert action in values
+    (answer,) = answers_for(harness, message_ts=ts)
+    assert answer.surface == "slack_mention"
+    assert answer.channel == "COPS" and answer.thread_ts == ts
+    assert values[ActionId.HELPFUL] == str(answer.id)
+    assert "<@UBOT>" not in answer.query and "disk full on db-01" in answer.query
+
+
+def test_mention_inside_a_thread_answers_in_that_thread(harness):
+    parent = unique_ts()
+    payload = mention("COPS", "redis latency spikes on cache-02")
+    payload["event"]["thread_ts"] = parent
+    assert post(harness.client, event_body(payload)).status_code == 200
+    (reply,) = replies_in(harness.fake, parent)
+    assert reply.args["channel"] == "COPS"
+
+
+def test_retried_event_is_answered_once_even_after_restart(harness, slack_services, fake_slack):
+    payload = mention("COPS", "nginx 502 bad gateway on web-03")
+    ts = payload["event"]["ts"]
+    assert post(harness.client, event_body(payload)).status_code == 200
+    replies_in(harness.fake, ts)
+    before = retry_ignored_count()
+    retry = post(harness.client, event_body(payload), retry_num=1)
+    assert retry.status_code == 200
+    assert retry_ignored_count() == before + 1
+    # A restarted process (new runtime and Bolt app, same database) ignores it too.
+    from tests.slack.conftest import SlackHarness
+
+    restarted = SlackHarness(slack_services, fake_slack)
+    try:
+        again = post(restarted.client, event_body(payload), retry_num=2)
+        assert again.status_code == 200
+        assert retry_ignored_count() == before + 2
+        # A later event in the same channel is answered, and the first one still only once.
+        _, _ = ask(restarted, "COPS", "certificate expired on api gateway")
+    finally:
+        restarted.close()
+    assert len(answers_for(harness, message_ts=ts)) == 1
+    assert len([c for c in fake_slack.calls_of("chat.postMessage")
+                if c.args.get("thread_ts") == ts]) == 1
+
+
+def test_bad_or_stale_signature_is_refused_and_nothing_is_done(harness):
+    payload = mention("COPS", "disk full on db-09")
+    ts = payload["event"]["ts"]
+    bad = post(harness.client, event_body(payload), secret="wrong-secret")
+    stale = post(harness.client, event_body(payload), timestamp=int(time.time()) - 6 * 60)
+    assert bad.status_code == 401 and stale.status_code == 401
+    # The event id was never recorded: a first delivery would still be handled.
+    with session_scope(harness.services.sessions) as session:
+        assert repo.mark_slack_event_seen(session=session, event_id=payload["event_id"])
+        session.rollback()
+    # Prove the pool is idle for this thread by answering a later, valid event first.
+    ask(harness, "COPS", "disk full on db-10")
+    assert answers_for(harness, message_ts=ts) == []
+    assert not [c for c in harness.fake.calls if c.args.get("thread_ts") == ts]
+
+
+def test_alertmanager_bot_message_in_alerts_channel_is_triaged(harness):
+    payload = load_payload("bot_message_alertmanager.json")
+    ts = unique_ts()
+    payload["event_id"] = new_event_id()
+    payload["event"].update({"ts": ts, "event_ts": ts})
+    assert post(harness.client, event_body(payload)).status_code == 200
+    (reply,) = replies_in(harness.fake, ts)
+    assert_valid_blocks(reply.args["blocks"])
+    (answer,) = answers_for(harness, message_ts=ts)
+    assert answer.surface == "slack_message"
+    assert "HostOutOfDiskSpace" in answer.query and "/var/lib/postgresql" in answer.query
+
+
+def test_people_message_in_alerts_channel_is_triaged(harness):
+    payload = channel_message("CALERTS", "checkout-api pods crashlooping, OOMKilled")
+    ts = payload["event"]["ts"]
+    assert post(harness.client, event_body(payload)).status_code == 200
+    replies_in(harness.fake, ts)
+    (answer,) = answers_for(harness, message_ts=ts)
+    assert answer.surface == "slack_message"
+
+
+def test_own_messages_edits_replies_and_off_channels_are_ignored(harness):
+    ignored_ts = []
+    own = load_payload("message_from_self.json")
+    changed = load_payload("message_changed.json")
+    reply = load_payload("thread_reply.json")
+    off = channel_message("COFF", "disk full on db-04")
+    for p in (own, changed, reply, off):
+        p["event_id"] = new_event_id()
+        if p is not off:
+            ts = unique_ts()
+            p["event"].update({"ts": ts, "event_ts": ts})
+        ignored_ts.append(p["event"]["ts"])
+        assert post(harness.client, event_body(p)).status_code == 200
+    # Bounded wait on a later message in the same channels, then check nothing else came.
+    sentinel = channel_message("CALERTS", "kafka consumer lag growing on orders topic")
+    assert post(harness.client, event_body(sentinel)).status_code == 200
+    replies_in(harness.fake, sentinel["event"]["ts"])
+    ask(harness, "COFF", "mentions are answered even in off channels")
+    posted = {c.args.get("thread_ts") for c in harness.fake.calls_of("chat.postMessage")}
+    assert not posted.intersection(ignored_ts)
+    for ts in ignored_ts:
+        assert answers_for(harness, message_ts=ts) == []
+
+
+# --- slash commands and shortcut --------------------------------------------------------------
+
+
+def test_slash_triage_acks_then_responds_in_channel(harness, fake_slack):
+    url = fake_slack.response_url("triage-1")
+    payload = load_payload("slash_triage.json", response_url=url)
+    response = post(harness.client, command_body(payload))
+    assert response.status_code == 200
+    (call,) = fake_slack.wait_for(lambda c: c.method == "response_url" and c.path.endswith("triage-1"))
+    assert call.args["response_type"] == "in_channel"
+    assert_valid_blocks(call.args["blocks"])
+    assert "SSO" in json.dumps(call.args["blocks"])
+    answers = answers_for(harness, surface="slash_triage")
+    assert any("SSO returns 502" in a.query for a in answers)
+
+
+def test_slash_command_without_text_shows_usage(harness, fake_slack):
+    for command in ("/triage", "/similar", "/runbook"):
+        payload = load_payload("slash_triage.json", response_url=fake_slack.response_url("u"))
+        payload.update({"command": command, "text": "  "})
+        response = post(harness.client, command_body(payload))
+        assert response.status_code == 200
+        assert "Usage" in response.text
+
+
+def test_similar_and_runbook_answer_ephemerally(harness, fake_slack):
+    for command in ("/similar", "/runbook"):
+        name = command.strip("/")
+        payload = load_payload("slash_triage.json", response_url=fake_slack.response_url(name))
+        payload.update({"command": command, "text": "disk full on database server"})
+        assert post(harness.client, command_body(payload)).status_code == 200
+        (call,) = fake_slack.wait_for(lambda c, n=name: c.path.endswith(f"/response/{n}"))
+        assert call.args["response_type"] == "ephemeral"
+        assert_valid_blocks(call.args["blocks"])
+
+
+def test_message_shortcut_replies_in_that_messages_thread(harness, fake_slack):
+    payload = load_payload("message_shortcut.json", response_url=fake_slack.response_url("sc"))
+    ts = unique_ts()
+    payload["message"]["ts"] = payload["message_ts"] = ts
+    assert post(harness.client, interaction_body(payload)).status_code == 200
+    (reply,) = replies_in(fake_slack, ts)
+    assert reply.args["channel"] == "CHELP"
+    (answer,) = answers_for(harness, message_ts=ts)
+    assert answer.surface == "slack_shortcut" and answer.requested_by == "UALICE"
+    assert "VPN" in answer.query
+
+
+# --- feedback ------------------------------------------------------------------------------------
+
+
+def click(harness, name: str, answer_id: int, **subs) -> None:
+    payload = load_payload(
+        name, answer_id=answer_id, response_url=harness.fake.response_url("click"), **subs
+    )
+    assert post(harness.client, interaction_body(payload)).status_code == 200
+
+
+def ephemerals(fake, text: str, count: int = 1):
+    return fake.wait_for(
+        lambda c: c.method == "chat.postEphemeral" and text in c.args.get("text", ""),
+        count=count,
+    )
+
+
+def test_feedback_controls_are_stored_against_the_answer(harness, fake_slack):
+    _, reply = ask(harness, "COPS", "postgres replication lag on db-02 keeps growing")
+    answer_id = int(action_values(reply)[ActionId.HELPFUL])
+    click(harness, "block_actions_helpful.json", answer_id)
+    click(harness, "block_actions_not_helpful.json", answer_id)
+    click(harness, "block_actions_correct_label.json", answer_id, label="database")
+    ephemerals(fake_slack, "Thanks, recorded: helpful")
+    ephemerals(fake_slack, "Thanks, recorded: not helpful (Wrong runbook)")
+    ephemerals(fake_slack, "should be *database*")
+    with session_scope(harness.services.sessions) as session:
+        rows = session.query(Feedback).filter_by(answer_id=answer_id).order_by(Feedback.id).all()
+        got = {(r.kind, r.field, r.value, r.reason, r.user_id) for r in rows}
+        examples = session.query(LabeledExample).filter_by(feedback_id=rows[-1].id).all()
+        query = session.get(TriageAnswer, answer_id).query
+        audit = [a for a in repo.list_audit(session=session) if a.subject == f"answer:{answer_id}"]
+        example = [(e.field, e.label, e.text, e.origin) for e in examples]
+    assert got == {
+        ("helpful", "", "", "", "UALICE"),
+        ("not_helpful", "", "", "wrong_runbook", "UALICE"),
+        ("correction", "category", "database", "", "UALICE"),
+    }
+    assert example == [("category", "database", query, "feedback")]
+    assert len([a for a in audit if a.action == "feedback"]) == 3
+
+
+def test_more_posts_the_full_details(harness, fake_slack):
+    _, reply = ask(harness, "COPS", "TLS certificate expires in 3 days on api.example.com")
+    answer_id = int(action_values(reply)[ActionId.MORE])
+    click(harness, "block_actions_more.json", answer_id)
+    (call,) = ephemerals(fake_slack, "Triage details")
+    assert_valid_blocks(call.args["blocks"])
+    assert call.args["user"] == "UALICE"
+
+
+def test_root_cause_modal_creates_an_incident_found_by_the_next_triage(harness, fake_slack):
+    text = "quux-cache on cache-07 flaps with zorblax handshake errors"
+    payload, reply = ask(harness, "COPS", text)
+    answer_id = int(action_values(reply)[ActionId.RECORD_ROOT_CAUSE])
+    click(harness, "block_actions_record_root_cause.json", answer_id)
+    (opened,) = fake_slack.wait_for(
+        lambda c: c.method == "views.open"
+        and json.loads(c.args["view"]["private_metadata"])["answer_id"] == answer_id
+    )
+    assert opened.args["view"]["callback_id"] == "root_cause_modal"
+    cause = "zorblax session table overflow in quux-cache after the 4.2 upgrade"
+    fix = "raise zorblax.max_sessions to 65536 and restart quux-cache"
+    submission = load_payload(
+        "view_submission_root_cause.json",
+        answer_id=answer_id,
+        thread_ts=payload["event"]["ts"],
+        root_cause=cause,
+        fix=fix,
+    )
+    response = post(harness.client, interaction_body(submission))
+    assert response.status_code == 200
+    ephemerals(fake_slack, "root cause and fix saved")
+    with session_scope(harness.services.sessions) as session:
+        (incident,) = [i for i in repo.list_incidents(session=session) if i.root_cause == cause]
+        assert (incident.kind, incident.source_name, incident.visibility) == (
+            "incident", "slack", "public")
+        assert incident.resolution == fix and incident.resolved_by == "UALICE"
+        kinds = [f.kind for f in session.query(Feedback).filter_by(answer_id=answer_id)]
+    assert kinds == ["root_cause"]
+    _, again = ask(harness, "COPS", "quux-cache flapping again with zorblax handshake errors")
+    assert "zorblax session table overflow" in again.blocks_text()
+
+
+def test_root_cause_modal_requires_both_fields(harness):
+    submission = load_payload(
+        "view_submission_root_cause.json", answer_id=1, thread_ts="1.1", root_cause="", fix=""
+    )
+    response = post(harness.client, interaction_body(submission))
+    assert response.status_code == 200
+    errors = response.json()["errors"]
+    assert set(errors) == {"rc_root_cause", "rc_fix"}
+
+
+def test_bad_action_value_reports_a_reference_id(harness, fake_slack):
+    click(harness, "block_actions_record_root_cause.json", "not-a-number")
+    (call,) = ephemerals(fake_slack, "Something went wrong (ref ")
+    ref = call.args["text"].split("(ref ")[1][:8]
+    assert len(ref) == 8 and int(ref, 16) >= 0
+
+
+# --- rate limits ------------------------------------------------------------------------------
+
+
+def test_rate_limited_post_is_retried_after_retry_after(harness, fake_slack):
+    fake_slack.rate_limit(1, retry_after=1, method="chat.postMessage")
+    payload = mention("COPS", "load balancer health checks failing on lb-01")
+    ts = payload["event"]["ts"]
+    assert post(harness.client, event_body(payload)).status_code == 200
+    (reply,) = replies_in(fake_slack, ts)
+    limited = [c for c in fake_slack.calls if c.method == "chat.postMessage" and c.status == 429]
+    assert limited and limited[-1].args.get("thread_ts") == ts
+    assert reply.at - limited[-1].at >= 1.0  # waited for Retry-After before retrying
+
+
+# --- admin ------------------------------------------------------------------------------------------
+
+
+def channel_mode(harness, channel: str) -> str | None:
+    with session_scope(harness.services.sessions) as session:
+        return repo.get_channel_mode(session=session, channel=channel)
+
+
+def test_config_command_is_admin_only(harness, fake_slack):
+    payload = load_payload("slash_config.json", response_url=fake_slack.response_url("cfg"))
+    refused = post(harness.client, command_body(payload))
+    assert refused.status_code == 200 and "only triagebot admins" in refused.text
+    assert channel_mode(harness, "CNEW") is None
+    payload["user_id"] = ADMIN
+    assert post(harness.client, command_body(payload)).status_code == 200
+    fake_slack.wait_for(lambda c: c.path.endswith("/response/cfg") and "`alerts`" in c.args["text"])
+    assert channel_mode(harness, "CNEW") == "alerts"
+    # The new mode is used at once: a plain message there is now triaged.
+    message = channel_message("CNEW", "disk full on db-11")
+    assert post(harness.client, event_body(message)).status_code == 200
+    replies_in(fake_slack, message["event"]["ts"])
+
+
+def test_app_home_shows_models_and_admin_buttons(harness, fake_slack):
+    for user in ("UALICE", ADMIN):
+        payload = load_payload("app_home_opened.json", user=user)
+        payload["event_id"] = new_event_id()
+        assert post(harness.client, event_body(payload)).status_code == 200
+    (alice,) = fake_slack.wait_for(
+        lambda c: c.method == "views.publish" and c.args["user_id"] == "UALICE")
+    (admin,) = fake_slack.wait_for(
+        lambda c: c.method == "views.publish" and c.args["user_id"] == ADMIN)
+    for call in (alice, admin):
+        text = json.dumps(call.args["view"])
+        assert "Search indexes" in text and "Active models" in text
+        assert_valid_blocks(call.args["view"]["blocks"])
+    assert ActionId.HOME_RETRAIN not in json.dumps(alice.args["view"])
+    assert ActionId.HOME_RETRAIN in json.dumps(admin.args["view"])
+
+
+def test_home_retrain_refused_for_non_admin(harness, fake_slack):
+    payload = load_payload("block_actions_home_retrain.json", user="UMALLORY")
+    assert post(harness.client, interaction_body(payload)).status_code == 200
+    (call,) = fake_slack.wait_for(
+        lambda c: c.method == "views.publish" and c.args["user_id"] == "UMALLORY")
+    assert "Only triagebot admins" in json.dumps(call.args["view"])
+    with session_scope(harness.services.sessions) as session:
+        actions = [a.action for a in repo.list_audit(session=session) if a.actor == "UMALLORY"]
+    assert "home_retrain_requested" not in actions
+
+
+def test_not_configured_answers_503(tmp_path, fake_slack):
+    from starlette.testclient import TestClient
+
+    from bot.server import Runtime, create_http_app
+    from tests.slack.conftest import make_settings
+
+    settings = make_settings(tmp_path, fake_slack.api_url, slack_bot_token=None)
+    app = create_http_app(settings, Runtime(settings))
+    with TestClient(app) as client:
+        response = client.post("/slack/events", content=b"{}")
+    assert response.status_code == 503
+    assert "SLACK_BOT_TOKEN" in response.json()["error"]

@@ -1,0 +1,187 @@
+"""Slack parts that need no models: rendering limits, visibility, pacing, text extraction."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from slack_sdk.models.blocks import Block
+
+from bot.slack.blocks import (
+    clip,
+    escape,
+    render_details,
+    render_triage,
+    triage_from_dict,
+)
+from bot.slack.client import ChannelPacer, SlackPoster, make_web_client
+from bot.slack.ids import ActionId
+from bot.slack.normalize import message_text
+from bot.slack.visibility import visibility_for_channel, visibility_of_new_item
+from bot.triage_types import (
+    Evidence,
+    Hypothesis,
+    LabelPrediction,
+    RunbookMatch,
+    SimilarIncident,
+    Step,
+    Triage,
+)
+from tests.slack.helpers import load_payload
+
+HUGE = "x<y> & z " * 2000  # 18k characters with characters mrkdwn must escape
+
+
+def huge_triage() -> Triage:
+    ev = tuple(Evidence("incident", f"INC-{i}", HUGE[:300], 0.5) for i in range(5))
+    return Triage(
+        query=HUGE,
+        predictions=(
+            LabelPrediction("category", "disk", 0.91, (("disk", 0.91), ("db", 0.05)), "c-1"),
+            LabelPrediction("severity", None, 0.4, (("high", 0.4), ("low", 0.3)), "s-1"),
+            LabelPrediction("team", "x" * 200, 0.7, (("y" * 300, 0.7),), "t-1"),
+        ),
+        similar=tuple(
+            SimilarIncident(i, f"INC-{i}", "incident", HUGE, 0.8, HUGE, HUGE, url="https://x/y")
+            for i in range(60)
+        ),
+        runbooks=tuple(
+            RunbookMatch(i, "disk.md", "Disk full", "Mitigation", "```\n" + HUGE, 0.7)
+            for i in range(5)
+        ),
+        hypotheses=tuple(Hypothesis(HUGE, 0.3, ev) for _ in range(20)),
+        steps=tuple(Step(HUGE, ev) for _ in range(30)),
+        novel=True,
+        novelty_score=0.2,
+        model_versions={"category": "c-1"},
+        index_version="runbooks:1,incidents:2",
+    )
+
+
+def test_render_stays_inside_block_kit_limits_and_escapes():
+    for render in (render_triage, render_details):
+        text, blocks = render(huge_triage(), 42)
+        assert text and len(text) <= 3000
+        assert 0 < len(blocks) <= 50
+        for raw in blocks:
+            Block.parse(raw).validate_json()  # slack_sdk checks the documented limits
+            if raw["type"] == "section":
+                assert len(raw["text"]["text"]) <= 3000
+        dumped = json.dumps(blocks)
+        assert "x<y>" not in dumped and "x&lt;y&gt; &amp; z" in dumped
+
+
+def test_compact_answer_has_feedback_controls_and_pointer_to_more():
+    _, blocks = render_triage(huge_triage(), 42, label_options={"category": ["disk", "network"]})
+    actions = [b for b in blocks if b["type"] == "actions"][0]["elements"]
+    ids = [a["action_id"] for a in actions]
+    assert ids == [
+        ActionId.HELPFUL,
+        ActionId.NOT_HELPFUL,
+        ActionId.CORRECT_LABEL,
+        ActionId.RECORD_ROOT_CAUSE,
+        ActionId.MORE,
+    ]
+    assert all(a.get("value", "42").startswith("42") for a in actions)
+    correct = actions[2]
+    groups = {g["label"]["text"]: [o["value"] for o in g["options"]] for g in correct["option_groups"]}
+    assert groups["Category"] == ["42|category|disk", "42|category|network"]
+    assert all(len(v) <= 150 for vs in groups.values() for v in vs)
+    assert "see More" in json.dumps(blocks)
+    assert "unsure" in blocks[0]["text"]["text"]
+
+
+def test_answer_without_id_has_no_controls_and_round_trips():
+    triage = huge_triage()
+    _, blocks = render_triage(triage, None)
+    assert not [b for b in blocks if b["type"] == "actions"]
+    restored = triage_from_dict(json.loads(json.dumps(triage.to_dict())))
+    assert restored == triage
+
+
+def test_clip_never_leaves_half_an_entity_or_an_open_code_fence():
+    text = "```\n" + escape("<" * 100)
+    cut = clip(text, 60)
+    assert len(cut) <= 60 and cut.count("```") % 2 == 0
+    assert not cut.replace("… _see More_", "").rstrip("`\n ").endswith("&l")
+
+
+@pytest.mark.parametrize(
+    ("channel", "mode", "visible", "hidden"),
+    [
+        ("C1", "alerts", ["public", "private:C1"], ["private:C2", "helpdesk"]),
+        ("C1", "helpdesk", ["public", "private:C1", "helpdesk"], ["private:C2"]),
+        ("C2", "off", ["public", "private:C2"], ["private:C1", "helpdesk"]),
+    ],
+)
+def test_visibility_for_channel(channel, mode, visible, hidden):
+    allowed = visibility_for_channel(channel, mode)
+    assert all(allowed(v) for v in visible)
+    assert not any(allowed(v) for v in hidden)
+
+
+def test_visibility_of_recorded_items():
+    assert visibility_of_new_item("C1", "alerts", is_private=False) == "public"
+    assert visibility_of_new_item("C1", "helpdesk", is_private=False) == "helpdesk"
+    assert visibility_of_new_item("C1", "alerts", is_private=True) == "private:C1"
+    assert visibility_of_new_item("D1", "off", is_private=False) == "private:D1"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(round(seconds, 3))
+        self.now += seconds
+
+
+def test_pacer_spaces_posts_per_channel_only():
+    clock = FakeClock()
+    pacer = ChannelPacer(1.0, clock=clock, sleep=clock.sleep)
+    pacer.run("C1", lambda: None)
+    clock.now += 0.25
+    pacer.run("C1", lambda: None)  # must wait the remaining 0.75 s
+    pacer.run("C2", lambda: None)  # another channel: no wait
+    pacer.run("C1", lambda: None)  # a full second after the previous C1 post
+    assert clock.slept == [0.75, 1.0]
+
+
+def test_poster_posts_in_order_and_retries_429(fake_slack):
+    clock = FakeClock()
+    client = make_web_client("xoxb-test", fake_slack.api_url)
+    poster = SlackPoster(client, clock=clock, sleep=clock.sleep)
+    fake_slack.rate_limit(1, retry_after=0, method="chat.postMessage")
+    threads = [
+        threading.Thread(target=poster.post, args=("CPACE", f"m{i}", None, "9.9"))
+        for i in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    calls = [c for c in fake_slack.calls if c.args.get("channel") == "CPACE"]
+    assert [c.status for c in calls].count(429) == 1
+    assert len([c for c in calls if c.status == 200]) == 3
+    assert len(clock.slept) == 2  # the 2nd and 3rd post waited for their turn
+
+
+def test_alertmanager_attachment_text_is_read():
+    event = load_payload("bot_message_alertmanager.json")["event"]
+    text = message_text(event)
+    assert "[FIRING:1] HostOutOfDiskSpace" in text
+    assert "/var/lib/postgresql" in text and "`" in text
+
+
+def test_mention_text_is_cleaned():
+    event = load_payload("app_mention.json")["event"]
+    text = message_text(event, strip_user="UBOT")
+    assert text == "disk full on db-01, /var/lib/postgresql at 100%"
+    assert message_text({"text": "see <https://x.io/a|the graph> &amp; <#C1|ops>"}) == (
+        "see the graph (https://x.io/a) & #ops"
+    )
