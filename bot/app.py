@@ -72,12 +72,12 @@ def build_services(settings: Settings, *, upgrade: bool = True, models: bool = T
 
 def load_models(services: Services) -> None:
     """Load the embedding model, the indexes and the active classifiers."""
+    import bm25s  # noqa: F401 - imported first so that its logger level can be reset
+
     from bot.assistant import Assistant
     from bot.classification import ClassifierService
     from bot.knowledge_base import KnowledgeBase
     from knowledge.embed import Embedder
-
-    import bm25s  # noqa: F401 - imported first so that its logger level can be reset
 
     # bm25s sets its own logger to DEBUG on import; keep it at our level.
     logging.getLogger("bm25s").setLevel(max(logging.WARNING, logging.getLogger().level))

@@ -12,8 +12,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from knowledge.suggest import extract_steps, key_terms, merge_similar_causes
-
 from bot.events import Event
 from bot.knowledge_base import INCIDENTS, RUNBOOKS, IncidentView, KnowledgeBase, SectionView
 from bot.triage_types import (
@@ -26,6 +24,7 @@ from bot.triage_types import (
     Triage,
 )
 from knowledge.search import DocumentHit
+from knowledge.suggest import extract_steps, key_terms, merge_similar_causes
 
 Visibility = Callable[[str], bool]
 

@@ -22,6 +22,18 @@ LEXICAL_KIND = "lexical-index"
 VERSION = 1
 CODECS = {"sq8": faiss.ScalarQuantizer.QT_8bit, "fp16": faiss.ScalarQuantizer.QT_fp16}
 
+# Approximate configuration (measured with bench/index_scale.py, see docs/benchmarks.md).
+DEFAULT_NLIST_FACTOR = 4.0  # nlist ~ factor * sqrt(n) ...
+DEFAULT_MAX_NLIST = 4096  # ... capped here
+PROBE_SHARE = 1 / 20  # default nprobe: this share of the lists ...
+MIN_NPROBE = 8  # ... but at least this many
+BY_RESIDUAL = True  # SQ codes store the residual to the list centroid
+MIN_PER_LIST = 39  # k-means wants at least this many training vectors per list
+TRAIN_PER_LIST = 50  # training sample: this many vectors per list (or all)
+SEED = 1234
+ADD_CHUNK = 65_536
+RECONSTRUCT_CHUNK = 65_536
+
 
 def _as_ids(ids: Sequence[int] | np.ndarray) -> np.ndarray:
     arr = np.asarray(ids)
@@ -32,12 +44,24 @@ def _as_ids(ids: Sequence[int] | np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
+def _member(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Boolean mask: which of ``ids`` occur in the sorted array ``sorted_ids``."""
+    if not len(sorted_ids) or not len(ids):
+        return np.zeros(len(ids), dtype=bool)
+    pos = np.searchsorted(sorted_ids, ids)
+    pos[pos == len(sorted_ids)] = 0
+    return sorted_ids[pos] == ids
+
+
 class VectorIndex:
     """Inner-product index over normalized vectors with int64 ids.
 
-    Exact (``IndexIDMap2(IndexFlatIP)``) up to ``exact_max`` vectors; beyond that an
-    ``IVF<nlist>,SQ8`` index trained on the data (nlist ~ 4 sqrt(n), capped at 4096) searched with
-    ``nprobe`` lists. Adding an id that exists replaces its vector.
+    Exact (``IndexIDMap2(IndexFlatIP)``) up to ``exact_max`` vectors. Beyond that an
+    ``IVF<nlist>,SQ<codec>`` index trained on (a sample of) the data, with nlist ~ ``nlist_factor``
+    sqrt(n) capped at ``max_nlist`` and ``nprobe`` lists probed per query; retrained when it has
+    grown 8-fold since training. Defaults measured in bench/index_scale.py (docs/benchmarks.md).
+    Adding an id that exists replaces its vector. Ids are kept as a sorted int64 array (8 bytes
+    each), not a Python set.
     """
 
     def __init__(
@@ -47,23 +71,29 @@ class VectorIndex:
         *,
         exact_max: int = 50_000,
         nprobe: int | None = None,
-        max_nlist: int = 4096,
+        max_nlist: int = DEFAULT_MAX_NLIST,
         codec: str = "fp16",
+        nlist_factor: float = DEFAULT_NLIST_FACTOR,
     ) -> None:
         if dim <= 0:
             raise ValueError("dim must be positive")
         if codec not in CODECS:
             raise ValueError(f"codec must be one of {sorted(CODECS)}")
+        if exact_max < 0 or max_nlist < 1 or nlist_factor <= 0:
+            raise ValueError("exact_max must be >= 0, max_nlist >= 1 and nlist_factor > 0")
+        if nprobe is not None and int(nprobe) < 1:
+            raise ValueError("nprobe must be positive")
         self.codec = codec
         self.model_name = model_name
         self.dim = int(dim)
         self.exact_max = int(exact_max)
         self.max_nlist = int(max_nlist)
-        self._nprobe_override = nprobe
+        self.nlist_factor = float(nlist_factor)
+        self._nprobe_override = None if nprobe is None else int(nprobe)
         self._index: Any = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
         self.kind = "flat"
         self._trained_on = 0
-        self._ids: set[int] = set()
+        self._ids = np.zeros(0, dtype=np.int64)  # sorted
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ properties
@@ -77,13 +107,32 @@ class VectorIndex:
             return 0
         return int(faiss.extract_index_ivf(self._index).nprobe)
 
+    @property
+    def nlist(self) -> int:
+        if self.kind != "ivf":
+            return 0
+        return int(faiss.extract_index_ivf(self._index).nlist)
+
+    def describe(self) -> str:
+        """Short description of the current structure, e.g. ``IVF4096,SQfp16 nprobe=48``."""
+        if self.kind != "ivf":
+            return "Flat (exact)"
+        return f"IVF{self.nlist},SQ{self.codec} nprobe={self.nprobe}"
+
     def ids(self) -> np.ndarray:
         """All ids currently stored (sorted)."""
         with self._lock:
-            return np.array(sorted(self._ids), dtype=np.int64)
+            return self._ids.copy()
 
     def __contains__(self, item: object) -> bool:
-        return item in self._ids
+        try:
+            key = np.asarray([item], dtype=np.int64)
+        except (TypeError, ValueError, OverflowError):
+            return False
+        if isinstance(item, bool) or not isinstance(item, int | np.integer):
+            return False
+        with self._lock:
+            return bool(_member(self._ids, key)[0])
 
     # ------------------------------------------------------------------ checks
     def check_compatible(self, *, model_name: str | None = None, dim: int | None = None) -> None:
@@ -104,7 +153,7 @@ class VectorIndex:
         self.check_compatible(model_name=model_name, dim=arr.shape[1])
         if not np.isfinite(arr).all():
             raise ValueError("vectors contain NaN or infinite values")
-        return np.ascontiguousarray(arr)
+        return np.ascontiguousarray(arr)  # no copy when already C-contiguous float32
 
     # ------------------------------------------------------------------ mutation
     def add(
@@ -120,23 +169,22 @@ class VectorIndex:
         if not len(id_arr):
             return
         with self._lock:
-            existing = [int(i) for i in id_arr if int(i) in self._ids]
-            if existing:
-                self._remove(np.asarray(existing, dtype=np.int64))
+            existing = id_arr[_member(self._ids, id_arr)]
+            if len(existing):
+                self._remove(existing)
             if self.kind == "flat" and self.size + len(id_arr) > self.exact_max:
-                old_ids, old_vecs = self._all_vectors()
-                self._build_ivf(np.concatenate([old_ids, id_arr]), np.vstack([old_vecs, vecs]))
+                self._build_ivf([self._all_vectors(), (id_arr, vecs)])
                 return
             self._index.add_with_ids(vecs, id_arr)
-            self._ids.update(int(i) for i in id_arr)
+            self._ids = np.union1d(self._ids, id_arr)
             if self.kind == "ivf" and self.size > 8 * max(self._trained_on, 1):
-                self._build_ivf(*self._all_vectors())  # trained on far fewer vectors: retrain
+                self._build_ivf([(self._ids, None)])  # trained on far fewer: retrain
 
     def remove(self, ids: Sequence[int] | np.ndarray) -> int:
         """Remove ``ids`` (unknown ids are ignored); returns how many were removed."""
-        id_arr = _as_ids(ids)
+        id_arr = np.unique(_as_ids(ids))
         with self._lock:
-            present = np.asarray([int(i) for i in id_arr if int(i) in self._ids], dtype=np.int64)
+            present = id_arr[_member(self._ids, id_arr)]
             if not len(present):
                 return 0
             return self._remove(present)
@@ -145,26 +193,46 @@ class VectorIndex:
         sel = (faiss.IDSelectorArray(present) if self.kind == "ivf"  # hashtable direct map
                else faiss.IDSelectorBatch(present))
         n = int(self._index.remove_ids(sel))
-        self._ids.difference_update(int(i) for i in present)
+        self._ids = np.setdiff1d(self._ids, present, assume_unique=True)
         return n
 
-    def _all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        ids = np.array(sorted(self._ids), dtype=np.int64)
-        vecs = np.empty((len(ids), self.dim), dtype=np.float32)
-        for start in range(0, len(ids), 65536):
-            chunk = ids[start:start + 65536]
-            vecs[start:start + len(chunk)] = self._index.reconstruct_batch(chunk)
-        return ids, vecs
+    def _reconstruct(self, ids: np.ndarray) -> np.ndarray:
+        out = np.empty((len(ids), self.dim), dtype=np.float32)
+        for start in range(0, len(ids), RECONSTRUCT_CHUNK):
+            chunk = ids[start:start + RECONSTRUCT_CHUNK]
+            out[start:start + len(chunk)] = self._index.reconstruct_batch(chunk)
+        return out
 
-    def _build_ivf(self, ids: np.ndarray, vecs: np.ndarray) -> None:
-        self._index = build_ivf(
-            vecs, ids, codec=self.codec, max_nlist=self.max_nlist, nprobe=self._nprobe_override)
+    def _all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._ids.copy(), self._reconstruct(self._ids)
+
+    def _build_ivf(self, parts: list[tuple[np.ndarray, np.ndarray | None]]) -> None:
+        """Replace the index by a new IVF one holding ``parts`` = (ids, vectors), vectors None
+        meaning "read them from the current index", chunk by chunk (no full float32 copy)."""
+        n = sum(len(p[0]) for p in parts)
+        nlist, default_nprobe = ivf_params(n, self.max_nlist, self.nlist_factor)
+        sample = _training_sample(parts, nlist, self._reconstruct)
+        index = new_ivf(self.dim, nlist, self.codec)
+        faiss.extract_index_ivf(index).cp.seed = SEED
+        index.train(sample)
+        del sample
+        index.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct/remove by any id
+        for part_ids, vecs in parts:
+            for start in range(0, len(part_ids), ADD_CHUNK):
+                chunk = part_ids[start:start + ADD_CHUNK]
+                block = (vecs[start:start + ADD_CHUNK] if vecs is not None
+                         else self._index.reconstruct_batch(chunk))
+                index.add_with_ids(np.ascontiguousarray(block), chunk)
+        index.nprobe = int(self._nprobe_override or default_nprobe)
+        self._index = index
         self.kind = "ivf"
-        self._trained_on = len(ids)
-        self._ids = {int(i) for i in ids}
+        self._trained_on = n
+        self._ids = np.unique(np.concatenate([p[0] for p in parts]))
 
     def set_nprobe(self, nprobe: int) -> None:
         """Lists probed per query by the approximate index (speed/recall trade-off)."""
+        if int(nprobe) < 1:
+            raise ValueError("nprobe must be positive")
         self._nprobe_override = int(nprobe)
         if self.kind == "ivf":
             faiss.extract_index_ivf(self._index).nprobe = int(nprobe)
@@ -178,43 +246,73 @@ class VectorIndex:
         model_name: str | None = None,
         allowed_ids: Sequence[int] | np.ndarray | None = None,
     ) -> list[list[tuple[int, float]]]:
-        """Top-``k`` (id, inner product) per query row; ``allowed_ids`` restricts the candidates."""
+        """Top-``k`` (id, inner product) per query row; ``allowed_ids`` restricts the candidates.
+
+        With the approximate index a filter is served exactly (scan of the allowed vectors) when
+        it allows at most ``exact_max`` ids; a larger one probes proportionally more lists, and
+        rows that still come back short are answered exactly.
+        """
         q = self._as_vectors(vectors, model_name)
         if k <= 0 or self.size == 0:
             return [[] for _ in range(len(q))]
-        kwargs: dict[str, Any] = {}
         with self._lock:
             k_eff = min(int(k), self.size)
-            if allowed_ids is not None:
-                allowed = np.asarray(
-                    [int(i) for i in _as_ids(allowed_ids) if int(i) in self._ids], dtype=np.int64)
-                if not len(allowed):
-                    return [[] for _ in range(len(q))]
-                if self.kind == "ivf" and len(allowed) <= self.exact_max:
-                    # IVF probes few lists and would miss most of a small allowed set
-                    return _brute_force(q, allowed, self._index.reconstruct_batch(allowed), k)
-                sel = faiss.IDSelectorBatch(allowed)
-                if self.kind == "ivf":
-                    params: Any = faiss.SearchParametersIVF(sel=sel, nprobe=self.nprobe)
-                else:
-                    params = faiss.SearchParameters(sel=sel)
-                kwargs["params"] = params
-                k_eff = min(k_eff, len(allowed))
-            scores, labels = self._index.search(q, k_eff, **kwargs)
-        return [
-            [(int(i), float(s)) for i, s in zip(row_ids, row_scores, strict=True) if i != -1]
-            for row_ids, row_scores in zip(labels, scores, strict=True)
-        ]
+            if allowed_ids is None:
+                scores, labels = self._index.search(q, k_eff)
+                return _rows(scores, labels)
+            allowed = np.unique(_as_ids(allowed_ids))
+            allowed = allowed[_member(self._ids, allowed)]
+            if not len(allowed):
+                return [[] for _ in range(len(q))]
+            k_eff = min(k_eff, len(allowed))
+            if self.kind == "flat":
+                params: Any = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
+                scores, labels = self._index.search(q, k_eff, params=params)
+                return _rows(scores, labels)
+            if len(allowed) <= self.exact_max:
+                # IVF probes few lists and would miss most of a small allowed set
+                return self._exact_subset(q, allowed, k_eff)
+            share = len(allowed) / self.size
+            nprobe = min(self.nlist, math.ceil(self.nprobe / share))
+            params = faiss.SearchParametersIVF(sel=faiss.IDSelectorBatch(allowed), nprobe=nprobe)
+            scores, labels = self._index.search(q, k_eff, params=params)
+            out = _rows(scores, labels)
+            short = [r for r, row in enumerate(out) if len(row) < k_eff]
+            if short:
+                exact = self._exact_subset(q[short], allowed, k_eff)
+                for r, row in zip(short, exact, strict=True):
+                    out[r] = row
+            return out
+
+    def _exact_subset(
+        self, q: np.ndarray, allowed: np.ndarray, k: int
+    ) -> list[list[tuple[int, float]]]:
+        """Exact top-``k`` over the stored vectors of ``allowed`` (read chunk by chunk)."""
+        best_s = np.full((len(q), 0), -np.inf, dtype=np.float32)
+        best_i = np.zeros((len(q), 0), dtype=np.int64)
+        for start in range(0, len(allowed), RECONSTRUCT_CHUNK):
+            chunk = allowed[start:start + RECONSTRUCT_CHUNK]
+            sims = q @ self._index.reconstruct_batch(chunk).T
+            cand_s = np.concatenate([best_s, sims], axis=1)
+            cand_i = np.concatenate([best_i, np.broadcast_to(chunk, sims.shape)], axis=1)
+            kk = min(k, cand_s.shape[1])
+            top = np.argpartition(-cand_s, kk - 1, axis=1)[:, :kk]
+            best_s = np.take_along_axis(cand_s, top, axis=1)
+            best_i = np.take_along_axis(cand_i, top, axis=1)
+        order = np.argsort(-best_s, axis=1, kind="stable")
+        return _rows(np.take_along_axis(best_s, order, axis=1),
+                     np.take_along_axis(best_i, order, axis=1))
 
     def reconstruct(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Stored vectors of ``ids`` (approximate after SQ8 compression)."""
+        """Stored vectors of ``ids`` (approximate after fp16/SQ8 compression)."""
         id_arr = _as_ids(ids)
-        missing = [int(i) for i in id_arr if int(i) not in self._ids]
-        if missing:
-            raise KeyError(f"ids not in index: {missing[:5]}")
         with self._lock:
-            return self._index.reconstruct_batch(id_arr) if len(id_arr) else np.zeros(
-                (0, self.dim), np.float32)
+            missing = id_arr[~_member(self._ids, id_arr)]
+            if len(missing):
+                raise KeyError(f"ids not in index: {missing[:5].tolist()}")
+            if not len(id_arr):
+                return np.zeros((0, self.dim), np.float32)
+            return self._reconstruct(id_arr)
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: Path) -> None:
@@ -225,8 +323,7 @@ class VectorIndex:
         """Write the index files into ``folder`` and return their metadata (no atomicity)."""
         with self._lock:
             faiss.write_index(self._index, str(folder / "vectors.faiss"))
-            ids = np.array(sorted(self._ids), dtype=np.int64)
-            np.save(folder / "ids.npy", ids)
+            np.save(folder / "ids.npy", self._ids)
             return {
                 "model_name": self.model_name,
                 "dim": self.dim,
@@ -235,6 +332,7 @@ class VectorIndex:
                 "version": VERSION,
                 "exact_max": self.exact_max,
                 "max_nlist": self.max_nlist,
+                "nlist_factor": self.nlist_factor,
                 "codec": self.codec,
                 "nprobe": self._nprobe_override,
                 "trained_on": self._trained_on,
@@ -255,13 +353,15 @@ class VectorIndex:
     @classmethod
     def read_files(cls, folder: Path, meta: dict[str, Any]) -> VectorIndex:
         try:
+            nprobe = meta.get("nprobe")
             index = cls(
                 str(meta["model_name"]),
                 int(meta["dim"]),
                 exact_max=int(meta.get("exact_max", 50_000)),
-                nprobe=meta.get("nprobe"),
-                max_nlist=int(meta.get("max_nlist", 4096)),
+                nprobe=None if nprobe is None else int(nprobe),
+                max_nlist=int(meta.get("max_nlist", 4096)),  # 4096: files from before the key
                 codec=str(meta.get("codec", "fp16")),
+                nlist_factor=float(meta.get("nlist_factor", 4.0)),
             )
             path = folder / "vectors.faiss"
             if path.stat().st_size != int(meta["faiss_bytes"]):
@@ -274,64 +374,61 @@ class VectorIndex:
             raise IndexCorruptError(f"cannot read vector index in {folder}: {exc}") from exc
         if raw.d != index.dim or raw.ntotal != int(meta["count"]) or len(ids) != raw.ntotal:
             raise IndexCorruptError(f"vector index in {folder} is inconsistent with its metadata")
+        ids = np.unique(ids.astype(np.int64, copy=False))
+        if len(ids) != raw.ntotal:
+            raise IndexCorruptError(f"vector index in {folder} has duplicate ids")
         index._index = raw
         index.kind = str(meta.get("index_kind", "flat"))
         index._trained_on = int(meta.get("trained_on", 0))
-        index._ids = {int(i) for i in ids}
+        index._ids = ids
         if index.kind == "ivf":
             ivf = faiss.extract_index_ivf(raw)
             if ivf.direct_map.type != faiss.DirectMap.Hashtable:
                 ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+            if index._nprobe_override is not None:
+                ivf.nprobe = index._nprobe_override
         return index
 
 
-def _brute_force(
-    q: np.ndarray, ids: np.ndarray, vecs: np.ndarray, k: int
-) -> list[list[tuple[int, float]]]:
-    sims = q @ vecs.T
-    k = min(k, len(ids))
-    out = []
-    for row in sims:
-        top = np.argpartition(-row, k - 1)[:k]
-        top = top[np.argsort(-row[top], kind="stable")]
-        out.append([(int(ids[t]), float(row[t])) for t in top])
-    return out
+def _rows(scores: np.ndarray, labels: np.ndarray) -> list[list[tuple[int, float]]]:
+    return [
+        [(int(i), float(s)) for i, s in zip(row_ids, row_scores, strict=True) if i != -1]
+        for row_ids, row_scores in zip(labels, scores, strict=True)
+    ]
 
 
-def ivf_params(n: int, max_nlist: int = 4096) -> tuple[int, int]:
-    """(nlist, nprobe) for ``n`` vectors: nlist ~ 4 sqrt(n), at least 39 training points each."""
-    nlist = int(min(max_nlist, max(16, 4 * math.sqrt(n))))
-    nlist = max(1, min(nlist, n // 39))
-    nprobe = max(8, min(nlist, round(nlist / 20)))  # 1M: 205 of 4096 lists (bench/index_scale.py)
+def ivf_params(
+    n: int, max_nlist: int = DEFAULT_MAX_NLIST, nlist_factor: float = DEFAULT_NLIST_FACTOR
+) -> tuple[int, int]:
+    """(nlist, default nprobe) for ``n`` vectors: nlist ~ ``nlist_factor`` sqrt(n), capped at
+    ``max_nlist`` and at one list per ``MIN_PER_LIST`` vectors (k-means needs that many)."""
+    nlist = int(min(max_nlist, max(16, nlist_factor * math.sqrt(n))))
+    nlist = max(1, min(nlist, n // MIN_PER_LIST))
+    nprobe = max(MIN_NPROBE, min(nlist, math.ceil(nlist * PROBE_SHARE)))
     return nlist, nprobe
 
 
-def build_ivf(
-    vectors: np.ndarray,
-    ids: np.ndarray,
-    *,
-    codec: str = "fp16",
-    max_nlist: int = 4096,
-    nprobe: int | None = None,
-    train_max: int = 200_000,
-    seed: int = 1234,
-) -> Any:
-    """Train an ``IVF<nlist>,SQ`` inner-product index on (a sample of) ``vectors``; fill it."""
-    n, dim = vectors.shape
-    nlist, default_nprobe = ivf_params(n, max_nlist)
-    quantizer = faiss.IndexFlatIP(dim)
-    index = faiss.IndexIVFScalarQuantizer(
-        quantizer, dim, nlist, CODECS[codec], faiss.METRIC_INNER_PRODUCT
-    )
-    rng = np.random.default_rng(seed)
-    sample = vectors if n <= train_max else vectors[rng.choice(n, train_max, replace=False)]
-    index.cp.seed = seed
-    index.train(np.ascontiguousarray(sample))
-    index.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct/remove by arbitrary id
-    for start in range(0, n, 100_000):
-        index.add_with_ids(vectors[start:start + 100_000], ids[start:start + 100_000])
-    index.nprobe = int(nprobe or default_nprobe)
+def new_ivf(dim: int, nlist: int, codec: str) -> Any:
+    """Untrained ``IVF<nlist>,SQ<codec>`` inner-product index (owns its flat quantizer)."""
+    index = faiss.index_factory(dim, f"IVF{nlist},SQ{codec}", faiss.METRIC_INNER_PRODUCT)
+    index.by_residual = BY_RESIDUAL
     return index
+
+
+def _training_sample(parts: list[tuple[np.ndarray, np.ndarray | None]], nlist: int,
+                     read: Any) -> np.ndarray:
+    """A uniform sample of ``TRAIN_PER_LIST`` x nlist vectors (or all) across ``parts``;
+    vectors given as None are read with ``read(ids)``."""
+    n = sum(len(p[0]) for p in parts)
+    m = min(n, TRAIN_PER_LIST * nlist)
+    rows = np.sort(np.random.default_rng(SEED).choice(n, m, replace=False))
+    blocks, offset = [], 0
+    for part_ids, vecs in parts:
+        mine = rows[(rows >= offset) & (rows < offset + len(part_ids))] - offset
+        if len(mine):
+            blocks.append(vecs[mine] if vecs is not None else read(part_ids[mine]))
+        offset += len(part_ids)
+    return np.ascontiguousarray(np.vstack(blocks), dtype=np.float32)
 
 
 class LexicalIndex:

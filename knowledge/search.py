@@ -138,6 +138,7 @@ class _Derived:
     lex_sec: LexicalIndex
     lex_doc: LexicalIndex
     vis_values: list[str] = field(default_factory=list)
+    doc_index: dict[str, int] = field(default_factory=dict)
 
 
 class HybridIndex:
@@ -294,6 +295,7 @@ class HybridIndex:
             lex_sec=lex_sec,
             lex_doc=lex_doc,
             vis_values=sorted({p.visibility for p in ps}),
+            doc_index=doc_index,
         )
         return self._derived
 
@@ -309,8 +311,12 @@ class HybridIndex:
         sources: Iterable[str] | None = None,
         visibility: Callable[[str], bool] | set[str] | None = None,
         names: Sequence[str] = (),
+        exclude: Iterable[str] | None = None,
     ) -> list[DocumentHit]:
-        """Best ``k`` documents for the query (text for BM25/names, vector for dense)."""
+        """Best ``k`` documents for the query (text for BM25/names, vector for dense).
+
+        ``exclude`` names documents (``doc_key``) to leave out as if they were not indexed,
+        e.g. the query itself in a leave-one-out evaluation."""
         q = np.asarray(query_vector, dtype=np.float32).reshape(-1)
         if q.shape[0] != self.dim:
             raise IndexMismatchError(f"index has dimension {self.dim}, query has {q.shape[0]}")
@@ -321,7 +327,18 @@ class HybridIndex:
             mask = self._filter_mask(d, kinds, services, sources, visibility)
             if mask is not None and not mask.any():
                 return []
-            return self._search(d, query_text or "", q, k, mask, names)
+            excluded = self._excluded_rows(d, exclude)
+            return self._search(d, query_text or "", q, k, mask, names, excluded)
+
+    @staticmethod
+    def _excluded_rows(d: _Derived, exclude: Iterable[str] | None) -> np.ndarray | None:
+        if not exclude:
+            return None
+        wanted = set(exclude)
+        rows = [d.doc_rows[i] for i, key in enumerate(d.doc_keys) if key in wanted] \
+            if len(wanted) > 8 else [d.doc_rows[d.doc_index[key]] for key in wanted
+                                     if key in d.doc_index]
+        return np.concatenate(rows) if rows else None
 
     def _filter_mask(
         self,
@@ -346,26 +363,36 @@ class HybridIndex:
                 else [v for v in d.vis_values if v in visibility]
             )
             both(np.isin(d.visibilities, allowed))
+        if mask is not None and mask.all():
+            return None  # nothing filtered out: skip the (slower) restricted search
         return mask
 
     def candidate_features(
-        self, query_text: str, query_vector: np.ndarray, *, k: int = 10, names: Sequence[str] = ()
+        self, query_text: str, query_vector: np.ndarray, *, k: int = 10, names: Sequence[str] = (),
+        exclude: Iterable[str] | None = None,
     ) -> tuple[list[str], np.ndarray]:
-        """Candidate documents and their signals (columns as in :data:`FEATURES`), unfiltered:
-        for evaluations that measure fusion weights without re-running retrieval."""
+        """Candidate documents and their signals (columns as in :data:`FEATURES`), unfiltered
+        (but for ``exclude``): for evaluations that measure fusion weights without re-running
+        retrieval."""
         q = np.asarray(query_vector, dtype=np.float32).reshape(-1)
         with self._lock:
             if not self._passages:
                 return [], np.zeros((0, len(FEATURES)), np.float32)
             d = self._derive()
-            cands, feats, _, _ = self._features(d, query_text or "", q, k, None, names)
+            excluded = self._excluded_rows(d, exclude)
+            cands, feats, _, _ = self._features(d, query_text or "", q, k, None, names, excluded)
             return [d.doc_keys[c] for c in cands], feats
+
+    def fuse(self, feats: np.ndarray) -> np.ndarray:
+        """Scores of candidate rows (columns as in :data:`FEATURES`) under this index's fusion."""
+        return self._fuse(np.asarray(feats, dtype=np.float32))
 
     def _search(
         self, d: _Derived, text: str, q: np.ndarray, k: int, mask: np.ndarray | None,
-        names: Sequence[str],
+        names: Sequence[str], excluded: np.ndarray | None = None,
     ) -> list[DocumentHit]:
-        cand_list, feats, best_rows, matched = self._features(d, text, q, k, mask, names)
+        cand_list, feats, best_rows, matched = self._features(
+            d, text, q, k, mask, names, excluded)
         if not cand_list:
             return []
         scores = self._fuse(feats)
@@ -386,13 +413,18 @@ class HybridIndex:
 
     def _features(
         self, d: _Derived, text: str, q: np.ndarray, k: int, mask: np.ndarray | None,
-        names: Sequence[str],
+        names: Sequence[str], excluded: np.ndarray | None = None,
     ) -> tuple[list[int], np.ndarray, list[int], list[str]]:
         n_docs = len(d.doc_keys)
         allowed_ids = None if mask is None else d.order[mask]
         # dense over passages
         n_dense = min(len(d.order), max(self.dense_candidates, 10 * k))
-        dense_hits = self._vectors.search(q[None, :], n_dense, allowed_ids=allowed_ids)[0]
+        n_extra = 0 if excluded is None else len(excluded)
+        dense_hits = self._vectors.search(
+            q[None, :], n_dense + n_extra, allowed_ids=allowed_ids)[0]
+        if excluded is not None:
+            gone = {int(i) for i in d.order[excluded]}
+            dense_hits = [(pid, s) for pid, s in dense_hits if pid not in gone][:n_dense]
         dense_p = np.full(len(d.order), np.nan, dtype=np.float32)
         for pid, s in dense_hits:
             dense_p[d.row[pid]] = s
@@ -404,6 +436,10 @@ class HybridIndex:
         doc_allowed = np.ones(n_docs, dtype=bool)
         if mask is not None:
             doc_allowed = np.bincount(d.doc_of[mask], minlength=n_docs) > 0
+        if excluded is not None:
+            lex_p = lex_p.copy()
+            lex_p[excluded] = 0.0
+            doc_allowed[d.doc_of[excluded]] = False
         lex_d = np.where(doc_allowed, d.lex_doc.scores(text), 0.0)
         lex_p_n = lex_p / lex_p.max() if lex_p.size and lex_p.max() > 0 else lex_p * 0
         lex_d_n = lex_d / lex_d.max() if lex_d.size and lex_d.max() > 0 else lex_d * 0

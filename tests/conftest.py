@@ -53,3 +53,29 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite:///{tmp_path / 'test.db'}"
     else:
         yield from _postgres_schema_url()
+
+
+# --- services on the bundled samples (built once per session, copied per user) ------------
+
+
+@pytest.fixture(scope="session")
+def sample_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data folder with the samples indexed and first models trained (built once)."""
+    from bot.app import build_services
+    from bot.config import Settings
+    from bot.samples import load_samples
+
+    data_dir = tmp_path_factory.mktemp("samples") / "data"
+    settings = Settings(_env_file=None, data_dir=data_dir, scheduler_enabled=False)
+    services = build_services(settings)
+    load_samples(services)
+    services.close()
+    return data_dir
+
+
+def copy_data_dir(source: Path, dest: Path) -> Path:
+    """A private copy of a prepared data folder (SQLite database, indexes, models)."""
+    import shutil
+
+    shutil.copytree(source, dest)
+    return dest

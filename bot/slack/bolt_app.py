@@ -22,8 +22,8 @@ def build_bolt_app(runtime: Any, *, client: WebClient | None = None) -> tuple[Ap
     if not settings.slack_enabled:
         raise RuntimeError("Slack is not configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET")
     client = client or make_web_client(settings.slack_bot_token, settings.slack_api_url)
+    # The token travels in ``client`` (Bolt takes it from there; passing both only warns).
     app = App(
-        token=settings.slack_bot_token,
         signing_secret=settings.slack_signing_secret,
         client=client,
         process_before_response=False,

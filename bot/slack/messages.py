@@ -82,15 +82,14 @@ def _wanted(bot: SlackBot, event: dict) -> bool:
         return False
     if bot.is_self(event):
         return False
-    if event.get("channel_type") == "im":
-        return False  # direct messages: people mention or use /triage
     # A message that mentions the bot is answered by the app_mention listener.
     return not bot.mentions_self(event.get("text", ""))
 
 
 def triage_channel_message(bot: SlackBot, event: dict) -> None:
     channel = event.get("channel", "")
-    mode = bot.channel_mode(channel)
+    # A direct message to the bot is always a request; channels follow their mode.
+    mode = ChannelMode.ALERTS if event.get("channel_type") == "im" else bot.channel_mode(channel)
     if mode == ChannelMode.OFF:
         EVENTS.labels(source="slack", outcome="channel_off").inc()
         return

@@ -78,8 +78,8 @@ def test_abstention_on_held_out_reaches_precision(tickets, embed):
 def test_imbalance_and_singleton_classes_do_not_crash(tickets, embed):
     texts, emb, labels = tickets
     # heavy imbalance: 30 network-ish copies, plus two singleton classes
-    t2 = list(texts) + ["database backup failed tonight", "badge reader at the door is broken"]
-    y2 = list(labels) + ["dba", "facilities"]
+    t2 = [*list(texts), "database backup failed tonight", "badge reader at the door is broken"]
+    y2 = [*list(labels), "dba", "facilities"]
     e2 = np.vstack([emb, embed(t2[-2:])])
     model = TextClassifier("team", cv=5).fit(t2, e2, y2)
     assert {"dba", "facilities"} <= set(model.classes_)

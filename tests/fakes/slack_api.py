@@ -11,6 +11,7 @@ assertions, accepts ``response_url`` posts and file uploads, and can be told to 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
@@ -195,10 +196,8 @@ class FakeSlackAPI:
             args.update(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
         for name in JSON_FIELDS:
             if isinstance(args.get(name), str):
-                try:
+                with contextlib.suppress(json.JSONDecodeError):
                     args[name] = json.loads(args[name])
-                except json.JSONDecodeError:
-                    pass
         return args
 
     def _answer(self, method: str, args: dict[str, Any], ts: str) -> dict[str, Any]:
@@ -219,8 +218,13 @@ class FakeSlackAPI:
                 "ok": True,
                 "channel": channel,
                 "ts": ts,
-                "message": {"type": "message", "text": args.get("text", ""), "ts": ts,
-                            "bot_id": BOT_ID, "user": BOT_USER_ID},
+                "message": {
+                    "type": "message",
+                    "text": args.get("text", ""),
+                    "ts": ts,
+                    "bot_id": BOT_ID,
+                    "user": BOT_USER_ID,
+                },
             }
         if method == "chat.update":
             return {"ok": True, "channel": channel, "ts": args.get("ts", ts)}
@@ -240,8 +244,14 @@ class FakeSlackAPI:
             return {"ok": True, "upload_url": f"{self.url}upload/{file_id}", "file_id": file_id}
         if method == "files.completeUploadExternal":
             files = args.get("files") or []
-            return {"ok": True, "files": [{"id": f.get("id"), "title": f.get("title", "")}
-                                          for f in files if isinstance(f, dict)]}
+            return {
+                "ok": True,
+                "files": [
+                    {"id": f.get("id"), "title": f.get("title", "")}
+                    for f in files
+                    if isinstance(f, dict)
+                ],
+            }
         if method == "files.info":
             return {"ok": True, "file": {"id": args.get("file", "")}}
         if method in ("upload", "response_url"):

@@ -145,6 +145,79 @@ def test_approximate_index_recall_and_persistence(tmp_path: Path) -> None:
     assert {i for i, _ in back.search(queries[:1], 5, allowed_ids=[7, 8])[0]} == {7, 8}
 
 
+def test_ids_are_a_sorted_array_and_membership_works() -> None:
+    ix = VectorIndex("m", 32)
+    ix.add([30, 10, 20], unit(3))
+    ids = ix.ids()
+    assert isinstance(ids, np.ndarray) and ids.dtype == np.int64
+    assert ids.tolist() == [10, 20, 30]
+    assert 20 in ix and 25 not in ix and "20" not in ix
+    ix.remove([20, 20, 99])
+    assert ix.ids().tolist() == [10, 30] and 20 not in ix
+    with pytest.raises(KeyError):
+        ix.reconstruct([20])
+    with pytest.raises(ValueError):
+        VectorIndex("m", 32, nprobe=0)
+    with pytest.raises(ValueError):
+        VectorIndex("m", 32, codec="pq")
+
+
+def test_approximate_grows_retrains_and_filters(tmp_path: Path) -> None:
+    data = clustered(8000, 32, seed=9)
+    ix = VectorIndex("m", 32, exact_max=500)
+    ix.add(np.arange(600), data[:600])  # crosses exact_max: IVF trained on 600 vectors
+    assert ix.kind == "ivf" and ix._trained_on == 600
+    small_nlist = ix.nlist
+    ix.add(np.arange(600, 8000), data[600:])  # > 8x the training size: retrained on all
+    assert ix._trained_on == 8000 and ix.nlist > small_nlist and ix.size == 8000
+    assert ix.ids().tolist() == list(range(8000))
+    np.testing.assert_allclose(ix.reconstruct([5, 7000]), data[[5, 7000]], atol=2e-3)
+    ix.add([5], data[6:7])  # replace on the IVF index
+    assert ix.size == 8000
+    np.testing.assert_allclose(ix.reconstruct([5]), data[6:7], atol=2e-3)
+
+    q = clustered(8050, 32, seed=9)[8000:]
+    exact = VectorIndex("m", 32, exact_max=10**9)
+    exact.add(ix.ids(), ix.reconstruct(ix.ids()))
+    # a large filter (> exact_max): IVF with a selector; results only from the allowed set
+    allowed = np.arange(0, 8000, 3)
+    got = ix.search(q, 10, allowed_ids=allowed)
+    want = exact.search(q, 10, allowed_ids=allowed)
+    assert all(len(g) == 10 and {i for i, _ in g} <= set(allowed.tolist()) for g in got)
+    recall = np.mean([len({i for i, _ in g} & {i for i, _ in w}) / 10
+                      for g, w in zip(got, want, strict=True)])
+    assert recall >= 0.9
+    # a small filter: answered exactly, identical to the exact index
+    few = [3, 1000, 2000, 7999, 123456]  # unknown ids are ignored
+    got_few = ix.search(q[:4], 3, allowed_ids=few)
+    want_few = exact.search(q[:4], 3, allowed_ids=few[:4])
+    assert [[i for i, _ in r] for r in got_few] == [[i for i, _ in r] for r in want_few]
+
+    ix.save(tmp_path)
+    back = VectorIndex.load(tmp_path, model_name="m", dim=32)
+    assert back.kind == "ivf" and back.nlist == ix.nlist and back.nprobe == ix.nprobe
+    assert back.search(q[:5], 10) == ix.search(q[:5], 10)
+    back.set_nprobe(back.nlist)  # probing every list is exact up to fp16 rounding
+    full = back.search(q, 10)
+    truth = exact.search(q, 10)
+    assert np.mean([len({i for i, _ in a} & {i for i, _ in b}) / 10
+                    for a, b in zip(full, truth, strict=True)]) >= 0.98
+
+
+def test_loads_index_saved_before_new_metadata_keys(tmp_path: Path) -> None:
+    data = clustered(3000, 32, seed=2)
+    ix = VectorIndex("m", 32, exact_max=1000)
+    ix.add(np.arange(3000), data)
+    ix.save(tmp_path)
+    meta = json.loads((tmp_path / "index.json").read_text())
+    for key in ("nlist_factor", "nprobe"):
+        meta.pop(key)
+    (tmp_path / "index.json").write_text(json.dumps(meta))
+    back = VectorIndex.load(tmp_path)
+    assert back.kind == "ivf" and back.size == 3000
+    assert back.search(data[:1], 1)[0][0][0] == 0
+
+
 def test_lexical_index(tmp_path: Path) -> None:
     lex = LexicalIndex().build(
         [10, 20, 30],

@@ -85,11 +85,19 @@ def interaction_body(payload: dict[str, Any]) -> tuple[bytes, str]:
 
 def post(client: Any, body_and_type: tuple[bytes, str], **sign: Any) -> Any:
     body, content_type = body_and_type
-    return client.post("/slack/events", content=body, headers=signed_headers(body, content_type, **sign))
+    return client.post(
+        "/slack/events", content=body, headers=signed_headers(body, content_type, **sign)
+    )
 
 
-def mention(channel: str, text: str, *, ts: str | None = None, event_id: str | None = None,
-            user: str = "UALICE") -> dict[str, Any]:
+def mention(
+    channel: str,
+    text: str,
+    *,
+    ts: str | None = None,
+    event_id: str | None = None,
+    user: str = "UALICE",
+) -> dict[str, Any]:
     """An app_mention payload for ``text`` in ``channel`` (fresh ts and event id)."""
     payload = load_payload("app_mention.json")
     ts = ts or unique_ts()

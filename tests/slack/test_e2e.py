@@ -121,8 +121,10 @@ def test_retried_event_is_answered_once_even_after_restart(harness, slack_servic
     finally:
         restarted.close()
     assert len(answers_for(harness, message_ts=ts)) == 1
-    assert len([c for c in fake_slack.calls_of("chat.postMessage")
-                if c.args.get("thread_ts") == ts]) == 1
+    assert (
+        len([c for c in fake_slack.calls_of("chat.postMessage") if c.args.get("thread_ts") == ts])
+        == 1
+    )
 
 
 def test_bad_or_stale_signature_is_refused_and_nothing_is_done(harness):
@@ -195,7 +197,9 @@ def test_slash_triage_acks_then_responds_in_channel(harness, fake_slack):
     payload = load_payload("slash_triage.json", response_url=url)
     response = post(harness.client, command_body(payload))
     assert response.status_code == 200
-    (call,) = fake_slack.wait_for(lambda c: c.method == "response_url" and c.path.endswith("triage-1"))
+    (call,) = fake_slack.wait_for(
+        lambda c: c.method == "response_url" and c.path.endswith("triage-1")
+    )
     assert call.args["response_type"] == "in_channel"
     assert_valid_blocks(call.args["blocks"])
     assert "SSO" in json.dumps(call.args["blocks"])
@@ -292,8 +296,10 @@ def test_root_cause_modal_creates_an_incident_found_by_the_next_triage(harness, 
     answer_id = int(action_values(reply)[ActionId.RECORD_ROOT_CAUSE])
     click(harness, "block_actions_record_root_cause.json", answer_id)
     (opened,) = fake_slack.wait_for(
-        lambda c: c.method == "views.open"
-        and json.loads(c.args["view"]["private_metadata"])["answer_id"] == answer_id
+        lambda c: (
+            c.method == "views.open"
+            and json.loads(c.args["view"]["private_metadata"])["answer_id"] == answer_id
+        )
     )
     assert opened.args["view"]["callback_id"] == "root_cause_modal"
     cause = "zorblax session table overflow in quux-cache after the 4.2 upgrade"
@@ -311,7 +317,10 @@ def test_root_cause_modal_creates_an_incident_found_by_the_next_triage(harness, 
     with session_scope(harness.services.sessions) as session:
         (incident,) = [i for i in repo.list_incidents(session=session) if i.root_cause == cause]
         assert (incident.kind, incident.source_name, incident.visibility) == (
-            "incident", "slack", "public")
+            "incident",
+            "slack",
+            "public",
+        )
         assert incident.resolution == fix and incident.resolved_by == "UALICE"
         kinds = [f.kind for f in session.query(Feedback).filter_by(answer_id=answer_id)]
     assert kinds == ["root_cause"]
@@ -350,7 +359,7 @@ def test_rate_limited_post_is_retried_after_retry_after(harness, fake_slack):
     assert reply.at - limited[-1].at >= 1.0  # waited for Retry-After before retrying
 
 
-# --- admin ------------------------------------------------------------------------------------------
+# --- admin ---------------------------------------------------------------------------
 
 
 def channel_mode(harness, channel: str) -> str | None:
@@ -379,9 +388,11 @@ def test_app_home_shows_models_and_admin_buttons(harness, fake_slack):
         payload["event_id"] = new_event_id()
         assert post(harness.client, event_body(payload)).status_code == 200
     (alice,) = fake_slack.wait_for(
-        lambda c: c.method == "views.publish" and c.args["user_id"] == "UALICE")
+        lambda c: c.method == "views.publish" and c.args["user_id"] == "UALICE"
+    )
     (admin,) = fake_slack.wait_for(
-        lambda c: c.method == "views.publish" and c.args["user_id"] == ADMIN)
+        lambda c: c.method == "views.publish" and c.args["user_id"] == ADMIN
+    )
     for call in (alice, admin):
         text = json.dumps(call.args["view"])
         assert "Search indexes" in text and "Active models" in text
@@ -394,7 +405,8 @@ def test_home_retrain_refused_for_non_admin(harness, fake_slack):
     payload = load_payload("block_actions_home_retrain.json", user="UMALLORY")
     assert post(harness.client, interaction_body(payload)).status_code == 200
     (call,) = fake_slack.wait_for(
-        lambda c: c.method == "views.publish" and c.args["user_id"] == "UMALLORY")
+        lambda c: c.method == "views.publish" and c.args["user_id"] == "UMALLORY"
+    )
     assert "Only triagebot admins" in json.dumps(call.args["view"])
     with session_scope(harness.services.sessions) as session:
         actions = [a.action for a in repo.list_audit(session=session) if a.actor == "UMALLORY"]
@@ -413,3 +425,17 @@ def test_not_configured_answers_503(tmp_path, fake_slack):
         response = client.post("/slack/events", content=b"{}")
     assert response.status_code == 503
     assert "SLACK_BOT_TOKEN" in response.json()["error"]
+
+
+def test_global_error_handler_tells_the_user_a_reference(harness, fake_slack, monkeypatch):
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(harness.bot, "learn_identity", broken)
+    payload = mention("CERR", "anything")
+    assert post(harness.client, event_body(payload)).status_code == 200
+    (call,) = fake_slack.wait_for(
+        lambda c: c.method == "chat.postEphemeral" and c.args.get("channel") == "CERR"
+    )
+    assert call.args["user"] == "UALICE"
+    assert call.args["text"].startswith("Something went wrong (ref ")

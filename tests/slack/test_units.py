@@ -74,7 +74,7 @@ def test_render_stays_inside_block_kit_limits_and_escapes():
 
 def test_compact_answer_has_feedback_controls_and_pointer_to_more():
     _, blocks = render_triage(huge_triage(), 42, label_options={"category": ["disk", "network"]})
-    actions = [b for b in blocks if b["type"] == "actions"][0]["elements"]
+    actions = next(b for b in blocks if b["type"] == "actions")["elements"]
     ids = [a["action_id"] for a in actions]
     assert ids == [
         ActionId.HELPFUL,
@@ -85,7 +85,9 @@ def test_compact_answer_has_feedback_controls_and_pointer_to_more():
     ]
     assert all(a.get("value", "42").startswith("42") for a in actions)
     correct = actions[2]
-    groups = {g["label"]["text"]: [o["value"] for o in g["options"]] for g in correct["option_groups"]}
+    groups = {
+        g["label"]["text"]: [o["value"] for o in g["options"]] for g in correct["option_groups"]
+    }
     assert groups["Category"] == ["42|category|disk", "42|category|network"]
     assert all(len(v) <= 150 for vs in groups.values() for v in vs)
     assert "see More" in json.dumps(blocks)
@@ -158,8 +160,7 @@ def test_poster_posts_in_order_and_retries_429(fake_slack):
     poster = SlackPoster(client, clock=clock, sleep=clock.sleep)
     fake_slack.rate_limit(1, retry_after=0, method="chat.postMessage")
     threads = [
-        threading.Thread(target=poster.post, args=("CPACE", f"m{i}", None, "9.9"))
-        for i in range(3)
+        threading.Thread(target=poster.post, args=("CPACE", f"m{i}", None, "9.9")) for i in range(3)
     ]
     for t in threads:
         t.start()
@@ -185,3 +186,38 @@ def test_mention_text_is_cleaned():
     assert message_text({"text": "see <https://x.io/a|the graph> &amp; <#C1|ops>"}) == (
         "see the graph (https://x.io/a) & #ops"
     )
+
+
+def test_manifest_declares_every_command_shortcut_and_the_one_url():
+    from pathlib import Path
+
+    import yaml
+
+    from bot.slack.commands import USAGE
+    from bot.slack.ids import CallbackId
+
+    path = Path(__file__).resolve().parents[2] / "deploy" / "slack-app-manifest.yaml"
+    manifest = yaml.safe_load(path.read_text(encoding="utf-8"))
+    features, settings = manifest["features"], manifest["settings"]
+    assert {c["command"] for c in features["slash_commands"]} == set(USAGE)
+    assert [s["callback_id"] for s in features["shortcuts"]] == [
+        CallbackId.TRIAGE_MESSAGE_SHORTCUT
+    ]
+    urls = {c["url"] for c in features["slash_commands"]}
+    urls |= {settings["event_subscriptions"]["request_url"]}
+    urls |= {settings["interactivity"]["request_url"]}
+    assert urls == {"https://YOUR-HOST/slack/events"}
+    events = set(settings["event_subscriptions"]["bot_events"])
+    assert {"app_mention", "app_home_opened", "message.channels"} <= events
+    scopes = set(manifest["oauth_config"]["scopes"]["bot"])
+    assert {"app_mentions:read", "chat:write", "commands", "files:write"} <= scopes
+
+
+def test_socket_mode_needs_an_app_token(tmp_path, fake_slack):
+    from bot.server import Runtime
+    from bot.slack.socket_mode import start_socket_mode
+    from tests.slack.conftest import make_settings
+
+    settings = make_settings(tmp_path, fake_slack.api_url, slack_app_token=None)
+    with pytest.raises(RuntimeError, match="SLACK_APP_TOKEN"):
+        start_socket_mode(Runtime(settings))

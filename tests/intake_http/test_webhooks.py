@@ -1,0 +1,227 @@
+"""Webhooks through the real HTTP app: credentials, limits, bad payloads, storms, dedup."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from starlette.testclient import TestClient
+
+from bot.store.db import session_scope
+from bot.store.models import AlertGroup, EventRecord
+from tests.conftest import copy_data_dir
+from tests.fakes.slack_api import FakeSlackAPI
+
+TOKEN = "am-token"
+GRAFANA_SECRET = "grafana-hmac"
+CHANNEL = "CALERTS"
+
+
+def alert(name: str, instance: str, *, status: str = "firing", **labels: str) -> dict[str, Any]:
+    return {
+        "status": status,
+        "labels": {"alertname": name, "severity": "critical", "instance": instance, **labels},
+        "annotations": {
+            "summary": f"{name} on {instance}",
+            "description": f"{name} has been firing for 5 minutes on {instance}.",
+        },
+        "startsAt": "2026-11-25T10:00:00Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "fingerprint": hashlib.sha1(f"{name}{instance}".encode()).hexdigest()[:16],
+    }
+
+
+def notification(alerts: list[dict[str, Any]], group_key: str = "{}:{alertname=\"X\"}") -> dict:
+    return {
+        "version": "4",
+        "groupKey": group_key,
+        "status": "firing",
+        "receiver": "triagebot",
+        "groupLabels": {},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager:9093",
+        "alerts": alerts,
+    }
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeSlackAPI]:
+    server = FakeSlackAPI().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def harness(sample_data_dir: Path, tmp_path_factory: pytest.TempPathFactory, fake: FakeSlackAPI):
+    from bot.app import build_services
+    from bot.config import Settings
+    from bot.server import Runtime, create_http_app
+
+    data_dir = copy_data_dir(sample_data_dir, tmp_path_factory.mktemp("webhooks") / "data")
+    settings = Settings(
+        _env_file=None,
+        data_dir=data_dir,
+        scheduler_enabled=False,
+        slack_bot_token="xoxb-test",
+        slack_signing_secret="s",
+        slack_api_url=fake.api_url,
+        alert_channel=CHANNEL,
+        webhook_tokens={"alertmanager": TOKEN, "generic": TOKEN},
+        webhook_hmac_secrets={"grafana": GRAFANA_SECRET},
+        max_body_bytes=200_000,
+        max_alerts_per_call=500,
+    )
+    services = build_services(settings)
+    runtime = Runtime(settings)
+    runtime.start(services, background=False)
+    client = TestClient(create_http_app(settings, runtime))
+    pipeline_holder: dict[str, Any] = {}
+
+    def pipeline() -> Any:
+        if "p" not in pipeline_holder:
+            pipeline_holder["p"] = runtime.components["alert_pipeline"]
+            pipeline_holder["p"].poster.pacer.interval = 0.0
+        return pipeline_holder["p"]
+
+    yield client, services, pipeline
+    client.close()
+    services.close()
+
+
+def post(client: TestClient, body: Any, *, token: str | None = TOKEN, source: str = "alertmanager"):
+    headers = {"content-type": "application/json"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return client.post(f"/webhooks/{source}", content=data, headers=headers)
+
+
+def count_events(services: Any) -> int:
+    with session_scope(services.sessions) as session:
+        return session.scalar(select(func.count()).select_from(EventRecord)) or 0
+
+
+def test_missing_or_wrong_credentials_get_401_and_change_nothing(harness) -> None:
+    client, services, _ = harness
+    before = count_events(services)
+    body = notification([alert("DiskFull", "db-01:9100")])
+    assert post(client, body, token=None).status_code == 401
+    assert post(client, body, token="wrong").status_code == 401
+    unsigned = client.post("/webhooks/grafana", json={"alerts": []})
+    assert unsigned.status_code == 401
+    assert count_events(services) == before
+
+
+def test_hmac_signature_accepted_for_grafana(harness) -> None:
+    client, services, pipeline = harness
+    body = json.dumps(
+        {
+            "receiver": "triagebot",
+            "status": "firing",
+            "alerts": [
+                {
+                    "status": "firing",
+                    "labels": {"alertname": "HighLatency", "service": "checkout"},
+                    "annotations": {"summary": "p99 latency above 2s on checkout"},
+                    "startsAt": "2026-11-25T10:00:00Z",
+                    "fingerprint": "g1",
+                }
+            ],
+        }
+    ).encode()
+    signature = "sha256=" + hmac.new(GRAFANA_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    before = count_events(services)
+    answer = client.post(
+        "/webhooks/grafana", content=body, headers={"x-triagebot-signature": signature}
+    )
+    assert answer.status_code == 202, answer.text
+    assert count_events(services) == before + 1
+    assert pipeline().wait_idle()
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        (b"{not json", 400, "not JSON"),
+        (b"\xff\xfe\x00", 400, "UTF-8"),
+        (json.dumps({"version": "4", "alerts": "nope"}).encode(), 422, "alerts"),
+        (json.dumps({"version": "4", "alerts": [{"labels": []}]}).encode(), 422, "labels"),
+        (json.dumps({"version": "9", "alerts": []}).encode(), 422, "version"),
+    ],
+)
+def test_malformed_payloads_get_4xx_naming_the_problem(harness, body, status, words) -> None:
+    client, services, _ = harness
+    before = count_events(services)
+    answer = post(client, body)
+    assert answer.status_code == status
+    assert words in answer.json()["error"]
+    assert count_events(services) == before
+
+
+def test_oversized_body_is_refused(harness) -> None:
+    client, services, _ = harness
+    big = notification([alert("DiskFull", f"host-{i}:9100") for i in range(2000)])
+    answer = post(client, big)
+    assert answer.status_code == 413
+
+
+def test_storm_makes_one_thread_per_problem_and_stores_every_alert(harness, fake) -> None:
+    client, services, pipeline = harness
+    fake.reset()
+    before = count_events(services)
+    problems = [
+        ("KubePodCrashLooping", {"namespace": "payments", "service": "payments-api"}),
+        ("NodeFilesystemSpaceFillingUp", {"cluster": "prod-eu", "service": "node"}),
+        ("PostgresReplicationLag", {"cluster": "db-prod", "service": "postgres"}),
+        ("HTTP5xxRateHigh", {"namespace": "checkout", "service": "checkout-api"}),
+    ]
+    sent = 0
+    for round_ in range(5):
+        for name, labels in problems:
+            alerts = [alert(name, f"{name.lower()}-{i}", **labels) for i in range(10)]
+            answer = post(client, notification(alerts, group_key=f"{{}}:{{alertname={name}}}"))
+            assert answer.status_code == 202
+            sent += len(alerts)
+        del round_
+    assert pipeline().wait_idle(timeout=120)
+    assert count_events(services) == before + sent
+    posts = fake.calls_of("chat.postMessage")
+    assert len(posts) == len(problems), [p.args.get("text", "")[:60] for p in posts]
+    assert all(p.args["channel"] == CHANNEL for p in posts)
+    # Re-deliveries were recognized as duplicates, and each thread shows its running count.
+    with session_scope(services.sessions) as session:
+        outcomes = dict(
+            session.execute(
+                select(EventRecord.outcome, func.count()).group_by(EventRecord.outcome)
+            ).all()
+        )
+        groups = session.scalars(select(AlertGroup).where(AlertGroup.channel == CHANNEL)).all()
+    assert outcomes.get("duplicate", 0) >= 4 * 10 * 4
+    names = {name for name, _ in problems}
+    storm_groups = [g for g in groups if set(g.summary.get("alertnames", {})) <= names]
+    assert sorted(g.count for g in storm_groups) == [10] * len(problems)
+    pipeline().flush(force=True)
+    assert fake.calls_of("chat.update"), "top messages are updated with the running count"
+
+
+def test_resolved_alert_marks_its_thread_resolved(harness, fake) -> None:
+    client, _, pipeline = harness
+    fake.reset()
+    labels = {"service": "billing", "namespace": "billing"}
+    firing = alert("CertificateExpiringSoon", "billing-gw", **labels)
+    assert post(client, notification([firing], group_key="cert")).status_code == 202
+    assert pipeline().wait_idle()
+    fake.wait_for(lambda c: c.method == "chat.postMessage")
+    resolved = alert("CertificateExpiringSoon", "billing-gw", status="resolved", **labels)
+    assert post(client, notification([resolved], group_key="cert")).status_code == 202
+    assert pipeline().wait_idle()
+    pipeline().flush(force=True)
+    updates = fake.wait_for(lambda c: c.method == "chat.update" and "RESOLVED" in c.args["text"])
+    assert updates
