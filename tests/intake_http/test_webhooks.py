@@ -167,9 +167,11 @@ def test_malformed_payloads_get_4xx_naming_the_problem(harness, body, status, wo
 
 def test_oversized_body_is_refused(harness) -> None:
     client, services, _ = harness
+    before = count_events(services)
     big = notification([alert("DiskFull", f"host-{i}:9100") for i in range(2000)])
     answer = post(client, big)
     assert answer.status_code == 413
+    assert count_events(services) == before
 
 
 def test_storm_makes_one_thread_per_problem_and_stores_every_alert(harness, fake) -> None:
