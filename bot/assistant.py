@@ -7,8 +7,10 @@ incident search and the runbook search. Used by the CLI, Slack and webhooks alik
 from __future__ import annotations
 
 import re
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,12 +26,33 @@ from bot.triage_types import (
     Triage,
 )
 from knowledge.search import DocumentHit
-from knowledge.suggest import extract_steps, key_terms, merge_similar_causes
+from knowledge.suggest import extract_steps, jaccard, key_terms, merge_similar_causes
+from knowledge.text import tokenize
 
 Visibility = Callable[[str], bool]
 
 CAUSE_SECTIONS = ("meaning", "diagnosis", "cause", "symptom", "overview")
 FIX_SECTIONS = ("mitigation", "remediation", "resolution", "fix", "solution", "steps", "workaround")
+# A novel answer's hypotheses rest on weak leads: their confidence is scaled down.
+NOVEL_CONFIDENCE_FACTOR = 0.5
+MAX_STEPS = 12
+INCIDENT_STEPS_FROM = 3  # resolutions of the best few similar incidents become steps
+# Words that are everyday English in a ticket rather than evidence of the same problem.
+_GENERIC = """
+    able again ago always another anything around back bad big change changed come day days
+    dear every everyone fine first fix fixed get getting give go going good got happen
+    happened happening help hello hi hour hours issue issues keep keeps know last let like
+    little long look looks lot make many minute minutes month morning much need needed new
+    next night now number often ok one people please problem problems quick really regards
+    right say see seem seems since something start started still stop sure take team thank
+    thanks thing things think time times today tomorrow tried try trying two use used user
+    users using want week weeks work worked working works yesterday year
+"""
+GENERIC_WORDS = frozenset(_GENERIC.split())
+# Above this share of documents a shared word explains nothing (needs a corpus of some size).
+COMMON_SHARE = 0.08
+COMMON_MIN_DOCS = 40
+CACHE_SIZE = 2048
 
 
 class Assistant:
@@ -51,6 +74,9 @@ class Assistant:
         self.novelty_override = novelty_threshold
         self.max_text_chars = max_text_chars
         self.similar_k = similar_k
+        self._cache_lock = threading.Lock()
+        self._incident_cache: _VersionedCache = _VersionedCache(CACHE_SIZE)
+        self._section_cache: _VersionedCache = _VersionedCache(256)
 
     # --- novelty ----------------------------------------------------------------------
 
@@ -60,30 +86,55 @@ class Assistant:
             return self.novelty_override
         return self.knowledge.novelty_threshold()
 
+    def warm_up(self) -> None:
+        """Build what the first query would otherwise pay for: BM25 structures of both
+        indexes and the novelty threshold. Call after loading (and after bulk imports)."""
+        for index in self.knowledge.indexes.values():
+            index.warm_up()
+        _ = self.novelty_threshold
+
     # --- the pipeline -------------------------------------------------------------------
 
-    def triage(self, event: Event, *, visibility: Visibility | None = None) -> Triage:
+    def triage(
+        self,
+        event: Event,
+        *,
+        visibility: Visibility | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> Triage:
+        """The whole answer for one event. ``timings`` (optional) receives milliseconds per
+        stage: embed, classify, search_incidents, search_runbooks, lookups, suggest."""
         started = time.perf_counter()
+        clock = _Clock(timings)
         text = event.text[: self.max_text_chars]
         vector = self.embedder.encode_one(text)
+        clock.lap("embed")
         names = tuple(n for n in (event.alertname, event.title) if n)
         predictions = self.classifiers.predict(text, vector, kind=str(event.kind))
+        clock.lap("classify")
         incident_hits = self.knowledge.search(
             INCIDENTS, text, vector, k=self.similar_k * 3, visibility=visibility, names=names
         )
+        clock.lap("search_incidents")
         runbook_hits = self.knowledge.search(
             RUNBOOKS, text, vector, k=3, visibility=visibility, names=names
         )
-        similar = self._similar_incidents(text, event, incident_hits)
-        runbooks, sections = self._runbooks(text, runbook_hits)
+        clock.lap("search_runbooks")
+        views = self._incident_views(h.best.id for h in incident_hits)
+        sections = self._sections(runbook_hits[0].best.id) if runbook_hits else []
+        clock.lap("lookups")
         best = max([h.dense for h in incident_hits[:1] + runbook_hits[:1]], default=0.0)
         novel = best < self.novelty_threshold
-        hypotheses = self._hypotheses(similar, runbooks, sections)
-        steps = self._steps(similar, runbooks, sections)
+        similar = self._similar_incidents(text, event, incident_hits, views, novel)
+        runbooks = self._runbooks(text, runbook_hits, novel)
+        shown = similar[: self.similar_k]
+        hypotheses = self._hypotheses(shown, runbooks, runbook_hits, sections, novel)
+        steps = self._steps(shown, runbooks, sections)
+        clock.lap("suggest")
         return Triage(
             query=text,
             predictions=tuple(predictions),
-            similar=tuple(similar[: self.similar_k]),
+            similar=tuple(shown),
             runbooks=tuple(runbooks),
             hypotheses=tuple(hypotheses),
             steps=tuple(steps),
@@ -108,13 +159,66 @@ class Assistant:
         results.sort(key=lambda h: -h["score"])
         return results[:k] if kind is None else results
 
+    # --- database lookups (cached per index version) ----------------------------------------
+
+    def _incident_views(self, ids: Iterable[int]) -> dict[int, IncidentView]:
+        wanted = list(dict.fromkeys(int(i) for i in ids))
+        version = self._index_version(INCIDENTS)
+        with self._cache_lock:
+            found, missing = self._incident_cache.get_many(version, wanted)
+        if missing:
+            loaded = self.knowledge.incidents(missing)
+            with self._cache_lock:
+                self._incident_cache.put_many(version, loaded)
+            found.update(loaded)
+        return found
+
+    def _sections(self, chunk_id: int) -> list[SectionView]:
+        version = self._index_version(RUNBOOKS)
+        with self._cache_lock:
+            found, _ = self._section_cache.get_many(version, [chunk_id])
+        if chunk_id in found:
+            return found[chunk_id]
+        _, sections = self.knowledge.document_sections(chunk_id)
+        with self._cache_lock:
+            self._section_cache.put_many(version, {chunk_id: sections})
+        return sections
+
+    def _index_version(self, name: str) -> str:
+        index = self.knowledge.indexes.get(name)
+        return index.version if index is not None else ""
+
+    # --- explanations ---------------------------------------------------------------------
+
+    def _telling_terms(self, name: str, query: str, text: str, limit: int = 5) -> list[str]:
+        """Query words shared with ``text`` that say something: not everyday ticket words and
+        (in a corpus of some size) not found in a large share of the documents; rarest first."""
+        words = [w for w in key_terms(query, text, limit=30) if w not in GENERIC_WORDS]
+        if not words:
+            return []
+        stems = {w: (tokenize(w) or [w])[0] for w in words}
+        index = self.knowledge.indexes.get(name)
+        if index is None:
+            return words[:limit]
+        share = index.document_frequency(set(stems.values()))
+        if index.size >= COMMON_MIN_DOCS:
+            words = [w for w in words if share.get(stems[w], 0.0) <= COMMON_SHARE]
+        words.sort(key=lambda w: share.get(stems[w], 0.0))  # stable: query order on ties
+        return words[:limit]
+
     # --- similar incidents ----------------------------------------------------------------
 
     def _similar_incidents(
-        self, text: str, event: Event, hits: Sequence[DocumentHit]
+        self,
+        text: str,
+        event: Event,
+        hits: Sequence[DocumentHit],
+        views: dict[int, IncidentView],
+        novel: bool,
     ) -> list[SimilarIncident]:
-        views = self.knowledge.incidents(h.best.id for h in hits)
-        ranked: list[tuple[tuple[float, int, str], SimilarIncident]] = []
+        """Relevance first (rounded to 2 decimals so near-ties fall to the tie-breakers), then
+        a documented fix, then recency; near-duplicates collapse into the best of them."""
+        ranked: list[tuple[tuple[float, int, float], SimilarIncident]] = []
         seen: dict[str, int] = {}
         for hit in hits:
             view = views.get(hit.best.id)
@@ -122,12 +226,14 @@ class Assistant:
                 continue
             key = _dedup_key(view)
             if key in seen:
-                previous = ranked[seen[key]][1]
+                sort_key, previous = ranked[seen[key]]
                 ranked[seen[key]] = (
-                    ranked[seen[key]][0],
-                    _replace(previous, duplicates=previous.duplicates + 1),
+                    sort_key, _replace(previous, duplicates=previous.duplicates + 1)
                 )
                 continue
+            reasons = self._incident_reasons(text, event, view, hit)
+            if novel:
+                reasons.insert(0, "weak lead: nothing close to this event is known")
             item = SimilarIncident(
                 incident_id=view.id,
                 external_id=view.external_id,
@@ -141,46 +247,63 @@ class Assistant:
                 resolved_by=view.resolved_by,
                 resolved_at=view.occurred_at,
                 url=view.url,
-                reasons=tuple(_reasons(text, event, view, hit)),
+                reasons=tuple(reasons),
             )
-            # Relevance first (rounded so near-ties fall to the tie-breakers), then a
-            # documented fix, then recency.
             sort_key = (-round(hit.score, 2), 0 if view.resolution else 1, _neg_time(view))
             seen[key] = len(ranked)
             ranked.append((sort_key, item))
         ranked.sort(key=lambda pair: pair[0])
         return [item for _, item in ranked]
 
+    def _incident_reasons(
+        self, text: str, event: Event, view: IncidentView, hit: DocumentHit
+    ) -> list[str]:
+        reasons = [r for r in hit.reasons if not r.startswith("keywords")]
+        if event.service and view.service and event.service.lower() == view.service.lower():
+            reasons.append(f"same service: {view.service}")
+        alertname = event.alertname
+        if alertname and alertname == view.labels.get("alertname"):
+            reasons.append(f"same alert: {alertname}")
+        shared = {
+            k: v
+            for k, v in event.labels.items()
+            if k not in {"alertname", "severity"} and view.labels.get(k) == v
+        }
+        if shared:
+            pairs = ", ".join(f"{k}={v}" for k, v in list(shared.items())[:3])
+            reasons.append(f"same labels: {pairs}")
+        terms = self._telling_terms(INCIDENTS, text, f"{view.title}\n{view.description}")
+        if terms:
+            reasons.append("shares terms: " + ", ".join(terms))
+        return reasons
+
     # --- runbooks -------------------------------------------------------------------------
 
     def _runbooks(
-        self, text: str, hits: Sequence[DocumentHit]
-    ) -> tuple[list[RunbookMatch], list[SectionView]]:
+        self, text: str, hits: Sequence[DocumentHit], novel: bool
+    ) -> list[RunbookMatch]:
         matches: list[RunbookMatch] = []
-        best_sections: list[SectionView] = []
-        for rank, hit in enumerate(hits):
+        for hit in hits:
             passage = hit.best
-            doc_path = passage.doc_key.split(":", 1)[-1]
+            reasons = [r for r in hit.reasons if not r.startswith("keywords")]
+            terms = self._telling_terms(RUNBOOKS, text, f"{passage.title}\n{passage.text}")
+            if terms:
+                reasons.append("shares terms: " + ", ".join(terms))
+            if novel:
+                reasons.insert(0, "weak lead: nothing close to this event is known")
             matches.append(
                 RunbookMatch(
                     chunk_id=passage.id,
-                    document_path=doc_path,
+                    document_path=passage.doc_key.split(":", 1)[-1],
                     document_title=passage.title,
                     section=passage.section,
                     text=passage.text,
                     score=round(float(hit.score), 4),
                     source=passage.source,
-                    reasons=tuple(hit.reasons)
-                    + tuple(
-                        f"shares terms: {', '.join(t)}"
-                        for t in [key_terms(text, passage.text)[:5]]
-                        if t
-                    ),
+                    reasons=tuple(reasons),
                 )
             )
-            if rank == 0:
-                _, best_sections = self.knowledge.document_sections(passage.id)
-        return matches, best_sections
+        return matches
 
     # --- suggestions ------------------------------------------------------------------------
 
@@ -188,37 +311,46 @@ class Assistant:
         self,
         similar: Sequence[SimilarIncident],
         runbooks: Sequence[RunbookMatch],
+        runbook_hits: Sequence[DocumentHit],
         sections: Sequence[SectionView],
+        novel: bool,
     ) -> list[Hypothesis]:
+        """Root causes of the similar incidents, merged when they say the same thing, plus the
+        best runbook's Meaning/Diagnosis. Confidence = the share of all retrieved evidence
+        (similarity-weighted, incidents without a recorded cause included) that backs the
+        hypothesis; halved when the event is novel."""
         causes: list[tuple[str, float, Evidence]] = []
+        total = 0.0
         for item in similar:
+            weight = max(item.score, 0.0)
+            total += weight
             if item.root_cause:
                 evidence = Evidence("incident", item.external_id, item.title, item.score)
-                causes.append((item.root_cause, max(item.score, 0.0), evidence))
+                causes.append((item.root_cause, weight, evidence))
         if runbooks and sections:
             top = runbooks[0]
+            weight = max(float(runbook_hits[0].dense), 0.0)
             for section in _sections_named(sections, CAUSE_SECTIONS)[:1]:
                 summary = _first_sentences(section.text, 2)
                 if summary:
-                    evidence = Evidence(
-                        "runbook",
-                        f"{top.document_path}#{_heading(section)}",
-                        top.document_title,
-                        top.score,
-                    )
-                    causes.append((summary, max(top.score, 0.0) * 0.8, evidence))
-        if not causes:
+                    total += weight
+                    ref = f"{top.document_path}#{_heading(section)}"
+                    evidence = Evidence("runbook", ref, top.document_title, top.score)
+                    causes.append((summary, weight, evidence))
+        if not causes or total <= 0:
             return []
-        merged = merge_similar_causes(causes)
-        # Support of a hypothesis: the summed relevance of everything that backs it.
-        support = [
-            sum(score for text, score, ref in causes if ref in m.refs) for m in merged
-        ]
-        total = sum(support) or 1.0
-        ranked = sorted(zip(merged, support, strict=True), key=lambda pair: -pair[1])
+        merged = merge_similar_causes(causes, threshold=0.35)
+        factor = NOVEL_CONFIDENCE_FACTOR if novel else 1.0
+        weight_of = {id(ev): w for _, w, ev in causes}
+        scored = [(m, sum(weight_of[id(ev)] for ev in m.refs)) for m in merged]
+        scored.sort(key=lambda pair: -pair[1])
         return [
-            Hypothesis(text=m.text, confidence=round(s / total, 3), evidence=tuple(m.refs))
-            for m, s in ranked[:5]
+            Hypothesis(
+                text=m.text,
+                confidence=round(min(1.0, support / total) * factor, 3),
+                evidence=tuple(m.refs),
+            )
+            for m, support in scored[:5]
         ]
 
     def _steps(
@@ -227,33 +359,33 @@ class Assistant:
         runbooks: Sequence[RunbookMatch],
         sections: Sequence[SectionView],
     ) -> list[Step]:
-        steps: list[Step] = []
-        seen: set[str] = set()
+        """The best runbook's mitigation steps in its own order (lists and commands intact),
+        then the fixes of the most similar incidents; a step said twice is kept once with
+        both citations."""
+        steps: list[tuple[str, list[Evidence]]] = []
 
         def add(text: str, evidence: Evidence) -> None:
-            key = re.sub(r"\W+", " ", text.lower()).strip()
-            if key and key not in seen:
-                seen.add(key)
-                steps.append(Step(text=text, evidence=(evidence,)))
+            text = text.strip()
+            if not text:
+                return
+            for existing, cited in steps:
+                if _same_step(existing, text):
+                    if evidence not in cited:
+                        cited.append(evidence)
+                    return
+            steps.append((text, [evidence]))
 
         if runbooks and sections:
             top = runbooks[0]
-            for section in _sections_named(sections, FIX_SECTIONS)[:1]:
-                evidence = Evidence(
-                    "runbook",
-                    f"{top.document_path}#{_heading(section)}",
-                    top.document_title,
-                    top.score,
-                )
+            for section in _fix_sections(sections):
+                ref = f"{top.document_path}#{' > '.join(section.heading_path[1:])}"
+                evidence = Evidence("runbook", ref, top.document_title, top.score)
                 for step in extract_steps(section.text):
                     add(step, evidence)
-        for item in similar[:3]:
-            if item.resolution:
-                add(
-                    item.resolution.strip(),
-                    Evidence("incident", item.external_id, item.title, item.score),
-                )
-        return steps[:10]
+        with_fix = [item for item in similar if item.resolution.strip()]
+        for item in with_fix[:INCIDENT_STEPS_FROM]:
+            add(item.resolution, Evidence("incident", item.external_id, item.title, item.score))
+        return [Step(text=t, evidence=tuple(ev)) for t, ev in steps[:MAX_STEPS]]
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -297,39 +429,86 @@ def _neg_time(view: IncidentView) -> float:
         return 0.0
 
 
-def _reasons(text: str, event: Event, view: IncidentView, hit: DocumentHit) -> list[str]:
-    reasons = list(hit.reasons)
-    if event.service and view.service and event.service.lower() == view.service.lower():
-        reasons.append(f"same service: {view.service}")
-    alertname = event.alertname
-    if alertname and alertname == view.labels.get("alertname"):
-        reasons.append(f"same alert: {alertname}")
-    shared = {
-        k: v
-        for k, v in event.labels.items()
-        if k not in {"alertname", "severity"} and view.labels.get(k) == v
-    }
-    if shared:
-        reasons.append("same labels: " + ", ".join(f"{k}={v}" for k, v in list(shared.items())[:3]))
-    if not any(r.startswith("keywords") for r in reasons):
-        terms = key_terms(text, f"{view.title} {view.description}")[:5]
-        if terms:
-            reasons.append("shares terms: " + ", ".join(terms))
-    return reasons
-
-
 def _heading(section: SectionView) -> str:
     return section.heading_path[-1] if section.heading_path else ""
 
 
 def _sections_named(sections: Sequence[SectionView], names: Sequence[str]) -> list[SectionView]:
-    """Sections whose own heading names one of ``names``, in the order of ``names``."""
-    found = []
+    """Sections (below the title) whose own heading names one of ``names`` as a word, in the
+    order of ``names``."""
+    found: list[SectionView] = []
     for name in names:
+        pattern = re.compile(rf"\b{re.escape(name)}", re.IGNORECASE)
         for section in sections:
-            if name in _heading(section).lower() and section not in found:
+            named = len(section.heading_path) > 1 and pattern.search(_heading(section))
+            if named and section not in found:
                 found.append(section)
     return found
+
+
+def _fix_sections(sections: Sequence[SectionView]) -> list[SectionView]:
+    """The first mitigation-like section and its sub-sections, in document order."""
+    named = _sections_named(sections, FIX_SECTIONS)
+    if not named:
+        return []
+    root = named[0].heading_path
+    return [s for s in sections if s.heading_path[: len(root)] == root]
+
+
+def _step_key(text: str) -> str:
+    return re.sub(r"\W+", " ", text.lower()).strip()
+
+
+def _same_step(a: str, b: str) -> bool:
+    """The same instruction: equal once punctuation is ignored, or mostly the same words."""
+    if _step_key(a) == _step_key(b):
+        return True
+    return jaccard(a, b) >= 0.8
+
+
+class _Clock:
+    """Fills ``timings`` with the milliseconds since the previous lap (no-op without it)."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+        self.last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        if self.timings is not None:
+            self.timings[name] = self.timings.get(name, 0.0) + (now - self.last) * 1000
+        self.last = now
+
+
+class _VersionedCache:
+    """A small LRU of database lookups, emptied whenever the index version changes."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.version = ""
+        self.items: OrderedDict[int, Any] = OrderedDict()
+
+    def get_many(self, version: str, keys: Sequence[int]) -> tuple[dict[int, Any], list[int]]:
+        if version != self.version:
+            self.version = version
+            self.items.clear()
+        found, missing = {}, []
+        for key in keys:
+            if key in self.items:
+                self.items.move_to_end(key)
+                found[key] = self.items[key]
+            else:
+                missing.append(key)
+        return found, missing
+
+    def put_many(self, version: str, values: dict[int, Any]) -> None:
+        if version != self.version:
+            return
+        for key, value in values.items():
+            self.items[key] = value
+            self.items.move_to_end(key)
+        while len(self.items) > self.size:
+            self.items.popitem(last=False)
 
 
 def _first_sentences(text: str, n: int) -> str:

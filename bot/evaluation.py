@@ -167,78 +167,112 @@ def evaluate_classification(
 # --- incidents (retrieval-based category votes) -----------------------------------------------
 
 
+def _label(record: Any, target: str) -> str:
+    return str(getattr(record, target, "") or record.extra.get(target, "") or "")
+
+
+def similarity_vote(neighbours: Sequence[tuple[str, float]]) -> tuple[str, float]:
+    """The label with the largest summed similarity among ``(label, score)`` neighbours, and
+    its share of the total (0 when nothing votes). Unlabelled neighbours do not vote."""
+    votes: dict[str, float] = defaultdict(float)
+    for label, score in neighbours:
+        if label:
+            votes[label] += max(float(score), 1e-6)
+    if not votes:
+        return "", 0.0
+    label, weight = max(votes.items(), key=lambda kv: (kv[1], kv[0]))
+    return label, weight / sum(votes.values())
+
+
 def evaluate_incidents(
     history_file: Path, *, test_file: Path | None = None, target: str = "category", k: int = 5
 ) -> dict[str, Any]:
-    """Leave-one-out (or test-file) category votes from retrieved neighbours vs BM25 neighbours."""
-    from bot.knowledge_base import INCIDENTS
+    """``target`` voted by the ``k`` incidents the product retrieves vs by BM25 neighbours.
+
+    Without ``test_file`` every labelled history record is a query against all the *others*
+    (leave-one-out: the query's own document is excluded inside the search, so it neither
+    ranks nor shifts the BM25 normalization). The history is embedded once, through the same
+    import as production; leave-one-out queries reuse their stored vectors, a test file is
+    embedded in one batch. ``novel_rate`` is the share of queries whose nearest neighbour is
+    below the knowledge base's novelty threshold.
+    """
+    from bot.knowledge_base import INCIDENTS, incident_passage
+    from bot.store import repository as repo
+    from bot.store.db import session_scope
     from knowledge.index import LexicalIndex
     from knowledge.records import read_records
 
     history = read_records(history_file).records
-    tests = read_records(test_file).records if test_file else history
-    labelled = {r.id: str(getattr(r, target, "") or r.extra.get(target, "")) for r in history}
-    queries = [r for r in tests if str(getattr(r, target, "") or r.extra.get(target, ""))]
+    if not history:
+        raise ValueError(f"{history_file}: no records")
+    leave_one_out = test_file is None
+    tests = history if leave_one_out else read_records(test_file).records
+    queries = [r for r in tests if _label(r, target) and r.text.strip()]
     if not queries:
         raise ValueError(f"no records with {target!r}")
-    leave_one_out = test_file is None
+    labelled = {r.id: _label(r, target) for r in history}
+    started = time.perf_counter()
     with temporary_services() as services:
         services.knowledge.import_records(history, kind="incident", source_name="eval")
+        index = services.knowledge.indexes[INCIDENTS]
         threshold = services.assistant.novelty_threshold
-        id_by_row = {}
-        for view in services.knowledge.incidents(range(1, len(history) + 10)).values():
-            id_by_row[view.id] = view.external_id
-        ours = _vote_metrics(
-            queries,
-            target,
-            labelled,
-            lambda q: [
-                (id_by_row.get(h.best.id, ""), h.score, h.dense)
-                for h in services.knowledge.search(
-                    INCIDENTS, q.text, services.embedder.encode_one(q.text), k=k + 1
-                )
-            ],
-            leave_one_out,
-            k,
-            threshold,
-        )
+        with session_scope(services.sessions) as session:
+            rows = repo.list_incidents(session=session)
+            by_external = {r.external_id: incident_passage(r) for r in rows}
+        ext_by_doc = {p.doc_key: ext for ext, p in by_external.items()}
+        if leave_one_out:
+            passages = [by_external[q.id] for q in queries]
+            vectors = index.vectors([p.id for p in passages])
+            excludes: list[list[str]] = [[p.doc_key] for p in passages]
+        else:
+            vectors = services.embedder.encode([q.text for q in queries])
+            excludes = [[] for _ in queries]
+        ours, novel, latencies = [], 0, []
+        for q, vector, exclude in zip(queries, vectors, excludes, strict=True):
+            t0 = time.perf_counter()
+            hits = index.search(q.text, vector, k=k, exclude=exclude)
+            latencies.append((time.perf_counter() - t0) * 1000)
+            if not hits or hits[0].dense < threshold:
+                novel += 1
+            ours.append([(ext_by_doc.get(h.doc_key, ""), h.score) for h in hits])
+    elapsed = time.perf_counter() - started
+
     ids = [r.id for r in history]
     lexical = LexicalIndex().build(list(range(len(history))), [r.text for r in history])
-    base = _vote_metrics(
-        queries,
-        target,
-        labelled,
-        lambda q: [(ids[i], s, 1.0) for i, s in lexical.search(q.text, k + 1)],
-        leave_one_out,
-        k,
-        None,
-    )
-    base.pop("novel_rate", None)
-    return {**ours, "baseline_bm25_neighbours": base}
-
-
-def _vote_metrics(queries, target, labelled, neighbours, leave_one_out, k, threshold):
-    hits, precisions, novel = 0, [], 0
+    base = []
     for q in queries:
-        truth = str(getattr(q, target, "") or q.extra.get(target, ""))
-        found = [n for n in neighbours(q) if not (leave_one_out and n[0] == q.id)][:k]
-        if threshold is not None and (not found or found[0][2] < threshold):
-            novel += 1
-        votes: dict[str, float] = defaultdict(float)
-        for ext_id, score, _dense in found:
-            label = labelled.get(ext_id, "")
-            if label:
-                votes[label] += max(float(score), 1e-6)
-        voted = max(votes.items(), key=lambda kv: kv[1])[0] if votes else ""
-        hits += int(voted == truth)
-        same = [labelled.get(n[0], "") == truth for n in found]
-        precisions.append(sum(same) / k)
-    n = len(queries)
+        found = [(ids[i], s) for i, s in lexical.search(q.text, k + 1)]
+        base.append([f for f in found if not (leave_one_out and f[0] == q.id)][:k])
+    truth = [_label(q, target) for q in queries]
+    report = {
+        "target": target,
+        "mode": "leave-one-out" if leave_one_out else "test file",
+        **_vote_metrics(ours, truth, labelled, k),
+        "novel_rate": round(novel / len(queries), 4),
+        "novelty_threshold": round(float(threshold), 4),
+        "search_p50_ms": round(_percentile(latencies, 50), 2),
+        "seconds": round(elapsed, 1),
+        "baseline_bm25_neighbours": _vote_metrics(base, truth, labelled, k),
+    }
+    return report
+
+
+def _vote_metrics(
+    found: Sequence[Sequence[tuple[str, float]]],
+    truth: Sequence[str],
+    labelled: dict[str, str],
+    k: int,
+) -> dict[str, Any]:
+    hits, precisions = 0, []
+    for neighbours, label in zip(found, truth, strict=True):
+        voted, _ = similarity_vote([(labelled.get(i, ""), s) for i, s in neighbours])
+        hits += int(voted == label)
+        precisions.append(sum(labelled.get(i, "") == label for i, _ in neighbours[:k]) / k)
+    n = len(truth)
     return {
         "n": n,
         "category_hit@1": round(hits / n, 4),
         "precision@5": round(float(np.mean(precisions)), 4),
-        "novel_rate": round(novel / n, 4),
     }
 
 

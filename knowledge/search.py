@@ -139,6 +139,7 @@ class _Derived:
     lex_doc: LexicalIndex
     vis_values: list[str] = field(default_factory=list)
     doc_index: dict[str, int] = field(default_factory=dict)
+    doc_freq: dict[str, int] = field(default_factory=dict)  # stemmed token -> documents
 
 
 class HybridIndex:
@@ -296,6 +297,7 @@ class HybridIndex:
             lex_doc=lex_doc,
             vis_values=sorted({p.visibility for p in ps}),
             doc_index=doc_index,
+            doc_freq=df,
         )
         return self._derived
 
@@ -382,6 +384,22 @@ class HybridIndex:
             excluded = self._excluded_rows(d, exclude)
             cands, feats, _, _ = self._features(d, query_text or "", q, k, None, names, excluded)
             return [d.doc_keys[c] for c in cands], feats
+
+    def document_frequency(self, terms: Iterable[str]) -> dict[str, float]:
+        """Share of indexed documents whose text holds each (stemmed) token of ``terms``; lets
+        callers tell distinctive shared words from ones found everywhere."""
+        with self._lock:
+            if not self._passages:
+                return {t: 0.0 for t in terms}
+            d = self._derive()
+            n = max(len(d.doc_keys), 1)
+            return {t: d.doc_freq.get(t, 0) / n for t in terms}
+
+    def warm_up(self) -> None:
+        """Build the derived structures (BM25, filters) now rather than on the next search."""
+        with self._lock:
+            if self._passages:
+                self._derive()
 
     def fuse(self, feats: np.ndarray) -> np.ndarray:
         """Scores of candidate rows (columns as in :data:`FEATURES`) under this index's fusion."""
