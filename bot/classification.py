@@ -16,8 +16,6 @@ from typing import Any
 
 import numpy as np
 import yaml
-from classifiers.persist import load_model, save_model
-from classifiers.zeroshot import ZeroShotClassifier
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.store import repository as repo
@@ -25,6 +23,8 @@ from bot.store.db import session_scope
 from bot.triage_types import LabelPrediction
 from classifiers.evaluate import champion_challenger, evaluate, fingerprint
 from classifiers.model import TextClassifier
+from classifiers.persist import load_model, save_model
+from classifiers.zeroshot import ZeroShotClassifier
 
 log = logging.getLogger(__name__)
 

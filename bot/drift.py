@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from classifiers.drift import embedding_shift, label_mix_shift
 from sqlalchemy import select
 
 from bot.store import repository as repo
 from bot.store.db import session_scope
 from bot.store.models import EventRecord, Feedback, TriageAnswer
+from classifiers.drift import embedding_shift, label_mix_shift
 
 MAX_REFERENCE = 2000
 MAX_RECENT = 500
