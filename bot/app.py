@@ -41,6 +41,9 @@ class Services:
 
 def configure_runtime(settings: Settings) -> None:
     """Process-wide knobs that must be set before torch/transformers load."""
+    from bot import sanitize
+
+    sanitize.configure(settings.redact_extra_patterns, redact_pii=settings.redact_pii)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.events import Event, EventKind, EventSource
+from bot.sanitize import clean_event
 
 
 class InputError(ValueError):
@@ -37,15 +38,15 @@ def event_from_cli(
         batch = parse_alertmanager(data)
         if not batch.events:
             raise InputError(f"{alert}: no alert found")
-        return batch.events[0]
+        return clean_event(batch.events[0])
     if ticket is not None:
         from bot.intake.generic import parse_generic
 
         events = parse_generic(_read_json(ticket))
         if not events:
             raise InputError(f"{ticket}: no record found")
-        return events[0]
+        return clean_event(events[0])
     assert text is not None
     if not text.strip():
         raise InputError("the text to triage is empty")
-    return Event(source=EventSource.CLI, kind=EventKind.MESSAGE, text=text.strip())
+    return clean_event(Event(source=EventSource.CLI, kind=EventKind.MESSAGE, text=text.strip()))

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     embedding_batch_size: int = Field(32, ge=1, le=1024)
     torch_threads: int = Field(2, ge=1, le=64)
     max_text_chars: int = Field(4000, ge=100)
+    redact_pii: bool = Field(True, description="Redact e-mails, phone and card numbers too.")
+    redact_extra_patterns: list[str] = Field(
+        default_factory=list, description="JSON list of extra regexes to redact."
+    )
     exact_index_max: int = Field(50_000, ge=100)
     min_precision: float = Field(0.9, gt=0, le=1)
     promote_min_accuracy_gain: float = 0.0

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.sanitize import clean_record
 from bot.store import repository as repo
 from bot.store.db import session_scope
 from bot.store.models import Incident, RunbookChunk, RunbookDocument
@@ -299,7 +300,7 @@ class KnowledgeBase:
         with self._write_lock:
             passages: list[Passage] = []
             with session_scope(self._sessions) as session:
-                for record in records:
+                for record in map(clean_record, records):
                     row, status = repo.upsert_incident(
                         session=session,
                         external_id=record.id,

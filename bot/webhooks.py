@@ -24,6 +24,7 @@ from bot.config import Settings
 from bot.events import Event
 from bot.intake.errors import PayloadError
 from bot.metrics import EVENTS
+from bot.sanitize import clean_event
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ def webhook_routes(runtime: Any) -> list[Route]:
         except json.JSONDecodeError as exc:
             return _error(400, f"body is not JSON: {exc.msg} at line {exc.lineno}")
         try:
-            events = _parser(source, settings)(data)
+            events = [clean_event(e) for e in _parser(source, settings)(data)]
         except PayloadError as exc:
             EVENTS.labels(source=source, outcome="rejected").inc()
             return _error(422, str(exc))

@@ -1,9 +1,12 @@
-"""Supervised text classifier: sentence embedding + TF-IDF n-grams -> calibrated linear model.
+"""Supervised text classifier: sentence embedding + TF-IDF n-grams -> calibrated linear model,
+blended with a nearest-neighbour vote over the embeddings.
 
 The caller computes sentence embeddings (float32, L2-normalised) and passes them in; this
-module never loads an embedding model. Probabilities are calibrated with a single softmax
-temperature fitted on out-of-fold (or held-out) decision scores, and the same out-of-fold
-predictions choose the confidence threshold under which the model abstains (label ``None``).
+module never loads an embedding model. Everything data-dependent is chosen inside ``fit``
+from out-of-fold (or held-out) predictions on the training data only: the class-weight power
+and embedding weight (small grid, small data sets only), the softmax temperature, the share
+of the kNN vote in the blend, and the confidence threshold under which the model abstains
+(label ``None``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from sklearn.svm import LinearSVC
 from classifiers.errors import ClassifierError, ModelNotFittedError
 
 ESTIMATORS = ("svc", "logreg", "sgd")
+DUPLICATE_WEIGHTINGS = ("log", "count", "none")
 NEVER = math.nextafter(1.0, 2.0)  # threshold that no probability reaches: always abstain
 _EMAIL = r"\S+@\S+"
 
@@ -142,6 +146,43 @@ def choose_threshold(confidence: np.ndarray, correct: np.ndarray, min_precision:
     return float(conf[ok[-1]])
 
 
+def knn_votes(query: np.ndarray, ref: np.ndarray, ref_y: np.ndarray, n_classes: int,
+              k: int = 10, power: float = 4.0, chunk: int = 512) -> np.ndarray:
+    """Class probabilities from the ``k`` most cosine-similar reference rows.
+
+    Each neighbour votes with ``max(similarity, 0) ** power`` (sharper than a plain
+    similarity weight, so a near-duplicate outweighs a crowd of loose matches). Rows are
+    assumed L2-normalised. A query with no positive vote gets a uniform distribution.
+    """
+    out = np.zeros((len(query), n_classes), dtype=np.float64)
+    if len(ref) == 0 or len(query) == 0:
+        out[:] = 1.0 / n_classes
+        return out
+    k = min(k, len(ref))
+    ref32 = np.asarray(ref, dtype=np.float32)
+    for start in range(0, len(query), chunk):
+        q = np.asarray(query[start:start + chunk], dtype=np.float32)
+        sims = q @ ref32.T
+        idx = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        w = np.maximum(np.take_along_axis(sims, idx, axis=1), 0.0).astype(np.float64) ** power
+        rows = np.repeat(np.arange(len(q)), k)
+        block = np.zeros((len(q), n_classes), dtype=np.float64)
+        np.add.at(block, (rows, ref_y[idx].ravel()), w.ravel())
+        out[start:start + len(q)] = block
+    total = out.sum(axis=1, keepdims=True)
+    empty = total[:, 0] <= 0
+    out[empty] = 1.0
+    total[empty] = n_classes
+    return out / total
+
+
+def blend(proba: np.ndarray, votes: np.ndarray | None, weight: float) -> np.ndarray:
+    """``(1 - weight) * proba + weight * votes`` (``proba`` alone when weight is 0)."""
+    if votes is None or weight <= 0.0:
+        return proba
+    return (1.0 - weight) * proba + weight * votes
+
+
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Macro-F1 over the classes present in ``y_true``."""
     present = np.unique(y_true)
@@ -177,7 +218,16 @@ class TextClassifier:
 
     Features are ``[embedding * embedding_weight, tfidf(word n-grams), tfidf(char n-grams)]``.
     ``class_weight_power`` interpolates between no class weighting (0) and sklearn's
-    "balanced" weighting (1); duplicated (text, label) pairs are merged into sample weights.
+    "balanced" weighting (1). Duplicated (text, label) pairs are merged into one row whose
+    sample weight is ``1 + log(count)`` (``duplicate_weighting="log"``; "count" keeps the raw
+    count, "none" ignores it): a text seen 500 times still counts more, but does not blow up
+    the effective ``C`` (which made liblinear crawl on large, repetitive ticket sets).
+
+    With at most ``search_below`` distinct rows, ``fit`` also tries class-weight power 1.0
+    and twice the embedding weight and keeps the pair with the best out-of-fold
+    accuracy + macro-F1. The linear model's calibrated probabilities are blended with a kNN
+    vote over the embeddings (``knn_k`` neighbours); its share is picked from ``knn_blend``
+    by the same out-of-fold criterion (0 = no kNN).
     """
 
     def __init__(
@@ -203,6 +253,11 @@ class TextClassifier:
         n_top_terms: int = 5,
         max_examples: int = 20_000,
         random_state: int = 0,
+        duplicate_weighting: str = "log",
+        knn_k: int = 10,
+        knn_blend: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5),
+        search_below: int = 3_000,
+        max_iter: int = 1_000,
     ) -> None:
         self.target = target
         self.min_precision = min_precision
@@ -224,6 +279,11 @@ class TextClassifier:
         self.n_top_terms = n_top_terms
         self.max_examples = max_examples
         self.random_state = random_state
+        self.duplicate_weighting = duplicate_weighting
+        self.knn_k = knn_k
+        self.knn_blend = knn_blend
+        self.search_below = search_below
+        self.max_iter = max_iter
 
     # ------------------------------------------------------------------ params
 
@@ -231,7 +291,8 @@ class TextClassifier:
         "min_precision", "estimator", "C", "class_weight_power", "embedding_weight",
         "word_ngrams", "char_ngrams", "max_word_features", "max_char_features", "min_df", "cv",
         "holdout_above", "holdout_fraction", "min_class_count", "other_label", "n_candidates",
-        "n_top_terms", "max_examples", "random_state",
+        "n_top_terms", "max_examples", "random_state", "duplicate_weighting", "knn_k",
+        "knn_blend", "search_below", "max_iter",
     )
 
     def get_params(self) -> dict[str, Any]:
@@ -246,6 +307,15 @@ class TextClassifier:
             raise ClassifierError("C must be > 0; embedding_weight, class_weight_power >= 0")
         if self.cv < 2:
             raise ClassifierError("cv must be >= 2")
+        if self.duplicate_weighting not in DUPLICATE_WEIGHTINGS:
+            raise ClassifierError(
+                f"duplicate_weighting must be one of {DUPLICATE_WEIGHTINGS}, "
+                f"got {self.duplicate_weighting!r}")
+        if self.knn_k < 1 or self.max_iter < 1:
+            raise ClassifierError("knn_k and max_iter must be >= 1")
+        blends = tuple(self.knn_blend)
+        if not blends or any(not 0.0 <= float(b) < 1.0 for b in blends):
+            raise ClassifierError("knn_blend must be a non-empty tuple of weights in [0, 1)")
 
     # ------------------------------------------------------------------ features
 
@@ -270,18 +340,25 @@ class TextClassifier:
             return None
         return vec
 
-    def _features(self, texts: list[str], emb: np.ndarray) -> sp.csr_matrix:
-        blocks: list[Any] = [sp.csr_matrix(emb * np.float32(self.embedding_weight))]
-        for vec in (self.word_vectorizer_, self.char_vectorizer_):
-            if vec is not None:
-                blocks.append(vec.transform(texts))
+    def _ngrams(self, texts: list[str]) -> list[sp.csr_matrix]:
+        return [vec.transform(texts) for vec in (self.word_vectorizer_, self.char_vectorizer_)
+                if vec is not None]
+
+    @staticmethod
+    def _stack(emb: np.ndarray, weight: float, ngrams: list[sp.csr_matrix]) -> sp.csr_matrix:
+        blocks: list[Any] = [sp.csr_matrix(emb * np.float32(weight)), *ngrams]
         return sp.hstack(blocks, format="csr", dtype=np.float32)
+
+    def _features(self, texts: list[str], emb: np.ndarray) -> sp.csr_matrix:
+        weight = getattr(self, "embedding_weight_", self.embedding_weight)
+        return self._stack(emb, weight, self._ngrams(texts))
 
     # ------------------------------------------------------------------ estimator
 
     def _make_estimator(self, class_weight: dict[Any, float]) -> Any:
         if self.estimator == "svc":
-            return LinearSVC(C=self.C, class_weight=class_weight, random_state=self.random_state)
+            return LinearSVC(C=self.C, class_weight=class_weight, max_iter=self.max_iter,
+                             random_state=self.random_state)
         if self.estimator == "logreg":
             return LogisticRegression(
                 C=self.C, class_weight=class_weight, solver="saga", max_iter=200,
@@ -341,18 +418,24 @@ class TextClassifier:
 
         # merge duplicated (text, label) pairs into weighted rows
         first: dict[tuple[str, int], int] = {}
-        weight: list[float] = []
+        count: list[int] = []
         keep: list[int] = []
         for i, key in enumerate(zip(texts_l, y_all.tolist(), strict=True)):
             j = first.get(key)
             if j is None:
                 first[key] = len(keep)
                 keep.append(i)
-                weight.append(1.0)
+                count.append(1)
             else:
-                weight[j] += 1.0
+                count[j] += 1
         keep_a = np.array(keep, dtype=np.int64)
-        w = np.array(weight, dtype=np.float64)
+        cnt = np.array(count, dtype=np.int64)
+        if self.duplicate_weighting == "count":
+            w = cnt.astype(np.float64)
+        elif self.duplicate_weighting == "log":
+            w = 1.0 + np.log(cnt)
+        else:
+            w = np.ones(len(cnt))
         y = y_all[keep_a]
         u_texts = [texts_l[i] for i in keep_a]
         u_emb = emb[keep_a]
@@ -360,19 +443,42 @@ class TextClassifier:
         # class weights: (balanced) ** power, computed on the full counts
         full_counts = np.bincount(y_all, minlength=len(classes)).astype(np.float64)
         balanced = len(y_all) / (len(classes) * full_counts)
-        cw = balanced ** self.class_weight_power
 
         word, char = self._make_vectorizers(len(u_texts))
         self.word_vectorizer_ = self._fit_vectorizer(word, u_texts)
         self.char_vectorizer_ = self._fit_vectorizer(char, u_texts)
         self.classes_ = classes
         self.n_features_in_ = int(emb.shape[1])
-        X = self._features(u_texts, u_emb)
+        ngrams = self._ngrams(u_texts)
 
-        oof_scores, oof_y = self._out_of_fold(X, y, w, cw, len(classes))
-        self.temperature_ = self._calibrate(oof_scores, oof_y)
-        if oof_scores.shape[0]:
-            proba = softmax(oof_scores, self.temperature_)
+        splits = self._splits(y)
+        knn_oof = self._knn_out_of_fold(u_emb, y, cnt, splits, len(classes))
+        best: tuple[float, dict[str, Any]] | None = None
+        for power, emb_weight in self._candidates(len(y)):
+            X = self._stack(u_emb, emb_weight, ngrams)
+            scores, oof_y = self._out_of_fold(X, y, w, cnt, balanced ** power, splits,
+                                              len(classes))
+            if scores.shape[0] == 0:
+                break
+            temperature = fit_temperature(scores, oof_y)
+            base = softmax(scores, temperature)
+            for share in self.knn_blend:
+                proba = blend(base, knn_oof, float(share))
+                pred = proba.argmax(axis=1)
+                objective = float(np.mean(pred == oof_y)) + macro_f1(oof_y, pred)
+                if best is None or objective > best[0] + 1e-9:
+                    best = (objective, dict(power=power, emb_weight=emb_weight,
+                                            temperature=temperature, knn=float(share),
+                                            proba=proba, y=oof_y))
+        if best is None:  # no usable out-of-fold split (tiny data): defaults, never answer
+            chosen: dict[str, Any] = dict(power=self.class_weight_power,
+                                          emb_weight=self.embedding_weight, temperature=1.0,
+                                          knn=0.0)
+            self.threshold_ = NEVER
+            self.oof_metrics_ = {"oof_n": 0}
+        else:
+            chosen = best[1]
+            proba, oof_y = chosen["proba"], chosen["y"]
             conf = proba.max(axis=1)
             correct = (proba.argmax(axis=1) == oof_y).astype(np.float64)
             self.threshold_ = choose_threshold(conf, correct, self.min_precision)
@@ -383,46 +489,68 @@ class TextClassifier:
                 "oof_coverage": float(answered.mean()),
                 "oof_covered_accuracy": float(correct[answered].mean()) if answered.any() else 0.0,
                 "oof_macro_f1": macro_f1(oof_y, proba.argmax(axis=1)),
+                "class_weight_power": float(chosen["power"]),
+                "embedding_weight": float(chosen["emb_weight"]),
+                "knn_weight": float(chosen["knn"]),
             }
-        else:
-            self.threshold_ = NEVER
-            self.oof_metrics_ = {"oof_n": 0}
+        self.temperature_ = float(chosen["temperature"])
+        self.class_weight_power_ = float(chosen["power"])
+        self.embedding_weight_ = float(chosen["emb_weight"])
+        self.knn_weight_ = float(chosen["knn"])
 
-        self.estimator_ = self._fit_one(X, y, w, cw)
+        X = self._stack(u_emb, self.embedding_weight_, ngrams)
+        self.estimator_ = self._fit_one(X, y, w, balanced ** self.class_weight_power_)
         self._store_examples(u_emb, y, keep_a)
         self.n_train_ = len(texts_l)
         self._feature_names: np.ndarray | None = None
         return self
 
-    def _out_of_fold(self, X: sp.csr_matrix, y: np.ndarray, w: np.ndarray, cw: np.ndarray,
-                     n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-        """Decision scores for rows predicted by a model that did not see them."""
-        n = X.shape[0]
-        if n > self.holdout_above:
+    def _candidates(self, n_rows: int) -> list[tuple[float, float]]:
+        """(class-weight power, embedding weight) pairs to compare out of fold; defaults first."""
+        pairs = [(self.class_weight_power, self.embedding_weight)]
+        if n_rows <= self.search_below:
+            for power in (self.class_weight_power, 1.0):
+                for emb_weight in (self.embedding_weight, 2.0 * self.embedding_weight):
+                    if (power, emb_weight) not in pairs:
+                        pairs.append((power, emb_weight))
+        return pairs
+
+    def _splits(self, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(train, test) masks: ``cv`` stratified folds, or one held-out split when large."""
+        if len(y) > self.holdout_above:
             mask = holdout_mask(y, self.holdout_fraction, self.random_state)
             splits = [(~mask, mask)]
         else:
             folds = assign_folds(y, self.cv, self.random_state)
             splits = [(folds != f, folds == f) for f in range(self.cv)]
+        return [(tr, te) for tr, te in splits if te.any() and len(np.unique(y[tr])) >= 2]
+
+    def _knn_out_of_fold(self, emb: np.ndarray, y: np.ndarray, cnt: np.ndarray,
+                         splits: list[tuple[np.ndarray, np.ndarray]],
+                         n_classes: int) -> np.ndarray | None:
+        """kNN votes for the held-out rows of every split, in the order of ``_out_of_fold``."""
+        if not splits or not any(b > 0 for b in self.knn_blend):
+            return None
+        votes = [np.repeat(knn_votes(emb[te], emb[tr], y[tr], n_classes, self.knn_k),
+                           cnt[te], axis=0) for tr, te in splits]
+        return np.vstack(votes)
+
+    def _out_of_fold(self, X: sp.csr_matrix, y: np.ndarray, w: np.ndarray, cnt: np.ndarray,
+                     cw: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]],
+                     n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+        """Decision scores for rows predicted by a model that did not see them.
+
+        Duplicated texts count as many times as they occur (``cnt``).
+        """
         scores, ys = [], []
         for tr, te in splits:
-            if not te.any() or len(np.unique(y[tr])) < 2:
-                continue
             est = self._fit_one(X[tr], y[tr], w[tr], cw)
             s = self._scores(est, X[te], n_classes)
-            # duplicated texts count as many times as they occur
-            rep = w[te].astype(np.int64)
-            scores.append(np.repeat(s, rep, axis=0))
-            ys.append(np.repeat(y[te], rep))
+            scores.append(np.repeat(s, cnt[te], axis=0))
+            ys.append(np.repeat(y[te], cnt[te]))
         if not scores:
             return np.empty((0, n_classes)), np.empty(0, dtype=np.int64)
         return np.vstack(scores), np.concatenate(ys)
-
-    @staticmethod
-    def _calibrate(scores: np.ndarray, y: np.ndarray) -> float:
-        if scores.shape[0] == 0:
-            return 1.0
-        return fit_temperature(scores, y)
 
     def _store_examples(self, emb: np.ndarray, y: np.ndarray, index: np.ndarray) -> None:
         if len(y) > self.max_examples:
@@ -448,20 +576,33 @@ class TextClassifier:
         return self._features(texts_l, emb)
 
     def decision_scores(self, texts: Sequence[str], embeddings: np.ndarray) -> np.ndarray:
+        """Raw linear decision scores (before calibration and the kNN blend)."""
         X = self._prepare(texts, embeddings)
         if X.shape[0] == 0:
             return np.empty((0, len(self.classes_)))
         return self._scores(self.estimator_, X, len(self.classes_))
 
+    def _proba(self, X: sp.csr_matrix, emb: np.ndarray) -> np.ndarray:
+        proba = softmax(self._scores(self.estimator_, X, len(self.classes_)), self.temperature_)
+        weight = float(getattr(self, "knn_weight_", 0.0))
+        if weight <= 0.0:
+            return proba
+        votes = knn_votes(emb, self.example_embeddings_, self.example_labels_,
+                          len(self.classes_), self.knn_k)
+        return blend(proba, votes, weight)
+
     def predict_proba(self, texts: Sequence[str], embeddings: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities, columns in the order of ``classes_``."""
-        return softmax(self.decision_scores(texts, embeddings), self.temperature_)
+        """Calibrated (blended) probabilities, columns in the order of ``classes_``."""
+        X = self._prepare(texts, embeddings)
+        if X.shape[0] == 0:
+            return np.empty((0, len(self.classes_)))
+        return self._proba(X, np.asarray(embeddings, dtype=np.float32))
 
     def predict(self, texts: Sequence[str], embeddings: np.ndarray) -> list[Prediction]:
         X = self._prepare(texts, embeddings)
         if X.shape[0] == 0:
             return []
-        proba = softmax(self._scores(self.estimator_, X, len(self.classes_)), self.temperature_)
+        proba = self._proba(X, np.asarray(embeddings, dtype=np.float32))
         k = min(self.n_candidates, len(self.classes_))
         top = np.argsort(-proba, axis=1, kind="stable")[:, :k]
         out = []

@@ -16,6 +16,7 @@ from typing import Any
 from slack_bolt import App
 
 from bot.metrics import FEEDBACK
+from bot.sanitize import clean_text
 from bot.slack.blocks import escape, render_details, triage_from_dict
 from bot.slack.ids import NOT_HELPFUL_REASONS, ActionId, CallbackId, FeedbackKind
 from bot.slack.service import SlackBot, Where
@@ -274,6 +275,7 @@ def save_root_cause(bot: SlackBot, user: str, meta: Mapping[str, Any], values: d
     where = Where(channel, user, thread_ts)
     visibility = bot.new_item_visibility(channel)
     category = values.get("category") or _predicted(bot, answer_id, "category")
+    values = {k: clean_text(v) if isinstance(v, str) else v for k, v in values.items()}
     external_id = (
         f"slack:{channel}:{thread_ts}" if channel and thread_ts else f"slack:answer:{answer_id}"
     )

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bot.events import Event, EventKind, EventSource
+from bot.sanitize import clean_text
 
 MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 LINK = re.compile(r"<(https?://[^|>]+)\|([^>]+)>")
@@ -132,6 +133,7 @@ def slack_event(
     raw: Mapping[str, Any] | None = None,
 ) -> Event:
     """One normalized event for a Slack message or command."""
+    text = clean_text(text)
     title = text.splitlines()[0][:200] if text else ""
     return Event(
         source=EventSource.SLACK,

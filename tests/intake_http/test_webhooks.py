@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,12 +13,7 @@ from starlette.testclient import TestClient
 
 from bot.store.db import session_scope
 from bot.store.models import AlertGroup, EventRecord
-from tests.conftest import copy_data_dir
-from tests.fakes.slack_api import FakeSlackAPI
-
-TOKEN = "am-token"
-GRAFANA_SECRET = "grafana-hmac"
-CHANNEL = "CALERTS"
+from tests.intake_http.conftest import CHANNEL, GRAFANA_SECRET, TOKEN
 
 
 def alert(name: str, instance: str, *, status: str = "firing", **labels: str) -> dict[str, Any]:
@@ -49,50 +42,6 @@ def notification(alerts: list[dict[str, Any]], group_key: str = "{}:{alertname=\
         "externalURL": "http://alertmanager:9093",
         "alerts": alerts,
     }
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeSlackAPI]:
-    server = FakeSlackAPI().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def harness(sample_data_dir: Path, tmp_path_factory: pytest.TempPathFactory, fake: FakeSlackAPI):
-    from bot.app import build_services
-    from bot.config import Settings
-    from bot.server import Runtime, create_http_app
-
-    data_dir = copy_data_dir(sample_data_dir, tmp_path_factory.mktemp("webhooks") / "data")
-    settings = Settings(
-        _env_file=None,
-        data_dir=data_dir,
-        scheduler_enabled=False,
-        slack_bot_token="xoxb-test",
-        slack_signing_secret="s",
-        slack_api_url=fake.api_url,
-        alert_channel=CHANNEL,
-        webhook_tokens={"alertmanager": TOKEN, "generic": TOKEN},
-        webhook_hmac_secrets={"grafana": GRAFANA_SECRET},
-        max_body_bytes=200_000,
-        max_alerts_per_call=500,
-    )
-    services = build_services(settings)
-    runtime = Runtime(settings)
-    runtime.start(services, background=False)
-    client = TestClient(create_http_app(settings, runtime))
-    pipeline_holder: dict[str, Any] = {}
-
-    def pipeline() -> Any:
-        if "p" not in pipeline_holder:
-            pipeline_holder["p"] = runtime.components["alert_pipeline"]
-            pipeline_holder["p"].poster.pacer.interval = 0.0
-        return pipeline_holder["p"]
-
-    yield client, services, pipeline
-    client.close()
-    services.close()
 
 
 def post(client: TestClient, body: Any, *, token: str | None = TOKEN, source: str = "alertmanager"):

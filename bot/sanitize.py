@@ -1,0 +1,48 @@
+"""Redaction at every way in: events, imported records, feedback text, log lines.
+
+Secrets and personal data are replaced before anything is stored, indexed, logged or shown
+elsewhere. The redactor is configured once from the settings (extra patterns, PII on/off).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from bot.events import Event
+from bot.redact import Redactor, default_redactor
+from knowledge.records import Record
+
+_redactor: Redactor = default_redactor()
+
+RECORD_TEXT_FIELDS = ("title", "description", "root_cause", "resolution", "resolved_by")
+
+
+def configure(extra_patterns: list[str] | tuple[str, ...] = (), *, redact_pii: bool = True) -> None:
+    """Replace the process-wide redactor (raises ValueError on a bad extra pattern)."""
+    global _redactor
+    _redactor = Redactor(tuple(extra_patterns), redact_pii=redact_pii)
+
+
+def redactor() -> Redactor:
+    return _redactor
+
+
+def clean_text(text: str) -> str:
+    return _redactor.redact_text(text) if text else text
+
+
+def clean_event(event: Event) -> Event:
+    """The event with its text, title, labels and annotations redacted (raw payload dropped)."""
+    return replace(
+        event,
+        text=clean_text(event.text),
+        title=clean_text(event.title),
+        labels={k: str(v) for k, v in _redactor.redact_mapping(event.labels).items()},
+        annotations={k: str(v) for k, v in _redactor.redact_mapping(event.annotations).items()},
+        raw={},
+    )
+
+
+def clean_record(record: Record) -> Record:
+    changes = {name: clean_text(getattr(record, name)) for name in RECORD_TEXT_FIELDS}
+    return replace(record, **changes, extra=_redactor.redact_mapping(record.extra or {}))
