@@ -129,6 +129,8 @@ def main() -> None:
 
     t3 = time.perf_counter()
     fp = fingerprint(rows, row_labels)
+    t_fp = time.perf_counter() - t3
+    t3 = time.perf_counter()
     model = TextClassifier("team").fit(rows, emb, row_labels)
     t_fit = time.perf_counter() - t3
 
@@ -136,13 +138,30 @@ def main() -> None:
     report = evaluate(model, test_texts, test_emb, [labels[i] for i in test_idx])
     t_eval = time.perf_counter() - t4
     total = time.perf_counter() - t0
-    retrain = t_data + t_embed + t_fit + t_eval
+    retrain = t_data + t_embed + t_fp + t_fit + t_eval
+    fit_parts = {k: round(v, 1) for k, v in model.timings_.items()}
+    stages = [
+        ("synthesize rows", t_data),
+        ("load embedding model (not counted)", t_model),
+        (f"embed via cache ({cache.misses} computed, {cache.hits} cached)", t_embed),
+        ("fingerprint", t_fp),
+        ("fit: dedupe + tf-idf vectorize", model.timings_["vectorize"]),
+        ("fit: out-of-fold (kNN + linear), choose params", model.timings_["out_of_fold"]),
+        ("fit: final linear model", model.timings_["final_fit"]),
+        ("fit total", t_fit),
+        ("evaluate on held-out real tickets", t_eval),
+        ("RETRAIN TOTAL (excl. model load)", retrain),
+    ]
+    print(f"{'stage':58s} {'seconds':>8s}")
+    for name, sec in stages:
+        print(f"{name:58s} {sec:8.1f}")
     print(json.dumps({
         "rows": len(rows), "distinct_texts": len(set(rows)), "new_this_run": args.new,
         "cache_entries_before": n_cached_before, "cache_hits": cache.hits,
         "cache_misses": cache.misses, "fingerprint": fp[:16],
         "seconds": {"synthesize": round(t_data, 1), "load_embedding_model": round(t_model, 1),
                     "embed_via_cache": round(t_embed, 1), "fit": round(t_fit, 1),
+                    "fingerprint": round(t_fp, 1), "fit_parts": fit_parts,
                     "evaluate": round(t_eval, 1),
                     "retrain_total_excl_model_load": round(retrain, 1),
                     "wall_total": round(total, 1)},

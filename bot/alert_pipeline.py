@@ -26,7 +26,7 @@ from bot.answers import record_answer
 from bot.config import Settings
 from bot.events import AlertStatus, Event, EventKind, EventSource
 from bot.intake.grouping import AlertGrouper, GroupingRules
-from bot.metrics import EVENTS
+from bot.metrics import EVENTS, TRIAGE_LATENCY
 from bot.routing import route_channel
 from bot.store import repository as repo
 from bot.store.db import session_scope
@@ -293,7 +293,8 @@ class AlertPipeline:
 
     def _triage_and_post(self, state: GroupState, event: Event) -> None:
         try:
-            result = self.assistant.triage(event)
+            with TRIAGE_LATENCY.time():
+                result = self.assistant.triage(event)
         except Exception:
             log.exception("triage failed for %s", event.title)
             result = None

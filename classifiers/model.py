@@ -12,6 +12,7 @@ of the kNN vote in the blend, and the confidence threshold under which the model
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -147,12 +148,15 @@ def choose_threshold(confidence: np.ndarray, correct: np.ndarray, min_precision:
 
 
 def knn_votes(query: np.ndarray, ref: np.ndarray, ref_y: np.ndarray, n_classes: int,
-              k: int = 10, power: float = 4.0, chunk: int = 512) -> np.ndarray:
+              k: int = 10, power: float = 4.0, floor: float = 0.5,
+              chunk: int = 512) -> np.ndarray:
     """Class probabilities from the ``k`` most cosine-similar reference rows.
 
     Each neighbour votes with ``max(similarity, 0) ** power`` (sharper than a plain
-    similarity weight, so a near-duplicate outweighs a crowd of loose matches). Rows are
-    assumed L2-normalised. A query with no positive vote gets a uniform distribution.
+    similarity weight, so a near-duplicate outweighs a crowd of loose matches). A background
+    vote of ``k * floor ** power`` spread evenly over the classes keeps the distribution near
+    uniform when every neighbour is only loosely similar (below ``floor``), so the vote stays
+    unsure where the neighbours are weak. Rows are assumed L2-normalised.
     """
     out = np.zeros((len(query), n_classes), dtype=np.float64)
     if len(ref) == 0 or len(query) == 0:
@@ -169,11 +173,9 @@ def knn_votes(query: np.ndarray, ref: np.ndarray, ref_y: np.ndarray, n_classes: 
         block = np.zeros((len(q), n_classes), dtype=np.float64)
         np.add.at(block, (rows, ref_y[idx].ravel()), w.ravel())
         out[start:start + len(q)] = block
-    total = out.sum(axis=1, keepdims=True)
-    empty = total[:, 0] <= 0
-    out[empty] = 1.0
-    total[empty] = n_classes
-    return out / total
+    background = k * floor ** power
+    out += background / n_classes
+    return out / out.sum(axis=1, keepdims=True)
 
 
 def blend(proba: np.ndarray, votes: np.ndarray | None, weight: float) -> np.ndarray:
@@ -444,12 +446,15 @@ class TextClassifier:
         full_counts = np.bincount(y_all, minlength=len(classes)).astype(np.float64)
         balanced = len(y_all) / (len(classes) * full_counts)
 
+        clock = time.perf_counter()
         word, char = self._make_vectorizers(len(u_texts))
         self.word_vectorizer_ = self._fit_vectorizer(word, u_texts)
         self.char_vectorizer_ = self._fit_vectorizer(char, u_texts)
         self.classes_ = classes
         self.n_features_in_ = int(emb.shape[1])
         ngrams = self._ngrams(u_texts)
+        self.timings_ = {"vectorize": time.perf_counter() - clock}
+        clock = time.perf_counter()
 
         splits = self._splits(y)
         knn_oof = self._knn_out_of_fold(u_emb, y, cnt, splits, len(classes))
@@ -498,11 +503,14 @@ class TextClassifier:
         self.embedding_weight_ = float(chosen["emb_weight"])
         self.knn_weight_ = float(chosen["knn"])
 
+        self.timings_["out_of_fold"] = time.perf_counter() - clock
+        clock = time.perf_counter()
         X = self._stack(u_emb, self.embedding_weight_, ngrams)
         self.estimator_ = self._fit_one(X, y, w, balanced ** self.class_weight_power_)
         self._store_examples(u_emb, y, keep_a)
         self.n_train_ = len(texts_l)
         self._feature_names: np.ndarray | None = None
+        self.timings_["final_fit"] = time.perf_counter() - clock
         return self
 
     def _candidates(self, n_rows: int) -> list[tuple[float, float]]:

@@ -131,6 +131,9 @@ def _state(model: TextClassifier) -> dict[str, Any]:
         "estimator": model.estimator_,
         "temperature": float(model.temperature_),
         "threshold": float(model.threshold_),
+        "class_weight_power": float(model.class_weight_power_),
+        "embedding_weight": float(model.embedding_weight_),
+        "knn_weight": float(model.knn_weight_),
         "n_features_in": int(model.n_features_in_),
         "n_train": int(model.n_train_),
         "oof_metrics": {k: float(v) for k, v in model.oof_metrics_.items()},
@@ -143,8 +146,9 @@ def _state(model: TextClassifier) -> dict[str, Any]:
 def _rebuild(state: dict[str, Any]) -> TextClassifier:
     params = dict(state["params"])
     target = params.pop("target")
-    for key in ("word_ngrams", "char_ngrams"):
-        params[key] = tuple(params[key])
+    for key in ("word_ngrams", "char_ngrams", "knn_blend"):
+        if key in params:
+            params[key] = tuple(params[key])
     model = TextClassifier(target, **params)
     model.classes_ = np.array([str(c) for c in state["classes"]], dtype=object)
     model.word_vectorizer_ = state["word_vectorizer"]
@@ -152,6 +156,10 @@ def _rebuild(state: dict[str, Any]) -> TextClassifier:
     model.estimator_ = state["estimator"]
     model.temperature_ = float(state["temperature"])
     model.threshold_ = float(state["threshold"])
+    # artifacts written before the kNN blend: the constructor values, no kNN
+    model.class_weight_power_ = float(state.get("class_weight_power", model.class_weight_power))
+    model.embedding_weight_ = float(state.get("embedding_weight", model.embedding_weight))
+    model.knn_weight_ = float(state.get("knn_weight", 0.0))
     model.n_features_in_ = int(state["n_features_in"])
     model.n_train_ = int(state["n_train"])
     model.oof_metrics_ = dict(state["oof_metrics"])

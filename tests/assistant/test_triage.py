@@ -1,0 +1,141 @@
+"""Behaviour of Assistant.triage() on the bundled samples (real model, real indexes)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bot.events import Event, EventKind, EventSource
+from knowledge.suggest import extract_steps
+from tests.assistant.conftest import SHARED
+
+WAL = (
+    "[warning] NodeFilesystemSpaceFillingUp: /var/lib/postgresql on db-02 predicted full in 6h; "
+    "pg_wal directory keeps growing, a replication slot is inactive."
+)
+
+
+def _event(text: str, **labels: str) -> Event:
+    return Event(source=EventSource.CLI, kind=EventKind.ALERT, text=text, labels=dict(labels))
+
+
+def _mitigation_text(services, path: str) -> str:
+    """The Mitigation section (and sub-sections) of an indexed runbook, from the database."""
+    index = services.knowledge.indexes["runbooks"]
+    chunk = next(p.id for p in index.passages() if p.doc_key.split(":", 1)[-1] == path)
+    _, sections = services.knowledge.document_sections(chunk)
+    root = next(s.heading_path for s in sections if s.heading_path[-1].lower() == "mitigation")
+    return "\n".join(s.text for s in sections if s.heading_path[: len(root)] == root)
+
+
+def test_demo_query_storage_wal_incidents_and_runbook_steps(services) -> None:
+    triage = services.assistant.triage(_event(WAL, alertname="NodeFilesystemSpaceFillingUp"))
+    assert triage.prediction("category").label == "storage"
+    ids = [s.external_id for s in triage.similar]
+    assert {"INC-2119", "INC-2226"} & set(ids[:3]), ids
+    assert triage.runbooks[0].document_path == "database/postgres-wal-volume-full.md"
+    assert not triage.novel
+    mitigation = _mitigation_text(services, "database/postgres-wal-volume-full.md")
+    runbook_steps = [s for s in triage.steps if s.evidence[0].kind == "runbook"]
+    assert [s.text for s in runbook_steps] == extract_steps(mitigation)
+    assert any("pg_drop_replication_slot" in s.text for s in runbook_steps)  # command intact
+    incident_steps = [s for s in triage.steps if s.evidence[0].kind == "incident"]
+    assert incident_steps and all(s.evidence[0].ref in ids for s in incident_steps)
+
+
+def test_evidence_on_every_hypothesis_and_step(services) -> None:
+    for text in (WAL, "VPN keeps disconnecting every 10 minutes since this morning"):
+        triage = services.assistant.triage(_event(text))
+        assert triage.hypotheses and triage.steps
+        for item in (*triage.hypotheses, *triage.steps):
+            assert item.evidence, item
+            for ev in item.evidence:
+                assert ev.kind in {"incident", "runbook"} and ev.ref
+        confidences = [h.confidence for h in triage.hypotheses]
+        assert confidences == sorted(confidences, reverse=True)
+        assert 0 < sum(confidences) <= 1.0 + 1e-6
+        runbook_refs = {e.ref for h in triage.hypotheses for e in h.evidence if e.kind == "runbook"}
+        assert all("#" in r for r in runbook_refs)
+
+
+def test_explanations_skip_everyday_words(services) -> None:
+    triage = services.assistant.triage(
+        _event("VPN keeps disconnecting every 10 minutes since this morning")
+    )
+    terms = [r for s in triage.similar for r in s.reasons if r.startswith("shares terms")]
+    assert any("vpn" in r for r in terms)
+    for reason in terms:
+        for generic in ("keeps", "every", "minutes", "since", "morning"):
+            assert generic not in reason.split(": ", 1)[1].split(", ")
+
+
+def test_near_duplicates_collapse(services) -> None:
+    triage = services.assistant.triage(_event("quasar ledger nightly export hangs at 99%"))
+    dups = [s for s in triage.similar if s.external_id in {"DUP-1", "DUP-2"}]
+    assert len(dups) == 1
+    assert dups[0].duplicates == 1
+    assert triage.similar[0].external_id in {"DUP-1", "DUP-2"}
+
+
+def test_tie_breakers_fix_then_recency(services) -> None:
+    triage = services.assistant.triage(
+        _event("Zephyr billing reconciler reports totals mismatch for tenant batch")
+    )
+    ties = [s.external_id for s in triage.similar if s.external_id.startswith("TIE-")]
+    assert ties == ["TIE-NEW-FIX", "TIE-OLD-FIX", "TIE-NEW-NOFIX"]
+
+
+def test_off_topic_query_is_novel_and_weak(services) -> None:
+    on_topic = services.assistant.triage(_event(WAL))
+    off = services.assistant.triage(
+        _event("What is a good recipe for banana bread with walnuts and cinnamon?")
+    )
+    assert off.novel and not on_topic.novel
+    assert off.novelty_score < on_topic.novelty_score
+    assert all(s.reasons[0].startswith("weak lead") for s in off.similar)
+    if off.hypotheses:
+        assert max(h.confidence for h in off.hypotheses) <= 0.5
+
+
+def test_visibility_filters_private_incidents(services) -> None:
+    text = "quasar ledger export written to a public bucket"
+    everyone = services.assistant.triage(_event(text))
+    assert "SEC-1" in [s.external_id for s in everyone.similar]
+    public = services.assistant.triage(_event(text), visibility=lambda v: v == "public")
+    assert "SEC-1" not in [s.external_id for s in public.similar]
+    assert all("SEC-1" not in e.ref for h in public.hypotheses for e in h.evidence)
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="../shared/data (evaluation data) is absent")
+def test_prometheus_runbook_steps_come_from_mitigation(tmp_path_factory) -> None:
+    """For every alert whose gold runbook triage() ranks first, the runbook steps all come
+    from that runbook's Mitigation section (none when it has no such section)."""
+    from bot.app import build_services
+    from bot.config import Settings
+
+    root = SHARED / "runbooks" / "prometheus-operator"
+    data_dir = tmp_path_factory.mktemp("prom") / "data"
+    svc = build_services(Settings(_env_file=None, data_dir=data_dir, scheduler_enabled=False))
+    try:
+        svc.knowledge.index_runbooks(root / "corpus", source="prom")
+        queries = [json.loads(line) for line in (root / "queries.jsonl").read_text().splitlines()]
+        checked = 0
+        for q in queries:
+            labels = q["alert"]["labels"]
+            triage = svc.assistant.triage(_event(q["text"], **labels))
+            if not triage.runbooks or triage.runbooks[0].document_path != q["gold"]:
+                continue
+            checked += 1
+            text = (root / "corpus" / q["gold"]).read_text(encoding="utf-8")
+            has_mitigation = "## Mitigation" in text
+            mitigation = _mitigation_text(svc, q["gold"]) if has_mitigation else ""
+            expected = extract_steps(mitigation) if mitigation else []
+            got = [s.text for s in triage.steps if s.evidence[0].kind == "runbook"]
+            assert got == expected[: len(got)], q["id"]
+            assert all(s.evidence[0].ref.startswith(q["gold"] + "#Mitigation")
+                       for s in triage.steps if s.evidence[0].kind == "runbook")
+        print(f"checked {checked} of {len(queries)} queries")
+        assert checked >= len(queries) * 0.9
+    finally:
+        svc.close()
