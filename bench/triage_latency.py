@@ -5,8 +5,8 @@ Knowledge (built once into ``--data-dir`` and reused on later runs):
 
 * incidents: real texts from ``../shared/data`` (service-desk tickets, alert rules, postmortem
   summaries) plus our samples, repeated with new ids up to ``--incidents``;
-* runbooks: the prometheus-operator runbooks plus our sample runbooks, copied with varied paths
-  and titles up to ``--runbooks`` documents;
+* runbooks: the prometheus-operator runbooks plus our sample runbooks, copied under varied paths
+  (every 4th copy with a varied title too) up to ``--runbooks`` documents;
 * without ``../shared/data``: our samples only, repeated (same construction).
 
 Everything is stored and indexed through the product's own code (``import_records``,
@@ -97,7 +97,7 @@ def _runbook_folder(dest: Path, n_docs: int) -> Path:
             target = dest / (f"site{copy}" if copy else "base") / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             text = path.read_text(encoding="utf-8")
-            if copy:  # vary the title: another cluster / site runs the same runbook
+            if copy % 4 == 1:  # every 4th copy also varies the title (another cluster's copy)
                 text = re.sub(r"^# (.+)$", rf"# \1 (cluster {copy})", text, count=1,
                               flags=re.MULTILINE)
             target.write_text(text, encoding="utf-8")

@@ -5,6 +5,11 @@ queues it; one processing thread assigns groups in arrival order (the grouper is
 thread-safe and order matters), triages the first event of each new group on the worker
 pool, posts one thread per group and keeps its top message up to date with a running count.
 Updates of one group's top message are coalesced (at most one per ``update_interval``).
+
+When the database is unreachable, ``accept`` writes the events to the durable local spool
+(:mod:`bot.spool`) instead of failing; :meth:`AlertPipeline.apply_spooled` stores and queues
+them, in order, once it is back. While anything is spooled, new events are spooled behind it,
+so arrival order is kept.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +40,13 @@ from bot.store.models import AlertGroup, EventRecord
 log = logging.getLogger(__name__)
 
 WRITE_BATCH = 500
+
+
+class AcceptedIds(list[int]):
+    """Row ids of accepted events. ``spooled``: the database was unreachable and the events
+    went to the local spool (durable; stored and processed on replay), ids are 0 for now."""
+
+    spooled: bool = False
 
 
 @dataclass
@@ -72,8 +84,12 @@ class AlertPipeline:
         poster: Any | None,
         clock: Callable[[], float] = time.time,
         update_interval: float = 5.0,
+        spool: Any | None = None,
+        on_spooled: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
+        self.spool = spool
+        self.on_spooled = on_spooled
         self.sessions = sessions
         self.assistant = assistant
         self.poster = poster
@@ -99,6 +115,7 @@ class AlertPipeline:
         self._flusher.start()
         self.posts = 0
         self.updates = 0
+        self.recovery_pending = False
 
     @classmethod
     def from_runtime(cls, runtime: Any) -> AlertPipeline:
@@ -113,13 +130,24 @@ class AlertPipeline:
                 token=runtime.settings.slack_bot_token, base_url=runtime.settings.slack_api_url
             )
             poster = SlackPoster(client)
+        replayer = runtime.components.get("spool_replayer")
         pipeline = cls(
             settings=runtime.settings,
             sessions=services.sessions,
             assistant=services.assistant,
             poster=poster,
+            spool=runtime.components.get("spool"),
+            on_spooled=replayer.wake if replayer is not None else None,
         )
-        pipeline.recover()
+        try:
+            pipeline.recover()
+        except Exception as exc:
+            from bot.spool import is_database_down
+
+            if not is_database_down(exc) or pipeline.spool is None:
+                raise
+            log.warning("cannot re-queue stored events now (database unreachable): %s", exc)
+            pipeline.recovery_pending = True
         return pipeline
 
     def recover(self) -> int:
@@ -139,11 +167,13 @@ class AlertPipeline:
     # --- intake ------------------------------------------------------------------------
 
     def accept(self, events: Sequence[Event], timeout: float = 30.0) -> list[int]:
-        """Store events durably and queue them; returns their row ids. Raises when storage
-        fails. Concurrent calls share one transaction (group commit), so a storm costs a
-        few commits per second instead of one per request."""
+        """Store events durably and queue them; returns their row ids. Concurrent calls share
+        one transaction (group commit), so a storm costs a few commits per second instead of
+        one per request. When the database is unreachable and a spool is configured, the
+        events are spooled instead (the result's ``spooled`` is True). Raises when neither
+        the database nor the spool can take them."""
         if not events:
-            return []
+            return AcceptedIds()
         done: Future[list[int]] = Future()
         self._writes.put((list(events), done))
         return done.result(timeout=timeout)
@@ -157,6 +187,10 @@ class AlertPipeline:
                     batch.append(self._writes.get_nowait())
                 except queue.Empty:
                     break
+            if self.spool is not None and self.spool.pending():
+                # Older events wait in the spool: queue behind them to keep arrival order.
+                self._spool_batch(batch, None)
+                continue
             try:
                 with session_scope(self.sessions) as session:
                     rows_per_call = []
@@ -166,7 +200,13 @@ class AlertPipeline:
                         rows_per_call.append(rows)
                     session.flush()
                     ids_per_call = [[r.id for r in rows] for rows in rows_per_call]
-            except Exception as exc:  # noqa: BLE001 - every caller gets the error (-> 503)
+            except Exception as exc:  # noqa: BLE001 - spooled, or every caller gets the error
+                from bot.spool import is_database_down
+
+                if self.spool is not None and is_database_down(exc):
+                    log.warning("database unreachable; spooling %d calls: %s", len(batch), exc)
+                    self._spool_batch(batch, exc)
+                    continue
                 for _, done in batch:
                     done.set_exception(exc)
                 continue
@@ -174,7 +214,50 @@ class AlertPipeline:
             for (events, done), ids in zip(batch, ids_per_call, strict=True):
                 for row_id, event in zip(ids, events, strict=True):
                     self._queue.put((row_id, event))
-                done.set_result(ids)
+                done.set_result(AcceptedIds(ids))
+
+    def _spool_batch(
+        self, batch: list[tuple[list[Event], Future[list[int]]]], cause: BaseException | None
+    ) -> None:
+        """Write each call's events as one spool record; answer the callers."""
+        try:
+            self.spool.append_many(
+                [("events", {"events": [event_to_dict(e) for e in events]}) for events, _ in batch]
+            )
+        except Exception as exc:  # noqa: BLE001 - the callers get an error (-> 503, retried)
+            log.error("cannot spool webhook events: %s", exc)
+            for _, done in batch:
+                done.set_exception(cause or exc)
+            return
+        for events, done in batch:
+            ids = AcceptedIds([0] * len(events))
+            ids.spooled = True
+            done.set_result(ids)
+        if self.on_spooled is not None:
+            self.on_spooled()
+
+    def apply_spooled(self, record: Any) -> str:
+        """Store the events of a spool record (idempotent by record id) and queue them.
+
+        Returns "duplicate" when the record was stored before (a crash mid-replay)."""
+        from bot.spool import already_applied, mark_applied
+
+        if self.recovery_pending:
+            self.recover()
+            self.recovery_pending = False
+        events = [event_from_dict(d) for d in record.payload["events"]]
+        with session_scope(self.sessions) as session:
+            if already_applied(session, record.id):
+                return "duplicate"
+            rows = [_row_from_event(e) for e in events]
+            session.add_all(rows)
+            mark_applied(session, record)
+            session.flush()
+            ids = [r.id for r in rows]
+        self._idle.clear()
+        for row_id, event in zip(ids, events, strict=True):
+            self._queue.put((row_id, event))
+        return "applied"
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Block until every queued event is processed (tests and benchmarks)."""
@@ -379,6 +462,41 @@ def _row_from_event(e: Event) -> EventRecord:
         outcome="queued",
         received_at=e.received_at,
     )
+
+
+_EVENT_TIMES = ("received_at", "starts_at", "ends_at")
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """An event as plain JSON values (for the spool); ``raw`` is left out."""
+    out: dict[str, Any] = {}
+    for f in fields(Event):
+        if f.name == "raw":
+            continue
+        value = getattr(event, f.name)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, dict):
+            value = {str(k): str(v) for k, v in value.items()}
+        elif value is not None:
+            value = str(value)
+        out[f.name] = value
+    return out
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """The inverse of :func:`event_to_dict`; raises ValueError/KeyError on bad input."""
+    values = dict(data)
+    for name in _EVENT_TIMES:
+        if values.get(name):
+            values[name] = datetime.fromisoformat(values[name])
+        elif name == "received_at":
+            values.pop(name, None)
+    values["source"] = EventSource(values["source"])
+    values["kind"] = EventKind(values["kind"])
+    values["status"] = AlertStatus(values.get("status") or "firing")
+    known = {f.name for f in fields(Event)}
+    return Event(**{k: v for k, v in values.items() if k in known})
 
 
 def _event_from_row(row: EventRecord) -> Event:

@@ -97,6 +97,9 @@ def load_models(services: Services) -> None:
         index_dir=settings.index_dir,
         exact_max=settings.exact_index_max,
     )
+    from bot.relevance import RelevanceMemory
+
+    knowledge.relevance = RelevanceMemory(services.sessions, embedder)
     outcome = knowledge.load()
     log.info("indexes: %s", outcome)
     classifiers = ClassifierService(

@@ -47,6 +47,7 @@ _GENERIC = """
     right say see seem seems since something start started still stop sure take team thank
     thanks thing things think time times today tomorrow tried try trying two use used user
     users using want week weeks work worked working works yesterday year
+    var lib usr etc tmp opt home dev srv
 """
 GENERIC_WORDS = frozenset(_GENERIC.split())
 # Above this share of documents a shared word explains nothing (needs a corpus of some size).
@@ -123,7 +124,8 @@ class Assistant:
         views = self._incident_views(h.best.id for h in incident_hits)
         sections = self._sections(runbook_hits[0].best.id) if runbook_hits else []
         clock.lap("lookups")
-        best = max([h.dense for h in incident_hits[:1] + runbook_hits[:1]], default=0.0)
+        # Novelty: the closest thing retrieved at all (best cosine among the hits).
+        best = max([h.dense for h in [*incident_hits, *runbook_hits]], default=0.0)
         novel = best < self.novelty_threshold
         similar = self._similar_incidents(text, event, incident_hits, views, novel)
         runbooks = self._runbooks(text, runbook_hits, novel)
@@ -447,12 +449,17 @@ def _sections_named(sections: Sequence[SectionView], names: Sequence[str]) -> li
 
 
 def _fix_sections(sections: Sequence[SectionView]) -> list[SectionView]:
-    """The first mitigation-like section and its sub-sections, in document order."""
-    named = _sections_named(sections, FIX_SECTIONS)
-    if not named:
-        return []
-    root = named[0].heading_path
-    return [s for s in sections if s.heading_path[: len(root)] == root]
+    """The first mitigation-like section and its sub-sections, in document order. The heading
+    may sit at any level of a section's path: a "Mitigation" with no text of its own is only
+    the parent of its sub-sections."""
+    for name in FIX_SECTIONS:
+        pattern = re.compile(rf"\b{re.escape(name)}", re.IGNORECASE)
+        for section in sections:
+            for depth, heading in enumerate(section.heading_path[1:], start=2):
+                if pattern.search(heading):
+                    root = section.heading_path[:depth]
+                    return [s for s in sections if s.heading_path[:depth] == root]
+    return []
 
 
 def _step_key(text: str) -> str:

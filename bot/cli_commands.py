@@ -399,3 +399,27 @@ def models_drift(
         return
     for key, value in report.items():
         console.print(f"{key}: {value}")
+
+
+@eval_app.command("feedback")
+@friendly_errors
+def eval_feedback(
+    corpus: Annotated[Path, typer.Option(help="Folder of runbooks.")],
+    queries: Annotated[Path, typer.Option(help="queries.jsonl with `gold` paths.")],
+    field: Annotated[str, typer.Option(help="text or text_without_name")] = "text",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Relevance feedback on half the queries: hit@1 before/after on both halves."""
+    from bot.evaluation_feedback import evaluate_feedback
+
+    report = evaluate_feedback(corpus, queries, field=field)
+    if as_json:
+        print_json(report)
+        return
+    table = Table("queries", "n", "hit@1 before", "hit@1 after", "MRR before", "MRR after")
+    for name in ("with_feedback", "without_feedback"):
+        b, a = report[name]["before"], report[name]["after"]
+        table.add_row(name.replace("_", " "), str(b["n"]), f"{b['hit@1']:.3f}",
+                      f"{a['hit@1']:.3f}", f"{b['mrr']:.3f}", f"{a['mrr']:.3f}")
+    console.print(table)
+    console.print(f"simulated clicks: {report['clicks']}")

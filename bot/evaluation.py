@@ -232,7 +232,7 @@ def evaluate_incidents(
             t0 = time.perf_counter()
             hits = index.search(q.text, vector, k=k, exclude=exclude)
             latencies.append((time.perf_counter() - t0) * 1000)
-            if not hits or hits[0].dense < threshold:
+            if not hits or max(h.dense for h in hits) < threshold:
                 novel += 1
             ours.append([(ext_by_doc.get(h.doc_key, ""), h.score) for h in hits])
     elapsed = time.perf_counter() - started

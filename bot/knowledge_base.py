@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
@@ -38,6 +39,7 @@ RUNBOOKS = "runbooks"
 INCIDENTS = "incidents"
 
 Progress = Callable[[int, int], None]
+RERANK_EXTRA = 10
 NOVELTY_SAMPLE = 500
 NOVELTY_POOL = 20_000
 # Used only while fewer than 10 items are indexed: the data cannot set a threshold yet.
@@ -125,6 +127,8 @@ class KnowledgeBase:
         self._write_lock = threading.RLock()
         self.indexes: dict[str, HybridIndex] = {}
         self._novelty: tuple[str, float] | None = None
+        # Set by the composition root: re-ranks results from relevance feedback.
+        self.relevance: Any = None
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -347,15 +351,20 @@ class KnowledgeBase:
         index = self.indexes.get(name)
         if index is None or index.size == 0:
             return []
-        return index.search(
+        # Ask for a few more candidates so that feedback can move a judged one into the top k.
+        wanted = k + RERANK_EXTRA if self.relevance is not None else k
+        hits = index.search(
             text,
             vector,
-            k=k,
+            k=wanted,
             kinds=kinds,
             services=services,
             visibility=visibility,
             names=names,
         )
+        if self.relevance is None:
+            return hits
+        return self.relevance.rerank(name, vector, hits, k)
 
     def incidents(self, ids: Iterable[int]) -> dict[int, IncidentView]:
         return load_incident_views(self._sessions, ids)

@@ -26,6 +26,12 @@ def register_background_parts(runtime: Runtime, *, socket_mode: bool = False) ->
 
         rt.components["socket_mode"] = start(rt)
 
+    def start_alert_pipeline(rt: Runtime) -> None:
+        # At start-up, not on the first webhook: events stored but not processed before a
+        # restart are queued again now, and spooled events have their pipeline.
+        rt.alert_pipeline()
+
+    runtime.on_ready(start_alert_pipeline)
     runtime.on_ready(start_scheduler)
     if socket_mode:
         runtime.on_ready(start_socket_mode)

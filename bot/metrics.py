@@ -54,6 +54,16 @@ ACTIVE_MODEL = Gauge(
     ["target", "version"],
     registry=REGISTRY,
 )
+SPOOL_RECORDS = Counter(
+    "triagebot_spool_records_total",
+    "Records in the local spool (database unreachable), by kind and outcome "
+    "(spooled, replayed, duplicate, dead_letter).",
+    ["kind", "outcome"],
+    registry=REGISTRY,
+)
+SPOOL_PENDING = Gauge(
+    "triagebot_spool_pending", "Spooled records waiting for the database.", registry=REGISTRY
+)
 READY = Gauge(
     "triagebot_ready", "1 once models, indexes and database are loaded.", registry=REGISTRY
 )
@@ -61,6 +71,8 @@ READY = Gauge(
 
 def _refresh_gauges(runtime: Runtime) -> None:
     READY.set(1 if runtime.ready.is_set() else 0)
+    spool = runtime.components.get("spool")
+    SPOOL_PENDING.set(spool.pending() if spool is not None else 0)
     services: Any = runtime.services
     if services is None or services.knowledge is None:
         return

@@ -33,6 +33,7 @@ class Runtime:
         self.ready = threading.Event()
         self.components: dict[str, Any] = {}
         self._on_ready: list[Callable[[Runtime], None]] = []
+        self._pipeline_lock = threading.Lock()
 
     def on_ready(self, callback: Callable[[Runtime], None]) -> None:
         self._on_ready.append(callback)
@@ -49,6 +50,7 @@ class Runtime:
         try:
             self.status = "loading model, indexes and database"
             self.services = services or build_services(self.settings)
+            self.start_spool()
             for callback in self._on_ready:
                 callback(self)
             self.status = "ready"
@@ -58,6 +60,54 @@ class Runtime:
             self.status = "failed"
             self.error = f"{exc.__class__.__name__}: {exc}"
             log.exception("start-up failed")
+
+    # --- the local spool (database unreachable) ---------------------------------------------
+
+    def start_spool(self) -> None:
+        """Open ``<data_dir>/spool`` and start its replayer (which replays at once: start-up)."""
+        if "spool" in self.components:
+            return
+        from bot.spool import SpoolError, SpoolReplayer, open_spool
+
+        try:
+            spool = open_spool(self.settings.spool_dir)
+        except SpoolError as exc:
+            log.error("no local spool (%s): a database outage will be answered with 503", exc)
+            return
+        self.components["spool"] = spool
+        self.components["spool_replayer"] = SpoolReplayer(spool, self.apply_spooled).start()
+
+    def apply_spooled(self, record: Any) -> str | None:
+        """Apply one spool record (see :meth:`bot.spool.Spool.replay`)."""
+        if record.kind == "events":
+            return self.alert_pipeline().apply_spooled(record)
+        if record.kind == "feedback":
+            from bot.slack.feedback import apply_spooled_feedback
+            from bot.slack.http import slack_app_for
+
+            slack_app_for(self)
+            bot = self.components.get("slack_bot")
+            if bot is None:
+                raise RuntimeError("spooled feedback, but Slack is not configured")
+            return apply_spooled_feedback(bot, record)
+        raise ValueError(f"unknown spool record kind {record.kind!r}")
+
+    def alert_pipeline(self) -> Any:
+        """The webhook alert pipeline, created once."""
+        with self._pipeline_lock:
+            pipeline = self.components.get("alert_pipeline")
+            if pipeline is None:
+                from bot.alert_pipeline import AlertPipeline
+
+                pipeline = AlertPipeline.from_runtime(self)
+                self.components["alert_pipeline"] = pipeline
+            return pipeline
+
+    def stop(self) -> None:
+        """Stop the background parts this runtime started (tests, orderly shutdown)."""
+        replayer = self.components.get("spool_replayer")
+        if replayer is not None:
+            replayer.stop()
 
 
 def create_http_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:

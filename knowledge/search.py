@@ -410,7 +410,7 @@ class HybridIndex:
         names: Sequence[str], excluded: np.ndarray | None = None,
     ) -> list[DocumentHit]:
         cand_list, feats, best_rows, matched = self._features(
-            d, text, q, k, mask, names, excluded)
+            d, text, q, k, mask, names, excluded, doc_dense=self.weights.dense_doc != 0)
         if not cand_list:
             return []
         scores = self._fuse(feats)
@@ -431,7 +431,7 @@ class HybridIndex:
 
     def _features(
         self, d: _Derived, text: str, q: np.ndarray, k: int, mask: np.ndarray | None,
-        names: Sequence[str], excluded: np.ndarray | None = None,
+        names: Sequence[str], excluded: np.ndarray | None = None, doc_dense: bool = True,
     ) -> tuple[list[int], np.ndarray, list[int], list[str]]:
         n_docs = len(d.doc_keys)
         allowed_ids = None if mask is None else d.order[mask]
@@ -496,7 +496,8 @@ class HybridIndex:
             w = self.weights  # best passage: by its own dense + lexical evidence
             local = w.dense_sec * dp + w.lex_sec * lex_p_n[rows]
             best_rows.append(int(rows[int(np.argmax(local))]))
-        feats[:, 1] = self._doc_dense(d, cand_list, q, mask)
+        if doc_dense:  # skipped when its weight is zero (it cannot change the order then)
+            feats[:, 1] = self._doc_dense(d, cand_list, q, mask)
         return cand_list, feats, best_rows, matched
 
     def _doc_dense(

@@ -3,6 +3,8 @@
 
 Every click is stored against the answer id carried in the control's value (or the modal's
 ``private_metadata``), audited, counted, and acknowledged with an ephemeral "Thanks, recorded".
+When the database is unreachable, the click (or root cause) goes to the durable local spool
+(:mod:`bot.spool`) and is stored when it is back; the person is told "Thanks, recorded" too.
 """
 
 from __future__ import annotations
@@ -179,6 +181,10 @@ def _tell(bot: SlackBot, click: Click, respond: Any, text: str, blocks: Any = No
         respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
 
 
+class AnswerGoneError(LookupError):
+    """A spooled feedback record names an answer that does not exist (any more)."""
+
+
 def record_click(
     bot: SlackBot,
     click: Click,
@@ -192,37 +198,21 @@ def record_click(
     answer_id = click.require_answer_id()
     if kind == FeedbackKind.CORRECTION and not (field and value):
         raise BadActionValueError("a correction needs a field and a label")
-    with session_scope(services.sessions) as session:
-        answer = repo.get_answer(session=session, answer_id=answer_id)
-        if answer is None:
-            found = False
-        else:
-            found = True
-            row = repo.record_feedback(
-                session=session,
-                answer_id=answer_id,
-                kind=str(kind),
-                user_id=click.user,
-                field=field,
-                value=value,
-                reason=reason,
-            )
-            if kind == FeedbackKind.CORRECTION:
-                repo.add_labeled_example(
-                    session=session,
-                    text=answer.query,
-                    field=field,
-                    label=value,
-                    origin="feedback",
-                    feedback_id=row.id,
-                )
-            repo.audit(
-                session=session,
-                actor=click.user,
-                action="feedback",
-                subject=f"answer:{answer_id}",
-                detail={"kind": str(kind), "field": field, "value": value, "reason": reason},
-            )
+    fields = {
+        "answer_id": answer_id,
+        "kind": str(kind),
+        "user_id": click.user,
+        "field": field,
+        "value": value,
+        "reason": reason,
+    }
+    try:
+        with session_scope(services.sessions) as session:
+            found = store_click(session, **fields)
+    except Exception as exc:
+        if not spool_feedback(bot, "click", fields, exc):
+            raise
+        found = True  # durable in the spool; stored once the database is back
     if not found:
         _tell(bot, click, respond, f"That answer (#{answer_id}) no longer exists.")
         return
@@ -237,6 +227,93 @@ def record_click(
             "It is used at the next retrain."
         )
     _tell(bot, click, respond, note)
+
+
+def store_click(
+    session: Any,
+    *,
+    answer_id: int,
+    kind: str,
+    user_id: str,
+    field: str,
+    value: str,
+    reason: str,
+) -> bool:
+    """Store one click (feedback row, label correction, audit); False when the answer is gone."""
+    answer = repo.get_answer(session=session, answer_id=answer_id)
+    if answer is None:
+        return False
+    row = repo.record_feedback(
+        session=session,
+        answer_id=answer_id,
+        kind=kind,
+        user_id=user_id,
+        field=field,
+        value=value,
+        reason=reason,
+    )
+    if kind == FeedbackKind.CORRECTION:
+        repo.add_labeled_example(
+            session=session,
+            text=answer.query,
+            field=field,
+            label=value,
+            origin="feedback",
+            feedback_id=row.id,
+        )
+    repo.audit(
+        session=session,
+        actor=user_id,
+        action="feedback",
+        subject=f"answer:{answer_id}",
+        detail={"kind": kind, "field": field, "value": value, "reason": reason},
+    )
+    return True
+
+
+def spool_feedback(bot: SlackBot, op: str, payload: Mapping[str, Any], exc: BaseException) -> bool:
+    """Spool feedback the database could not take; False when ``exc`` is not "database down"
+    or no spool is configured (the caller re-raises)."""
+    from bot.spool import is_database_down
+
+    spool = bot.runtime.components.get("spool")
+    if spool is None or not is_database_down(exc):
+        return False
+    try:
+        spool.append("feedback", {"op": op, **payload})
+    except Exception:
+        log.exception("cannot spool feedback either")
+        return False
+    log.warning("database unreachable; feedback (%s) spooled: %s", op, exc)
+    replayer = bot.runtime.components.get("spool_replayer")
+    if replayer is not None:
+        replayer.wake()
+    return True
+
+
+CLICK_FIELDS = ("answer_id", "kind", "user_id", "field", "value", "reason")
+
+
+def apply_spooled_feedback(bot: SlackBot, record: Any) -> str:
+    """Store a spooled click or root cause (idempotent by record id); "duplicate" when it
+    was stored before. Raises :class:`AnswerGoneError` when its answer does not exist."""
+    from bot.spool import already_applied, mark_applied
+
+    payload = record.payload
+    op = payload.get("op")
+    if op == "root_cause":
+        _store_root_cause(bot, payload["user"], payload["meta"], payload["values"], record)
+        return "applied"
+    if op != "click":
+        raise ValueError(f"unknown spooled feedback operation {op!r}")
+    services = bot.services()
+    with session_scope(services.sessions) as session:
+        if already_applied(session, record.id):
+            return "duplicate"
+        if not store_click(session, **{k: payload[k] for k in CLICK_FIELDS}):
+            raise AnswerGoneError(f"answer #{payload['answer_id']} does not exist")
+        mark_applied(session, record)
+    return "applied"
 
 
 def show_details(bot: SlackBot, click: Click, respond: Any) -> None:
@@ -265,7 +342,7 @@ def _predicted(bot: SlackBot, answer_id: int, field: str) -> str:
 
 def save_root_cause(bot: SlackBot, user: str, meta: Mapping[str, Any], values: dict) -> None:
     """Store the root cause and fix as a resolved incident and make it searchable at once."""
-    services = bot.services()
+    bot.services()
     try:
         answer_id = int(meta.get("answer_id"))  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
@@ -273,15 +350,58 @@ def save_root_cause(bot: SlackBot, user: str, meta: Mapping[str, Any], values: d
     channel = str(meta.get("channel", ""))
     thread_ts = str(meta.get("thread_ts", ""))
     where = Where(channel, user, thread_ts)
+    values = {k: clean_text(v) if isinstance(v, str) else v for k, v in values.items()}
+    spooled_meta = {"answer_id": answer_id, "channel": channel, "thread_ts": thread_ts}
+    try:
+        found, external_id = _store_root_cause(bot, user, spooled_meta, values, None)
+    except Exception as exc:
+        payload = {"user": user, "meta": spooled_meta, "values": values}
+        if not spool_feedback(bot, "root_cause", payload, exc):
+            raise
+        FEEDBACK.labels(kind=str(FeedbackKind.ROOT_CAUSE)).inc()
+        bot.safe_ephemeral(
+            where,
+            "Thanks, recorded: root cause and fix saved; the next answers can find them "
+            "shortly.",
+        )
+        return
+    if not found:
+        bot.safe_ephemeral(where, f"That answer (#{answer_id}) no longer exists.")
+        return
+    FEEDBACK.labels(kind=str(FeedbackKind.ROOT_CAUSE)).inc()
+    bot.safe_ephemeral(
+        where,
+        f"Thanks, recorded: root cause and fix saved as incident `{escape(external_id)}`; "
+        "the next answers can find it.",
+    )
+
+
+def _store_root_cause(
+    bot: SlackBot, user: str, meta: Mapping[str, Any], values: dict, record: Any
+) -> tuple[bool, str]:
+    """The incident, feedback and audit rows of a root cause (one transaction), then index it.
+
+    ``record``: the spool record being replayed (idempotency marker), or None. Returns
+    (answer found, incident external id)."""
+    from bot.spool import already_applied, mark_applied
+
+    services = bot.services()
+    answer_id = int(meta["answer_id"])
+    channel = str(meta.get("channel", ""))
+    thread_ts = str(meta.get("thread_ts", ""))
     visibility = bot.new_item_visibility(channel)
     category = values.get("category") or _predicted(bot, answer_id, "category")
-    values = {k: clean_text(v) if isinstance(v, str) else v for k, v in values.items()}
     external_id = (
         f"slack:{channel}:{thread_ts}" if channel and thread_ts else f"slack:answer:{answer_id}"
     )
+    incident_id = None
     with session_scope(services.sessions) as session:
         answer = repo.get_answer(session=session, answer_id=answer_id)
+        if record is not None and already_applied(session, record.id):
+            return True, external_id
         if answer is None:
+            if record is not None:
+                raise AnswerGoneError(f"answer #{answer_id} does not exist")
             found = False
         else:
             found = True
@@ -318,13 +438,8 @@ def save_root_cause(bot: SlackBot, user: str, meta: Mapping[str, Any], values: d
                 subject=f"incident:{external_id}",
                 detail={"answer_id": answer_id, "visibility": visibility, "category": category},
             )
-    if not found:
-        bot.safe_ephemeral(where, f"That answer (#{answer_id}) no longer exists.")
-        return
-    services.knowledge.add_incident(incident_id)
-    FEEDBACK.labels(kind=str(FeedbackKind.ROOT_CAUSE)).inc()
-    bot.safe_ephemeral(
-        where,
-        f"Thanks, recorded: root cause and fix saved as incident `{escape(external_id)}`; "
-        "the next answers can find it.",
-    )
+            if record is not None:
+                mark_applied(session, record)
+    if incident_id is not None:
+        services.knowledge.add_incident(incident_id)
+    return found, external_id

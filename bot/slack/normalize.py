@@ -25,6 +25,22 @@ SPECIAL = re.compile(r"<!(?:subteam\^[A-Z0-9]+\|)?([^>|]+)(?:\|[^>]*)?>")
 TRIAGED_SUBTYPES = {None, "", "bot_message", "file_share"}
 
 
+def _dicts(value: Any) -> list[Mapping[str, Any]]:
+    """The mappings in a list-ish payload value (anything else is ignored, not fatal)."""
+    if not isinstance(value, list | tuple):
+        return []
+    return [v for v in value if isinstance(v, Mapping)]
+
+
+def _str(value: Any) -> str:
+    """A payload value that should be text: strings (and numbers) as text, anything else ""."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return ""
+
+
 def plain_text(text: str, *, strip_user: str | None = None) -> str:
     """Slack's escaped mrkdwn as plain text; removes mentions of ``strip_user``."""
     if not text:
@@ -43,36 +59,36 @@ def plain_text(text: str, *, strip_user: str | None = None) -> str:
 
 def _block_texts(blocks: Iterable[Mapping[str, Any]]) -> list[str]:
     out: list[str] = []
-    for block in blocks or ():
+    for block in _dicts(blocks):
         kind = block.get("type")
         if kind in ("section", "header"):
-            text = (block.get("text") or {}).get("text")
-            if text:
-                out.append(text)
-            for field in block.get("fields") or ():
-                if field.get("text"):
-                    out.append(field["text"])
+            text = block.get("text")
+            if isinstance(text, Mapping):
+                out.append(_str(text.get("text")))
+            out.extend(_str(field.get("text")) for field in _dicts(block.get("fields")))
         elif kind == "context":
-            out.extend(e.get("text", "") for e in block.get("elements") or () if e.get("text"))
+            out.extend(_str(e.get("text")) for e in _dicts(block.get("elements")))
         elif kind == "rich_text":
             out.append(_rich_text(block.get("elements") or ()))
     return [t for t in out if t]
 
 
-def _rich_text(elements: Iterable[Mapping[str, Any]]) -> str:
+def _rich_text(elements: Iterable[Mapping[str, Any]], depth: int = 0) -> str:
     parts: list[str] = []
-    for el in elements:
+    if depth > 20:
+        return ""
+    for el in _dicts(elements):
         kind = el.get("type")
         if kind == "text":
-            parts.append(el.get("text", ""))
+            parts.append(_str(el.get("text")))
         elif kind == "link":
-            parts.append(el.get("text") or el.get("url", ""))
+            parts.append(_str(el.get("text")) or _str(el.get("url")))
         elif kind == "user":
-            parts.append(f"<@{el.get('user_id', '')}>")
+            parts.append(f"<@{_str(el.get('user_id'))}>")
         elif kind == "emoji":
-            parts.append(f":{el.get('name', '')}:")
+            parts.append(f":{_str(el.get('name'))}:")
         elif "elements" in el:
-            parts.append(_rich_text(el["elements"]))
+            parts.append(_rich_text(el["elements"], depth + 1))
             if kind in ("rich_text_section", "rich_text_preformatted", "rich_text_list"):
                 parts.append("\n")
     return "".join(parts)
@@ -80,16 +96,18 @@ def _rich_text(elements: Iterable[Mapping[str, Any]]) -> str:
 
 def _attachment_texts(attachments: Iterable[Mapping[str, Any]]) -> list[str]:
     out: list[str] = []
-    for att in attachments or ():
+    for att in _dicts(attachments):
         for key in ("pretext", "title", "text"):
-            if att.get(key):
-                out.append(str(att[key]))
-        for field in att.get("fields") or ():
-            title, value = field.get("title", ""), field.get("value", "")
+            if _str(att.get(key)):
+                out.append(_str(att[key]))
+        for field in _dicts(att.get("fields")):
+            title, value = _str(field.get("title")), _str(field.get("value"))
             if title or value:
                 out.append(f"{title}: {value}".strip(": "))
-        if not any(att.get(k) for k in ("pretext", "title", "text")) and att.get("fallback"):
-            out.append(str(att["fallback"]))
+        if not any(_str(att.get(k)) for k in ("pretext", "title", "text")) and _str(
+            att.get("fallback")
+        ):
+            out.append(_str(att["fallback"]))
         out.extend(_block_texts(att.get("blocks") or ()))
     return out
 
@@ -97,7 +115,7 @@ def _attachment_texts(attachments: Iterable[Mapping[str, Any]]) -> list[str]:
 def message_text(message: Mapping[str, Any], *, strip_user: str | None = None) -> str:
     """All readable text of a message: its text, blocks (when they add something), attachments."""
     texts: list[str] = []
-    main = str(message.get("text") or "")
+    main = _str(message.get("text"))
     if main:
         texts.append(main)
     for extra in _block_texts(message.get("blocks") or ()):
@@ -119,7 +137,10 @@ def is_top_level(message: Mapping[str, Any]) -> bool:
 
 
 def is_triaged_subtype(message: Mapping[str, Any]) -> bool:
-    return message.get("subtype") in TRIAGED_SUBTYPES and not message.get("hidden")
+    subtype = message.get("subtype")
+    if subtype is not None and not isinstance(subtype, str):
+        return False
+    return subtype in TRIAGED_SUBTYPES and not message.get("hidden")
 
 
 def slack_event(

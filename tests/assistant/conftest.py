@@ -9,7 +9,7 @@ import pytest
 
 from knowledge.records import Record
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 # Extra incidents about a made-up system, far from every sample topic, for ranking tests.
 EXTRA = [

@@ -1,0 +1,82 @@
+"""`triagebot eval feedback`: does relevance feedback help the queries it was given on,
+without hurting the others?
+
+The corpus is indexed through the normal ingestion path. Every query is searched once; on
+every other query (half A) a simulated on-call engineer clicks on the answer exactly as in
+Slack: "helpful" when the first runbook is the right one, else "not helpful - wrong runbook".
+The clicks are stored as feedback rows against stored answers. Then every query is asked
+again: half A measures the gain on repeated queries, half B (no feedback) must not lose.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bot.evaluation import _rank_report, read_jsonl, temporary_services
+from bot.knowledge_base import RUNBOOKS
+from bot.store import repository as repo
+from bot.store.db import session_scope
+
+
+def _ranks(services: Any, queries: list[dict[str, Any]], field: str) -> list[tuple[Any, list]]:
+    out = []
+    for q in queries:
+        text = str(q.get(field) or q.get("text") or "")
+        vector = services.embedder.encode_one(text)
+        hits = services.knowledge.search(RUNBOOKS, text, vector, k=10)
+        paths = [h.best.doc_key.split(":", 1)[-1] for h in hits]
+        rank = paths.index(q["gold"]) + 1 if q.get("gold") in paths else None
+        out.append((rank, hits))
+    return out
+
+
+def evaluate_feedback(corpus: Path, queries_file: Path, *, field: str = "text") -> dict[str, Any]:
+    if not corpus.is_dir():
+        raise FileNotFoundError(f"corpus folder not found: {corpus}")
+    queries = [q for q in read_jsonl(queries_file) if q.get("gold")]
+    if len(queries) < 2:
+        raise ValueError(f"{queries_file}: need at least 2 queries with a gold document")
+    with temporary_services() as services:
+        services.knowledge.index_runbooks(corpus, source="eval")
+        before = _ranks(services, queries, field)
+        clicks = {"helpful": 0, "not_helpful": 0}
+        with session_scope(services.sessions) as session:
+            for i, (q, (rank, hits)) in enumerate(zip(queries, before, strict=True)):
+                if i % 2 or not hits:
+                    continue
+                top = hits[0].best
+                answer = repo.record_answer(
+                    session=session,
+                    surface="eval",
+                    query=str(q.get(field) or q.get("text") or ""),
+                    answer={
+                        "runbooks": [
+                            {"source": top.source, "document_path": top.doc_key.split(":", 1)[-1]}
+                        ],
+                        "similar": [],
+                    },
+                )
+                helpful = rank == 1
+                repo.record_feedback(
+                    session=session,
+                    answer_id=answer.id,
+                    kind="helpful" if helpful else "not_helpful",
+                    reason="" if helpful else "wrong_runbook",
+                    user_id="eval",
+                )
+                clicks["helpful" if helpful else "not_helpful"] += 1
+        services.knowledge.relevance.refresh(force=True)
+        after = _ranks(services, queries, field)
+    half_a = [i for i in range(len(queries)) if i % 2 == 0]
+    half_b = [i for i in range(len(queries)) if i % 2 == 1]
+
+    def report(indexes: list[int], ranks: list) -> dict[str, Any]:
+        return _rank_report([ranks[i][0] for i in indexes])
+
+    return {
+        "field": field,
+        "clicks": clicks,
+        "with_feedback": {"before": report(half_a, before), "after": report(half_a, after)},
+        "without_feedback": {"before": report(half_b, before), "after": report(half_b, after)},
+    }
