@@ -221,6 +221,8 @@ class ClassifierService:
         card = save_model(model, path, metrics=challenger.summary(), fingerprint=data_fingerprint)
         champion_summary = champion.summary() if champion is not None else None
         reason = decision.reason + (" (forced)" if force and not decision.promote else "")
+        if current is not None and current.kind == "zero-shot":
+            reason = "enough labels: replaces the zero-shot cold-start model"
         previous = ""
         with session_scope(self._sessions) as session:
             row = repo.add_model_version(

@@ -32,5 +32,9 @@ def setup_logging(level: str = "INFO", *, json_logs: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("sentence_transformers", "httpx", "urllib3", "alembic", "faiss", "bm25s"):
+    noisy_loggers = (
+        "sentence_transformers", "httpx", "urllib3", "alembic", "faiss", "bm25s", "apscheduler",
+        "slack_bolt", "slack_sdk",
+    )
+    for noisy in noisy_loggers:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

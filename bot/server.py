@@ -169,8 +169,8 @@ def run_server(settings: Settings, *, socket_mode: bool = False) -> None:
     setup_logging(settings.log_level, json_logs=settings.log_json)
     if not settings.slack_enabled:
         log.warning(
-            "no SLACK_BOT_TOKEN/SLACK_SIGNING_SECRET: Slack is disabled; webhooks, CLI and "
-            "health endpoints work"
+            "Slack is disabled (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to enable it); "
+            "webhooks, CLI and health endpoints work"
         )
     runtime = Runtime(settings)
     from bot.lifecycle import register_background_parts
