@@ -17,23 +17,22 @@ def _event(text: str, **labels: str) -> Event:
     return Event(source=EventSource.CLI, kind=EventKind.ALERT, text=text, labels=dict(labels))
 
 
-def _mitigation_text(services, path: str) -> str:
-    """The Mitigation section (and sub-sections) of an indexed runbook, from the database."""
-    index = services.knowledge.indexes["runbooks"]
-    chunk = next(p.id for p in index.passages() if p.doc_key.split(":", 1)[-1] == path)
-    _, sections = services.knowledge.document_sections(chunk)
-    depth = next(s.heading_path for s in sections if "Mitigation" in s.heading_path).index(
-        "Mitigation") + 1
-    return "\n".join(
-        s.text for s in sections if tuple(s.heading_path[1:depth]) == ("Mitigation",)
-    )
-
-
 def _mitigation_parts(services, path: str) -> list[str]:
+    """The texts of an indexed runbook's Mitigation section and its sub-sections (the heading
+    may sit at any depth: front-matter titles and H1s both add a level)."""
     index = services.knowledge.indexes["runbooks"]
     chunk = next(p.id for p in index.passages() if p.doc_key.split(":", 1)[-1] == path)
     _, sections = services.knowledge.document_sections(chunk)
-    return [s.text for s in sections if tuple(s.heading_path[1:2]) == ("Mitigation",)]
+    with_heading = [s for s in sections if "Mitigation" in s.heading_path]
+    if not with_heading:
+        return []
+    depth = with_heading[0].heading_path.index("Mitigation") + 1
+    root = with_heading[0].heading_path[:depth]
+    return [s.text for s in sections if s.heading_path[:depth] == root]
+
+
+def _mitigation_text(services, path: str) -> str:
+    return "\n".join(_mitigation_parts(services, path))
 
 
 def test_demo_query_storage_wal_incidents_and_runbook_steps(services) -> None:
