@@ -51,6 +51,14 @@ class UserError(Exception):
     """A mistake the user can fix: printed as one line, exit code 1."""
 
 
+def _say(message: str) -> None:
+    """Print an error as exactly one line (driver messages often span several)."""
+    from rich.text import Text
+
+    line = Text.assemble(("error: ", "red"), " ".join(str(message).split()))
+    err_console.print(line, soft_wrap=True)
+
+
 def friendly_errors(func: F) -> F:
     """Turn expected failures into a one-line message and a non-zero exit, no traceback."""
 
@@ -63,23 +71,23 @@ def friendly_errors(func: F) -> F:
         except typer.Exit:
             raise
         except (UserError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-            err_console.print(f"[red]error:[/red] {exc}")
+            _say(str(exc))
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            err_console.print(f"[red]error:[/red] invalid setting {where}: {first['msg']}")
+            _say(f"invalid setting {where}: {first['msg']}")
         except DatabaseUnavailableError as exc:
-            err_console.print(f"[red]error:[/red] database unavailable: {exc}")
+            _say(f"database unavailable: {exc}")
         except Exception as exc:
             from sqlalchemy.exc import OperationalError
 
             if isinstance(exc, OperationalError):
-                err_console.print(f"[red]error:[/red] database unavailable: {exc.orig}")
+                _say(f"database unavailable: {exc.orig}")
             elif isinstance(exc, ValueError):
-                err_console.print(f"[red]error:[/red] {exc}")
+                _say(str(exc))
             else:
                 logging.getLogger(__name__).debug("unexpected error", exc_info=True)
-                err_console.print(f"[red]error:[/red] {exc.__class__.__name__}: {exc}")
+                _say(f"{exc.__class__.__name__}: {exc}")
         raise typer.Exit(1)
 
     return wrapper  # type: ignore[return-value]
@@ -330,9 +338,11 @@ def import_tickets(
 
 def main() -> None:
     """Console-script entry point."""
-    from bot import cli_commands  # noqa: F401 - registers train/models/eval/jobs/audit
+    from bot import cli_commands  # registers train/models/eval/jobs/audit
 
-    app()
+    # Through cli_commands: under `python -m bot.cli` this module is __main__, and the
+    # commands are registered on the app of the imported `bot.cli`.
+    cli_commands.app()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,84 @@
+"""CLI: help lists commands; user mistakes give one line and a non-zero exit, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):
+    import os
+
+    full_env = {**os.environ, "TRIAGEBOT_SCHEDULER_ENABLED": "false", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd or ROOT,
+        timeout=300,
+    )
+
+
+def test_help_lists_commands_with_one_line_each() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    for command in ("serve", "triage", "search", "index", "import", "train", "models", "eval"):
+        assert command in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("import", "incidents", "/nonexistent/history.jsonl"),
+        ("index", "runbooks", "/nonexistent/runbooks"),
+        ("triage", "--alert", "/nonexistent/alert.json"),
+        ("eval", "retrieval", "--corpus", "/nonexistent", "--queries", "/nonexistent.jsonl"),
+    ],
+)
+def test_missing_files_give_one_line(args: tuple[str, ...], tmp_path: Path) -> None:
+    result = run(*args, env={"TRIAGEBOT_DATA_DIR": str(tmp_path)})
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+
+
+def test_bad_flag_is_a_usage_error() -> None:
+    result = run("triage", "--no-such-flag", "x")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_database_gives_one_line(tmp_path: Path) -> None:
+    result = run(
+        "db",
+        "upgrade",
+        env={
+            "TRIAGEBOT_DATA_DIR": str(tmp_path),
+            "TRIAGEBOT_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none",
+        },
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "database unavailable" in lines[0], result.stderr
+
+
+def test_bad_setting_gives_one_line(tmp_path: Path) -> None:
+    result = run("db", "upgrade", env={"TRIAGEBOT_PORT": "eighty"})
+    assert result.returncode == 1
+    assert "invalid setting" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bad_json_alert_file_gives_one_line(tmp_path: Path) -> None:
+    alert = tmp_path / "alert.json"
+    alert.write_text("{not json", encoding="utf-8")
+    result = run("triage", "--alert", str(alert), env={"TRIAGEBOT_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 1
+    assert "not valid JSON" in result.stderr and "Traceback" not in result.stderr
