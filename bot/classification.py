@@ -129,6 +129,22 @@ class ClassifierService:
             models[target] = LoadedModel(f"{target}-zero-shot", "zero-shot", model)
         return models
 
+    def sync(self) -> bool:
+        """Reload when the active versions in the database differ from the loaded ones
+        (a promotion or rollback made by the CLI or another replica). True if reloaded."""
+        with session_scope(self._sessions) as session:
+            in_db = {
+                t: row.version
+                for t in self.targets
+                if (row := repo.get_active_model(session=session, target=t)) is not None
+            }
+        with self._lock:
+            loaded = {t: m.version for t, m in self.active.items() if m.kind == "supervised"}
+        if in_db == loaded:
+            return False
+        self.load()
+        return True
+
     def active_versions(self) -> dict[str, str]:
         with self._lock:
             return {t: m.version for t, m in sorted(self.active.items())}

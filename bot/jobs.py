@@ -122,6 +122,15 @@ def run_job(
     return run
 
 
+def sync_replica(services: Any) -> None:
+    """Every replica, every minute: pick up models and indexes changed elsewhere."""
+    try:
+        services.knowledge.sync()
+        services.classifiers.sync()
+    except Exception:
+        log.exception("sync with the database failed")
+
+
 def _jsonable(value: Any) -> Any:
     import json
 
@@ -146,6 +155,10 @@ def start_scheduler(runtime: Any) -> Any:
         "drift": settings.drift_cron,
         "housekeeping": "7 4 * * *",
     }
+    scheduler.add_job(
+        sync_replica, "interval", seconds=60, args=[services], id="sync", name="sync",
+        replace_existing=True,
+    )
     for name, cron in crons.items():
         scheduler.add_job(
             run_job,

@@ -127,6 +127,7 @@ class KnowledgeBase:
         self._write_lock = threading.RLock()
         self.indexes: dict[str, HybridIndex] = {}
         self._novelty: tuple[str, float] | None = None
+        self._stamps: dict[str, int] = {}  # index.json mtimes as last loaded or saved here
         # Set by the composition root: re-ranks results from relevance feedback.
         self.relevance: Any = None
 
@@ -141,6 +142,7 @@ class KnowledgeBase:
         with self._write_lock:
             for name in (RUNBOOKS, INCIDENTS):
                 outcome[name] = self._load_one(name)
+                self._stamp(name)
         return outcome
 
     def _load_one(self, name: str) -> str:
@@ -184,7 +186,7 @@ class KnowledgeBase:
     def _row_count(self, name: str) -> int:
         with session_scope(self._sessions) as session:
             if name == RUNBOOKS:
-                return len(repo.list_runbook_chunks(session=session))
+                return repo.count_runbook_chunks(session=session)
             return repo.count_incidents(session=session)
 
     def _all_passages(self, session: Session, name: str) -> list[Passage]:
@@ -220,6 +222,7 @@ class KnowledgeBase:
     def _save(self, name: str, index: HybridIndex) -> None:
         index.save(self.index_dir / name)
         self.indexes[name] = index
+        self._stamp(name)
 
     def index(self, name: str) -> HybridIndex:
         if name not in self.indexes:
@@ -365,6 +368,30 @@ class KnowledgeBase:
         if self.relevance is None:
             return hits
         return self.relevance.rerank(name, vector, hits, k)
+
+    def sync(self) -> dict[str, str]:
+        """Pick up changes made by another process (CLI, another replica).
+
+        An index whose saved files changed since this process last loaded or saved them is
+        loaded again; one that is out of step with the database is rebuilt from it.
+        """
+        done: dict[str, str] = {}
+        with self._write_lock:
+            for name in (RUNBOOKS, INCIDENTS):
+                pointer = self.index_dir / name / "index.json"
+                stamp = pointer.stat().st_mtime_ns if pointer.exists() else None
+                index = self.indexes.get(name)
+                stale_files = stamp is not None and stamp != self._stamps.get(name)
+                out_of_step = index is None or index.size != self._row_count(name)
+                if stale_files or out_of_step:
+                    done[name] = self._load_one(name)
+                    self._stamp(name)
+        return done
+
+    def _stamp(self, name: str) -> None:
+        pointer = self.index_dir / name / "index.json"
+        if pointer.exists():
+            self._stamps[name] = pointer.stat().st_mtime_ns
 
     def incidents(self, ids: Iterable[int]) -> dict[int, IncidentView]:
         return load_incident_views(self._sessions, ids)

@@ -162,6 +162,10 @@ def get_runbook_chunks(*, session: Session, ids: Iterable[int]) -> dict[int, Run
     return {row.id: row for row in rows}
 
 
+def count_runbook_chunks(*, session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(RunbookChunk)) or 0
+
+
 def count_runbook_documents(*, session: Session) -> int:
     return session.scalar(select(func.count()).select_from(RunbookDocument)) or 0
 

@@ -1,0 +1,49 @@
+"""A running process picks up index and model changes made by another process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.knowledge_base import INCIDENTS
+from knowledge.records import Record
+from tests.conftest import copy_data_dir
+
+
+def test_second_process_sees_imports_and_rollbacks(sample_data_dir: Path, tmp_path: Path) -> None:
+    from bot.app import build_services
+    from bot.config import Settings
+
+    data_dir = copy_data_dir(sample_data_dir, tmp_path / "data")
+    settings = Settings(_env_file=None, data_dir=data_dir, scheduler_enabled=False)
+    server = build_services(settings)  # the long-running server
+    admin = build_services(settings)  # e.g. the CLI on the same data folder
+    try:
+        size = server.knowledge.sizes()[INCIDENTS]
+        admin.knowledge.import_records(
+            [
+                Record(
+                    id="INC-SYNC-1",
+                    title="grommet service leaks file handles",
+                    description="grommet-7 runs out of file descriptors every night",
+                    category="capacity",
+                )
+            ],
+            kind="incident",
+            source_name="cli",
+        )
+        assert server.knowledge.sizes()[INCIDENTS] == size
+        assert server.knowledge.sync() == {INCIDENTS: "loaded"}
+        assert server.knowledge.sizes()[INCIDENTS] == size + 1
+        assert server.knowledge.sync() == {}
+
+        outcome = admin.classifiers.train("category", actor="test", force=True)
+        assert server.classifiers.active_versions()["category"] != outcome.version
+        assert server.classifiers.sync() is True
+        assert server.classifiers.active_versions()["category"] == outcome.version
+        admin.classifiers.rollback("category", actor="test")
+        assert server.classifiers.sync() is True
+        assert server.classifiers.active_versions()["category"] != outcome.version
+        assert server.classifiers.sync() is False
+    finally:
+        server.close()
+        admin.close()
