@@ -180,6 +180,11 @@ def main() -> None:
             if len(by_group[a["_group"]]) == args.batch:
                 bodies.append(notification(by_group.pop(a["_group"])))
         bodies.extend(notification(group) for group in by_group.values() if group)
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(f"sqlite:///{data_dir / 'triagebot.db'}")
+        with engine.connect() as conn:
+            first_id = conn.execute(text("select coalesce(max(id), 0) from events")).scalar()
         print(f"sending {len(alerts)} alerts in {len(bodies)} requests ...", flush=True)
         started = time.perf_counter()
         latencies, errors = asyncio.run(
@@ -187,16 +192,16 @@ def main() -> None:
         )
         elapsed = time.perf_counter() - started
         # Wait until the server has processed everything (events leave the "queued" state).
-        from sqlalchemy import create_engine, text
-
-        engine = create_engine(f"sqlite:///{data_dir / 'triagebot.db'}")
         stored = queued = 0
         wait_until = time.monotonic() + args.timeout
         while time.monotonic() < wait_until:
             with engine.connect() as conn:
-                stored = conn.execute(text("select count(*) from events")).scalar() or 0
+                stored = conn.execute(
+                    text("select count(*) from events where id > :i"), {"i": first_id}
+                ).scalar() or 0
                 queued = conn.execute(
-                    text("select count(*) from events where outcome = 'queued'")
+                    text("select count(*) from events where id > :i and outcome = 'queued'"),
+                    {"i": first_id},
                 ).scalar() or 0
             if stored >= len(alerts) and queued == 0:
                 break

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from bot.alert_messages import render_group_message
 from bot.answers import record_answer
@@ -193,13 +193,7 @@ class AlertPipeline:
                 continue
             try:
                 with session_scope(self.sessions) as session:
-                    rows_per_call = []
-                    for events, _ in batch:
-                        rows = [_row_from_event(e) for e in events]
-                        session.add_all(rows)
-                        rows_per_call.append(rows)
-                    session.flush()
-                    ids_per_call = [[r.id for r in rows] for rows in rows_per_call]
+                    ids_per_call = _insert_events(session, [events for events, _ in batch])
             except Exception as exc:  # noqa: BLE001 - spooled, or every caller gets the error
                 from bot.spool import is_database_down
 
@@ -447,8 +441,22 @@ class AlertPipeline:
         return done
 
 
-def _row_from_event(e: Event) -> EventRecord:
-    return EventRecord(
+def _insert_events(session: Any, calls: list[list[Event]]) -> list[list[int]]:
+    """One multi-row INSERT ... RETURNING for a whole group commit; ids per call, in order."""
+    values = [_event_values(e) for events in calls for e in events]
+    if not values:
+        return [[] for _ in calls]
+    statement = insert(EventRecord).returning(EventRecord.id, sort_by_parameter_order=True)
+    ids = list(session.scalars(statement, values))
+    out, start = [], 0
+    for events in calls:
+        out.append(ids[start : start + len(events)])
+        start += len(events)
+    return out
+
+
+def _event_values(e: Event) -> dict[str, Any]:
+    return dict(
         source=str(e.source),
         kind=str(e.kind),
         external_id=e.external_id[:200],
@@ -462,6 +470,10 @@ def _row_from_event(e: Event) -> EventRecord:
         outcome="queued",
         received_at=e.received_at,
     )
+
+
+def _row_from_event(e: Event) -> EventRecord:
+    return EventRecord(**_event_values(e))
 
 
 _EVENT_TIMES = ("received_at", "starts_at", "ends_at")

@@ -124,3 +124,5 @@ def load_models(services: Services) -> None:
         novelty_threshold=settings.novelty_threshold,
         max_text_chars=settings.max_text_chars,
     )
+    # Build the search structures and run one query now, not on the first request.
+    services.assistant.warm_up()

@@ -93,6 +93,9 @@ class Assistant:
         for index in self.knowledge.indexes.values():
             index.warm_up()
         _ = self.novelty_threshold
+        # The first torch inference and classifier call are slow: pay for them now.
+        vector = self.embedder.encode_one("warm up: disk full on db-01")
+        self.classifiers.predict("warm up: disk full on db-01", vector)
 
     # --- the pipeline -------------------------------------------------------------------
 
@@ -379,8 +382,9 @@ class Assistant:
 
         if runbooks and sections:
             top = runbooks[0]
-            for section in _fix_sections(sections):
-                ref = f"{top.document_path}#{' > '.join(section.heading_path[1:])}"
+            fix_sections, level = _fix_sections(sections)
+            for section in fix_sections:
+                ref = f"{top.document_path}#{' > '.join(section.heading_path[level:])}"
                 evidence = Evidence("runbook", ref, top.document_title, top.score)
                 for step in extract_steps(section.text):
                     add(step, evidence)
@@ -448,18 +452,19 @@ def _sections_named(sections: Sequence[SectionView], names: Sequence[str]) -> li
     return found
 
 
-def _fix_sections(sections: Sequence[SectionView]) -> list[SectionView]:
-    """The first mitigation-like section and its sub-sections, in document order. The heading
-    may sit at any level of a section's path: a "Mitigation" with no text of its own is only
-    the parent of its sub-sections."""
+def _fix_sections(sections: Sequence[SectionView]) -> tuple[list[SectionView], int]:
+    """The first mitigation-like section and its sub-sections, in document order, and the
+    position of that heading in their paths. The heading may sit at any level: a "Mitigation"
+    with no text of its own is only the parent of its sub-sections."""
     for name in FIX_SECTIONS:
         pattern = re.compile(rf"\b{re.escape(name)}", re.IGNORECASE)
         for section in sections:
             for depth, heading in enumerate(section.heading_path[1:], start=2):
                 if pattern.search(heading):
                     root = section.heading_path[:depth]
-                    return [s for s in sections if s.heading_path[:depth] == root]
-    return []
+                    found = [s for s in sections if s.heading_path[:depth] == root]
+                    return found, depth - 1
+    return [], 0
 
 
 def _step_key(text: str) -> str:

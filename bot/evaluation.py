@@ -158,6 +158,15 @@ def evaluate_classification(
     base = baseline_tfidf_svc(tr_texts, tr_labels, te_texts, te_labels)
     result = {"target": target, "n_train": len(tr_texts), "n_test": len(te_texts)}
     result.update({k: round(v, 4) for k, v in ours.summary().items() if isinstance(v, float)})
+    # what fit chose from out-of-fold predictions on the training rows (never the test rows)
+    result["chosen_in_fit"] = {
+        "class_weight_power": model.class_weight_power_,
+        "embedding_weight": model.embedding_weight_,
+        "knn_weight": model.knn_weight_,
+        "threshold": round(model.threshold_, 4),
+        "oof_accuracy": round(float(model.oof_metrics_.get("oof_accuracy", 0.0)), 4),
+        "oof_macro_f1": round(float(model.oof_metrics_.get("oof_macro_f1", 0.0)), 4),
+    }
     result["baseline_tfidf_linearsvc"] = {
         k: round(v, 4) for k, v in base.summary().items() if isinstance(v, float)
     }

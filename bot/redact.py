@@ -368,6 +368,10 @@ def _scan_limit(text: str) -> int:
 # --------------------------------------------------------------------------------------------
 
 
+_MEMO_MAX_CHARS = 256
+_MEMO_SIZE = 20_000
+
+
 class Redactor:
     """Finds and replaces secrets (and, unless ``redact_pii=False``, personal data).
 
@@ -382,6 +386,7 @@ class Redactor:
         self.redact_pii = redact_pii
         self._extra = tuple(_check_extra_pattern(i, p) for i, p in enumerate(extra_patterns))
         self._tokens = tuple((t, re.compile(p), g) for t, p, g in _TOKEN_PATTERNS)
+        self._memo: dict[str, str] = {}
 
     # ---- public API --------------------------------------------------------------------------
 
@@ -408,7 +413,17 @@ class Redactor:
         return RedactionResult("".join(out), findings)
 
     def redact_text(self, text: str) -> str:
-        return self.redact(text).text
+        """The redacted text. Short texts are memoized: in an alert storm the same label values
+        (alert names, namespaces, summaries) come back thousands of times."""
+        if len(text) > _MEMO_MAX_CHARS:
+            return self.redact(text).text
+        cached = self._memo.get(text)
+        if cached is None:
+            cached = self.redact(text).text
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()
+            self._memo[text] = cached
+        return cached
 
     def redact_mapping(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """Copy of ``data`` with every string redacted, recursively through mappings, lists and

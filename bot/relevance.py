@@ -8,8 +8,10 @@ A later query whose embedding is close to a judged query (cosine >= ``min_simila
 default: the same alert with other label values) gets the judged documents moved up or down,
 in proportion to how far above the threshold it is. The threshold is measured: on the
 prometheus-operator alerts, 0.8 let confirmations on one alert leak into neighbouring alerts
-(-21 points of hit@1 on queries without feedback) and 0.9 still cost 7 points; at 0.95 only
-2-3 pairs of different alerts are that close, against 10 repeats of the same alert.
+(-21 points of hit@1 on queries without feedback), 0.9 still cost 7 points and 0.95 cost 2.
+Confirmations ("helpful") therefore need a near-repeat (0.98: no two different alerts of that
+set are that close) while rejections act from 0.95 (10 repeats of the same alert, 2-3 pairs of
+different alerts are that close).
 
 Judgments are read from the feedback and answers tables (the source of truth); the query
 embeddings are computed once per answer and cached.
@@ -73,11 +75,13 @@ class RelevanceMemory:
         embedder: Any,
         *,
         min_similarity: float = 0.95,
+        min_similarity_positive: float = 0.98,
         refresh_seconds: float = 5.0,
     ) -> None:
         self._sessions = sessions
         self._embedder = embedder
         self.min_similarity = min_similarity
+        self.min_similarity_positive = min_similarity_positive
         self.refresh_seconds = refresh_seconds
         self._lock = threading.Lock()
         self._last_feedback_id = 0
@@ -136,9 +140,10 @@ class RelevanceMemory:
         sims = matrix @ np.asarray(query_vector, dtype=np.float32).reshape(-1)
         out: dict[str, float] = {}
         for (_, judgment), sim in zip(items, sims, strict=True):
-            if sim >= self.min_similarity:
+            floor = self.min_similarity_positive if judgment.value > 0 else self.min_similarity
+            if sim >= floor:
                 # 0 at the threshold, 1 for the same query: only near-repeats move results.
-                weight = (float(sim) - self.min_similarity) / (1.0 - self.min_similarity + 1e-9)
+                weight = (float(sim) - floor) / (1.0 - floor + 1e-9)
                 out[judgment.doc_key] = out.get(judgment.doc_key, 0.0) + weight * judgment.value
         return out
 

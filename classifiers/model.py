@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import minimize_scalar
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.metrics import f1_score
@@ -247,7 +250,7 @@ class TextClassifier:
         max_char_features: int | None = 150_000,
         min_df: int = 2,
         cv: int = 5,
-        holdout_above: int = 10_000,
+        holdout_above: int = 8_000,
         holdout_fraction: float = 0.1,
         min_class_count: int = 1,
         other_label: str = "other",
@@ -259,7 +262,8 @@ class TextClassifier:
         knn_k: int = 10,
         knn_blend: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5),
         search_below: int = 3_000,
-        max_iter: int = 1_000,
+        max_iter: int = 100,
+        n_jobs: int = 2,
     ) -> None:
         self.target = target
         self.min_precision = min_precision
@@ -286,6 +290,7 @@ class TextClassifier:
         self.knn_blend = knn_blend
         self.search_below = search_below
         self.max_iter = max_iter
+        self.n_jobs = n_jobs
 
     # ------------------------------------------------------------------ params
 
@@ -294,7 +299,7 @@ class TextClassifier:
         "word_ngrams", "char_ngrams", "max_word_features", "max_char_features", "min_df", "cv",
         "holdout_above", "holdout_fraction", "min_class_count", "other_label", "n_candidates",
         "n_top_terms", "max_examples", "random_state", "duplicate_weighting", "knn_k",
-        "knn_blend", "search_below", "max_iter",
+        "knn_blend", "search_below", "max_iter", "n_jobs",
     )
 
     def get_params(self) -> dict[str, Any]:
@@ -313,8 +318,8 @@ class TextClassifier:
             raise ClassifierError(
                 f"duplicate_weighting must be one of {DUPLICATE_WEIGHTINGS}, "
                 f"got {self.duplicate_weighting!r}")
-        if self.knn_k < 1 or self.max_iter < 1:
-            raise ClassifierError("knn_k and max_iter must be >= 1")
+        if self.knn_k < 1 or self.max_iter < 1 or self.n_jobs < 1:
+            raise ClassifierError("knn_k, max_iter and n_jobs must be >= 1")
         blends = tuple(self.knn_blend)
         if not blends or any(not 0.0 <= float(b) < 1.0 for b in blends):
             raise ClassifierError("knn_blend must be a non-empty tuple of weights in [0, 1)")
@@ -375,7 +380,9 @@ class TextClassifier:
                  class_weight: np.ndarray) -> Any:
         present = np.unique(y)
         est = self._make_estimator({int(c): float(class_weight[c]) for c in present})
-        est.fit(X, y, sample_weight=w)
+        with warnings.catch_warnings():  # max_iter is a deliberate time cap
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(X, y, sample_weight=w)
         return est
 
     @staticmethod
@@ -458,11 +465,15 @@ class TextClassifier:
 
         splits = self._splits(y)
         knn_oof = self._knn_out_of_fold(u_emb, y, cnt, splits, len(classes))
+        candidates = self._candidates(len(y))
+        final: Any = None
         best: tuple[float, dict[str, Any]] | None = None
-        for power, emb_weight in self._candidates(len(y)):
+        for power, emb_weight in candidates:
             X = self._stack(u_emb, emb_weight, ngrams)
-            scores, oof_y = self._out_of_fold(X, y, w, cnt, balanced ** power, splits,
-                                              len(classes))
+            # a single candidate: the final model trains alongside the out-of-fold models
+            with_final = len(candidates) == 1
+            scores, oof_y, final = self._out_of_fold(X, y, w, cnt, balanced ** power, splits,
+                                                     len(classes), with_final)
             if scores.shape[0] == 0:
                 break
             temperature = fit_temperature(scores, oof_y)
@@ -475,6 +486,8 @@ class TextClassifier:
                     best = (objective, dict(power=power, emb_weight=emb_weight,
                                             temperature=temperature, knn=float(share),
                                             proba=proba, y=oof_y))
+        self.timings_["out_of_fold"] = time.perf_counter() - clock
+        clock = time.perf_counter()
         if best is None:  # no usable out-of-fold split (tiny data): defaults, never answer
             chosen: dict[str, Any] = dict(power=self.class_weight_power,
                                           emb_weight=self.embedding_weight, temperature=1.0,
@@ -503,10 +516,10 @@ class TextClassifier:
         self.embedding_weight_ = float(chosen["emb_weight"])
         self.knn_weight_ = float(chosen["knn"])
 
-        self.timings_["out_of_fold"] = time.perf_counter() - clock
-        clock = time.perf_counter()
-        X = self._stack(u_emb, self.embedding_weight_, ngrams)
-        self.estimator_ = self._fit_one(X, y, w, balanced ** self.class_weight_power_)
+        if final is None:
+            X = self._stack(u_emb, self.embedding_weight_, ngrams)
+            final = self._fit_one(X, y, w, balanced ** self.class_weight_power_)
+        self.estimator_ = final
         self._store_examples(u_emb, y, keep_a)
         self.n_train_ = len(texts_l)
         self._feature_names: np.ndarray | None = None
@@ -545,20 +558,29 @@ class TextClassifier:
 
     def _out_of_fold(self, X: sp.csr_matrix, y: np.ndarray, w: np.ndarray, cnt: np.ndarray,
                      cw: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]],
-                     n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+                     n_classes: int, with_final: bool = False,
+                     ) -> tuple[np.ndarray, np.ndarray, Any]:
         """Decision scores for rows predicted by a model that did not see them.
 
-        Duplicated texts count as many times as they occur (``cnt``).
+        Duplicated texts count as many times as they occur (``cnt``). The fits run on
+        ``n_jobs`` threads (liblinear releases the GIL). With ``with_final`` the model on all
+        rows is trained in the same pool and returned third (else ``None``).
         """
+        jobs = [(X[tr], y[tr], w[tr]) for tr, _ in splits]
+        if with_final:
+            jobs.append((X, y, w))
+        with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=self.n_jobs) as pool:
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            fitted = list(pool.map(lambda job: self._fit_one(*job, cw), jobs))
+        final = fitted.pop() if with_final else None
         scores, ys = [], []
-        for tr, te in splits:
-            est = self._fit_one(X[tr], y[tr], w[tr], cw)
+        for est, (_, te) in zip(fitted, splits, strict=True):
             s = self._scores(est, X[te], n_classes)
             scores.append(np.repeat(s, cnt[te], axis=0))
             ys.append(np.repeat(y[te], cnt[te]))
         if not scores:
-            return np.empty((0, n_classes)), np.empty(0, dtype=np.int64)
-        return np.vstack(scores), np.concatenate(ys)
+            return np.empty((0, n_classes)), np.empty(0, dtype=np.int64), final
+        return np.vstack(scores), np.concatenate(ys), final
 
     def _store_examples(self, emb: np.ndarray, y: np.ndarray, index: np.ndarray) -> None:
         if len(y) > self.max_examples:

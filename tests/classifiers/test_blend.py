@@ -1,0 +1,83 @@
+"""kNN vote, blend weight, duplicate weighting and the choices ``fit`` makes out of fold."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from classifiers.errors import ClassifierError
+from classifiers.model import TextClassifier, blend, knn_votes, softmax
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_knn_near_duplicate_wins_and_weak_neighbours_stay_unsure():
+    rng = np.random.default_rng(0)
+    ref = _unit(rng.normal(size=(30, 16)))
+    y = np.arange(30) % 3
+    near = _unit(ref[:1] + 0.01 * rng.normal(size=(1, 16)))
+    far = _unit(-ref[:1])  # anti-correlated with the first row, ~unrelated to the rest
+    votes = knn_votes(np.vstack([near, far]), ref, y, 3, k=5)
+    np.testing.assert_allclose(votes.sum(axis=1), 1.0)
+    assert votes[0].argmax() == y[0] and votes[0].max() > 0.8
+    assert votes[1].max() < 0.6  # loose matches only: close to uniform
+
+
+def test_blend_is_convex_and_zero_weight_is_identity():
+    p = np.array([[0.7, 0.3]])
+    v = np.array([[0.0, 1.0]])
+    assert blend(p, v, 0.0) is p
+    np.testing.assert_allclose(blend(p, v, 0.5), [[0.35, 0.65]])
+
+
+def test_fit_records_out_of_fold_choices(tickets, embed):
+    texts, emb, labels = tickets
+    model = TextClassifier("team", cv=4).fit(texts, emb, labels)
+    chosen = model.oof_metrics_
+    assert chosen["class_weight_power"] in (0.5, 1.0)
+    assert chosen["embedding_weight"] in (1.0, 2.0)
+    assert chosen["knn_weight"] in model.knn_blend
+    assert model.knn_weight_ == chosen["knn_weight"]
+    assert set(model.timings_) == {"vectorize", "out_of_fold", "final_fit"}
+
+    plain = TextClassifier("team", cv=4, knn_blend=(0.0,), search_below=0).fit(
+        texts, emb, labels)
+    assert plain.knn_weight_ == 0.0 and plain.class_weight_power_ == 0.5
+    np.testing.assert_allclose(plain.predict_proba(texts, emb),
+                               softmax(plain.decision_scores(texts, emb), plain.temperature_))
+
+
+def test_forced_knn_share_changes_probabilities(tickets):
+    texts, emb, labels = tickets
+    lin = TextClassifier("team", cv=4, knn_blend=(0.0,), search_below=0).fit(texts, emb, labels)
+    mix = TextClassifier("team", cv=4, knn_blend=(0.5,), search_below=0).fit(texts, emb, labels)
+    assert mix.knn_weight_ == 0.5
+    p_lin, p_mix = lin.predict_proba(texts, emb), mix.predict_proba(texts, emb)
+    np.testing.assert_allclose(p_mix.sum(axis=1), 1.0, rtol=1e-6)
+    assert not np.allclose(p_lin, p_mix)
+
+
+def test_duplicates_are_merged_with_damped_weight_and_held_out_split(tickets):
+    texts, emb, labels = tickets
+    many = list(texts) * 3 + [texts[0]] * 50
+    e = np.vstack([emb] * 3 + [emb[:1]] * 50)
+    y = list(labels) * 3 + [labels[0]] * 50
+    model = TextClassifier("team", holdout_above=10, holdout_fraction=0.25).fit(many, e, y)
+    assert model.n_train_ == len(many)
+    assert model.oof_metrics_["oof_n"] > 0  # one held-out split, counted with duplicates
+    assert len(model.example_labels_) == len(texts)  # one stored example per distinct pair
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"duplicate_weighting": "square"}, "duplicate_weighting"),
+    ({"knn_blend": (1.0,)}, "knn_blend"),
+    ({"knn_blend": ()}, "knn_blend"),
+    ({"knn_k": 0}, "knn_k"),
+    ({"n_jobs": 0}, "n_jobs"),
+])
+def test_bad_blend_params_raise(tickets, kwargs, match):
+    texts, emb, labels = tickets
+    with pytest.raises(ClassifierError, match=match):
+        TextClassifier("t", **kwargs).fit(texts, emb, labels)
