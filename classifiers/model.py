@@ -33,6 +33,7 @@ from classifiers.errors import ClassifierError, ModelNotFittedError
 
 ESTIMATORS = ("svc", "logreg", "sgd")
 DUPLICATE_WEIGHTINGS = ("log", "count", "none")
+MIN_SEARCH_ROWS = 200  # below this, out-of-fold differences between candidates are noise
 NEVER = math.nextafter(1.0, 2.0)  # threshold that no probability reaches: always abstain
 _EMAIL = r"\S+@\S+"
 
@@ -228,7 +229,7 @@ class TextClassifier:
     count, "none" ignores it): a text seen 500 times still counts more, but does not blow up
     the effective ``C`` (which made liblinear crawl on large, repetitive ticket sets).
 
-    With at most ``search_below`` distinct rows, ``fit`` also tries class-weight power 1.0
+    With 200 to ``search_below`` distinct rows, ``fit`` also tries class-weight power 1.0
     and twice the embedding weight and keeps the pair with the best out-of-fold
     accuracy + macro-F1. The linear model's calibrated probabilities are blended with a kNN
     vote over the embeddings (``knn_k`` neighbours); its share is picked from ``knn_blend``
@@ -529,7 +530,7 @@ class TextClassifier:
     def _candidates(self, n_rows: int) -> list[tuple[float, float]]:
         """(class-weight power, embedding weight) pairs to compare out of fold; defaults first."""
         pairs = [(self.class_weight_power, self.embedding_weight)]
-        if n_rows <= self.search_below:
+        if MIN_SEARCH_ROWS <= n_rows <= self.search_below:
             for power in (self.class_weight_power, 1.0):
                 for emb_weight in (self.embedding_weight, 2.0 * self.embedding_weight):
                     if (power, emb_weight) not in pairs:

@@ -37,7 +37,7 @@ def test_fit_records_out_of_fold_choices(tickets, embed):
     model = TextClassifier("team", cv=4).fit(texts, emb, labels)
     chosen = model.oof_metrics_
     assert chosen["class_weight_power"] in (0.5, 1.0)
-    assert chosen["embedding_weight"] in (1.0, 2.0)
+    assert chosen["embedding_weight"] == 1.0  # 40 rows: too few to search, defaults kept
     assert chosen["knn_weight"] in model.knn_blend
     assert model.knn_weight_ == chosen["knn_weight"]
     assert set(model.timings_) == {"vectorize", "out_of_fold", "final_fit"}
