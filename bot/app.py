@@ -47,6 +47,10 @@ def configure_runtime(settings: Settings) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # One OpenMP thread for FAISS and BLAS: their spinning worker threads fought torch's for
+    # the 2 cores and made triage 3x slower (bench/triage_latency.py: p95 148 ms -> 51 ms).
+    # torch keeps its own explicit thread count (TRIAGEBOT_TORCH_THREADS).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TQDM_DISABLE", "1")
@@ -84,6 +88,11 @@ def load_models(services: Services) -> None:
 
     # bm25s sets its own logger to DEBUG on import; keep it at our level.
     logging.getLogger("bm25s").setLevel(max(logging.WARNING, logging.getLogger().level))
+    import faiss
+    from threadpoolctl import threadpool_limits
+
+    faiss.omp_set_num_threads(1)
+    threadpool_limits(limits=1, user_api="blas")  # see configure_runtime
     settings = services.settings
     embedder = Embedder(
         settings.embedding_model,
