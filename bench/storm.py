@@ -5,7 +5,7 @@ stand-in for the Slack Web API, and posts alerts with several concurrent clients
 alerts accepted per second, accept latency percentiles, Slack posts and updates made, how
 many alerts were stored, and the server's peak memory (VmHWM).
 
-    .venv/bin/python bench/storm.py [--alerts 10000] [--problems 50] [--concurrency 16]
+    .venv/bin/python bench/storm.py [--alerts 10000] [--problems 50] [--concurrency 8]
 
 Each request carries `--batch` alerts (default 1: the strictest case). Bounded: every
 request goes to 127.0.0.1, and the run stops after the alerts are sent (or --timeout).
@@ -132,7 +132,7 @@ def main() -> None:
     parser.add_argument("--alerts", type=int, default=10_000)
     parser.add_argument("--problems", type=int, default=50)
     parser.add_argument("--batch", type=int, default=1, help="alerts per request")
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args()
