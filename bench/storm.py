@@ -18,7 +18,6 @@ import asyncio
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _common import free_port  # noqa: E402
+
 from tests.fakes.slack_api import FakeSlackAPI  # noqa: E402
 
 TOKEN = "bench-token"
@@ -42,12 +43,6 @@ PROBLEMS = [
     ("HTTP5xxRateHigh", "namespace"),
     ("KafkaConsumerLagHigh", "service"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_alerts(total: int, problems: int) -> list[dict]:
