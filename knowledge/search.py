@@ -78,6 +78,10 @@ class FusionWeights:
     lex_doc: float = 0.5
     name: float = 0.6
     title: float = 0.1
+    # The title bonus counts only when at least this share of the title's (idf-weighted) words
+    # is in the query: a title that merely shares one word ("VPN cannot *connect*" for an
+    # alert about TLS clients "connecting") must not outrank the right runbook.
+    title_min_coverage: float = 0.6
 
 
 FEATURES = ("dense_sec", "dense_doc", "lex_sec", "lex_doc", "name", "title")
@@ -521,14 +525,15 @@ class HybridIndex:
         w = self.weights
         wv = np.array([w.dense_sec, w.dense_doc, w.lex_sec, w.lex_doc, w.name, w.title],
                       dtype=np.float32)
+        title = feats[:, 5] * (feats[:, 5] >= w.title_min_coverage)
         if self.fusion == "linear":
-            return feats @ wv
+            return feats[:, :5] @ wv[:5] + wv[5] * title
         ranks = np.zeros_like(feats)
         for col in range(4):
             order = np.argsort(-feats[:, col], kind="stable")
             ranks[order, col] = np.arange(1, len(order) + 1)
         rrf = (wv[:4] / (self.rrf_k + ranks[:, :4])).sum(axis=1) * self.rrf_k
-        return rrf + wv[4] * feats[:, 4] + wv[5] * feats[:, 5]
+        return rrf + wv[4] * feats[:, 4] + wv[5] * title
 
     @staticmethod
     def _reasons(text: str, best: Passage, f: np.ndarray, name: str) -> tuple[str, ...]:
