@@ -122,14 +122,10 @@ class AlertPipeline:
         services = runtime.services
         poster = None
         if runtime.settings.slack_enabled:
-            from slack_sdk import WebClient
+            from bot.slack.client import SlackPoster, make_web_client
 
-            from bot.slack.client import SlackPoster
-
-            client = WebClient(
-                token=runtime.settings.slack_bot_token, base_url=runtime.settings.slack_api_url
-            )
-            poster = SlackPoster(client)
+            settings = runtime.settings
+            poster = SlackPoster(make_web_client(settings.slack_bot_token, settings.slack_api_url))
         replayer = runtime.components.get("spool_replayer")
         pipeline = cls(
             settings=runtime.settings,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import Annotated
 
@@ -299,7 +299,8 @@ def audit_export(
     with session_scope(svc.sessions) as session:
         rows = [
             {
-                "at": e.at.astimezone(UTC).isoformat() if e.at.tzinfo else e.at.isoformat(),
+                # SQLite hands back naive datetimes; every stored time is UTC.
+                "at": (e.at if e.at.tzinfo else e.at.replace(tzinfo=UTC)).isoformat(),
                 "actor": e.actor,
                 "action": e.action,
                 "subject": e.subject,
@@ -316,10 +317,6 @@ def audit_export(
         )
         writer.writeheader()
         writer.writerows(rows)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 # --- jobs and drift ---------------------------------------------------------------------------

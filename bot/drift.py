@@ -1,4 +1,9 @@
-"""Drift check: are recent events still like the data the models were trained on?"""
+"""Drift check: are recent events still like the data the models were trained on?
+
+The statistics live in :mod:`classifiers.drift` (MMD permutation test on embeddings,
+Jensen-Shannon on the predicted-label mix, rolling feedback accuracy); this module only
+gathers the inputs from the database and the active model.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +15,32 @@ from sqlalchemy import select
 
 from bot.store import repository as repo
 from bot.store.db import session_scope
-from bot.store.models import EventRecord, Feedback, TriageAnswer
-from classifiers.drift import embedding_shift, label_mix_shift
+from bot.store.models import EventRecord
+from classifiers.drift import drift_report
 
 MAX_REFERENCE = 2000
 MAX_RECENT = 500
+MIN_SAMPLES = 20
+
+
+def feedback_verdicts(feedback: list[Any], target: str) -> list[bool]:
+    """Per feedback click in time order: was the answer's ``target`` label right?
+
+    A correction of that field or "not helpful: wrong classification" says no; "helpful"
+    says yes. Other clicks say nothing about the classifier.
+    """
+    verdicts = []
+    for f in feedback:
+        corrected = f.kind == "correction" and f.field == target
+        if corrected or (f.kind == "not_helpful" and f.reason == "wrong_category"):
+            verdicts.append(False)
+        elif f.kind == "helpful":
+            verdicts.append(True)
+    return verdicts
 
 
 def check_drift(services: Any, *, days: int = 7, target: str = "category") -> dict[str, Any]:
-    """Embedding shift and predicted-label mix of the last ``days`` vs the training data,
-    and the accuracy that feedback reports over the same window."""
+    """Recent events vs the training data of ``target``; says whether to retrain and why."""
     since = datetime.now(UTC) - timedelta(days=days)
     texts, _labels = services.classifiers.training_data(target)
     with session_scope(services.sessions) as session:
@@ -31,19 +52,13 @@ def check_drift(services: Any, *, days: int = 7, target: str = "category") -> di
                 .limit(MAX_RECENT)
             )
         )
-        answers = session.scalar(
-            select(TriageAnswer.id).where(TriageAnswer.created_at >= since).limit(1)
-        )
-        feedback = [f for f in repo.list_feedback(session=session, since=since)]
-        corrections = sum(1 for f in feedback if f.kind == "correction" and f.field == target)
-        judged = sum(1 for f in feedback if f.kind in {"helpful", "not_helpful", "correction"})
-        _ = answers, Feedback
+        verdicts = feedback_verdicts(repo.list_feedback(session=session, since=since), target)
     report: dict[str, Any] = {
         "window_days": days,
         "recent_events": len(recent),
         "reference_texts": len(texts),
     }
-    if len(recent) < 20 or len(texts) < 20:
+    if len(recent) < MIN_SAMPLES or len(texts) < MIN_SAMPLES:
         report.update(
             should_retrain=False, reason="not enough recent events or training data to judge drift"
         )
@@ -52,43 +67,20 @@ def check_drift(services: Any, *, days: int = 7, target: str = "category") -> di
     reference = [texts[i] for i in rng.permutation(len(texts))[:MAX_REFERENCE]]
     ref_emb = services.embedder.encode(reference)
     rec_emb = services.embedder.encode(recent)
-    shift = embedding_shift(ref_emb, rec_emb)
     model = services.classifiers.active.get(target)
-    mix = None
+    ref_pred = rec_pred = None
     if model is not None:
         ref_pred = [p.label or "unsure" for p in model.model.predict(reference, ref_emb)]
         rec_pred = [p.label or "unsure" for p in model.model.predict(recent, rec_emb)]
-        mix = label_mix_shift(ref_pred, rec_pred)
-    feedback_accuracy = 1 - corrections / judged if judged else None
-    report.update(_judge(shift, mix, feedback_accuracy, judged))
+    baseline = model.metrics.get("accuracy") if model is not None else None
+    result = drift_report(
+        ref_emb,
+        rec_emb,
+        reference_labels=ref_pred,
+        recent_labels=rec_pred,
+        feedback_correct=verdicts or None,
+        baseline_accuracy=baseline,
+    )
+    report.update(result.to_dict())
+    report["feedback_judgments"] = len(verdicts)
     return report
-
-
-def _as_float(value: Any) -> float | None:
-    if value is None:
-        return None
-    for attr in ("score", "statistic", "value", "distance"):
-        if hasattr(value, attr):
-            return float(getattr(value, attr))
-    return float(value)
-
-
-def _judge(shift: Any, mix: Any, feedback_accuracy: float | None, judged: int) -> dict[str, Any]:
-    reasons = []
-    shift_value = _as_float(shift)
-    mix_value = _as_float(mix)
-    drifted = bool(getattr(shift, "drifted", False)) or (shift_value or 0) > 0.1
-    if drifted:
-        reasons.append(f"recent events moved away from the training data (shift {shift_value:.3f})")
-    if mix_value is not None and mix_value > 0.1:
-        reasons.append(f"predicted category mix changed (JS {mix_value:.3f})")
-    if feedback_accuracy is not None and judged >= 20 and feedback_accuracy < 0.8:
-        reasons.append(f"feedback accuracy {feedback_accuracy:.0%} over {judged} judgments")
-    return {
-        "embedding_shift": shift_value,
-        "label_mix_shift": mix_value,
-        "feedback_accuracy": feedback_accuracy,
-        "feedback_judgments": judged,
-        "should_retrain": bool(reasons),
-        "reason": "; ".join(reasons) or "no drift detected",
-    }

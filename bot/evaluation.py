@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -96,19 +96,19 @@ def evaluate_retrieval(corpus: Path, queries_file: Path, *, field: str = "text")
         text = str(q.get(field) or q.get("text") or "")
         found = [docs[i].path for i, _ in lexical.search(text, 10)]
         base_ranks.append(found.index(q["gold"]) + 1 if q.get("gold") in found else None)
-    report = _rank_report(ranks)
+    report = rank_report(ranks)
     report.update(
         {
             "p50_ms": round(_percentile(latencies, 50), 2),
             "p95_ms": round(_percentile(latencies, 95), 2),
             "field": field,
-            "baseline_bm25_documents": _rank_report(base_ranks),
+            "baseline_bm25_documents": rank_report(base_ranks),
         }
     )
     return report
 
 
-def _rank_report(ranks: Sequence[int | None]) -> dict[str, Any]:
+def rank_report(ranks: Sequence[int | None]) -> dict[str, Any]:
     n = len(ranks)
 
     def hit(k: int) -> float:
@@ -323,7 +323,3 @@ def evaluate_grouping_file(events_file: Path) -> dict[str, Any]:
         },
         "systems": systems,
     }
-
-
-def label_counts(labels: Sequence[str]) -> dict[str, int]:
-    return dict(Counter(labels).most_common())

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bot.evaluation import _rank_report, read_jsonl, temporary_services
+from bot.evaluation import rank_report, read_jsonl, temporary_services
 from bot.knowledge_base import RUNBOOKS
 from bot.store import repository as repo
 from bot.store.db import session_scope
@@ -72,7 +72,7 @@ def evaluate_feedback(corpus: Path, queries_file: Path, *, field: str = "text") 
     half_b = [i for i in range(len(queries)) if i % 2 == 1]
 
     def report(indexes: list[int], ranks: list) -> dict[str, Any]:
-        return _rank_report([ranks[i][0] for i in indexes])
+        return rank_report([ranks[i][0] for i in indexes])
 
     return {
         "field": field,

@@ -179,14 +179,11 @@ def admin_notifier(runtime: Any) -> Callable[..., None] | None:
     if not (settings.slack_enabled and settings.admin_channel):
         return None
 
+    from bot.slack.client import SlackPoster, make_web_client
+
+    poster = SlackPoster(make_web_client(settings.slack_bot_token, settings.slack_api_url))
+
     def notify(text: str, image_path: Any = None) -> None:
-        from slack_sdk import WebClient
-
-        from bot.slack.client import SlackPoster
-
-        poster = SlackPoster(
-            WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
-        )
         if image_path is not None:
             poster.upload_file(settings.admin_channel, image_path, "Model report", text)
         else:

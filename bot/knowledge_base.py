@@ -22,6 +22,7 @@ from bot.sanitize import clean_record
 from bot.store import repository as repo
 from bot.store.db import session_scope
 from bot.store.models import Incident, RunbookChunk, RunbookDocument
+from bot.timeparse import parse_time
 from knowledge.documents import Document, scan_folder
 from knowledge.embed import Embedder
 from knowledge.records import Record
@@ -451,8 +452,6 @@ def _configure(name: str, index: HybridIndex) -> None:
 
 def record_fields(record: Record, *, kind: str, source_name: str) -> dict:
     """Map an imported record onto incident columns."""
-    from bot.timeparse import parse_time
-
     labels = {k: str(v) for k, v in (record.extra or {}).items() if isinstance(v, str | int)}
     return {
         "kind": record.source if record.source in {"incident", "ticket", "alert"} else kind,

@@ -88,7 +88,9 @@ class RelevanceMemory:
         self._checked_at = 0.0
         self._vectors: dict[int, np.ndarray] = {}  # answer id -> query embedding
         self._items: list[tuple[int, Judgment]] = []  # (answer id, judgment)
-        self._matrix: np.ndarray | None = None
+        # Per index: the judgments and their query vectors stacked once per refresh, so a
+        # search costs one matrix-vector product instead of rebuilding the matrix.
+        self._stacked: dict[str, tuple[list[Judgment], np.ndarray]] = {}
 
     def __len__(self) -> int:
         return len(self._items)
@@ -129,17 +131,27 @@ class RelevanceMemory:
                     if answer_id in self._vectors:
                         self._items.append((answer_id, judgment))
                 self._last_feedback_id = max(self._last_feedback_id, feedback_id)
-            self._matrix = None
+            self._stacked = {}
+
+    def _judgments(self, index: str) -> tuple[list[Judgment], np.ndarray] | None:
+        with self._lock:
+            if index not in self._stacked:
+                items = [(aid, j) for aid, j in self._items if j.index == index]
+                if not items:
+                    return None
+                vectors = np.vstack([self._vectors[aid] for aid, _ in items])
+                self._stacked[index] = ([j for _, j in items], vectors)
+            return self._stacked[index]
 
     def adjustments(self, index: str, query_vector: np.ndarray) -> dict[str, float]:
         """doc_key -> summed (similarity-weighted) judgment for queries close to this one."""
-        items = [(aid, j) for aid, j in self._items if j.index == index]
-        if not items:
+        stacked = self._judgments(index)
+        if stacked is None:
             return {}
-        matrix = np.vstack([self._vectors[aid] for aid, _ in items])
+        judgments, matrix = stacked
         sims = matrix @ np.asarray(query_vector, dtype=np.float32).reshape(-1)
         out: dict[str, float] = {}
-        for (_, judgment), sim in zip(items, sims, strict=True):
+        for judgment, sim in zip(judgments, sims, strict=True):
             floor = self.min_similarity_positive if judgment.value > 0 else self.min_similarity
             if sim >= floor:
                 # 0 at the threshold, 1 for the same query: only near-repeats move results.

@@ -22,7 +22,10 @@ from starlette.routing import Route
 
 from bot.config import Settings
 from bot.events import Event
+from bot.intake.alertmanager import parse_alertmanager
 from bot.intake.errors import PayloadError
+from bot.intake.generic import parse_generic
+from bot.intake.grafana import parse_grafana
 from bot.metrics import EVENTS
 from bot.sanitize import clean_event
 
@@ -68,10 +71,6 @@ async def read_limited_body(request: Request, limit: int) -> bytes | None:
 
 
 def _parser(source: str, settings: Settings) -> Callable[[Any], list[Event]]:
-    from bot.intake.alertmanager import parse_alertmanager
-    from bot.intake.generic import parse_generic
-    from bot.intake.grafana import parse_grafana
-
     limits = {"max_alerts": settings.max_alerts_per_call, "max_text_chars": settings.max_text_chars}
     if source == "alertmanager":
         return lambda data: parse_alertmanager(data, **limits).events
@@ -82,10 +81,12 @@ def _parser(source: str, settings: Settings) -> Callable[[Any], list[Event]]:
 
 def webhook_routes(runtime: Any) -> list[Route]:
     settings: Settings = runtime.settings
+    # Built once: the per-request path only looks the parser up.
+    parsers = {name: _parser(name, settings) for name in ("alertmanager", "grafana", "generic")}
 
     async def receive(request: Request) -> Response:
         source = request.path_params["source"]
-        if source not in {"alertmanager", "grafana", "generic"}:
+        if source not in parsers:
             return _error(404, f"unknown webhook source {source!r}")
         body = await read_limited_body(request, settings.max_body_bytes)
         if body is None:
@@ -102,7 +103,7 @@ def webhook_routes(runtime: Any) -> list[Route]:
         except json.JSONDecodeError as exc:
             return _error(400, f"body is not JSON: {exc.msg} at line {exc.lineno}")
         try:
-            events = [clean_event(e) for e in _parser(source, settings)(data)]
+            events = [clean_event(e) for e in parsers[source](data)]
         except PayloadError as exc:
             EVENTS.labels(source=source, outcome="rejected").inc()
             return _error(422, str(exc))

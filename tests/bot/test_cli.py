@@ -82,3 +82,24 @@ def test_bad_json_alert_file_gives_one_line(tmp_path: Path) -> None:
     result = run("triage", "--alert", str(alert), env={"TRIAGEBOT_DATA_DIR": str(tmp_path)})
     assert result.returncode == 1
     assert "not valid JSON" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_audit_export_gives_utc_times_in_jsonl_and_csv(sample_data_dir: Path, tmp_path: Path):
+    import csv
+    import io
+    import json
+
+    from tests.conftest import copy_data_dir
+
+    data_dir = copy_data_dir(sample_data_dir, tmp_path / "data")
+    env = {"TRIAGEBOT_DATA_DIR": str(data_dir)}
+    result = run("audit", "export", "--since", "2020-01-01", env=env)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert rows and {r["action"] for r in rows} >= {"model_promoted"}
+    assert all(r["at"].endswith("+00:00") for r in rows)
+    result = run("audit", "export", "--since", "2020-01-01", "--format", "csv", env=env)
+    parsed = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(parsed) == len(rows) and parsed[0]["at"].endswith("+00:00")
+    bad = run("audit", "export", "--since", "yesterday", env=env)
+    assert bad.returncode == 1 and "not an ISO date" in bad.stderr

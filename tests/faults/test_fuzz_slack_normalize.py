@@ -16,18 +16,7 @@ from bot.slack.normalize import (
     plain_text,
     slack_event,
 )
-
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=40),
-    lambda children: (
-        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=12), children, max_size=6)
-    ),
-    max_leaves=30,
-)
+from tests.strategies import json_values
 
 BLOCK = st.fixed_dictionaries(
     {},

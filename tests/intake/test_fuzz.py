@@ -11,20 +11,9 @@ from bot.intake.alertmanager import parse_alertmanager
 from bot.intake.errors import PayloadError
 from bot.intake.generic import parse_generic
 from bot.intake.grafana import parse_grafana
+from tests.strategies import json_values
 
 from .payloads import alertmanager_payload, generic_records, grafana_payload
-
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=40),
-    lambda children: (
-        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=12), children, max_size=6)
-    ),
-    max_leaves=30,
-)
 
 AM_KEYS = [
     "version",

@@ -1,0 +1,74 @@
+"""Drift check: nothing to judge on few events, no drift on familiar events, drift on new ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.drift import check_drift, feedback_verdicts
+from bot.store import repository as repo
+from bot.store.db import session_scope
+from tests.conftest import copy_data_dir
+
+OFF_TOPIC = [
+    f"Recipe {i}: fold {i} egg whites into the batter and bake at {160 + i} degrees for 40 minutes"
+    for i in range(40)
+]
+
+
+@pytest.fixture
+def services(sample_data_dir: Path, tmp_path: Path):
+    from bot.app import build_services
+    from bot.config import Settings
+
+    data_dir = copy_data_dir(sample_data_dir, tmp_path / "data")
+    svc = build_services(Settings(_env_file=None, data_dir=data_dir, scheduler_enabled=False))
+    yield svc
+    svc.close()
+
+
+def add_events(services, texts: list[str]) -> None:
+    with session_scope(services.sessions) as session:
+        for text in texts:
+            repo.record_event(session=session, source="cli", kind="message", text=text)
+
+
+def test_drift_needs_enough_recent_events(services) -> None:
+    add_events(services, OFF_TOPIC[:5])
+    report = check_drift(services)
+    assert report["should_retrain"] is False
+    assert "not enough" in report["reason"]
+
+
+def test_familiar_events_are_not_drift(services) -> None:
+    texts, _ = services.classifiers.training_data("category")
+    add_events(services, texts[:40])
+    report = check_drift(services)
+    assert report["recent_events"] == 40
+    assert report["should_retrain"] is False, report["reason"]
+
+
+def test_new_kind_of_events_is_drift_and_says_why(services) -> None:
+    add_events(services, OFF_TOPIC)
+    report = check_drift(services)
+    assert report["should_retrain"] is True
+    assert "embeddings shifted" in report["reason"]
+    assert report["embedding_p_value"] <= 0.01
+
+
+class Click:
+    def __init__(self, kind: str, field: str = "", reason: str = "") -> None:
+        self.kind, self.field, self.reason = kind, field, reason
+
+
+def test_feedback_verdicts_read_only_classification_feedback() -> None:
+    clicks = [
+        Click("helpful"),
+        Click("correction", "category"),
+        Click("correction", "team"),
+        Click("not_helpful", reason="wrong_category"),
+        Click("not_helpful", reason="wrong_runbook"),
+        Click("root_cause"),
+    ]
+    assert feedback_verdicts(clicks, "category") == [True, False, False]
