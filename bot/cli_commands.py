@@ -25,6 +25,12 @@ from bot.cli import (
     services,
 )
 
+# Options shared by several commands.
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+CorpusOption = Annotated[Path, typer.Option(help="Folder of runbooks.")]
+QueriesOption = Annotated[Path, typer.Option(help="queries.jsonl with `gold` paths.")]
+FieldOption = Annotated[str, typer.Option(help="text or text_without_name")]
+
 # --- training and the model registry ----------------------------------------------------------
 
 
@@ -33,7 +39,7 @@ from bot.cli import (
 def train(
     target: Annotated[str | None, typer.Option(help="One field (default: all targets).")] = None,
     force: Annotated[bool, typer.Option(help="Promote even if not better.")] = False,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Train challengers; each replaces the active model only if it measures at least as well."""
     from bot.classification import NotEnoughDataError
@@ -66,7 +72,7 @@ def train(
 @friendly_errors
 def models_list(
     target: Annotated[str | None, typer.Option()] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """All model versions with status and held-out figures."""
     from bot.store import repository as repo
@@ -171,10 +177,10 @@ def _print_report(report: dict, as_json: bool, keys: list[str], baseline_key: st
 @eval_app.command("retrieval")
 @friendly_errors
 def eval_retrieval(
-    corpus: Annotated[Path, typer.Option(help="Folder of runbooks.")],
-    queries: Annotated[Path, typer.Option(help="queries.jsonl with `gold` paths.")],
-    field: Annotated[str, typer.Option(help="text or text_without_name")] = "text",
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    corpus: CorpusOption,
+    queries: QueriesOption,
+    field: FieldOption = "text",
+    as_json: JsonOption = False,
 ) -> None:
     """Runbook retrieval: hit@1/3/5, MRR, latency; BM25 over whole documents beside it."""
     from bot.evaluation import evaluate_retrieval
@@ -195,7 +201,7 @@ def eval_classify(
     test_file: Annotated[Path, typer.Option("--test")],
     target: Annotated[str, typer.Option()],
     min_precision: Annotated[float, typer.Option(min=0.01, max=1.0)] = 0.9,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Classifier quality; TF-IDF word+char n-grams with LinearSVC beside it."""
     from bot.evaluation import evaluate_classification
@@ -226,7 +232,7 @@ def eval_incidents(
     history: Annotated[Path, typer.Option(help="JSONL of past incidents.")],
     test: Annotated[Path | None, typer.Option(help="Queries; leave-one-out when absent.")] = None,
     target: Annotated[str, typer.Option()] = "category",
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Category voted by retrieved neighbours vs the true one; BM25 neighbours beside it."""
     from bot.evaluation import evaluate_incidents
@@ -244,7 +250,7 @@ def eval_incidents(
 @friendly_errors
 def eval_grouping(
     events: Annotated[Path, typer.Option(help="JSONL lines with text and group.")],
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Alert/log grouping: ARI and grouping accuracy; drain3 (default settings) beside it."""
     from bot.evaluation import evaluate_grouping_file
@@ -324,7 +330,7 @@ def audit_export(
 
 @jobs_app.command("list")
 @friendly_errors
-def jobs_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def jobs_list(as_json: JsonOption = False) -> None:
     """Known jobs with their schedules and the last runs."""
     from bot.jobs import JOBS
     from bot.store import repository as repo
@@ -385,7 +391,7 @@ def jobs_run(
 @friendly_errors
 def models_drift(
     days: Annotated[int, typer.Option(min=1)] = 7,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Recent events vs training data, predicted-label mix, feedback accuracy; retrain advice."""
     from bot.drift import check_drift
@@ -401,10 +407,10 @@ def models_drift(
 @eval_app.command("feedback")
 @friendly_errors
 def eval_feedback(
-    corpus: Annotated[Path, typer.Option(help="Folder of runbooks.")],
-    queries: Annotated[Path, typer.Option(help="queries.jsonl with `gold` paths.")],
-    field: Annotated[str, typer.Option(help="text or text_without_name")] = "text",
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    corpus: CorpusOption,
+    queries: QueriesOption,
+    field: FieldOption = "text",
+    as_json: JsonOption = False,
 ) -> None:
     """Relevance feedback on half the queries: hit@1 before/after on both halves."""
     from bot.evaluation_feedback import evaluate_feedback

@@ -1,0 +1,85 @@
+"""The `triagebot eval ...` functions on the bundled samples: the figures in docs come from them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.evaluation import (
+    evaluate_classification,
+    evaluate_grouping_file,
+    evaluate_incidents,
+    evaluate_retrieval,
+    rank_report,
+)
+from bot.evaluation_feedback import evaluate_feedback
+
+SAMPLES = Path(__file__).resolve().parents[2] / "knowledge" / "samples"
+RUNBOOKS = SAMPLES / "runbooks"
+QUERIES = SAMPLES / "queries.jsonl"
+INCIDENTS = SAMPLES / "incidents.jsonl"
+
+
+def test_rank_report_counts_hits_and_misses() -> None:
+    report = rank_report([1, 2, None, 5])
+    assert report == {"n": 4, "hit@1": 0.25, "hit@3": 0.5, "hit@5": 0.75, "mrr": 0.425}
+
+
+def test_retrieval_reports_ours_beside_bm25() -> None:
+    report = evaluate_retrieval(RUNBOOKS, QUERIES, field="text_without_name")
+    assert report["n"] == 40
+    assert report["hit@5"] == 1.0 and report["hit@1"] >= 0.9
+    assert report["p95_ms"] >= report["p50_ms"] > 0
+    assert report["baseline_bm25_documents"]["n"] == 40
+
+
+def test_feedback_helps_the_queries_it_was_given_on_only() -> None:
+    report = evaluate_feedback(RUNBOOKS, QUERIES, field="text_without_name")
+    clicks = report["clicks"]
+    assert clicks["helpful"] + clicks["not_helpful"] == 20
+    with_fb, without = report["with_feedback"], report["without_feedback"]
+    assert with_fb["after"]["hit@1"] >= with_fb["before"]["hit@1"]
+    assert without["after"] == without["before"]
+
+
+def test_incident_votes_beat_bm25_neighbours_on_the_samples() -> None:
+    report = evaluate_incidents(INCIDENTS, target="category")
+    assert report["n"] == 107
+    assert report["category_hit@1"] > report["baseline_bm25_neighbours"]["category_hit@1"]
+    assert 0.0 <= report["novel_rate"] < 0.5
+
+
+def test_classification_reports_ours_and_the_baseline(tmp_path: Path) -> None:
+    rows = [json.loads(line) for line in INCIDENTS.read_text().splitlines()]
+    train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
+    train.write_text("\n".join(json.dumps(r) for i, r in enumerate(rows) if i % 4))
+    test.write_text("\n".join(json.dumps(r) for i, r in enumerate(rows) if not i % 4))
+    report = evaluate_classification(train, test, target="category")
+    assert (report["n_train"], report["n_test"]) == (80, 27)
+    for key in ("accuracy", "macro_f1", "top3_accuracy", "coverage", "covered_accuracy"):
+        assert 0.0 <= report[key] <= 1.0
+        assert key in report["baseline_tfidf_linearsvc"]
+    assert report["accuracy"] > 0.5
+
+
+def test_grouping_per_system_and_overall(tmp_path: Path) -> None:
+    lines = []
+    for i in range(30):
+        lines.append({"system": "a", "text": f"Connection from 10.0.0.{i} closed", "group": "a1"})
+        lines.append({"system": "a", "text": f"User u{i} logged in after {i} ms", "group": "a2"})
+        lines.append({"system": "b", "text": f"Disk /dev/sd{i % 3} at {50 + i}%", "group": "b1"})
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(json.dumps(x) for x in lines))
+    report = evaluate_grouping_file(events)
+    assert report["n"] == 90 and report["groups_true"] == 3
+    assert report["grouping_accuracy"] == 1.0 and set(report["systems"]) == {"a", "b"}
+    assert "grouping_accuracy" in report["baseline_drain3"]
+
+
+def test_grouping_file_without_groups_is_a_clear_error(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"text": "no group here"}\n')
+    with pytest.raises(ValueError, match="no lines with text and group"):
+        evaluate_grouping_file(events)
