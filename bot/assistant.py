@@ -11,6 +11,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -233,7 +234,7 @@ class Assistant:
             if key in seen:
                 sort_key, previous = ranked[seen[key]]
                 ranked[seen[key]] = (
-                    sort_key, _replace(previous, duplicates=previous.duplicates + 1)
+                    sort_key, replace(previous, duplicates=previous.duplicates + 1)
                 )
                 continue
             reasons = self._incident_reasons(text, event, view, hit)
@@ -418,12 +419,6 @@ def _dedup_key(view: IncidentView) -> str:
     title = " ".join(title.split())
     cause = " ".join(view.root_cause.lower().split())[:120]
     return f"{title}|{cause}"
-
-
-def _replace(item: SimilarIncident, **changes: Any) -> SimilarIncident:
-    from dataclasses import replace
-
-    return replace(item, **changes)
 
 
 def _neg_time(view: IncidentView) -> float:
