@@ -1,12 +1,12 @@
 """Supervised text classifier: sentence embedding + TF-IDF n-grams -> calibrated linear model,
-blended with a nearest-neighbour vote over the embeddings.
+blended with a nearest-neighbour vote and a logistic regression over the embeddings alone.
 
 The caller computes sentence embeddings (float32, L2-normalised) and passes them in; this
 module never loads an embedding model. Everything data-dependent is chosen inside ``fit``
 from out-of-fold (or held-out) predictions on the training data only: the class-weight power
-and embedding weight (small grid, small data sets only), the softmax temperature, the share
-of the kNN vote in the blend, and the confidence threshold under which the model abstains
-(label ``None``).
+and embedding weight (small grid, small data sets only), the softmax temperatures, the shares
+of the kNN vote and of the embedding-only model in the blend, and the confidence threshold
+under which the model abstains (label ``None``).
 """
 
 from __future__ import annotations
@@ -132,17 +132,33 @@ def fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:
     return float(math.exp(res.x))
 
 
-def choose_threshold(confidence: np.ndarray, correct: np.ndarray, min_precision: float) -> float:
+def wilson_lower_bound(successes: np.ndarray, n: np.ndarray, z: float) -> np.ndarray:
+    """One-sided Wilson score lower bound of a proportion (``z`` = 0: the plain ratio)."""
+    n = np.asarray(n, dtype=np.float64)
+    p = np.asarray(successes, dtype=np.float64) / n
+    if z <= 0.0:
+        return p
+    z2 = z * z
+    centre = p + z2 / (2 * n)
+    margin = z * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return (centre - margin) / (1 + z2 / n)
+
+
+def choose_threshold(confidence: np.ndarray, correct: np.ndarray, min_precision: float,
+                     z: float = 0.0) -> float:
     """Lowest confidence threshold whose answered items reach ``min_precision``.
 
-    Items are answered when ``confidence >= threshold``. Returns ``NEVER`` when no
-    threshold reaches the precision.
+    Items are answered when ``confidence >= threshold``. With ``z`` > 0 the precision must be
+    reached by its Wilson lower bound, not just by the observed ratio: on a few dozen
+    held-out items a lucky streak does not open the gate for everything. Returns ``NEVER``
+    when no threshold reaches the precision.
     """
     if len(confidence) == 0:
         return NEVER
     order = np.argsort(-confidence, kind="stable")
     conf = confidence[order]
-    prec = np.cumsum(correct[order]) / np.arange(1, len(conf) + 1)
+    n = np.arange(1, len(conf) + 1)
+    prec = wilson_lower_bound(np.cumsum(correct[order]), n, z)
     # only cut between distinct confidence values (ties are answered together)
     last_of_tie = np.r_[conf[1:] != conf[:-1], True]
     ok = np.flatnonzero((prec >= min_precision) & last_of_tie)
@@ -189,6 +205,31 @@ def blend(proba: np.ndarray, votes: np.ndarray | None, weight: float) -> np.ndar
     return (1.0 - weight) * proba + weight * votes
 
 
+def mix(linear: np.ndarray, votes: np.ndarray | None, knn_weight: float,
+        semantic: np.ndarray | None, semantic_weight: float) -> np.ndarray:
+    """Convex blend of the three components; the linear model gets what the others leave.
+
+    A component that is ``None`` counts as weight 0.
+    """
+    k = knn_weight if votes is not None else 0.0
+    s = semantic_weight if semantic is not None else 0.0
+    if k <= 0.0 and s <= 0.0:
+        return linear
+    out = max(1.0 - k - s, 0.0) * linear
+    if k > 0.0:
+        out = out + k * votes
+    if s > 0.0:
+        out = out + s * semantic
+    return out
+
+
+def blend_grid(knn_shares: Sequence[float],
+               semantic_shares: Sequence[float]) -> list[tuple[float, float]]:
+    """(kNN share, semantic share) pairs that leave the linear model a share >= 0."""
+    return [(float(k), float(s)) for k in knn_shares for s in semantic_shares
+            if k + s <= 1.0 + 1e-9]
+
+
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Macro-F1 over the classes present in ``y_true``."""
     present = np.unique(y_true)
@@ -230,10 +271,12 @@ class TextClassifier:
     the effective ``C`` (which made liblinear crawl on large, repetitive ticket sets).
 
     With 200 to ``search_below`` distinct rows, ``fit`` also tries class-weight power 1.0
-    and twice the embedding weight and keeps the pair with the best out-of-fold
+    and twice or zero times the embedding weight and keeps the pair with the best out-of-fold
     accuracy + macro-F1. The linear model's calibrated probabilities are blended with a kNN
-    vote over the embeddings (``knn_k`` neighbours); its share is picked from ``knn_blend``
-    by the same out-of-fold criterion (0 = no kNN).
+    vote over the embeddings (``knn_k`` neighbours) and with a multinomial logistic regression
+    on the embeddings alone (the "semantic" model, which carries paraphrases the n-grams miss);
+    their shares are picked from ``knn_blend`` x ``semantic_blend`` by the same out-of-fold
+    criterion (0 = not used; the linear model keeps the rest).
     """
 
     def __init__(
@@ -241,6 +284,7 @@ class TextClassifier:
         target: str,
         *,
         min_precision: float = 0.9,
+        precision_z: float = 0.5,
         estimator: str = "svc",
         C: float = 0.5,
         class_weight_power: float = 0.5,
@@ -262,12 +306,16 @@ class TextClassifier:
         duplicate_weighting: str = "log",
         knn_k: int = 10,
         knn_blend: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5),
+        semantic_blend: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
+        semantic_C: float = 10.0,
+        semantic_max_rows: int = 20_000,
         search_below: int = 3_000,
         max_iter: int = 100,
         n_jobs: int = 2,
     ) -> None:
         self.target = target
         self.min_precision = min_precision
+        self.precision_z = precision_z
         self.estimator = estimator
         self.C = C
         self.class_weight_power = class_weight_power
@@ -289,6 +337,9 @@ class TextClassifier:
         self.duplicate_weighting = duplicate_weighting
         self.knn_k = knn_k
         self.knn_blend = knn_blend
+        self.semantic_blend = semantic_blend
+        self.semantic_C = semantic_C
+        self.semantic_max_rows = semantic_max_rows
         self.search_below = search_below
         self.max_iter = max_iter
         self.n_jobs = n_jobs
@@ -296,11 +347,13 @@ class TextClassifier:
     # ------------------------------------------------------------------ params
 
     _PARAMS = (
-        "min_precision", "estimator", "C", "class_weight_power", "embedding_weight",
-        "word_ngrams", "char_ngrams", "max_word_features", "max_char_features", "min_df", "cv",
+        "min_precision", "precision_z", "estimator", "C", "class_weight_power",
+        "embedding_weight", "word_ngrams", "char_ngrams", "max_word_features",
+        "max_char_features", "min_df", "cv",
         "holdout_above", "holdout_fraction", "min_class_count", "other_label", "n_candidates",
         "n_top_terms", "max_examples", "random_state", "duplicate_weighting", "knn_k",
-        "knn_blend", "search_below", "max_iter", "n_jobs",
+        "knn_blend", "semantic_blend", "semantic_C", "semantic_max_rows", "search_below",
+        "max_iter", "n_jobs",
     )
 
     def get_params(self) -> dict[str, Any]:
@@ -311,6 +364,8 @@ class TextClassifier:
             raise ClassifierError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
         if not 0.0 < self.min_precision <= 1.0:
             raise ClassifierError("min_precision must be in (0, 1]")
+        if not 0.0 <= self.precision_z <= 5.0:
+            raise ClassifierError("precision_z must be in [0, 5]")
         if self.C <= 0 or self.embedding_weight < 0 or self.class_weight_power < 0:
             raise ClassifierError("C must be > 0; embedding_weight, class_weight_power >= 0")
         if self.cv < 2:
@@ -324,6 +379,13 @@ class TextClassifier:
         blends = tuple(self.knn_blend)
         if not blends or any(not 0.0 <= float(b) < 1.0 for b in blends):
             raise ClassifierError("knn_blend must be a non-empty tuple of weights in [0, 1)")
+        shares = tuple(self.semantic_blend)
+        if not shares or any(not 0.0 <= float(b) <= 1.0 for b in shares):
+            raise ClassifierError("semantic_blend must be a non-empty tuple of weights in [0, 1]")
+        if not blend_grid(blends, shares):
+            raise ClassifierError("knn_blend + semantic_blend leave no share for any model")
+        if self.semantic_C <= 0 or self.semantic_max_rows < 2:
+            raise ClassifierError("semantic_C must be > 0 and semantic_max_rows >= 2")
 
     # ------------------------------------------------------------------ features
 
@@ -466,6 +528,17 @@ class TextClassifier:
 
         splits = self._splits(y)
         knn_oof = self._knn_out_of_fold(u_emb, y, cnt, splits, len(classes))
+        # like the other searched choices, the semantic share is only searched from
+        # MIN_SEARCH_ROWS rows: on a few dozen rows its out-of-fold lead is noise, and the
+        # model is overconfident on vague text. A single share given by the caller is kept.
+        semantic_shares = tuple(float(b) for b in self.semantic_blend)
+        if len(set(semantic_shares)) > 1 and len(y) < MIN_SEARCH_ROWS:
+            semantic_shares = (0.0,)
+        semantic_oof, semantic_t = self._semantic_out_of_fold(
+            u_emb, y, w, cnt, balanced ** self.class_weight_power, splits, len(classes),
+            semantic_shares)
+        grid = blend_grid(self.knn_blend if knn_oof is not None else (0.0,),
+                          semantic_shares if semantic_oof is not None else (0.0,))
         candidates = self._candidates(len(y))
         final: Any = None
         best: tuple[float, dict[str, Any]] | None = None
@@ -479,20 +552,20 @@ class TextClassifier:
                 break
             temperature = fit_temperature(scores, oof_y)
             base = softmax(scores, temperature)
-            for share in self.knn_blend:
-                proba = blend(base, knn_oof, float(share))
+            for knn_share, semantic_share in grid:
+                proba = mix(base, knn_oof, knn_share, semantic_oof, semantic_share)
                 pred = proba.argmax(axis=1)
                 objective = float(np.mean(pred == oof_y)) + macro_f1(oof_y, pred)
                 if best is None or objective > best[0] + 1e-9:
                     best = (objective, dict(power=power, emb_weight=emb_weight,
-                                            temperature=temperature, knn=float(share),
-                                            proba=proba, y=oof_y))
+                                            temperature=temperature, knn=knn_share,
+                                            semantic=semantic_share, proba=proba, y=oof_y))
         self.timings_["out_of_fold"] = time.perf_counter() - clock
         clock = time.perf_counter()
         if best is None:  # no usable out-of-fold split (tiny data): defaults, never answer
             chosen: dict[str, Any] = dict(power=self.class_weight_power,
                                           emb_weight=self.embedding_weight, temperature=1.0,
-                                          knn=0.0)
+                                          knn=0.0, semantic=0.0)
             self.threshold_ = NEVER
             self.oof_metrics_ = {"oof_n": 0}
         else:
@@ -500,7 +573,8 @@ class TextClassifier:
             proba, oof_y = chosen["proba"], chosen["y"]
             conf = proba.max(axis=1)
             correct = (proba.argmax(axis=1) == oof_y).astype(np.float64)
-            self.threshold_ = choose_threshold(conf, correct, self.min_precision)
+            self.threshold_ = choose_threshold(conf, correct, self.min_precision,
+                                               self.precision_z)
             answered = conf >= self.threshold_
             self.oof_metrics_ = {
                 "oof_n": len(oof_y),
@@ -511,11 +585,17 @@ class TextClassifier:
                 "class_weight_power": float(chosen["power"]),
                 "embedding_weight": float(chosen["emb_weight"]),
                 "knn_weight": float(chosen["knn"]),
+                "semantic_weight": float(chosen["semantic"]),
             }
         self.temperature_ = float(chosen["temperature"])
         self.class_weight_power_ = float(chosen["power"])
         self.embedding_weight_ = float(chosen["emb_weight"])
         self.knn_weight_ = float(chosen["knn"])
+        self.semantic_weight_ = float(chosen["semantic"])
+        self.semantic_temperature_ = float(semantic_t)
+        self.semantic_estimator_ = (
+            self._fit_semantic(u_emb, y, w, balanced ** self.class_weight_power)
+            if self.semantic_weight_ > 0.0 else None)
 
         if final is None:
             X = self._stack(u_emb, self.embedding_weight_, ngrams)
@@ -528,11 +608,15 @@ class TextClassifier:
         return self
 
     def _candidates(self, n_rows: int) -> list[tuple[float, float]]:
-        """(class-weight power, embedding weight) pairs to compare out of fold; defaults first."""
+        """(class-weight power, embedding weight) pairs to compare out of fold; defaults first.
+
+        Embedding weight 0 is the n-grams alone: where wording decides the label (alert
+        severity, say) the embedding block only adds noise to the linear model.
+        """
         pairs = [(self.class_weight_power, self.embedding_weight)]
         if MIN_SEARCH_ROWS <= n_rows <= self.search_below:
             for power in (self.class_weight_power, 1.0):
-                for emb_weight in (self.embedding_weight, 2.0 * self.embedding_weight):
+                for emb_weight in (self.embedding_weight, 2.0 * self.embedding_weight, 0.0):
                     if (power, emb_weight) not in pairs:
                         pairs.append((power, emb_weight))
         return pairs
@@ -556,6 +640,52 @@ class TextClassifier:
         votes = [np.repeat(knn_votes(emb[te], emb[tr], y[tr], n_classes, self.knn_k),
                            cnt[te], axis=0) for tr, te in splits]
         return np.vstack(votes)
+
+    def _fit_semantic(self, emb: np.ndarray, y: np.ndarray, w: np.ndarray,
+                      class_weight: np.ndarray) -> LogisticRegression:
+        """Multinomial logistic regression on the embeddings alone (rows capped for speed)."""
+        if len(y) > self.semantic_max_rows:
+            rng = np.random.default_rng(self.random_state)
+            pick = np.sort(rng.choice(len(y), self.semantic_max_rows, replace=False))
+            emb, y, w = emb[pick], y[pick], w[pick]
+        present = np.unique(y)
+        est = LogisticRegression(
+            C=self.semantic_C, max_iter=300, random_state=self.random_state,
+            class_weight={int(c): float(class_weight[c]) for c in present},
+        )
+        with warnings.catch_warnings():  # max_iter is a deliberate time cap
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(emb, y, sample_weight=w)
+        return est
+
+    @staticmethod
+    def _semantic_log_proba(est: LogisticRegression, emb: np.ndarray,
+                            n_classes: int) -> np.ndarray:
+        """Log-probabilities over *global* class ids (absent classes get a tiny probability)."""
+        out = np.full((len(emb), n_classes), 1e-9)
+        out[:, est.classes_] = np.maximum(est.predict_proba(emb), 1e-9)
+        return np.log(out)
+
+    def _semantic_out_of_fold(self, emb: np.ndarray, y: np.ndarray, w: np.ndarray,
+                              cnt: np.ndarray, class_weight: np.ndarray,
+                              splits: list[tuple[np.ndarray, np.ndarray]],
+                              n_classes: int, shares: Sequence[float],
+                              ) -> tuple[np.ndarray | None, float]:
+        """Calibrated out-of-fold probabilities of the embedding-only model, and its temperature.
+
+        ``(None, 1.0)`` when none of ``shares`` would use it.
+        """
+        if not splits or not any(b > 0 for b in shares):
+            return None, 1.0
+        with ThreadPoolExecutor(max_workers=self.n_jobs) as pool:
+            fitted = list(pool.map(
+                lambda split: self._fit_semantic(emb[split[0]], y[split[0]], w[split[0]],
+                                                 class_weight), splits))
+        logp = np.vstack([np.repeat(self._semantic_log_proba(est, emb[te], n_classes), cnt[te],
+                                    axis=0) for est, (_, te) in zip(fitted, splits, strict=True)])
+        oof_y = np.concatenate([np.repeat(y[te], cnt[te]) for _, te in splits])
+        temperature = fit_temperature(logp, oof_y)
+        return softmax(logp, temperature), temperature
 
     def _out_of_fold(self, X: sp.csr_matrix, y: np.ndarray, w: np.ndarray, cnt: np.ndarray,
                      cw: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]],
@@ -614,13 +744,19 @@ class TextClassifier:
         return self._scores(self.estimator_, X, len(self.classes_))
 
     def _proba(self, X: sp.csr_matrix, emb: np.ndarray) -> np.ndarray:
-        proba = softmax(self._scores(self.estimator_, X, len(self.classes_)), self.temperature_)
-        weight = float(getattr(self, "knn_weight_", 0.0))
-        if weight <= 0.0:
-            return proba
-        votes = knn_votes(emb, self.example_embeddings_, self.example_labels_,
-                          len(self.classes_), self.knn_k)
-        return blend(proba, votes, weight)
+        n_classes = len(self.classes_)
+        proba = softmax(self._scores(self.estimator_, X, n_classes), self.temperature_)
+        knn_weight = float(getattr(self, "knn_weight_", 0.0))
+        semantic_est = getattr(self, "semantic_estimator_", None)
+        votes = semantic = None
+        if knn_weight > 0.0:
+            votes = knn_votes(emb, self.example_embeddings_, self.example_labels_, n_classes,
+                              self.knn_k)
+        if semantic_est is not None:
+            semantic = softmax(self._semantic_log_proba(semantic_est, emb, n_classes),
+                               self.semantic_temperature_)
+        return mix(proba, votes, knn_weight, semantic,
+                   float(getattr(self, "semantic_weight_", 0.0)))
 
     def predict_proba(self, texts: Sequence[str], embeddings: np.ndarray) -> np.ndarray:
         """Calibrated (blended) probabilities, columns in the order of ``classes_``."""

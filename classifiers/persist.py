@@ -134,6 +134,9 @@ def _state(model: TextClassifier) -> dict[str, Any]:
         "class_weight_power": float(model.class_weight_power_),
         "embedding_weight": float(model.embedding_weight_),
         "knn_weight": float(model.knn_weight_),
+        "semantic_weight": float(model.semantic_weight_),
+        "semantic_temperature": float(model.semantic_temperature_),
+        "semantic_estimator": model.semantic_estimator_,
         "n_features_in": int(model.n_features_in_),
         "n_train": int(model.n_train_),
         "oof_metrics": {k: float(v) for k, v in model.oof_metrics_.items()},
@@ -146,7 +149,7 @@ def _state(model: TextClassifier) -> dict[str, Any]:
 def _rebuild(state: dict[str, Any]) -> TextClassifier:
     params = dict(state["params"])
     target = params.pop("target")
-    for key in ("word_ngrams", "char_ngrams", "knn_blend"):
+    for key in ("word_ngrams", "char_ngrams", "knn_blend", "semantic_blend"):
         if key in params:
             params[key] = tuple(params[key])
     model = TextClassifier(target, **params)
@@ -160,6 +163,10 @@ def _rebuild(state: dict[str, Any]) -> TextClassifier:
     model.class_weight_power_ = float(state.get("class_weight_power", model.class_weight_power))
     model.embedding_weight_ = float(state.get("embedding_weight", model.embedding_weight))
     model.knn_weight_ = float(state.get("knn_weight", 0.0))
+    # artifacts written before the semantic model: no semantic share
+    model.semantic_weight_ = float(state.get("semantic_weight", 0.0))
+    model.semantic_temperature_ = float(state.get("semantic_temperature", 1.0))
+    model.semantic_estimator_ = state.get("semantic_estimator")
     model.n_features_in_ = int(state["n_features_in"])
     model.n_train_ = int(state["n_train"])
     model.oof_metrics_ = dict(state["oof_metrics"])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from classifiers.errors import ClassifierError
-from classifiers.model import TextClassifier, blend, knn_votes, softmax
+from classifiers.model import TextClassifier, blend, blend_grid, knn_votes, mix, softmax
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -32,6 +32,47 @@ def test_blend_is_convex_and_zero_weight_is_identity():
     np.testing.assert_allclose(blend(p, v, 0.5), [[0.35, 0.65]])
 
 
+def test_mix_gives_the_linear_model_what_the_others_leave():
+    lin, votes, sem = np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]]), np.array([[0.5, 0.5]])
+    np.testing.assert_allclose(mix(lin, votes, 0.2, sem, 0.4), [[0.6, 0.4]])
+    np.testing.assert_allclose(mix(lin, None, 0.2, sem, 1.0), sem)  # missing part: weight 0
+    assert mix(lin, votes, 0.0, None, 0.5) is lin
+    assert blend_grid((0.0, 0.5), (0.0, 0.5, 1.0)) == [
+        (0.0, 0.0), (0.0, 0.5), (0.0, 1.0), (0.5, 0.0), (0.5, 0.5)]
+
+
+# The same requests as the training tickets, in words the training tickets never use.
+PARAPHRASES = [
+    ("remote tunnel into the corporate lan drops", "network"),
+    ("the internet link at our site is unreachable", "network"),
+    ("I forgot my login credentials", "access"),
+    ("please give me permission to open the payroll directory", "access"),
+    ("display shows strange lines and goes black", "hardware"),
+    ("the copier is out of toner and smudges", "hardware"),
+    ("my inbox stopped getting messages", "email"),
+    ("meeting invites vanish from my agenda", "email"),
+]
+
+
+def test_semantic_model_carries_paraphrases_the_ngrams_miss(tickets, embed):
+    texts, emb, labels = tickets
+    queries = [q for q, _ in PARAPHRASES]
+    q_emb = embed(queries)
+    truth = np.array([lab for _, lab in PARAPHRASES])
+
+    def accuracy(model: TextClassifier) -> float:
+        return float(np.mean(np.array([p.top_label for p in model.predict(queries, q_emb)])
+                             == truth))
+
+    ngrams_only = TextClassifier("team", cv=4, embedding_weight=0.0, knn_blend=(0.0,),
+                                 semantic_blend=(0.0,), search_below=0).fit(texts, emb, labels)
+    semantic = TextClassifier("team", cv=4, knn_blend=(0.0,), semantic_blend=(1.0,),
+                              search_below=0).fit(texts, emb, labels)
+    assert semantic.semantic_weight_ == 1.0 and semantic.semantic_estimator_ is not None
+    assert accuracy(semantic) >= 0.75
+    assert accuracy(semantic) > accuracy(ngrams_only)
+
+
 def test_fit_records_out_of_fold_choices(tickets, embed):
     texts, emb, labels = tickets
     model = TextClassifier("team", cv=4).fit(texts, emb, labels)
@@ -42,8 +83,11 @@ def test_fit_records_out_of_fold_choices(tickets, embed):
     assert model.knn_weight_ == chosen["knn_weight"]
     assert set(model.timings_) == {"vectorize", "out_of_fold", "final_fit"}
 
-    plain = TextClassifier("team", cv=4, knn_blend=(0.0,), search_below=0).fit(
-        texts, emb, labels)
+    assert chosen["semantic_weight"] in model.semantic_blend
+    assert chosen["knn_weight"] + chosen["semantic_weight"] <= 1.0
+
+    plain = TextClassifier("team", cv=4, knn_blend=(0.0,), semantic_blend=(0.0,),
+                           search_below=0).fit(texts, emb, labels)
     assert plain.knn_weight_ == 0.0 and plain.class_weight_power_ == 0.5
     np.testing.assert_allclose(plain.predict_proba(texts, emb),
                                softmax(plain.decision_scores(texts, emb), plain.temperature_))
@@ -75,6 +119,9 @@ def test_duplicates_are_merged_with_damped_weight_and_held_out_split(tickets):
     ({"knn_blend": (1.0,)}, "knn_blend"),
     ({"knn_blend": ()}, "knn_blend"),
     ({"knn_k": 0}, "knn_k"),
+    ({"semantic_blend": (1.5,)}, "semantic_blend"),
+    ({"knn_blend": (0.5,), "semantic_blend": (0.8,)}, "no share"),
+    ({"semantic_C": 0}, "semantic_C"),
     ({"n_jobs": 0}, "n_jobs"),
 ])
 def test_bad_blend_params_raise(tickets, kwargs, match):

@@ -72,10 +72,12 @@ def test_missing_or_unfitted(tmp_path):
 
 def test_round_trip_keeps_fit_choices(tickets, tmp_path):
     texts, emb, labels = tickets
-    model = TextClassifier("team", cv=4, knn_blend=(0.4,), search_below=0).fit(texts, emb, labels)
+    model = TextClassifier("team", cv=4, knn_blend=(0.4,), semantic_blend=(0.3,),
+                           search_below=0).fit(texts, emb, labels)
     save_model(model, tmp_path / "m.skops")
     loaded, _ = load_model(tmp_path / "m.skops")
-    assert loaded.knn_weight_ == 0.4
+    assert loaded.knn_weight_ == 0.4 and loaded.semantic_weight_ == 0.3
+    assert loaded.semantic_temperature_ == model.semantic_temperature_
     assert (loaded.class_weight_power_, loaded.embedding_weight_) == (
         model.class_weight_power_, model.embedding_weight_)
     np.testing.assert_array_equal(loaded.predict_proba(texts, emb), model.predict_proba(texts, emb))
