@@ -201,13 +201,19 @@ def eval_classify(
     test_file: Annotated[Path, typer.Option("--test")],
     target: Annotated[str, typer.Option()],
     min_precision: Annotated[float, typer.Option(min=0.01, max=1.0)] = 0.9,
+    test_fraction: Annotated[float, typer.Option(
+        min=0.01, max=0.99,
+        help="Share held out when --train and --test name one file without a split field.",
+    )] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed of that stratified split.")] = 0,
     as_json: JsonOption = False,
 ) -> None:
     """Classifier quality; TF-IDF word+char n-grams with LinearSVC beside it."""
     from bot.evaluation import evaluate_classification
 
     report = evaluate_classification(
-        train_file, test_file, target=target, min_precision=min_precision
+        train_file, test_file, target=target, min_precision=min_precision,
+        test_fraction=test_fraction, seed=seed,
     )
     _print_report(
         report,

@@ -132,8 +132,42 @@ def _texts_labels(rows: Sequence[dict[str, Any]], target: str) -> tuple[list[str
     return texts, labels
 
 
+def split_rows(train_file: Path, test_file: Path, target: str, *, test_fraction: float = 0.2,
+               seed: int = 0) -> tuple[list[str], list[str], list[str], list[str], str]:
+    """Train and test texts/labels, and how they were split.
+
+    Two files: one is the training set, the other the test set. The same file twice: its
+    ``split`` field decides; a file without one gets a stratified split (``test_fraction``,
+    ``seed``), so any labelled JSONL can be measured without preparing files first.
+    """
+    from classifiers.evaluate import stratified_split
+
+    if train_file.resolve() != test_file.resolve():
+        tr_texts, tr_labels = _texts_labels(read_jsonl(train_file), target)
+        te_texts, te_labels = _texts_labels(read_jsonl(test_file), target)
+        how = "train and test files"
+    else:
+        rows = read_jsonl(train_file)
+        if any(r.get("split") == "test" for r in rows):
+            tr_texts, tr_labels = _texts_labels([r for r in rows if r.get("split") != "test"],
+                                                target)
+            te_texts, te_labels = _texts_labels([r for r in rows if r.get("split") == "test"],
+                                                target)
+            how = "the file's split field"
+        else:
+            texts, labels = _texts_labels(rows, target)
+            tr, te = stratified_split(labels, test_fraction, seed=seed)
+            tr_texts, tr_labels = [texts[i] for i in tr], [labels[i] for i in tr]
+            te_texts, te_labels = [texts[i] for i in te], [labels[i] for i in te]
+            how = f"stratified {1 - test_fraction:.0%}/{test_fraction:.0%}, seed {seed}"
+    if not tr_texts or not te_texts:
+        raise ValueError(f"no labelled rows for target {target!r} in train or test file")
+    return tr_texts, tr_labels, te_texts, te_labels, how
+
+
 def evaluate_classification(
-    train_file: Path, test_file: Path, *, target: str, min_precision: float = 0.9
+    train_file: Path, test_file: Path, *, target: str, min_precision: float = 0.9,
+    test_fraction: float = 0.2, seed: int = 0,
 ) -> dict[str, Any]:
     """Train through the product's classifier and compare with TF-IDF + LinearSVC."""
     from classifiers.evaluate import baseline_tfidf_svc, evaluate
@@ -141,28 +175,23 @@ def evaluate_classification(
     from knowledge.embed import Embedder
 
     settings = Settings()
-    tr_texts, tr_labels = _texts_labels(read_jsonl(train_file), target)
-    te_texts, te_labels = _texts_labels(read_jsonl(test_file), target)
-    if train_file.resolve() == test_file.resolve():
-        # One file with a `split` field: use it.
-        rows = read_jsonl(train_file)
-        tr_texts, tr_labels = _texts_labels([r for r in rows if r.get("split") != "test"], target)
-        te_texts, te_labels = _texts_labels([r for r in rows if r.get("split") == "test"], target)
-    if not tr_texts or not te_texts:
-        raise ValueError(f"no labelled rows for target {target!r} in train or test file")
+    tr_texts, tr_labels, te_texts, te_labels, how = split_rows(
+        train_file, test_file, target, test_fraction=test_fraction, seed=seed)
     embedder = Embedder(settings.embedding_model, threads=settings.torch_threads)
     tr_emb = embedder.encode(tr_texts)
     te_emb = embedder.encode(te_texts)
     model = TextClassifier(target, min_precision=min_precision).fit(tr_texts, tr_emb, tr_labels)
     ours = evaluate(model, te_texts, te_emb, te_labels)
     base = baseline_tfidf_svc(tr_texts, tr_labels, te_texts, te_labels)
-    result = {"target": target, "n_train": len(tr_texts), "n_test": len(te_texts)}
+    result: dict[str, Any] = {"target": target, "n_train": len(tr_texts),
+                              "n_test": len(te_texts)}
     result.update({k: round(v, 4) for k, v in ours.summary().items() if isinstance(v, float)})
     # what fit chose from out-of-fold predictions on the training rows (never the test rows)
     result["chosen_in_fit"] = {
         "class_weight_power": model.class_weight_power_,
         "embedding_weight": model.embedding_weight_,
         "knn_weight": model.knn_weight_,
+        "semantic_weight": model.semantic_weight_,
         "threshold": round(model.threshold_, 4),
         "oof_accuracy": round(float(model.oof_metrics_.get("oof_accuracy", 0.0)), 4),
         "oof_macro_f1": round(float(model.oof_metrics_.get("oof_macro_f1", 0.0)), 4),
@@ -170,6 +199,7 @@ def evaluate_classification(
     result["baseline_tfidf_linearsvc"] = {
         k: round(v, 4) for k, v in base.summary().items() if isinstance(v, float)
     }
+    result["split"] = how
     return result
 
 

@@ -13,6 +13,7 @@ from bot.evaluation import (
     evaluate_incidents,
     evaluate_retrieval,
     rank_report,
+    split_rows,
 )
 from bot.evaluation_feedback import evaluate_feedback
 
@@ -62,6 +63,24 @@ def test_classification_reports_ours_and_the_baseline(tmp_path: Path) -> None:
         assert 0.0 <= report[key] <= 1.0
         assert key in report["baseline_tfidf_linearsvc"]
     assert report["accuracy"] > 0.5
+
+
+def test_one_file_is_split_by_its_split_field_or_stratified(tmp_path: Path) -> None:
+    rows = [json.loads(line) for line in INCIDENTS.read_text().splitlines()]
+    assert not any("split" in r for r in rows)
+    tr, tr_y, te, te_y, how = split_rows(INCIDENTS, INCIDENTS, "category", test_fraction=0.25)
+    assert len(tr) + len(te) == 107 and "stratified" in how
+    assert set(tr).isdisjoint(te) and set(te_y) <= set(tr_y)  # every test label seen in training
+    assert split_rows(INCIDENTS, INCIDENTS, "category", test_fraction=0.25)[2] == te  # seeded
+    assert split_rows(INCIDENTS, INCIDENTS, "category", seed=7)[2] != te
+
+    fixed = tmp_path / "fixed.jsonl"
+    fixed.write_text("\n".join(json.dumps({**r, "split": "test" if i < 10 else "train"})
+                               for i, r in enumerate(rows)))
+    tr, _, te, _, how = split_rows(fixed, fixed, "category")
+    assert (len(tr), len(te), how) == (97, 10, "the file's split field")
+    with pytest.raises(ValueError, match="no labelled rows"):
+        split_rows(fixed, fixed, "no_such_field")
 
 
 def test_grouping_per_system_and_overall(tmp_path: Path) -> None:
