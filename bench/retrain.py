@@ -146,7 +146,7 @@ def main() -> None:
         (f"embed via cache ({cache.misses} computed, {cache.hits} cached)", t_embed),
         ("fingerprint", t_fp),
         ("fit: dedupe + tf-idf vectorize", model.timings_["vectorize"]),
-        ("fit: out-of-fold (kNN + linear), choose params", model.timings_["out_of_fold"]),
+        ("fit: out-of-fold (kNN, semantic, linear), choose blend", model.timings_["out_of_fold"]),
         ("fit: final linear model", model.timings_["final_fit"]),
         ("fit total", t_fit),
         ("evaluate on held-out real tickets", t_eval),
