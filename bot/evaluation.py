@@ -124,11 +124,11 @@ def rank_report(ranks: Sequence[int | None]) -> dict[str, Any]:
 def _texts_labels(rows: Sequence[dict[str, Any]], target: str) -> tuple[list[str], list[str]]:
     texts, labels = [], []
     for row in rows:
-        label = row.get(target)
+        label = str(row.get(target) if row.get(target) is not None else "").strip()
         text = "\n".join(str(row.get(k) or "") for k in ("title", "description")).strip()
-        if label not in (None, "") and text:
+        if label and text:  # blank labels count as unlabelled
             texts.append(text)
-            labels.append(str(label))
+            labels.append(label)
     return texts, labels
 
 

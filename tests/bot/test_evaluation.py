@@ -75,10 +75,11 @@ def test_one_file_is_split_by_its_split_field_or_stratified(tmp_path: Path) -> N
     assert split_rows(INCIDENTS, INCIDENTS, "category", seed=7)[2] != te
 
     fixed = tmp_path / "fixed.jsonl"
+    blank = {"title": "no label here", "category": "  ", "split": "train"}
     fixed.write_text("\n".join(json.dumps({**r, "split": "test" if i < 10 else "train"})
-                               for i, r in enumerate(rows)))
+                               for i, r in enumerate([*rows, blank])))
     tr, _, te, _, how = split_rows(fixed, fixed, "category")
-    assert (len(tr), len(te), how) == (97, 10, "the file's split field")
+    assert (len(tr), len(te), how) == (97, 10, "the file's split field")  # blank label skipped
     with pytest.raises(ValueError, match="no labelled rows"):
         split_rows(fixed, fixed, "no_such_field")
 
