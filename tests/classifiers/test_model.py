@@ -11,6 +11,7 @@ from classifiers.model import (
     assign_folds,
     choose_threshold,
     softmax,
+    wilson_lower_bound,
 )
 
 
@@ -56,6 +57,25 @@ def test_threshold_reaches_precision_on_out_of_fold():
     assert correct[answered].mean() >= 0.9
     assert 0.1 < answered.mean() < 0.35  # precision 0.9 needs conf above ~0.8
     assert choose_threshold(conf, np.zeros(2000), 0.9) == NEVER
+
+
+def test_wilson_bound_is_below_the_ratio_and_tightens_with_more_items():
+    ratio = wilson_lower_bound(np.array([9, 90, 900]), np.array([10, 100, 1000]), 0.0)
+    np.testing.assert_allclose(ratio, 0.9)
+    lower = wilson_lower_bound(np.array([9, 90, 900]), np.array([10, 100, 1000]), 1.0)
+    assert np.all(lower < 0.9) and lower[0] < lower[1] < lower[2]
+    assert 0.9 - lower[2] < 0.02  # a thousand items: the margin is small
+
+
+def test_a_short_lucky_streak_does_not_open_the_gate():
+    conf = np.linspace(1.0, 0.5, 20)
+    correct = np.r_[np.ones(5), np.zeros(15)]  # the five surest answers happen to be right
+    assert choose_threshold(conf, correct, 0.9) == conf[4]  # the plain ratio trusts them
+    assert choose_threshold(conf, correct, 0.9, z=1.0) == NEVER  # 5/5 is not proof of 0.9
+    many = np.linspace(1.0, 0.5, 400)
+    right = np.r_[np.ones(100), np.zeros(300)]
+    thr = choose_threshold(many, right, 0.9, z=1.0)  # 100/100 is
+    assert thr <= many[99] and right[many >= thr].mean() >= 0.9
 
 
 def test_abstention_on_held_out_reaches_precision(tickets, embed):
