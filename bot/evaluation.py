@@ -124,7 +124,10 @@ def rank_report(ranks: Sequence[int | None]) -> dict[str, Any]:
 def _texts_labels(rows: Sequence[dict[str, Any]], target: str) -> tuple[list[str], list[str]]:
     texts, labels = [], []
     for row in rows:
-        label = str(row.get(target) if row.get(target) is not None else "").strip()
+        value = row.get(target)
+        if isinstance(value, list):  # multi-label field: the first label is the primary one
+            value = value[0] if value else None
+        label = str(value if value is not None else "").strip()
         text = "\n".join(str(row.get(k) or "") for k in ("title", "description")).strip()
         if label and text:  # blank labels count as unlabelled
             texts.append(text)

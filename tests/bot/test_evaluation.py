@@ -83,6 +83,14 @@ def test_one_file_is_split_by_its_split_field_or_stratified(tmp_path: Path) -> N
     with pytest.raises(ValueError, match="no labelled rows"):
         split_rows(fixed, fixed, "no_such_field")
 
+    multi = tmp_path / "multi.jsonl"
+    multi_rows = [{"title": f"t{i}", "tags": [f"l{i % 2}", "x"] if i else [],
+                   "split": "test" if i < 3 else "train"} for i in range(10)]
+    multi.write_text("\n".join(json.dumps(r) for r in multi_rows))
+    tr, tr_y, te, te_y, _ = split_rows(multi, multi, "tags")
+    assert (len(tr), len(te)) == (7, 2)  # the row with an empty list is unlabelled
+    assert set(tr_y) | set(te_y) == {"l0", "l1"}  # first label of each list
+
 
 def test_grouping_per_system_and_overall(tmp_path: Path) -> None:
     lines = []
