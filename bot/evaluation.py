@@ -121,18 +121,17 @@ def rank_report(ranks: Sequence[int | None]) -> dict[str, Any]:
 # --- classification ---------------------------------------------------------------------------
 
 
-def _texts_labels(rows: Sequence[dict[str, Any]], target: str) -> tuple[list[str], list[str]]:
-    texts, labels = [], []
-    for row in rows:
-        value = row.get(target)
-        if isinstance(value, list):  # multi-label field: the first label is the primary one
-            value = value[0] if value else None
-        label = str(value if value is not None else "").strip()
-        text = "\n".join(str(row.get(k) or "") for k in ("title", "description")).strip()
-        if label and text:  # blank labels count as unlabelled
-            texts.append(text)
-            labels.append(label)
-    return texts, labels
+def _texts_labels(records: Sequence[Any], target: str) -> tuple[list[str], list[str]]:
+    """Text and label of every record that has both (blank labels count as unlabelled)."""
+    pairs = [(r.text.strip(), _label(r, target)) for r in records]
+    return [t for t, lab in pairs if t and lab], [lab for t, lab in pairs if t and lab]
+
+
+def _read_labelled(path: Path) -> list[Any]:
+    """Records of a JSONL or CSV file, read as `triagebot import` reads them."""
+    from knowledge.records import read_records
+
+    return read_records(path).records
 
 
 def split_rows(train_file: Path, test_file: Path, target: str, *, test_fraction: float = 0.2,
@@ -141,24 +140,25 @@ def split_rows(train_file: Path, test_file: Path, target: str, *, test_fraction:
 
     Two files: one is the training set, the other the test set. The same file twice: its
     ``split`` field decides; a file without one gets a stratified split (``test_fraction``,
-    ``seed``), so any labelled JSONL can be measured without preparing files first.
+    ``seed``), so any labelled file can be measured without preparing files first.
     """
     from classifiers.evaluate import stratified_split
 
     if train_file.resolve() != test_file.resolve():
-        tr_texts, tr_labels = _texts_labels(read_jsonl(train_file), target)
-        te_texts, te_labels = _texts_labels(read_jsonl(test_file), target)
+        tr_texts, tr_labels = _texts_labels(_read_labelled(train_file), target)
+        te_texts, te_labels = _texts_labels(_read_labelled(test_file), target)
         how = "train and test files"
     else:
-        rows = read_jsonl(train_file)
-        if any(r.get("split") == "test" for r in rows):
-            tr_texts, tr_labels = _texts_labels([r for r in rows if r.get("split") != "test"],
-                                                target)
-            te_texts, te_labels = _texts_labels([r for r in rows if r.get("split") == "test"],
-                                                target)
+        records = _read_labelled(train_file)
+        is_test = [r.extra.get("split") == "test" for r in records]
+        if any(is_test):
+            tr_texts, tr_labels = _texts_labels(
+                [r for r, t in zip(records, is_test, strict=True) if not t], target)
+            te_texts, te_labels = _texts_labels(
+                [r for r, t in zip(records, is_test, strict=True) if t], target)
             how = "the file's split field"
         else:
-            texts, labels = _texts_labels(rows, target)
+            texts, labels = _texts_labels(records, target)
             tr, te = stratified_split(labels, test_fraction, seed=seed)
             tr_texts, tr_labels = [texts[i] for i in tr], [labels[i] for i in tr]
             te_texts, te_labels = [texts[i] for i in te], [labels[i] for i in te]
@@ -210,7 +210,11 @@ def evaluate_classification(
 
 
 def _label(record: Any, target: str) -> str:
-    return str(getattr(record, target, "") or record.extra.get(target, "") or "")
+    """The record's ``target`` label; a list (multi-label field) gives its first label."""
+    value = getattr(record, target, "") or record.extra.get(target)
+    if isinstance(value, list):
+        value = value[0] if value else ""
+    return str(value or "").strip()
 
 
 def similarity_vote(neighbours: Sequence[tuple[str, float]]) -> tuple[str, float]:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import minimize_scalar
+from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, SGDClassifier
@@ -198,13 +199,6 @@ def knn_votes(query: np.ndarray, ref: np.ndarray, ref_y: np.ndarray, n_classes: 
     return out / out.sum(axis=1, keepdims=True)
 
 
-def blend(proba: np.ndarray, votes: np.ndarray | None, weight: float) -> np.ndarray:
-    """``(1 - weight) * proba + weight * votes`` (``proba`` alone when weight is 0)."""
-    if votes is None or weight <= 0.0:
-        return proba
-    return (1.0 - weight) * proba + weight * votes
-
-
 def mix(linear: np.ndarray, votes: np.ndarray | None, knn_weight: float,
         semantic: np.ndarray | None, semantic_weight: float) -> np.ndarray:
     """Convex blend of the three components; the linear model gets what the others leave.
@@ -221,6 +215,19 @@ def mix(linear: np.ndarray, votes: np.ndarray | None, knn_weight: float,
     if s > 0.0:
         out = out + s * semantic
     return out
+
+
+def weights_of_present(y: np.ndarray, class_weight: np.ndarray) -> dict[int, float]:
+    """sklearn's ``class_weight`` dict for the classes present in ``y``."""
+    return {int(c): float(class_weight[c]) for c in np.unique(y)}
+
+
+def fit_capped(est: Any, X: Any, y: np.ndarray, w: np.ndarray) -> Any:
+    """Fit without ConvergenceWarning: ``max_iter`` is a deliberate time cap."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y, sample_weight=w)
+    return est
 
 
 def blend_grid(knn_shares: Sequence[float],
@@ -260,7 +267,7 @@ def holdout_mask(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
 # --------------------------------------------------------------------------- the estimator
 
 
-class TextClassifier:
+class TextClassifier(BaseEstimator):
     """Calibrated, abstaining text classifier for one target field (team, severity, ...).
 
     Features are ``[embedding * embedding_weight, tfidf(word n-grams), tfidf(char n-grams)]``.
@@ -346,20 +353,7 @@ class TextClassifier:
 
     # ------------------------------------------------------------------ params
 
-    _PARAMS = (
-        "min_precision", "precision_z", "estimator", "C", "class_weight_power",
-        "embedding_weight", "word_ngrams", "char_ngrams", "max_word_features",
-        "max_char_features", "min_df", "cv",
-        "holdout_above", "holdout_fraction", "min_class_count", "other_label", "n_candidates",
-        "n_top_terms", "max_examples", "random_state", "duplicate_weighting", "knn_k",
-        "knn_blend", "semantic_blend", "semantic_C", "semantic_max_rows", "search_below",
-        "max_iter", "n_jobs",
-    )
-
-    def get_params(self) -> dict[str, Any]:
-        return {"target": self.target, **{k: getattr(self, k) for k in self._PARAMS}}
-
-    def _validate_params(self) -> None:
+    def _check_params(self) -> None:
         if self.estimator not in ESTIMATORS:
             raise ClassifierError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
         if not 0.0 < self.min_precision <= 1.0:
@@ -441,12 +435,14 @@ class TextClassifier:
 
     def _fit_one(self, X: sp.csr_matrix, y: np.ndarray, w: np.ndarray,
                  class_weight: np.ndarray) -> Any:
-        present = np.unique(y)
-        est = self._make_estimator({int(c): float(class_weight[c]) for c in present})
-        with warnings.catch_warnings():  # max_iter is a deliberate time cap
+        est = self._make_estimator(weights_of_present(y, class_weight))
+        return fit_capped(est, X, y, w)
+
+    def _map_parallel(self, fit: Any, jobs: Sequence[Any]) -> list[Any]:
+        """``fit`` over ``jobs`` on ``n_jobs`` threads (liblinear and lbfgs release the GIL)."""
+        with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=self.n_jobs) as pool:
             warnings.simplefilter("ignore", ConvergenceWarning)
-            est.fit(X, y, sample_weight=w)
-        return est
+            return list(pool.map(fit, jobs))
 
     @staticmethod
     def _scores(est: Any, X: sp.csr_matrix, n_classes: int) -> np.ndarray:
@@ -468,7 +464,7 @@ class TextClassifier:
 
     def fit(self, texts: Sequence[str], embeddings: np.ndarray,
             labels: Sequence[str]) -> TextClassifier:
-        self._validate_params()
+        self._check_params()
         texts_l = check_texts(texts)
         if not texts_l:
             raise ClassifierError("cannot fit on zero examples")
@@ -648,15 +644,9 @@ class TextClassifier:
             rng = np.random.default_rng(self.random_state)
             pick = np.sort(rng.choice(len(y), self.semantic_max_rows, replace=False))
             emb, y, w = emb[pick], y[pick], w[pick]
-        present = np.unique(y)
-        est = LogisticRegression(
-            C=self.semantic_C, max_iter=300, random_state=self.random_state,
-            class_weight={int(c): float(class_weight[c]) for c in present},
-        )
-        with warnings.catch_warnings():  # max_iter is a deliberate time cap
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            est.fit(emb, y, sample_weight=w)
-        return est
+        est = LogisticRegression(C=self.semantic_C, max_iter=300, random_state=self.random_state,
+                                 class_weight=weights_of_present(y, class_weight))
+        return fit_capped(est, emb, y, w)
 
     @staticmethod
     def _semantic_log_proba(est: LogisticRegression, emb: np.ndarray,
@@ -677,10 +667,9 @@ class TextClassifier:
         """
         if not splits or not any(b > 0 for b in shares):
             return None, 1.0
-        with ThreadPoolExecutor(max_workers=self.n_jobs) as pool:
-            fitted = list(pool.map(
-                lambda split: self._fit_semantic(emb[split[0]], y[split[0]], w[split[0]],
-                                                 class_weight), splits))
+        fitted = self._map_parallel(
+            lambda split: self._fit_semantic(emb[split[0]], y[split[0]], w[split[0]],
+                                             class_weight), splits)
         logp = np.vstack([np.repeat(self._semantic_log_proba(est, emb[te], n_classes), cnt[te],
                                     axis=0) for est, (_, te) in zip(fitted, splits, strict=True)])
         oof_y = np.concatenate([np.repeat(y[te], cnt[te]) for _, te in splits])
@@ -700,9 +689,7 @@ class TextClassifier:
         jobs = [(X[tr], y[tr], w[tr]) for tr, _ in splits]
         if with_final:
             jobs.append((X, y, w))
-        with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=self.n_jobs) as pool:
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            fitted = list(pool.map(lambda job: self._fit_one(*job, cw), jobs))
+        fitted = self._map_parallel(lambda job: self._fit_one(*job, cw), jobs)
         final = fitted.pop() if with_final else None
         scores, ys = [], []
         for est, (_, te) in zip(fitted, splits, strict=True):

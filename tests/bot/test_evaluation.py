@@ -75,7 +75,7 @@ def test_one_file_is_split_by_its_split_field_or_stratified(tmp_path: Path) -> N
     assert split_rows(INCIDENTS, INCIDENTS, "category", seed=7)[2] != te
 
     fixed = tmp_path / "fixed.jsonl"
-    blank = {"title": "no label here", "category": "  ", "split": "train"}
+    blank = {"id": "blank", "title": "no label here", "category": "  ", "split": "train"}
     fixed.write_text("\n".join(json.dumps({**r, "split": "test" if i < 10 else "train"})
                                for i, r in enumerate([*rows, blank])))
     tr, _, te, _, how = split_rows(fixed, fixed, "category")
@@ -84,7 +84,7 @@ def test_one_file_is_split_by_its_split_field_or_stratified(tmp_path: Path) -> N
         split_rows(fixed, fixed, "no_such_field")
 
     multi = tmp_path / "multi.jsonl"
-    multi_rows = [{"title": f"t{i}", "tags": [f"l{i % 2}", "x"] if i else [],
+    multi_rows = [{"id": i, "title": f"t{i}", "tags": [f"l{i % 2}", "x"] if i else [],
                    "split": "test" if i < 3 else "train"} for i in range(10)]
     multi.write_text("\n".join(json.dumps(r) for r in multi_rows))
     tr, tr_y, te, te_y, _ = split_rows(multi, multi, "tags")

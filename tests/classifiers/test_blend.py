@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from classifiers.errors import ClassifierError
-from classifiers.model import TextClassifier, blend, blend_grid, knn_votes, mix, softmax
+from classifiers.model import TextClassifier, blend_grid, knn_votes, mix, softmax
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -25,11 +25,11 @@ def test_knn_near_duplicate_wins_and_weak_neighbours_stay_unsure():
     assert votes[1].max() < 0.6  # loose matches only: close to uniform
 
 
-def test_blend_is_convex_and_zero_weight_is_identity():
+def test_knn_blend_is_convex_and_zero_weight_is_identity():
     p = np.array([[0.7, 0.3]])
     v = np.array([[0.0, 1.0]])
-    assert blend(p, v, 0.0) is p
-    np.testing.assert_allclose(blend(p, v, 0.5), [[0.35, 0.65]])
+    assert mix(p, v, 0.0, None, 0.0) is p
+    np.testing.assert_allclose(mix(p, v, 0.5, None, 0.0), [[0.35, 0.65]])
 
 
 def test_mix_gives_the_linear_model_what_the_others_leave():
