@@ -256,7 +256,7 @@ class ClassifierService:
                     "champion_version": current.version if current else "",
                 },
                 fingerprint=data_fingerprint,
-                library_versions=dict(getattr(card, "library_versions", {}) or {}),
+                library_versions=dict(card.versions),
                 n_train=len(tr_texts),
             )
             if promote:

@@ -70,8 +70,10 @@ def check_drift(services: Any, *, days: int = 7, target: str = "category") -> di
     model = services.classifiers.active.get(target)
     ref_pred = rec_pred = None
     if model is not None:
-        ref_pred = [p.label or "unsure" for p in model.model.predict(reference, ref_emb)]
-        rec_pred = [p.label or "unsure" for p in model.model.predict(recent, rec_emb)]
+        ref_pred = [p.label or "unsure"
+                    for p in model.model.predict(reference, ref_emb, explain=False)]
+        rec_pred = [p.label or "unsure"
+                    for p in model.model.predict(recent, rec_emb, explain=False)]
     baseline = model.metrics.get("accuracy") if model is not None else None
     result = drift_report(
         ref_emb,

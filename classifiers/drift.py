@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from scipy.spatial.distance import jensenshannon
+from sklearn.metrics.pairwise import euclidean_distances
 
 from classifiers.errors import ClassifierError
 
@@ -19,11 +21,6 @@ def _as_matrix(x: np.ndarray, name: str) -> np.ndarray:
     if not np.isfinite(a).all():
         raise ClassifierError(f"{name} contains NaN or infinite values")
     return a
-
-
-def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
-    return np.maximum(d, 0.0)
 
 
 def embedding_shift_test(reference: np.ndarray, recent: np.ndarray, *,
@@ -40,7 +37,7 @@ def embedding_shift_test(reference: np.ndarray, recent: np.ndarray, *,
     if len(y) > max_samples:
         y = y[rng.choice(len(y), max_samples, replace=False)]
     z = np.vstack([x, y])
-    d = _sq_dists(z, z)
+    d = euclidean_distances(z, squared=True)
     med = np.median(d[np.triu_indices_from(d, k=1)])
     k = np.exp(-d / (med if med > 0 else 1.0))
     n, m = len(x), len(y)
@@ -75,15 +72,8 @@ def label_mix_shift(reference_labels: Sequence[str], recent_labels: Sequence[str
     labels = sorted(set(a) | set(b), key=str)
     p = np.array([a[lab] for lab in labels], dtype=np.float64)
     q = np.array([b[lab] for lab in labels], dtype=np.float64)
-    p /= p.sum()
-    q /= q.sum()
-    m = 0.5 * (p + q)
-
-    def kl(u: np.ndarray, v: np.ndarray) -> float:
-        nz = u > 0
-        return float(np.sum(u[nz] * np.log2(u[nz] / v[nz])))
-
-    return max(0.0, min(1.0, 0.5 * kl(p, m) + 0.5 * kl(q, m)))
+    # scipy returns the JS *distance* (square root of the divergence); normalizes p and q
+    return float(min(1.0, jensenshannon(p, q, base=2) ** 2))
 
 
 def rolling_feedback_accuracy(correct: Sequence[bool], window: int = 50) -> np.ndarray:

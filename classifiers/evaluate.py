@@ -15,11 +15,12 @@ from sklearn.pipeline import FeatureUnion, make_pipeline
 from sklearn.svm import LinearSVC
 
 from classifiers.errors import ClassifierError
-from classifiers.model import Prediction, check_labels, check_texts
+from classifiers.model import Prediction, check_labels, check_texts, holdout_mask
 
 
 class Predictor(Protocol):
-    def predict(self, texts: Sequence[str], embeddings: np.ndarray) -> list[Prediction]: ...
+    def predict(self, texts: Sequence[str], embeddings: np.ndarray, *,
+                explain: bool = True) -> list[Prediction]: ...
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def evaluate(model: Predictor, texts: Sequence[str], embeddings: np.ndarray,
     """Evaluate any model whose ``predict`` returns :class:`Prediction` objects."""
     texts_l = check_texts(texts)
     labels_l = check_labels(labels, len(texts_l))
-    preds = model.predict(texts_l, embeddings)
+    preds = model.predict(texts_l, embeddings, explain=False)  # figures need no top terms
     return build_report(
         target or str(getattr(model, "target", "")),
         int(getattr(model, "n_train_", 0)),
@@ -196,14 +197,6 @@ def stratified_split(labels: Sequence[str], test_size: float = 0.2,
     """
     if not 0.0 < test_size < 1.0:
         raise ClassifierError("test_size must be in (0, 1)")
-    y = np.asarray(list(labels), dtype=object)
-    rng = np.random.default_rng(seed)
-    test: list[np.ndarray] = []
-    for lab in sorted(set(y.tolist())):
-        idx = rng.permutation(np.flatnonzero(y == lab))
-        k = min(len(idx) - 1, round(len(idx) * test_size))
-        test.append(idx[:k])
-    test_idx = np.sort(np.concatenate(test)) if test else np.empty(0, dtype=np.int64)
-    mask = np.zeros(len(y), dtype=bool)
-    mask[test_idx] = True
+    y = np.unique(np.asarray(list(labels), dtype=object).astype(str), return_inverse=True)[1]
+    mask = holdout_mask(y, test_size, seed)
     return np.flatnonzero(~mask), np.flatnonzero(mask)

@@ -370,6 +370,10 @@ class TextClassifier(BaseEstimator):
                 f"got {self.duplicate_weighting!r}")
         if self.knn_k < 1 or self.max_iter < 1 or self.n_jobs < 1:
             raise ClassifierError("knn_k, max_iter and n_jobs must be >= 1")
+        if min(self.n_candidates, self.min_df, self.max_examples) < 1:
+            raise ClassifierError("n_candidates, min_df and max_examples must be >= 1")
+        if not 0.0 < self.holdout_fraction < 1.0:
+            raise ClassifierError("holdout_fraction must be in (0, 1)")
         blends = tuple(self.knn_blend)
         if not blends or any(not 0.0 <= float(b) < 1.0 for b in blends):
             raise ClassifierError("knn_blend must be a non-empty tuple of weights in [0, 1)")
@@ -705,7 +709,9 @@ class TextClassifier(BaseEstimator):
             rng = np.random.default_rng(self.random_state)
             pick = np.sort(rng.choice(len(y), self.max_examples, replace=False))
             emb, y, index = emb[pick], y[pick], index[pick]
-        self.example_embeddings_ = emb.astype(np.float16)
+        # rounded to float16 (as saved by persist: half the size), held as float32 so that
+        # predictions do not convert them again on every call
+        self.example_embeddings_ = emb.astype(np.float16).astype(np.float32)
         self.example_labels_ = y.astype(np.int32)
         self.example_index_ = index.astype(np.int64)
 
@@ -752,7 +758,9 @@ class TextClassifier(BaseEstimator):
             return np.empty((0, len(self.classes_)))
         return self._proba(X, np.asarray(embeddings, dtype=np.float32))
 
-    def predict(self, texts: Sequence[str], embeddings: np.ndarray) -> list[Prediction]:
+    def predict(self, texts: Sequence[str], embeddings: np.ndarray, *,
+                explain: bool = True) -> list[Prediction]:
+        """Label (or ``None`` when unsure), top candidates and, with ``explain``, top terms."""
         X = self._prepare(texts, embeddings)
         if X.shape[0] == 0:
             return []
@@ -764,7 +772,7 @@ class TextClassifier(BaseEstimator):
             cands = tuple((str(self.classes_[c]), float(proba[i, c])) for c in top[i])
             conf = cands[0][1]
             label = cands[0][0] if conf >= self.threshold_ else None
-            terms = self._top_terms(X[i], int(top[i, 0]))
+            terms = self._top_terms(X[i], int(top[i, 0])) if explain else ()
             out.append(Prediction(label, conf, cands, terms))
         return out
 
@@ -824,7 +832,7 @@ class TextClassifier(BaseEstimator):
         q = check_embeddings(np.asarray(embedding).reshape(1, -1), 1, self.n_features_in_)[0]
         if k <= 0 or len(self.example_labels_) == 0:
             return []
-        sims = self.example_embeddings_.astype(np.float32) @ q
+        sims = self.example_embeddings_ @ q
         k = min(k, len(sims))
         idx = np.argpartition(-sims, k - 1)[:k]
         idx = idx[np.argsort(-sims[idx], kind="stable")]

@@ -53,7 +53,9 @@ class ZeroShotClassifier:
         check_embeddings(embeddings, len(texts_l), self.n_features_in_)
         return softmax(self.similarities(embeddings).astype(np.float64), self.temperature)
 
-    def predict(self, texts: Sequence[str], embeddings: np.ndarray) -> list[Prediction]:
+    def predict(self, texts: Sequence[str], embeddings: np.ndarray, *,
+                explain: bool = True) -> list[Prediction]:
+        """``explain`` is accepted for the common interface; similarity gives no terms."""
         texts_l = check_texts(texts)
         check_embeddings(embeddings, len(texts_l), self.n_features_in_)
         sims = self.similarities(embeddings).astype(np.float64)

@@ -122,6 +122,10 @@ def test_duplicates_are_merged_with_damped_weight_and_held_out_split(tickets):
     ({"semantic_blend": (1.5,)}, "semantic_blend"),
     ({"knn_blend": (0.5,), "semantic_blend": (0.8,)}, "no share"),
     ({"semantic_C": 0}, "semantic_C"),
+    ({"n_candidates": 0}, "n_candidates"),
+    ({"min_df": 0}, "min_df"),
+    ({"max_examples": 0}, "max_examples"),
+    ({"holdout_fraction": 0.0}, "holdout_fraction"),
     ({"n_jobs": 0}, "n_jobs"),
 ])
 def test_bad_blend_params_raise(tickets, kwargs, match):

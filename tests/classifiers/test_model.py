@@ -41,6 +41,8 @@ def test_top_terms_and_nearest_examples(tickets, embed):
     (pred,) = model.predict(q, embed(q))
     assert pred.top_label == "hardware"
     assert any("printer" in t or "jammed" in t for t in pred.top_terms)
+    (quiet,) = model.predict(q, embed(q), explain=False)  # figures and drift skip the terms
+    assert quiet.top_terms == () and quiet.candidates == pred.candidates
     near = model.nearest_examples(embed(q)[0], k=3)
     assert len(near) == 3
     assert near[0].label == "hardware"

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sklearn
 from sqlalchemy import update
 
 from bot.classification import in_holdout
@@ -107,6 +108,8 @@ def test_corrections_promote_a_better_model_and_a_worse_one_is_rejected(loop) ->
     with session_scope(h.services.sessions) as session:
         row = repo.get_model_version(session=session, version=promoted)
         decision, metrics = dict(row.decision), dict(row.metrics)
+        versions = dict(row.library_versions)
+    assert versions["sklearn"] == sklearn.__version__ and versions["skops"]  # recorded with it
     assert decision["promote"] is True
     assert decision["champion_version"] == weak_version
     assert metrics["accuracy"] > decision["champion"]["accuracy"]
