@@ -91,6 +91,9 @@ class ClassifierService:
         self.min_accuracy_gain = min_accuracy_gain
         self.min_macro_f1_gain = min_macro_f1_gain
         self.active: dict[str, LoadedModel] = {}
+        # active versions in the database at the last load, broken artifacts included, so
+        # that sync() does not reload every minute because one artifact cannot be read
+        self._db_versions: dict[str, str] = {}
         self._lock = threading.RLock()
 
     # --- loading ----------------------------------------------------------------------
@@ -108,17 +111,19 @@ class ClassifierService:
                 log.error("cannot load model %s (%s); using zero-shot", version, exc)
                 continue
             loaded[target] = LoadedModel(version, "supervised", model, metrics)
-        for target, zero_shot in self._zero_shot_models().items():
-            loaded.setdefault(target, zero_shot)
+        missing = [t for t in self.targets if t not in loaded]
+        loaded.update(self._zero_shot_models(missing))
         with self._lock:
             self.active = loaded
+            self._db_versions = {t: version for t, (version, _, _) in rows.items()}
 
-    def _zero_shot_models(self) -> dict[str, LoadedModel]:
-        if not self.taxonomy_path or not self.taxonomy_path.is_file():
+    def _zero_shot_models(self, targets: list[str]) -> dict[str, LoadedModel]:
+        """Zero-shot models from the taxonomy, only for ``targets`` (those without a model)."""
+        if not targets or not self.taxonomy_path or not self.taxonomy_path.is_file():
             return {}
         taxonomy = yaml.safe_load(self.taxonomy_path.read_text(encoding="utf-8")) or {}
         models = {}
-        for target in self.targets:
+        for target in targets:
             descriptions = taxonomy.get(target)
             if not isinstance(descriptions, dict) or len(descriptions) < 2:
                 continue
@@ -139,11 +144,16 @@ class ClassifierService:
                 if (row := repo.get_active_model(session=session, target=t)) is not None
             }
         with self._lock:
-            loaded = {t: m.version for t, m in self.active.items() if m.kind == "supervised"}
-        if in_db == loaded:
-            return False
+            if in_db == self._db_versions:
+                return False
         self.load()
         return True
+
+    def _activate(self, target: str, version: str, model: Any, metrics: dict[str, Any]) -> None:
+        """Serve ``version`` for ``target`` (already active in the database)."""
+        with self._lock:
+            self.active[target] = LoadedModel(version, "supervised", model, metrics)
+            self._db_versions[target] = version
 
     def active_versions(self) -> dict[str, str]:
         with self._lock:
@@ -277,10 +287,7 @@ class ClassifierService:
                 },
             )
         if promote:
-            with self._lock:
-                self.active[target] = LoadedModel(
-                    version, "supervised", model, challenger.summary()
-                )
+            self._activate(target, version, model, challenger.summary())
         return TrainOutcome(
             target, version, promote, reason, challenger.summary(), champion_summary, previous
         )
@@ -310,8 +317,7 @@ class ClassifierService:
                 detail={"replaced": replaced.version if replaced else ""},
             )
             target, metrics = row.target, dict(row.metrics)
-        with self._lock:
-            self.active[target] = LoadedModel(version, "supervised", model, metrics)
+        self._activate(target, version, model, metrics)
 
     def rollback(self, target: str, *, actor: str) -> str:
         """Re-activate the version that was active before the current one."""
@@ -339,6 +345,5 @@ class ClassifierService:
                 detail={"from": current.version},
             )
             version, metrics = previous.version, dict(previous.metrics)
-        with self._lock:
-            self.active[target] = LoadedModel(version, "supervised", model, metrics)
+        self._activate(target, version, model, metrics)
         return version

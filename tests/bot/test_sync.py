@@ -47,3 +47,30 @@ def test_second_process_sees_imports_and_rollbacks(sample_data_dir: Path, tmp_pa
     finally:
         server.close()
         admin.close()
+
+
+def test_broken_artifact_falls_back_to_zero_shot_without_reloading_each_minute(
+    sample_data_dir: Path, tmp_path: Path
+) -> None:
+    from bot.app import build_services
+    from bot.config import Settings
+    from bot.store import repository as repo
+    from bot.store.db import session_scope
+
+    data_dir = copy_data_dir(sample_data_dir, tmp_path / "data")
+    settings = Settings(_env_file=None, data_dir=data_dir, scheduler_enabled=False)
+    admin = build_services(settings)
+    try:
+        version = admin.classifiers.train("category", actor="test", force=True).version
+        with session_scope(admin.sessions) as session:
+            artifact = Path(repo.get_model_version(session=session, version=version).artifact_path)
+    finally:
+        admin.close()
+    artifact.write_bytes(b"not a skops file")
+    server = build_services(settings)
+    try:
+        loaded = server.classifiers.active["category"]
+        assert loaded.kind == "zero-shot"  # still answers, from the taxonomy
+        assert server.classifiers.sync() is False  # same versions in the database: no reload
+    finally:
+        server.close()
