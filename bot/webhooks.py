@@ -70,13 +70,48 @@ async def read_limited_body(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def _parser(source: str, settings: Settings) -> Callable[[Any], list[Event]]:
+Parsed = tuple[list[Event], int]  # events, and alerts past the per-call cap (not parsed)
+
+
+def _parser(source: str, settings: Settings) -> Callable[[Any], Parsed]:
     limits = {"max_alerts": settings.max_alerts_per_call, "max_text_chars": settings.max_text_chars}
+
+    def batch(parse: Callable[..., Any]) -> Callable[[Any], Parsed]:
+        def run(data: Any) -> Parsed:
+            parsed = parse(data, **limits)
+            return parsed.events, parsed.dropped_alerts
+
+        return run
+
     if source == "alertmanager":
-        return lambda data: parse_alertmanager(data, **limits).events
+        return batch(parse_alertmanager)
     if source == "grafana":
-        return lambda data: parse_grafana(data, **limits).events
-    return lambda data: parse_generic(data)[: settings.max_alerts_per_call]
+        return batch(parse_grafana)
+    # More records than the cap raise PayloadError (a 422), nothing is dropped silently.
+    return lambda data: (parse_generic(data, max_records=settings.max_alerts_per_call,
+                                       max_text_chars=settings.max_text_chars), 0)
+
+
+class BodyError(ValueError):
+    """The body is not UTF-8 JSON that can be decoded; the message names the problem."""
+
+
+def decode_events(body: bytes, parse: Callable[[Any], Parsed]) -> Parsed:
+    """Decode, parse and redact one webhook body (CPU-bound: run it off the event loop).
+
+    Raises :class:`BodyError` for a body that is not decodable JSON and
+    :class:`PayloadError` for JSON that is not a valid payload.
+    """
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise BodyError("body is not UTF-8") from exc
+    except json.JSONDecodeError as exc:
+        raise BodyError(f"body is not JSON: {exc.msg} at line {exc.lineno}") from exc
+    except RecursionError as exc:
+        raise BodyError("body is not acceptable JSON: nested too deeply") from exc
+    events, dropped = parse(data)
+    return [clean_event(e) for e in events], dropped
 
 
 def webhook_routes(runtime: Any) -> list[Route]:
@@ -97,25 +132,16 @@ def webhook_routes(runtime: Any) -> list[Route]:
             EVENTS.labels(source=source, outcome="unauthorized").inc()
             return _error(401, problem)
         try:
-            data = json.loads(body.decode("utf-8"))
-        except UnicodeDecodeError:
-            return _error(400, "body is not UTF-8")
-        except json.JSONDecodeError as exc:
-            return _error(400, f"body is not JSON: {exc.msg} at line {exc.lineno}")
-        try:
-            events = [clean_event(e) for e in parsers[source](data)]
+            events, dropped = await run_in_threadpool(decode_events, body, parsers[source])
+        except BodyError as exc:
+            return _error(400, str(exc))
         except PayloadError as exc:
             EVENTS.labels(source=source, outcome="rejected").inc()
             return _error(422, str(exc))
         if not runtime.ready.is_set():
             return _error(503, "starting up, retry shortly")
-        pipeline = runtime.components.get("alert_pipeline")
-        if pipeline is None:
-            from bot.alert_pipeline import AlertPipeline
-
-            pipeline = runtime.components.setdefault(
-                "alert_pipeline", AlertPipeline.from_runtime(runtime)
-            )
+        # The one shared pipeline (created once under the runtime's lock, off the loop).
+        pipeline = await run_in_threadpool(runtime.alert_pipeline)
         try:
             stored = await run_in_threadpool(pipeline.accept, events)
         except Exception:
@@ -123,6 +149,11 @@ def webhook_routes(runtime: Any) -> list[Route]:
             EVENTS.labels(source=source, outcome="store_failed").inc()
             return _error(503, "cannot store events now, retry later")
         EVENTS.labels(source=source, outcome="accepted").inc(len(stored))
-        return JSONResponse({"ok": True, "accepted": len(stored)}, status_code=202)
+        answer: dict[str, Any] = {"ok": True, "accepted": len(stored)}
+        if dropped:  # an alert storm past the per-call cap: say so, do not fail the rest
+            log.warning("%s webhook: %d alerts past the per-call cap were dropped", source, dropped)
+            EVENTS.labels(source=source, outcome="dropped").inc(dropped)
+            answer["dropped"] = dropped
+        return JSONResponse(answer, status_code=202)
 
     return [Route("/webhooks/{source}", receive, methods=["POST"])]
