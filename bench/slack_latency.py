@@ -27,23 +27,10 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _common import free_port, percentile
+from _common import QUERIES, free_port, percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-QUERIES = [
-    "disk full on db-{i}, /var/lib/postgresql at 100%",
-    "checkout-api pods crashlooping after deploy, OOMKilled (build {i})",
-    "nginx 502 bad gateway on web-{i}",
-    "postgres replication lag growing on replica {i}",
-    "TLS certificate expires in 3 days on api-{i}.example.com",
-    "kafka consumer lag rising on orders topic partition {i}",
-    "users cannot log in, SSO returns 502 (ticket {i})",
-    "redis latency spikes on cache-{i}",
-    "node {i} NotReady, kubelet stopped posting status",
-    "VPN keeps disconnecting for user {i}",
-]
 
 
 def build(data_dir: Path, api_url: str, port: int, workers: int):

@@ -338,18 +338,12 @@ def audit_export(
 @friendly_errors
 def jobs_list(as_json: JsonOption = False) -> None:
     """Known jobs with their schedules and the last runs."""
-    from bot.jobs import JOBS
+    from bot.jobs import JOBS, job_crons
     from bot.store import repository as repo
     from bot.store.db import session_scope
 
     svc = services(models=False)
-    s = svc.settings
-    crons = {
-        "retrain": s.retrain_cron,
-        "reindex": s.reindex_cron,
-        "drift": s.drift_cron,
-        "housekeeping": "7 4 * * *",
-    }
+    crons = job_crons(svc.settings)
     with session_scope(svc.sessions) as session:
         runs = repo.list_job_runs(session=session, limit=200)
         last = {}

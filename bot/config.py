@@ -10,7 +10,7 @@ from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SLACK_PUBLIC_API_URL = "https://slack.com/api/"
@@ -110,6 +110,22 @@ class Settings(BaseSettings):
     runbook_sources: dict[str, Path] = Field(
         default_factory=dict, description='JSON: {"ops": "/srv/runbooks"} re-indexed hourly'
     )
+
+    @field_validator("retrain_cron", "reindex_cron", "drift_cron")
+    @classmethod
+    def _valid_cron(cls, value: str, info: ValidationInfo) -> str:
+        """Fail at start-up, not when ``serve`` registers the job."""
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as exc:
+            name = f"TRIAGEBOT_{info.field_name}".upper()
+            raise ValueError(
+                f"{name}={value!r} is not a valid 5-field cron expression "
+                f"(minute hour day month weekday): {exc}"
+            ) from exc
+        return value
 
     @field_validator("slack_api_url")
     @classmethod

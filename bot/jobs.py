@@ -84,6 +84,19 @@ JOBS: dict[str, Callable[..., dict[str, Any]]] = {
     "housekeeping": job_housekeeping,
 }
 
+HOUSEKEEPING_CRON = "7 4 * * *"
+
+
+def job_crons(settings: Any) -> dict[str, str]:
+    """The cron expression (UTC) of every job in :data:`JOBS`, in the same order; the one
+    place both the scheduler and ``triagebot jobs list`` read the schedules from."""
+    return {
+        "retrain": settings.retrain_cron,
+        "reindex": settings.reindex_cron,
+        "drift": settings.drift_cron,
+        "housekeeping": HOUSEKEEPING_CRON,
+    }
+
 
 def run_job(
     name: str,
@@ -149,12 +162,7 @@ def start_scheduler(runtime: Any) -> Any:
         timezone="UTC",
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
     )
-    crons = {
-        "retrain": settings.retrain_cron,
-        "reindex": settings.reindex_cron,
-        "drift": settings.drift_cron,
-        "housekeeping": "7 4 * * *",
-    }
+    crons = job_crons(settings)
     scheduler.add_job(
         sync_replica, "interval", seconds=60, args=[services], id="sync", name="sync",
         replace_existing=True,

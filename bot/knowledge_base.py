@@ -23,7 +23,7 @@ from bot.store import repository as repo
 from bot.store.db import session_scope
 from bot.store.models import Incident, RunbookChunk, RunbookDocument
 from bot.timeparse import parse_time
-from knowledge.documents import Document, scan_folder
+from knowledge.documents import Document, document_names, scan_folder
 from knowledge.embed import Embedder
 from knowledge.records import Record
 from knowledge.search import (
@@ -79,8 +79,14 @@ class ImportReport:
 
 def runbook_passage(chunk: RunbookChunk, doc: RunbookDocument) -> Passage:
     heading = list(chunk.heading_path or [])
-    names = [str(n) for n in (doc.meta or {}).get("alerts", []) if n]
-    names.append(Path(doc.path).stem)
+    # Front matter values may be a list, a single string or a number (``alerts: DiskFull``,
+    # ``alerts: 5``); document_names() reads them all, plus the names/aliases keys.
+    front = Document(path=doc.path, title=doc.title or "", content_hash=doc.content_hash or "",
+                     metadata=dict(doc.meta or {}), sections=())
+    names = list(document_names(front))
+    stem = Path(doc.path).stem
+    if stem and stem.lower() not in {n.lower() for n in names}:
+        names.append(stem)  # always, even a plain word (document_names keeps only identifiers)
     return Passage(
         id=chunk.id,
         doc_key=f"{doc.source}:{doc.path}",

@@ -69,10 +69,8 @@ class Embedder:
             convert_to_numpy=True,
             show_progress_bar=False,
         )
-        vecs = np.ascontiguousarray(vecs, dtype=np.float32)
-        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
-        norms[norms == 0] = 1.0
-        return vecs / norms
+        # normalize_embeddings=True already L2-normalizes (torch, float32 on CPU); no second pass.
+        return np.ascontiguousarray(vecs, dtype=np.float32)
 
     def encode_one(self, text: str) -> np.ndarray:
         """Embed one text -> float32 vector (dim,)."""

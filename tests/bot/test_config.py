@@ -59,3 +59,25 @@ def test_bad_value_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_default_database_is_sqlite_in_data_dir(tmp_path: Path) -> None:
     settings = Settings(_env_file=None, data_dir=tmp_path)
     assert settings.resolved_database_url == f"sqlite:///{(tmp_path / 'triagebot.db').resolve()}"
+
+
+@pytest.mark.parametrize("name", ["retrain_cron", "reindex_cron", "drift_cron"])
+@pytest.mark.parametrize("bad", ["every hour", "61 * * * *", "0 3 * * * *", "0 3 * *"])
+def test_bad_cron_is_rejected_at_startup(
+    monkeypatch: pytest.MonkeyPatch, name: str, bad: str
+) -> None:
+    env = f"TRIAGEBOT_{name.upper()}"
+    monkeypatch.setenv(env, bad)
+    with pytest.raises(ValidationError) as err:
+        Settings(_env_file=None)
+    (error,) = err.value.errors()
+    assert error["loc"] == (name,)
+    assert env in error["msg"] and repr(bad) in error["msg"] and "cron" in error["msg"]
+
+
+def test_valid_cron_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRIAGEBOT_DRIFT_CRON", "*/5 1-3 * * mon-fri")
+    settings = Settings(_env_file=None, retrain_cron="30 2 1 * *")
+    assert settings.drift_cron == "*/5 1-3 * * mon-fri"
+    assert settings.retrain_cron == "30 2 1 * *"
+    assert settings.reindex_cron == "17 * * * *"

@@ -152,3 +152,29 @@ def test_empty_index(embedder) -> None:
     idx = HybridIndex("m", 384)
     assert idx.search("anything", np.zeros(384, np.float32)) == []
     assert idx.size == 0 and isinstance(idx.version, str)
+
+
+@pytest.mark.parametrize(("query", "left_out"), [
+    ("[critical] PostgresReplicationLag firing", "db/PostgresReplicationLag.md"),  # exact name
+    ("no space left on device /var", "infra/DiskFull.md"),
+    ("VPN tunnel cannot connect", "net/VpnDown.md"),
+])
+def test_exclude_leaves_the_document_out(
+    index, embedder, corpus, query: str, left_out: str
+) -> None:
+    everything = {p.doc_key for p in corpus[0]}
+    assert ask(index, embedder, query, k=4)[0].doc_key == left_out  # found when not excluded
+    hits = ask(index, embedder, query, k=4, exclude=[left_out])
+    assert left_out not in {h.doc_key for h in hits}
+    assert {h.doc_key for h in hits} <= everything - {left_out} and len(hits) >= 1
+    assert all(h.best.doc_key != left_out for h in hits)
+    # more than 8 keys (the other lookup path), unknown keys ignored, a generator accepted
+    many = [left_out, *(f"nope/{i}.md" for i in range(10))]
+    hits = ask(index, embedder, query, k=4, exclude=iter(many))
+    assert hits and left_out not in {h.doc_key for h in hits}
+    # leave-one-out composes with the filters
+    hits = ask(index, embedder, query, k=4, exclude=[left_out], visibility={"public"})
+    assert left_out not in {h.doc_key for h in hits}
+    keys, _ = index.candidate_features(query, embedder.encode_one(query), k=4, exclude=[left_out])
+    assert left_out not in keys
+    assert ask(index, embedder, query, k=4, exclude=sorted(everything)) == []
