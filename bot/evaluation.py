@@ -58,12 +58,31 @@ def temporary_services(base: Settings | None = None) -> Iterator[Any]:
 # --- retrieval --------------------------------------------------------------------------------
 
 
+def query_texts(queries: Sequence[dict[str, Any]], field: str, path: Path) -> list[str]:
+    """The ``field`` text of every query (``text`` where a query lacks it).
+
+    A field no query has is a typo, not a request for the ``text`` figures: it raises.
+    """
+    if not any(q.get(field) for q in queries):
+        raise ValueError(f"{path}: no query has the field {field!r}")
+    return [str(q.get(field) or q.get("text") or "") for q in queries]
+
+
+def runbook_rank(services: Any, text: str, gold: str | None) -> tuple[int | None, list[Any]]:
+    """Rank (1-based) of the ``gold`` runbook path among the top 10 hits, and the hits."""
+    from bot.knowledge_base import RUNBOOKS
+
+    vector = services.embedder.encode_one(text)
+    hits = services.knowledge.search(RUNBOOKS, text, vector, k=10)
+    paths = [h.best.doc_key.split(":", 1)[-1] for h in hits]
+    return (paths.index(gold) + 1 if gold in paths else None), hits
+
+
 def evaluate_retrieval(corpus: Path, queries_file: Path, *, field: str = "text") -> dict[str, Any]:
     """Index ``corpus`` through `index runbooks`, run every query, report hit@k, MRR, latency.
 
     The baseline is BM25 over whole documents (the keyword search teams already have).
     """
-    from bot.knowledge_base import RUNBOOKS
     from knowledge.documents import scan_folder
     from knowledge.index import LexicalIndex
 
@@ -72,18 +91,16 @@ def evaluate_retrieval(corpus: Path, queries_file: Path, *, field: str = "text")
     queries = read_jsonl(queries_file)
     if not queries:
         raise ValueError(f"{queries_file}: no queries")
+    texts = query_texts(queries, field, queries_file)
     with temporary_services() as services:
         services.knowledge.index_runbooks(corpus, source="eval")
         ranks: list[int | None] = []
         latencies: list[float] = []
-        for q in queries:
-            text = str(q.get(field) or q.get("text") or "")
+        for q, text in zip(queries, texts, strict=True):
             started = time.perf_counter()
-            vector = services.embedder.encode_one(text)
-            hits = services.knowledge.search(RUNBOOKS, text, vector, k=10)
+            rank, _ = runbook_rank(services, text, q.get("gold"))
             latencies.append((time.perf_counter() - started) * 1000)
-            paths = [h.best.doc_key.split(":", 1)[-1] for h in hits]
-            ranks.append(paths.index(q["gold"]) + 1 if q.get("gold") in paths else None)
+            ranks.append(rank)
 
     scan = scan_folder(corpus)
     docs = scan.documents
@@ -92,8 +109,7 @@ def evaluate_retrieval(corpus: Path, queries_file: Path, *, field: str = "text")
         [d.title + "\n" + "\n".join(s.text for s in d.sections) for d in docs],
     )
     base_ranks: list[int | None] = []
-    for q in queries:
-        text = str(q.get(field) or q.get("text") or "")
+    for q, text in zip(queries, texts, strict=True):
         found = [docs[i].path for i, _ in lexical.search(text, 10)]
         base_ranks.append(found.index(q["gold"]) + 1 if q.get("gold") in found else None)
     report = rank_report(ranks)

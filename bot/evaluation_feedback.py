@@ -13,22 +13,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bot.evaluation import rank_report, read_jsonl, temporary_services
-from bot.knowledge_base import RUNBOOKS
+from bot.evaluation import query_texts, rank_report, read_jsonl, runbook_rank, temporary_services
 from bot.store import repository as repo
 from bot.store.db import session_scope
 
 
-def _ranks(services: Any, queries: list[dict[str, Any]], field: str) -> list[tuple[Any, list]]:
-    out = []
-    for q in queries:
-        text = str(q.get(field) or q.get("text") or "")
-        vector = services.embedder.encode_one(text)
-        hits = services.knowledge.search(RUNBOOKS, text, vector, k=10)
-        paths = [h.best.doc_key.split(":", 1)[-1] for h in hits]
-        rank = paths.index(q["gold"]) + 1 if q.get("gold") in paths else None
-        out.append((rank, hits))
-    return out
+def _ranks(services: Any, queries: list[dict[str, Any]],
+           texts: list[str]) -> list[tuple[Any, list]]:
+    return [runbook_rank(services, text, q["gold"])
+            for q, text in zip(queries, texts, strict=True)]
 
 
 def evaluate_feedback(corpus: Path, queries_file: Path, *, field: str = "text") -> dict[str, Any]:
@@ -37,19 +30,20 @@ def evaluate_feedback(corpus: Path, queries_file: Path, *, field: str = "text") 
     queries = [q for q in read_jsonl(queries_file) if q.get("gold")]
     if len(queries) < 2:
         raise ValueError(f"{queries_file}: need at least 2 queries with a gold document")
+    texts = query_texts(queries, field, queries_file)
     with temporary_services() as services:
         services.knowledge.index_runbooks(corpus, source="eval")
-        before = _ranks(services, queries, field)
+        before = _ranks(services, queries, texts)
         clicks = {"helpful": 0, "not_helpful": 0}
         with session_scope(services.sessions) as session:
-            for i, (q, (rank, hits)) in enumerate(zip(queries, before, strict=True)):
+            for i, (text, (rank, hits)) in enumerate(zip(texts, before, strict=True)):
                 if i % 2 or not hits:
                     continue
                 top = hits[0].best
                 answer = repo.record_answer(
                     session=session,
                     surface="eval",
-                    query=str(q.get(field) or q.get("text") or ""),
+                    query=text,
                     answer={
                         "runbooks": [
                             {"source": top.source, "document_path": top.doc_key.split(":", 1)[-1]}
@@ -67,7 +61,7 @@ def evaluate_feedback(corpus: Path, queries_file: Path, *, field: str = "text") 
                 )
                 clicks["helpful" if helpful else "not_helpful"] += 1
         services.knowledge.relevance.refresh(force=True)
-        after = _ranks(services, queries, field)
+        after = _ranks(services, queries, texts)
     half_a = [i for i in range(len(queries)) if i % 2 == 0]
     half_b = [i for i in range(len(queries)) if i % 2 == 1]
 

@@ -36,6 +36,12 @@ def test_retrieval_reports_ours_beside_bm25() -> None:
     assert report["baseline_bm25_documents"]["n"] == 40
 
 
+@pytest.mark.parametrize("evaluate", [evaluate_retrieval, evaluate_feedback])
+def test_a_mistyped_query_field_is_an_error_not_the_text_figures(evaluate) -> None:
+    with pytest.raises(ValueError, match="no query has the field 'text_without_nme'"):
+        evaluate(RUNBOOKS, QUERIES, field="text_without_nme")
+
+
 def test_feedback_helps_the_queries_it_was_given_on_only() -> None:
     report = evaluate_feedback(RUNBOOKS, QUERIES, field="text_without_name")
     clicks = report["clicks"]
