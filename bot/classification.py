@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.store import repository as repo
 from bot.store.db import session_scope
 from bot.triage_types import LabelPrediction
+from classifiers.embcache import EmbeddingCache
+from classifiers.errors import ClassifierError
 from classifiers.evaluate import champion_challenger, evaluate, fingerprint
 from classifiers.model import TextClassifier
 from classifiers.persist import load_model, save_model
@@ -149,6 +152,25 @@ class ClassifierService:
         self.load()
         return True
 
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Embeddings through the on-disk cache: a retrain embeds only texts new since the
+        last one. The cache folder is per embedding model (and text cut), so a model change
+        never reuses stale vectors; an unreadable cache is bypassed, not fatal."""
+        model_id = re.sub(r"[^A-Za-z0-9._-]+", "_", str(self.embedder.model_name))[-80:]
+        folder = self.models_dir / "embcache" / f"{model_id}-{self.embedder.dim}-" \
+            f"{getattr(self.embedder, 'max_chars', 0)}"
+        try:
+            cache = EmbeddingCache(folder, dim=self.embedder.dim)
+        except (ClassifierError, OSError, ValueError) as exc:
+            log.warning("embedding cache %s unusable (%s); embedding without it", folder, exc)
+            return self.embedder.encode(texts)
+        vectors = cache.get_or_compute(texts, self.embedder.encode)
+        try:
+            cache.save()
+        except OSError as exc:
+            log.warning("cannot save the embedding cache %s: %s", folder, exc)
+        return vectors
+
     def _activate(self, target: str, version: str, model: Any, metrics: dict[str, Any]) -> None:
         """Serve ``version`` for ``target`` (already active in the database)."""
         with self._lock:
@@ -220,7 +242,7 @@ class ClassifierService:
         test_idx = [i for i, h in enumerate(holdout) if h]
         if not test_idx or len({labels[i] for i in train_idx}) < 2:
             raise NotEnoughDataError(f"{target}: not enough data for a held-out split")
-        vectors = self.embedder.encode(texts)
+        vectors = self.embed(texts)
         tr_texts = [texts[i] for i in train_idx]
         tr_labels = [labels[i] for i in train_idx]
         te_texts = [texts[i] for i in test_idx]

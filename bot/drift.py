@@ -65,7 +65,7 @@ def check_drift(services: Any, *, days: int = 7, target: str = "category") -> di
         return report
     rng = np.random.default_rng(0)
     reference = [texts[i] for i in rng.permutation(len(texts))[:MAX_REFERENCE]]
-    ref_emb = services.embedder.encode(reference)
+    ref_emb = services.classifiers.embed(reference)  # training texts: mostly cached
     rec_emb = services.embedder.encode(recent)
     model = services.classifiers.active.get(target)
     ref_pred = rec_pred = None

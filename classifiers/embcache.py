@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -104,9 +105,12 @@ class EmbeddingCache:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
         matrix = np.ascontiguousarray(self._matrix(), dtype=np.float32)
-        tmp_v = self.vectors_path.with_suffix(".tmp.npy")
-        tmp_i = self.index_path.with_suffix(".tmp")
-        np.save(tmp_v, matrix, allow_pickle=False)
+        # unique temporary names: two processes (CLI and server) may save at the same time
+        suffix = f".{os.getpid()}.{threading.get_ident()}.tmp"
+        tmp_v = self.vectors_path.with_name(self.vectors_path.name + suffix)
+        tmp_i = self.index_path.with_name(self.index_path.name + suffix)
+        with tmp_v.open("wb") as f:
+            np.save(f, matrix, allow_pickle=False)
         tmp_i.write_text("\n".join(self._keys) + "\n", encoding="ascii")
         os.replace(tmp_v, self.vectors_path)
         os.replace(tmp_i, self.index_path)
