@@ -117,12 +117,15 @@ class Assistant:
         names = tuple(n for n in (event.alertname, event.title) if n)
         predictions = self.classifiers.predict(text, vector, kind=str(event.kind))
         clock.lap("classify")
+        # explain=False: the answer states its own shared terms; the index's keyword
+        # reasons would be computed per hit and thrown away
         incident_hits = self.knowledge.search(
-            INCIDENTS, text, vector, k=self.similar_k * 3, visibility=visibility, names=names
+            INCIDENTS, text, vector, k=self.similar_k * 3, visibility=visibility, names=names,
+            explain=False,
         )
         clock.lap("search_incidents")
         runbook_hits = self.knowledge.search(
-            RUNBOOKS, text, vector, k=3, visibility=visibility, names=names
+            RUNBOOKS, text, vector, k=3, visibility=visibility, names=names, explain=False
         )
         clock.lap("search_runbooks")
         views = self._incident_views(h.best.id for h in incident_hits)
@@ -151,16 +154,29 @@ class Assistant:
             elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
         )
 
-    def search(self, text: str, *, kind: str | None = None, k: int = 5) -> list[dict[str, Any]]:
-        """Plain hybrid search for the CLI and `/similar` / `/runbook`."""
+    def search(
+        self,
+        text: str,
+        *,
+        kind: str | None = None,
+        k: int = 5,
+        visibility: Callable[[str], bool] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Plain hybrid search for the CLI and `/similar` / `/runbook`.
+
+        ``visibility`` (a predicate over item visibility strings) is applied inside the index,
+        before the top ``k`` is taken, so hidden items never crowd out visible ones.
+        """
         vector = self.embedder.encode_one(text[: self.max_text_chars])
         results: list[dict[str, Any]] = []
         if kind in (None, "runbook"):
-            for hit in self.knowledge.search(RUNBOOKS, text, vector, k=k):
+            for hit in self.knowledge.search(RUNBOOKS, text, vector, k=k, visibility=visibility):
                 results.append(_hit_dict(hit, "runbook"))
         if kind != "runbook":
             kinds = [kind] if kind else None
-            for hit in self.knowledge.search(INCIDENTS, text, vector, k=k, kinds=kinds):
+            for hit in self.knowledge.search(
+                INCIDENTS, text, vector, k=k, kinds=kinds, visibility=visibility
+            ):
                 results.append(_hit_dict(hit, hit.best.kind))
         results.sort(key=lambda h: -h["score"])
         return results[:k] if kind is None else results

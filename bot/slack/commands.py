@@ -16,6 +16,7 @@ from bot.slack.blocks import escape, render_search_results
 from bot.slack.ids import Surface
 from bot.slack.normalize import plain_text, slack_event
 from bot.slack.service import SlackBot, Where
+from bot.slack.visibility import visibility_for_channel
 
 USAGE = {
     "/triage": "Usage: `/triage <alert text or question>`: classifies it and shows similar "
@@ -99,37 +100,23 @@ def slash_search(bot: SlackBot, command: dict, respond: Any, kind: str) -> None:
     services = bot.services()
     channel = command.get("channel_id", "")
     mode = bot.channel_mode(channel)
-    from bot.slack.visibility import visibility_for_channel
-
+    # Filtered inside the index (before top-k), so hidden items never shrink the answer.
     visible = visibility_for_channel(channel, str(mode))
+    search = services.assistant.search
     if kind == "incident":
-        search = services.assistant.search
-        results = [hit for k in ("incident", "ticket") for hit in search(text, kind=k, k=8)]
+        results = [
+            hit
+            for k in ("incident", "ticket")
+            for hit in search(text, kind=k, k=8, visibility=visible)
+        ]
         results.sort(key=lambda r: -float(r.get("score", 0.0)))
     else:
-        results = services.assistant.search(text, kind="runbook", k=8)
-    results = [r for r in results if visible(_visibility_of(services, r))]
+        results = search(text, kind="runbook", k=8, visibility=visible)
     title = "Similar incidents and tickets" if kind == "incident" else "Runbook sections"
     out_text, blocks = render_search_results(
         f"{title} for: {text[:150]}", results[:5], empty="Nothing close found."
     )
     respond(text=out_text, blocks=blocks, response_type="ephemeral")
-
-
-def _visibility_of(services: Any, result: dict) -> str:
-    """Visibility of a search hit (hits do not carry it, so look it up)."""
-    from bot.store import repository as repo
-    from bot.store.db import session_scope
-
-    item_id = result.get("id")
-    if not isinstance(item_id, int):
-        return "public"
-    with session_scope(services.sessions) as session:
-        if result.get("kind") == "runbook":
-            chunk = repo.get_runbook_chunks(session=session, ids=[item_id]).get(item_id)
-            return chunk.document.visibility if chunk is not None else "public"
-        row = repo.get_incident(session=session, incident_id=item_id)
-        return row.visibility if row is not None else "public"
 
 
 def slash_config(bot: SlackBot, command: dict, respond: Any) -> None:

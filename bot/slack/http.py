@@ -17,6 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.webhooks import read_limited_body
+
 log = logging.getLogger(__name__)
 
 NOT_CONFIGURED = (
@@ -71,11 +73,9 @@ def slack_routes(runtime: Any) -> list[Route]:
         app = slack_app_for(runtime)
         if app is None:
             return JSONResponse({"ok": False, "error": NOT_CONFIGURED}, status_code=503)
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            return JSONResponse({"ok": False, "error": "body too large"}, status_code=413)
-        body = await request.body()
-        if len(body) > limit:
+        # Checks Content-Length, then stops reading as soon as the limit is passed.
+        body = await read_limited_body(request, limit)
+        if body is None:
             return JSONResponse({"ok": False, "error": "body too large"}, status_code=413)
         bolt_request = to_bolt_request(body, request.url.query, request.headers)
         bolt_response = await run_in_threadpool(app.dispatch, bolt_request)

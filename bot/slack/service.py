@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,8 @@ from bot.workers import QueueFullError, WorkerPool
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 300.0
+# How long a channel's public/private answer from conversations.info is trusted (seconds).
+PRIVATE_TTL = 600.0
 
 
 class NotReadyError(RuntimeError):
@@ -59,7 +62,10 @@ class SlackBot:
         self.client = poster.client
         self.bot_user_id = ""
         self.bot_id = ""
-        self._private: dict[str, bool] = {}
+        # channel -> (is private, time.monotonic() when asked); re-asked after PRIVATE_TTL.
+        self._private: dict[str, tuple[bool, float]] = {}
+        # ((path, mtime_ns, size), labels per target) of the last parsed taxonomy file.
+        self._taxonomy_cache: tuple[tuple[str, int, int], dict[str, list[str]]] | None = None
         self._lock = threading.Lock()
 
     # --- runtime ------------------------------------------------------------------------
@@ -203,8 +209,11 @@ class SlackBot:
         """From conversations.info (cached); unknown counts as private (the safe side)."""
         if channel.startswith("D"):
             return True
-        if channel in self._private:
-            return self._private[channel]
+        now = time.monotonic()
+        with self._lock:
+            cached = self._private.get(channel)
+        if cached is not None and now - cached[1] < PRIVATE_TTL:
+            return cached[0]
         try:
             info = self.client.conversations_info(channel=channel)
             conv = info.get("channel") or {}
@@ -212,7 +221,8 @@ class SlackBot:
         except SlackApiError as exc:
             log.warning("conversations.info %s failed (%s): treating as private", channel, exc)
             return True
-        self._private[channel] = private
+        with self._lock:
+            self._private[channel] = (private, now)
         return private
 
     def new_item_visibility(self, channel: str) -> str:
@@ -235,15 +245,39 @@ class SlackBot:
             if labels:
                 out[target] = labels
         taxonomy_path = getattr(classifiers, "taxonomy_path", None)
-        if taxonomy_path and Path(taxonomy_path).is_file():
-            try:
-                taxonomy = yaml.safe_load(Path(taxonomy_path).read_text(encoding="utf-8")) or {}
-            except (OSError, yaml.YAMLError):
-                taxonomy = {}
-            for target, labels in taxonomy.items():
-                if isinstance(labels, dict | list) and target not in out:
-                    out[str(target)] = [str(x) for x in labels]
+        for target, labels in self._taxonomy_labels(taxonomy_path).items():
+            if target not in out:
+                out[target] = list(labels)
         return out
+
+    def _taxonomy_labels(self, taxonomy_path: Any) -> dict[str, list[str]]:
+        """Labels per target from the taxonomy file, parsed once per (path, mtime, size)."""
+        if not taxonomy_path:
+            return {}
+        path = Path(taxonomy_path)
+        try:
+            stat = path.stat()
+        except OSError:
+            return {}
+        if not path.is_file():
+            return {}
+        key = (str(path), stat.st_mtime_ns, stat.st_size)
+        with self._lock:
+            cached = self._taxonomy_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        try:
+            taxonomy = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError):
+            taxonomy = {}
+        parsed: dict[str, list[str]] = {}
+        if isinstance(taxonomy, Mapping):
+            for target, labels in taxonomy.items():
+                if isinstance(labels, dict | list):
+                    parsed[str(target)] = [str(x) for x in labels]
+        with self._lock:
+            self._taxonomy_cache = (key, parsed)
+        return parsed
 
     # --- triage ---------------------------------------------------------------------------
 

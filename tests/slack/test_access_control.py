@@ -7,7 +7,13 @@ import json
 from bot.slack.ids import ActionId
 from bot.store import repository as repo
 from bot.store.db import session_scope
-from tests.slack.helpers import action_values, interaction_body, load_payload, post
+from tests.slack.helpers import (
+    action_values,
+    command_body,
+    interaction_body,
+    load_payload,
+    post,
+)
 from tests.slack.test_e2e import ask, click, ephemerals
 
 CAUSE = "frobnicator lease table exhausted on vault-proxy after the quarterly key roll"
@@ -47,3 +53,53 @@ def test_private_channel_incident_is_never_shown_in_another_channel(harness, fak
         _, outside = ask(harness, channel, again)
         assert "frobnicator lease table exhausted" not in outside.blocks_text()
         assert "frobnicator lease table exhausted" not in outside.args.get("text", "")
+
+
+def _similar(harness, fake_slack, channel: str, text: str, name: str) -> str:
+    """Run ``/similar text`` in ``channel``; the ephemeral answer's blocks as JSON text."""
+    payload = load_payload("slash_triage.json", response_url=fake_slack.response_url(name))
+    payload.update({"command": "/similar", "text": text, "channel_id": channel})
+    assert post(harness.client, command_body(payload)).status_code == 200
+    (call,) = fake_slack.wait_for(lambda c: c.path.endswith(f"/response/{name}"))
+    assert call.args["response_type"] == "ephemeral"
+    return json.dumps(call.args["blocks"])
+
+
+def test_similar_filters_visibility_inside_the_index_not_after_top_k(harness, fake_slack):
+    """More private matches than /similar's top k must not crowd out a visible one."""
+    services = harness.services
+    ids = []
+    with session_scope(services.sessions) as session:
+        for i in range(10):
+            row, _ = repo.upsert_incident(
+                session=session,
+                external_id=f"PRIV-ZORBLAX-{i}",
+                kind="incident",
+                title=f"zorblax quuxgate handshake timeout on qx-{i:02d} private twin",
+                description="zorblax quuxgate handshake timeout, quuxgate rejects zorblax",
+                root_cause="zorblax quuxgate handshake timeout after the cert roll",
+                resolution="restart quuxgate",
+                visibility="private:CPRIV",
+            )
+            ids.append(row.id)
+        row, _ = repo.upsert_incident(
+            session=session,
+            external_id="PUB-ZORBLAX",
+            kind="incident",
+            title="quuxgate slow public outage",
+            description="quuxgate was slow for everyone",
+            root_cause="quuxgate thread pool too small",
+            resolution="raise the pool size",
+            visibility="public",
+        )
+        ids.append(row.id)
+    for row_id in ids:
+        services.knowledge.add_incident(row_id)
+
+    query = "zorblax quuxgate handshake timeout"
+    outside = _similar(harness, fake_slack, "COPS", query, "similar-vis-cops")
+    assert "private twin" not in outside
+    # Filtering after the top k left nothing here ("Nothing close found.").
+    assert "quuxgate slow public outage" in outside
+    inside = _similar(harness, fake_slack, "CPRIV", query, "similar-vis-cpriv")
+    assert "private twin" in inside

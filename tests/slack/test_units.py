@@ -221,3 +221,113 @@ def test_socket_mode_needs_an_app_token(tmp_path, fake_slack):
     settings = make_settings(tmp_path, fake_slack.api_url, slack_app_token=None)
     with pytest.raises(RuntimeError, match="SLACK_APP_TOKEN"):
         start_socket_mode(Runtime(settings))
+
+
+# --- SlackBot caches and the Slack route's body limit ---------------------------------------------
+
+
+class _StubClient:
+    """conversations.info answers from ``private``; counts the calls."""
+
+    def __init__(self) -> None:
+        self.private: set[str] = set()
+        self.calls = 0
+
+    def conversations_info(self, channel: str) -> dict:
+        self.calls += 1
+        return {"channel": {"id": channel, "is_private": channel in self.private}}
+
+
+def _stub_bot(classifiers=None):
+    from types import SimpleNamespace
+
+    from bot.slack.service import SlackBot
+
+    ready = threading.Event()
+    ready.set()
+    services = SimpleNamespace(assistant=object(), classifiers=classifiers)
+    runtime = SimpleNamespace(
+        settings=SimpleNamespace(), services=services, ready=ready, components={}
+    )
+    client = _StubClient()
+    return SlackBot(runtime, SimpleNamespace(client=client)), client
+
+
+def test_label_options_parse_the_taxonomy_once_until_the_file_changes(tmp_path, monkeypatch):
+    import os
+    from types import SimpleNamespace
+
+    import yaml
+
+    taxonomy = tmp_path / "taxonomy.yaml"
+    taxonomy.write_text("category: [database, network]\n", encoding="utf-8")
+    bot, _ = _stub_bot(SimpleNamespace(active={}, taxonomy_path=taxonomy))
+    parses = []
+    real_load = yaml.safe_load
+    monkeypatch.setattr(yaml, "safe_load", lambda text: parses.append(1) or real_load(text))
+
+    first = bot.label_options()
+    second = bot.label_options()
+    assert first == second == {"category": ["database", "network"]}
+    assert len(parses) == 1
+    second["category"].append("mutated")  # callers get their own lists
+    assert bot.label_options() == {"category": ["database", "network"]}
+    assert len(parses) == 1
+
+    taxonomy.write_text("category: [database, network, storage]\n", encoding="utf-8")
+    stat = taxonomy.stat()
+    os.utime(taxonomy, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+    assert bot.label_options() == {"category": ["database", "network", "storage"]}
+    assert len(parses) == 2
+
+
+def test_private_channel_cache_expires(monkeypatch):
+    from types import SimpleNamespace
+
+    import bot.slack.service as service
+
+    clock = [1000.0]
+    monkeypatch.setattr(service, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    bot, client = _stub_bot()
+
+    assert bot.channel_is_private("CTTL") is False
+    client.private.add("CTTL")  # the channel is converted to private
+    clock[0] += service.PRIVATE_TTL - 1
+    assert bot.channel_is_private("CTTL") is False  # still cached
+    assert client.calls == 1
+    clock[0] += 2
+    assert bot.channel_is_private("CTTL") is True  # expired: asked again
+    assert client.calls == 2
+    assert bot.channel_is_private("D123") is True and client.calls == 2
+
+
+def test_slack_route_stops_reading_an_oversized_body_without_content_length():
+    import asyncio
+    from types import SimpleNamespace
+
+    from starlette.requests import Request
+
+    from bot.slack.http import slack_routes
+
+    runtime = SimpleNamespace(
+        settings=SimpleNamespace(slack_enabled=False, max_body_bytes=2500),
+        components={"slack_app": object()},  # never reached: the body is refused first
+    )
+    (route,) = slack_routes(runtime)
+    received = []
+
+    async def receive() -> dict:
+        received.append(1)
+        return {"type": "http.request", "body": b"x" * 1000, "more_body": len(received) < 100}
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/slack/events",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json")],  # no Content-Length
+    }
+    response = asyncio.run(route.endpoint(Request(scope, receive)))
+    assert response.status_code == 413
+    assert json.loads(response.body) == {"ok": False, "error": "body too large"}
+    assert len(received) == 3  # stopped at the chunk that passed the limit, not after 100
