@@ -102,8 +102,7 @@ class AlertPipeline:
         self.groups: dict[str, GroupState] = {}
         self._queue: queue.Queue[tuple[int, Event] | None] = queue.Queue()
         self._lock = threading.Lock()
-        self._idle = threading.Event()
-        self._idle.set()
+        self._next_evict = 0.0
         self._writes: queue.Queue[tuple[list[Event], Future[list[int]]]] = queue.Queue()
         self._pending: list[tuple[int, int, str]] = []  # event row id, group row id, outcome
         self._touched: set[str] = set()
@@ -122,10 +121,12 @@ class AlertPipeline:
         services = runtime.services
         poster = None
         if runtime.settings.slack_enabled:
-            from bot.slack.client import SlackPoster, make_web_client
+            from bot.slack.http import slack_app_for
 
-            settings = runtime.settings
-            poster = SlackPoster(make_web_client(settings.slack_bot_token, settings.slack_api_url))
+            # The Slack app's own poster: alert threads and bot replies share one client and
+            # one per-channel pacer (Slack's ~1 message/s/channel limit counts both).
+            slack_app_for(runtime)
+            poster = runtime.components["slack_bot"].poster
         replayer = runtime.components.get("spool_replayer")
         pipeline = cls(
             settings=runtime.settings,
@@ -155,7 +156,6 @@ class AlertPipeline:
             pending = [(row.id, _event_from_row(row)) for row in rows]
         if pending:
             log.info("re-queueing %d events stored before the restart", len(pending))
-            self._idle.clear()
         for item in pending:
             self._queue.put(item)
         return len(pending)
@@ -200,7 +200,6 @@ class AlertPipeline:
                 for _, done in batch:
                     done.set_exception(exc)
                 continue
-            self._idle.clear()
             for (events, done), ids in zip(batch, ids_per_call, strict=True):
                 for row_id, event in zip(ids, events, strict=True):
                     self._queue.put((row_id, event))
@@ -244,7 +243,6 @@ class AlertPipeline:
             mark_applied(session, record)
             session.flush()
             ids = [r.id for r in rows]
-        self._idle.clear()
         for row_id, event in zip(ids, events, strict=True):
             self._queue.put((row_id, event))
         return "applied"
@@ -315,6 +313,27 @@ class AlertPipeline:
         EVENTS.labels(source=str(event.source), outcome=outcome).inc()
         if is_new:
             self._triage_and_post(state, event)
+        if now >= self._next_evict:
+            self._evict_expired(now)
+
+    def _evict_expired(self, now: float) -> int:
+        """Forget the groups the grouper has expired (no event for its window), so that
+        ``groups`` and the scans of :meth:`flush` stay bounded. A group whose outcome or
+        top-message update is still pending is kept until that is done. Ticket/incident
+        groups (``record:``) are not the grouper's and are kept. Pipeline thread only."""
+        self._next_evict = now + min(60.0, self.grouper.window_seconds / 4)
+        with self._lock:
+            expired = [
+                key
+                for key, state in self.groups.items()
+                if not key.startswith("record:")
+                and key not in self._touched
+                and not (state.dirty and state.thread_ts and self.poster is not None)
+                and not self.grouper.is_open(key, now)
+            ]
+            for key in expired:
+                del self.groups[key]
+        return len(expired)
 
     def _open_group(self, key: str, event: Event, reason: str) -> GroupState:
         channel = route_channel(self.settings, event)

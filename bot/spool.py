@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.metrics import SPOOL_RECORDS
+from knowledge.storage import fsync_path
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,7 @@ class Spool:
             self._current = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open
             self._current_path = path
             self._current_count = 0
-            _fsync_dir(self.directory)
+            fsync_path(self.directory)
         return self._current
 
     def _close_current(self) -> None:
@@ -190,9 +191,6 @@ class Spool:
 
     def pending(self) -> int:
         """Records written and not yet applied."""
-        return self._pending
-
-    def __len__(self) -> int:
         return self._pending
 
     def records(self) -> Iterator[SpoolRecord]:
@@ -278,7 +276,7 @@ class Spool:
             _write_progress(path, position + 1)
         path.unlink(missing_ok=True)
         _progress_path(path).unlink(missing_ok=True)
-        _fsync_dir(self.directory)
+        fsync_path(self.directory)
         return True
 
     def _dead_letter(self, record: SpoolRecord, exc: BaseException) -> None:
@@ -356,14 +354,12 @@ class SpoolReplayer:
         min_delay: float = 2.0,
         max_delay: float = 30.0,
         idle_poll: float = 5.0,
-        before: Callable[[], None] | None = None,
     ) -> None:
         self.spool = spool
         self.handler = handler
         self.min_delay = min_delay
         self.max_delay = max_delay
         self.idle_poll = idle_poll
-        self.before = before
         self.delay = min_delay
         self.last: ReplayResult | None = None
         self._wake = threading.Event()
@@ -387,8 +383,6 @@ class SpoolReplayer:
 
     def run_once(self) -> ReplayResult:
         """One replay attempt (also used at start-up and by tests)."""
-        if self.before is not None:
-            self.before()
         result = self.spool.replay(self.handler)
         self.last = result
         if result.applied or result.dead_lettered:
@@ -472,19 +466,6 @@ def _read_segment(path: Path) -> Iterator[SpoolRecord | None]:
             )
         except (ValueError, KeyError, TypeError):
             yield None
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _lock_folder(directory: Path) -> int | None:

@@ -32,7 +32,8 @@ class IndexMismatchError(IndexError_, ValueError):
     """Vectors or an index from a different model / dimension than expected."""
 
 
-def _fsync_path(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """Flush a file's or a directory's entry to disk (best effort: errors are ignored)."""
     flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) if path.is_dir() else os.O_RDONLY
     try:
         fd = os.open(path, flags)
@@ -56,8 +57,8 @@ def commit(directory: Path, kind: str, write: Callable[[Path], dict[str, Any]]) 
     try:
         meta = dict(write(gen_dir))
         for p in sorted(gen_dir.rglob("*")):
-            _fsync_path(p)
-        _fsync_path(gen_dir)
+            fsync_path(p)
+        fsync_path(gen_dir)
         meta.update({"kind": kind, "format_version": FORMAT_VERSION, "generation": gen})
         tmp = directory / f".{POINTER}.{gen}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
@@ -65,7 +66,7 @@ def commit(directory: Path, kind: str, write: Callable[[Path], dict[str, Any]]) 
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, directory / POINTER)
-        _fsync_path(directory)
+        fsync_path(directory)
     except BaseException:
         shutil.rmtree(gen_dir, ignore_errors=True)
         for leftover in directory.glob(f".{POINTER}.{gen}.tmp"):

@@ -11,8 +11,6 @@ from bot.intake._alerts import parse_batch
 from bot.intake.batch import AlertBatch
 from bot.intake.errors import PayloadError
 
-AlertmanagerBatch = AlertBatch
-
 SUPPORTED_VERSION = "4"
 
 

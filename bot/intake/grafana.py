@@ -12,8 +12,6 @@ from bot.intake._alerts import parse_batch
 from bot.intake.batch import AlertBatch
 from bot.intake.errors import PayloadError
 
-GrafanaBatch = AlertBatch
-
 _EXTRA_FIELDS = ("silenceURL", "dashboardURL", "panelURL", "imageURL", "valueString")
 
 

@@ -171,6 +171,12 @@ class AlertGrouper:
             group.count,
         )
 
+    def is_open(self, group_id: str, now: datetime | float | None = None) -> bool:
+        """True while ``group_id`` can still take events at ``now``; False once it has
+        expired (``window_seconds`` after its last event) or was pruned (``max_groups``).
+        Read-only: it does not prune."""
+        return self._live_group(group_id, _ts(now)) is not None
+
     def prune(self, now: datetime | float | None = None) -> None:
         """Forget expired groups, fingerprints, keys and (over the cap) templates."""
         t = _ts(now)

@@ -122,7 +122,7 @@ def test_crash_while_saving_leaves_the_previous_files_loadable(
     services = app.services
     directory = services.settings.index_dir / RUNBOOKS
     old_size = HybridIndex.load(directory).size
-    real_fsync = storage._fsync_path
+    real_fsync = storage.fsync_path
     seen = {"n": 0}
 
     def crashing_fsync(path):
@@ -131,7 +131,7 @@ def test_crash_while_saving_leaves_the_previous_files_loadable(
             raise OSError("disk went away mid-save (fault injected)")
         return real_fsync(path)
 
-    monkeypatch.setattr(storage, "_fsync_path", crashing_fsync)
+    monkeypatch.setattr(storage, "fsync_path", crashing_fsync)
     with pytest.raises(OSError, match="fault injected"):
         services.knowledge.index_runbooks(write_runbooks(tmp_path / "rb", 2), source="save-crash")
     monkeypatch.undo()

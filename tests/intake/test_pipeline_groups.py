@@ -1,0 +1,128 @@
+"""AlertPipeline forgets groups once the grouper has expired them (fake clock, real SQLite)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.events import AlertStatus, Event, EventKind, EventSource
+
+WINDOW = 60  # seconds; the pipeline sweeps expired groups at most every WINDOW / 4
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class NoTriage:
+    def triage(self, event: Event) -> None:
+        return None
+
+
+class FakePoster:
+    def __init__(self) -> None:
+        self.posts: list[str] = []
+        self.updates: list[tuple[str, str]] = []
+
+    def post(self, channel: str, text: str, blocks: Any) -> str:
+        self.posts.append(text)
+        return f"ts-{len(self.posts)}"
+
+    def update(self, channel: str, ts: str, text: str, blocks: Any) -> None:
+        self.updates.append((ts, text))
+
+
+def alert(name: str, fingerprint: str) -> Event:
+    return Event(
+        source=EventSource.ALERTMANAGER,
+        kind=EventKind.ALERT,
+        text=f"[critical] {name} on host-1",
+        title=name,
+        labels={"alertname": name, "service": name.lower()},
+        status=AlertStatus.FIRING,
+        fingerprint=fingerprint,
+    )
+
+
+@pytest.fixture
+def make_pipeline(tmp_path: Path) -> Iterator[Any]:
+    from bot.alert_pipeline import AlertPipeline
+    from bot.config import Settings
+    from bot.store import db
+
+    url = f"sqlite:///{tmp_path / 'pipeline.db'}"
+    db.upgrade(url)
+    engine = db.make_engine(url)
+    settings = Settings(
+        _env_file=None,
+        data_dir=tmp_path,
+        database_url=url,
+        alert_channel="CALERTS",
+        group_window_seconds=WINDOW,
+        dedup_window_seconds=WINDOW,
+    )
+
+    def make(poster: Any = None) -> tuple[AlertPipeline, FakeClock]:
+        clock = FakeClock()
+        pipeline = AlertPipeline(
+            settings=settings,
+            sessions=db.make_session_factory(engine),
+            assistant=NoTriage(),
+            poster=poster,
+            clock=clock,
+            update_interval=1e9,  # the background flusher never edits: only flush(force=True)
+        )
+        return pipeline, clock
+
+    yield make
+    engine.dispose()
+
+
+def send(pipeline: Any, event: Event) -> None:
+    assert len(pipeline.accept([event])) == 1
+    assert pipeline.wait_idle()
+
+
+def test_expired_groups_are_evicted_and_the_map_shrinks(make_pipeline: Any) -> None:
+    pipeline, clock = make_pipeline()
+    send(pipeline, alert("DiskFull", "fp-a"))
+    (group_a,) = pipeline.groups
+    clock.now += WINDOW - 10
+    send(pipeline, alert("HighLatency", "fp-b"))
+    assert len(pipeline.groups) == 2 and group_a in pipeline.groups  # A is still open
+
+    clock.now += 20  # A: WINDOW + 10 s without an event (expired); B: 20 s (open)
+    send(pipeline, alert("PodCrash", "fp-c"))
+    assert group_a not in pipeline.groups
+    assert len(pipeline.groups) == 2
+
+    # The same alert after expiry opens a new group, as before eviction existed.
+    send(pipeline, alert("DiskFull", "fp-a"))
+    assert group_a not in pipeline.groups and len(pipeline.groups) == 3
+
+
+def test_a_group_with_a_pending_update_is_kept_until_flushed(make_pipeline: Any) -> None:
+    poster = FakePoster()
+    pipeline, clock = make_pipeline(poster)
+    send(pipeline, alert("DiskFull", "fp-a"))
+    (group_a,) = pipeline.groups
+    clock.now += 5
+    send(pipeline, alert("DiskFull", "fp-a2"))  # grouped: the top message must be edited
+    assert pipeline.groups[group_a].dirty and pipeline.groups[group_a].count == 2
+
+    clock.now += WINDOW + 30
+    send(pipeline, alert("PodCrash", "fp-c"))
+    assert group_a in pipeline.groups  # expired, but its last count is not shown yet
+
+    assert pipeline.flush(force=True) == 1
+    assert poster.updates[-1][0] == "ts-1" and "2 alert(s)" in poster.updates[-1][1]
+    clock.now += WINDOW
+    send(pipeline, alert("HighLatency", "fp-d"))
+    assert group_a not in pipeline.groups
