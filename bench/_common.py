@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 
+import numpy as np
+
 # Incident texts the load benchmarks send as @mentions (``{i}`` is filled per request).
 QUERIES = [
     "disk full on db-{i}, /var/lib/postgresql at 100%",
@@ -27,10 +29,8 @@ def free_port() -> int:
 
 
 def percentile(values: list[float], q: float) -> float:
-    """Linear-interpolated percentile, ``q`` in [0, 1]; NaN for no values."""
+    """``numpy.percentile`` (linear), ``q`` in [0, 100] as elsewhere; NaN for no values
+    (numpy raises on an empty list)."""
     if not values:
         return float("nan")
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q))

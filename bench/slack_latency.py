@@ -197,7 +197,7 @@ def main() -> int:
     print("|---|---:|---:|---:|---:|---:|")
     figures = {}
     for name, values in rows:
-        p50, p95, p99 = (percentile(values, q) for q in (0.5, 0.95, 0.99))
+        p50, p95, p99 = (percentile(values, q) for q in (50, 95, 99))
         top = max(values) if values else float("nan")
         figures[name] = {"n": len(values), "p50": p50, "p95": p95, "p99": p99, "max": top}
         print(f"| {name} | {len(values)} | {p50:.1f} | {p95:.1f} | {p99:.1f} | {top:.1f} |")

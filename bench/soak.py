@@ -440,8 +440,8 @@ def main() -> int:
         "http_5xx": sum(n for k in kinds for s, n in tally.statuses[k].items() if s >= 500),
         "latency_ms": {
             k: {
-                f"p{int(q * 100)}": round(percentile(tally.latencies[k], q) * 1000, 1)
-                for q in (0.5, 0.95, 0.99)
+                f"p{q}": round(percentile(tally.latencies[k], q) * 1000, 1)
+                for q in (50, 95, 99)
             }
             for k in kinds
         },

@@ -297,6 +297,7 @@ class KnowledgeBase:
             if vectors is not None:
                 index.upsert(new_passages, vectors)
             self._save(RUNBOOKS, index)
+            index.warm_up()  # rebuild BM25 here rather than in the next user search
         return report
 
     # --- incidents and tickets --------------------------------------------------------
@@ -331,6 +332,7 @@ class KnowledgeBase:
                 index.remove([p.id for p in passages])
                 index.upsert(passages, vectors)
                 self._save(INCIDENTS, index)
+                index.warm_up()  # rebuild BM25 here rather than in the next user search
         return report
 
     def add_incident(self, row_id: int) -> None:
@@ -344,6 +346,7 @@ class KnowledgeBase:
             index.remove([passage.id])
             index.upsert([passage], self.embed_passages([passage]))
             self._save(INCIDENTS, index)
+            index.warm_up()  # rebuild BM25 here rather than in the next user search
 
     # --- search -----------------------------------------------------------------------
 
@@ -358,7 +361,10 @@ class KnowledgeBase:
         kinds: Sequence[str] | None = None,
         services: Sequence[str] | None = None,
         names: Sequence[str] = (),
+        explain: bool = True,
     ) -> list[DocumentHit]:
+        """Best ``k`` documents of index ``name``; ``explain=False`` skips the "keywords: ..."
+        reason (see :meth:`HybridIndex.search`)."""
         index = self.indexes.get(name)
         if index is None or index.size == 0:
             return []
@@ -372,6 +378,7 @@ class KnowledgeBase:
             services=services,
             visibility=visibility,
             names=names,
+            explain=explain,
         )
         if self.relevance is None:
             return hits

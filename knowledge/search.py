@@ -318,11 +318,14 @@ class HybridIndex:
         visibility: Callable[[str], bool] | set[str] | None = None,
         names: Sequence[str] = (),
         exclude: Iterable[str] | None = None,
+        explain: bool = True,
     ) -> list[DocumentHit]:
         """Best ``k`` documents for the query (text for BM25/names, vector for dense).
 
         ``exclude`` names documents (``doc_key``) to leave out as if they were not indexed,
-        e.g. the query itself in a leave-one-out evaluation."""
+        e.g. the query itself in a leave-one-out evaluation. ``explain=False`` leaves out the
+        "keywords: ..." reason (costly: it tokenizes each hit's passage); ids and scores are
+        the same."""
         q = np.asarray(query_vector, dtype=np.float32).reshape(-1)
         if q.shape[0] != self.dim:
             raise IndexMismatchError(f"index has dimension {self.dim}, query has {q.shape[0]}")
@@ -334,7 +337,7 @@ class HybridIndex:
             if mask is not None and not mask.any():
                 return []
             excluded = self._excluded_rows(d, exclude)
-            return self._search(d, query_text or "", q, k, mask, names, excluded)
+            return self._search(d, query_text or "", q, k, mask, names, excluded, explain)
 
     @staticmethod
     def _excluded_rows(d: _Derived, exclude: Iterable[str] | None) -> np.ndarray | None:
@@ -411,7 +414,7 @@ class HybridIndex:
 
     def _search(
         self, d: _Derived, text: str, q: np.ndarray, k: int, mask: np.ndarray | None,
-        names: Sequence[str], excluded: np.ndarray | None = None,
+        names: Sequence[str], excluded: np.ndarray | None = None, explain: bool = True,
     ) -> list[DocumentHit]:
         cand_list, feats, best_rows, matched = self._features(
             d, text, q, k, mask, names, excluded, doc_dense=self.weights.dense_doc != 0)
@@ -429,7 +432,7 @@ class HybridIndex:
                 best=best,
                 dense=float(feats[j, 0]),
                 lexical=float(max(feats[j, 2], feats[j, 3])),
-                reasons=self._reasons(text, best, feats[j], matched[j]),
+                reasons=self._reasons(text, best, feats[j], matched[j], explain),
             ))
         return out
 
@@ -536,13 +539,15 @@ class HybridIndex:
         return rrf + wv[4] * feats[:, 4] + wv[5] * title
 
     @staticmethod
-    def _reasons(text: str, best: Passage, f: np.ndarray, name: str) -> tuple[str, ...]:
+    def _reasons(
+        text: str, best: Passage, f: np.ndarray, name: str, explain: bool = True
+    ) -> tuple[str, ...]:
         reasons = []
         if f[4] > 0:
             reasons.append(f"exact name match ({name})")
         where = best.section or best.title
         reasons.append(f"semantic similarity {f[0]:.2f} ({where})")
-        shared = key_terms(text, passage_text_for_lexical(best), limit=5)
+        shared = key_terms(text, passage_text_for_lexical(best), limit=5) if explain else []
         if shared:
             reasons.append("keywords: " + ", ".join(shared))
         return tuple(reasons)

@@ -103,6 +103,24 @@ def test_exact_name_and_reasons(index, embedder) -> None:
     assert any(r.startswith("keywords:") and "wal" in r for r in best_section.reasons)
 
 
+@pytest.mark.parametrize("query", [
+    "how to fix: restart the WAL receiver",
+    "[critical] PostgresReplicationLag firing",
+    "no space left on device /var",
+])
+def test_explain_false_same_ranking_without_keywords(index, embedder, query: str) -> None:
+    vector = embedder.encode_one(query)
+    full = index.search(query, vector, k=4, names=["PostgresReplicationLag"])
+    lean = index.search(query, vector, k=4, names=["PostgresReplicationLag"], explain=False)
+    assert any(r.startswith("keywords:") for h in full for r in h.reasons)  # not vacuous
+    assert [(h.doc_key, h.best.id, h.score, h.dense, h.lexical) for h in lean] == [
+        (h.doc_key, h.best.id, h.score, h.dense, h.lexical) for h in full]
+    assert all(not r.startswith("keywords") for h in lean for r in h.reasons)
+    # the other reasons are untouched
+    assert [h.reasons for h in lean] == [
+        tuple(r for r in h.reasons if not r.startswith("keywords")) for h in full]
+
+
 def test_filters(index, embedder) -> None:
     hits = ask(index, embedder, "VPN tunnel cannot connect", k=4)
     assert hits[0].doc_key == "net/VpnDown.md"

@@ -1,12 +1,9 @@
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
 from knowledge.documents import Section
-from knowledge.metrics import hit_at_k, mrr, percentile
 from knowledge.suggest import extract_steps, find_section, jaccard, key_terms, merge_similar_causes
 
 
@@ -73,17 +70,3 @@ def test_merge_similar_causes() -> None:
 def test_key_terms() -> None:
     assert key_terms("Pods crash-looping in payments namespace", "KubePodCrashLooping namespaces") \
         == ["pods", "crash", "looping", "namespace"]
-
-
-def test_metrics() -> None:
-    ranked = [["a", "b"], ["c", "a"], ["x", "y"]]
-    gold = ["a", "a", "z"]
-    assert hit_at_k(ranked, gold, 1) == pytest.approx(1 / 3)
-    assert hit_at_k(ranked, gold, 2) == pytest.approx(2 / 3)
-    assert mrr(ranked, gold) == pytest.approx((1 + 0.5) / 3)
-    assert mrr(ranked, gold, k=1) == pytest.approx(1 / 3)
-    assert percentile([1, 2, 3, 4], 50) == 2.5
-    assert percentile([5], 95) == 5
-    assert math.isnan(percentile([], 50))
-    with pytest.raises(ValueError):
-        hit_at_k([["a"]], [], 1)
