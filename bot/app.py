@@ -48,7 +48,7 @@ def configure_runtime(settings: Settings) -> None:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # One OpenMP thread for FAISS and BLAS: their spinning worker threads fought torch's for
-    # the 2 cores and made triage 3x slower (bench/triage_latency.py: p95 148 ms -> 51 ms).
+    # the 2 cores and made triage 3x slower (bench/triage_latency.py: p95 148 ms -> 53 ms).
     # torch keeps its own explicit thread count (TRIAGEBOT_TORCH_THREADS).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

@@ -116,7 +116,7 @@ class VectorIndex:
         return int(faiss.extract_index_ivf(self._index).nlist)
 
     def describe(self) -> str:
-        """Short description of the current structure, e.g. ``IVF4096,SQfp16 nprobe=48``."""
+        """Short description of the current structure, e.g. ``IVF4096,SQfp16 nprobe=86``."""
         if self.kind != "ivf":
             return "Flat (exact)"
         return f"IVF{self.nlist},SQ{self.codec} nprobe={self.nprobe}"
