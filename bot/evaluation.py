@@ -204,7 +204,8 @@ def evaluate_classification(
     base = baseline_tfidf_svc(tr_texts, tr_labels, te_texts, te_labels)
     result: dict[str, Any] = {"target": target, "n_train": len(tr_texts),
                               "n_test": len(te_texts)}
-    result.update({k: round(v, 4) for k, v in ours.summary().items() if isinstance(v, float)})
+    summary = ours.summary_with_calibration()
+    result.update({k: round(v, 4) for k, v in summary.items() if isinstance(v, float)})
     # what fit chose from out-of-fold predictions on the training rows (never the test rows)
     result["chosen_in_fit"] = {
         "class_weight_power": model.class_weight_power_,

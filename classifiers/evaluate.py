@@ -39,6 +39,8 @@ class ClassificationReport:
     ``accuracy``/``macro_f1``/``top3_accuracy`` use the top label of every item, answered
     or not; ``coverage`` is the share the model answered and ``covered_accuracy`` the
     accuracy on those. ``macro_f1`` averages over the labels present in the test set.
+    ``calibration_error`` (expected calibration error of the top label's confidence, 10
+    equal-width bins) is ``None`` for a model without probabilities.
     """
 
     target: str
@@ -51,6 +53,7 @@ class ClassificationReport:
     covered_accuracy: float
     per_class: tuple[ClassMetrics, ...]
     confusion: tuple[tuple[str, ...], tuple[tuple[int, ...], ...]]
+    calibration_error: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -63,10 +66,38 @@ class ClassificationReport:
         return {k: getattr(self, k) for k in
                 ("accuracy", "macro_f1", "top3_accuracy", "coverage", "covered_accuracy")}
 
+    def summary_with_calibration(self) -> dict[str, float]:
+        """:meth:`summary` plus ``calibration_error`` when the model gives probabilities."""
+        out = self.summary()
+        if self.calibration_error is not None:
+            out["calibration_error"] = self.calibration_error
+        return out
+
+
+def expected_calibration_error(confidence: Sequence[float], correct: Sequence[bool],
+                               n_bins: int = 10) -> float:
+    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size.
+
+    0 means "when it says 0.8, it is right 80% of the time"; the abstention threshold relies
+    on that.
+    """
+    conf = np.asarray(confidence, dtype=np.float64)
+    hit = np.asarray(correct, dtype=np.float64)
+    if len(conf) == 0:
+        return 0.0
+    bins = np.minimum((conf * n_bins).astype(np.int64), n_bins - 1)
+    total = 0.0
+    for b in np.unique(bins):
+        inside = bins == b
+        total += inside.sum() * abs(hit[inside].mean() - conf[inside].mean())
+    return float(total / len(conf))
+
 
 def build_report(target: str, n_train: int, y_true: Sequence[str], y_top: Sequence[str | None],
-                 top3: Sequence[Sequence[str]], answered: Sequence[bool]) -> ClassificationReport:
-    """Report from plain lists: true labels, top labels, top-3 lists, answered flags."""
+                 top3: Sequence[Sequence[str]], answered: Sequence[bool],
+                 confidence: Sequence[float] | None = None) -> ClassificationReport:
+    """Report from plain lists: true labels, top labels, top-3 lists, answered flags and,
+    for a model with probabilities, the top label's confidence."""
     n = len(y_true)
     if n == 0:
         raise ClassifierError("cannot evaluate on an empty test set")
@@ -95,6 +126,8 @@ def build_report(target: str, n_train: int, y_true: Sequence[str], y_top: Sequen
         covered_accuracy=float(correct[ans].mean()) if ans.any() else 0.0,
         per_class=per_class,
         confusion=(tuple(all_labels), tuple(tuple(int(v) for v in row) for row in cm)),
+        calibration_error=(None if confidence is None
+                           else expected_calibration_error(confidence, correct)),
     )
 
 
@@ -111,6 +144,7 @@ def evaluate(model: Predictor, texts: Sequence[str], embeddings: np.ndarray,
         [p.top_label for p in preds],
         [[c for c, _ in p.candidates] for p in preds],
         [p.label is not None for p in preds],
+        [p.confidence for p in preds],
     )
 
 

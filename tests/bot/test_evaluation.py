@@ -69,6 +69,9 @@ def test_classification_reports_ours_and_the_baseline(tmp_path: Path) -> None:
         assert 0.0 <= report[key] <= 1.0
         assert key in report["baseline_tfidf_linearsvc"]
     assert report["accuracy"] > 0.5
+    # ours gives probabilities, so its calibration is measured; the SVC baseline has none
+    assert 0.0 <= report["calibration_error"] < 0.5
+    assert "calibration_error" not in report["baseline_tfidf_linearsvc"]
 
 
 def test_one_file_is_split_by_its_split_field_or_stratified(tmp_path: Path) -> None:

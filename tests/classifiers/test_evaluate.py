@@ -12,6 +12,7 @@ from classifiers.evaluate import (
     build_report,
     champion_challenger,
     evaluate,
+    expected_calibration_error,
     fingerprint,
     stratified_split,
 )
@@ -37,6 +38,22 @@ def test_report_figures():
     json.dumps(d)
     assert d["confusion"]["labels"] == ["a", "b", "c"]
     assert d["confusion"]["matrix"][0] == [1, 1, 0]
+
+
+def test_calibration_error_is_zero_when_confidence_matches_accuracy():
+    # 10 answers at 0.8 confidence, 8 right: calibrated; the same answers at 1.0: off by 0.2
+    right = [True] * 8 + [False] * 2
+    assert expected_calibration_error([0.8] * 10, right) == pytest.approx(0.0)
+    assert expected_calibration_error([1.0] * 10, right) == pytest.approx(0.2)
+    # bins are weighted by size: 5 calibrated at 0.6 (3 right) + 5 overconfident at 0.95 (3)
+    mixed = expected_calibration_error([0.6] * 5 + [0.95] * 5, [1, 1, 1, 0, 0] * 2)
+    assert mixed == pytest.approx(0.5 * 0.0 + 0.5 * 0.35)
+    y = ["a", "b", "a", "b"]
+    r = build_report("t", 4, y, y, [[v] for v in y], [True] * 4, [1.0, 1.0, 1.0, 1.0])
+    assert r.calibration_error == 0.0
+    assert r.summary_with_calibration()["calibration_error"] == 0.0
+    assert "calibration_error" not in build_report("t", 4, y, y, [[v] for v in y],
+                                                   [True] * 4).summary_with_calibration()
 
 
 def test_champion_challenger():
