@@ -81,14 +81,17 @@ class Runtime:
         """Apply one spool record (see :meth:`bot.spool.Spool.replay`)."""
         if record.kind == "events":
             return self.alert_pipeline().apply_spooled(record)
-        if record.kind == "feedback":
+        if record.kind in ("feedback", "slack"):
             from bot.slack.feedback import apply_spooled_feedback
             from bot.slack.http import slack_app_for
+            from bot.slack.messages import apply_spooled_message
 
             slack_app_for(self)
             bot = self.components.get("slack_bot")
             if bot is None:
-                raise RuntimeError("spooled feedback, but Slack is not configured")
+                raise RuntimeError(f"spooled {record.kind} record, but Slack is not configured")
+            if record.kind == "slack":
+                return apply_spooled_message(bot, record)
             return apply_spooled_feedback(bot, record)
         raise ValueError(f"unknown spool record kind {record.kind!r}")
 

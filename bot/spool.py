@@ -1,13 +1,15 @@
 """A durable local spool for work the database cannot take right now.
 
-When the database is unreachable, incoming webhook events and feedback clicks are written here
-instead of being refused, and replayed in order once it is back.
+When the database is unreachable, incoming webhook events, feedback clicks and root causes, and
+Slack channel messages and @mentions are written here instead of being refused (or left
+unanswered), and replayed in order once it is back. Slash commands and the message shortcut
+are not spooled: the person is told to retry.
 
 Layout under ``<data_dir>/spool/``:
 
 * ``seg-<seq>.jsonl``: append-only JSON-lines segments, one record per line
-  (``{"id": uuid, "kind": "events"|"feedback", "at": iso-time, "payload": {...}}``); every
-  append is fsynced before it returns, so an acknowledged record survives a crash.
+  (``{"id": uuid, "kind": "events"|"feedback"|"slack", "at": iso-time, "payload": {...}}``);
+  every append is fsynced before it returns, so an acknowledged record survives a crash.
 * ``seg-<seq>.done``: how many records of that segment were applied (replay progress).
 * ``dead-letter.jsonl``: records that can never be applied (bad payload, a row that no
   longer exists); kept, logged and counted, never dropped silently.
@@ -16,7 +18,10 @@ Replay takes segments oldest first and records in file order, and removes a segm
 after every record in it was applied. A crash mid-replay may apply the record after the last
 saved progress a second time, so apply functions must be idempotent: each record carries a
 uuid which they store in the database in the same transaction as the record's rows (see
-:func:`already_applied` / :func:`mark_applied`).
+:func:`already_applied` / :func:`mark_applied`). Slack records are the exception: their
+marker is committed *before* the work (triage, store, post in the thread), so a crash in
+between leaves that message unanswered rather than answered twice (at most once, as for
+every Slack event).
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ log = logging.getLogger(__name__)
 SEGMENT_PREFIX = "seg-"
 DEAD_LETTER = "dead-letter.jsonl"
 LOCK_FILE = ".lock"
-KINDS = ("events", "feedback")
+KINDS = ("events", "feedback", "slack")
 MARKER_ACTION = "spool_replayed"
 
 

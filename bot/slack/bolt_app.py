@@ -12,6 +12,7 @@ from bot.metrics import EVENTS
 from bot.slack import commands, errors, feedback, home, messages
 from bot.slack.client import SlackPoster, make_web_client
 from bot.slack.service import SlackBot
+from bot.spool import is_database_down
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +38,26 @@ def build_bolt_app(runtime: Any, *, client: WebClient | None = None) -> tuple[Ap
     def dedupe_events(body: dict, context: Any, next: Any) -> Any:
         """A retried event (same event_id) is acknowledged and not handled again.
 
-        While models still load, the database is not open yet: the id is then checked on the
-        worker thread before any work (``context["deferred_event_id"]``).
+        While models still load, the database is not open yet, and while it is unreachable
+        it cannot be written: the id is then checked on the worker thread before any work
+        (``context["deferred_event_id"]``), where a message or mention is spooled when the
+        database is still down.
         """
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
         if event_id:
             if not runtime.ready.is_set():
                 context["deferred_event_id"] = str(event_id)
-            elif not bot.mark_event_seen(str(event_id)):
-                EVENTS.labels(source="slack", outcome="retry_ignored").inc()
-                return BoltResponse(status=200, body="")
+            else:
+                try:
+                    seen_before = not bot.mark_event_seen(str(event_id))
+                except Exception as exc:
+                    if not is_database_down(exc):
+                        raise
+                    context["deferred_event_id"] = str(event_id)
+                    seen_before = False
+                if seen_before:
+                    EVENTS.labels(source="slack", outcome="retry_ignored").inc()
+                    return BoltResponse(status=200, body="")
         return next()
 
     messages.register(app, bot)

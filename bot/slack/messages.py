@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import App
@@ -23,10 +24,17 @@ from bot.slack.normalize import (
     slack_event,
 )
 from bot.slack.service import SlackBot, Where
+from bot.spool import SpoolRecord, already_applied, mark_applied
+from bot.store import repository as repo
+from bot.store.db import session_scope
 
 log = logging.getLogger(__name__)
 
 LEADING_MENTIONS = re.compile(r"^(?:\s*@[UW][A-Z0-9]+[:,]?\s*)+")
+
+# Handler names of spooled messages and mentions (see :func:`apply_spooled_message`).
+SPOOL_MESSAGE = "message"
+SPOOL_MENTION = "mention"
 
 MENTION_USAGE = (
     "Mention me with an alert or a question, e.g. `@triagebot disk full on db-01`, and I reply "
@@ -48,6 +56,7 @@ def register(app: App, bot: SlackBot) -> None:
             dict(event),
             where=where,
             event_id=context.get("deferred_event_id"),
+            spool_as=SPOOL_MESSAGE,
         )
 
     @app.event("app_mention")
@@ -63,10 +72,12 @@ def register(app: App, bot: SlackBot) -> None:
             dict(event),
             where=where,
             event_id=context.get("deferred_event_id"),
+            spool_as=SPOOL_MENTION,
         )
 
     @app.shortcut(CallbackId.TRIAGE_MESSAGE_SHORTCUT)
     def on_shortcut(ack: Any, shortcut: dict, respond: Any) -> None:
+        # Not spooled: the person is waiting with a ``respond`` that expires; told to retry.
         ack()
         channel = (shortcut.get("channel") or {}).get("id", "")
         user = (shortcut.get("user") or {}).get("id", "")
@@ -169,6 +180,38 @@ def triage_shortcut(bot: SlackBot, channel: str, user: str, message: dict, respo
         respond(text=text_out, blocks=blocks, response_type="ephemeral", replace_original=False)
 
 
+def apply_spooled_message(bot: SlackBot, record: SpoolRecord) -> str:
+    """Answer a Slack message or mention spooled while the database was down.
+
+    The record's marker (and the Slack event id, when it was not recorded yet) is committed
+    *before* the work: "duplicate" when either was seen, so a message is answered at most
+    once even if the process dies after posting and before the spool saves its progress. A
+    database still down raises before the marker is written (the record stays for the next
+    replay); one that fails during the work leaves the message unanswered.
+    """
+    payload = record.payload
+    handler = SPOOLED_HANDLERS.get(str(payload.get("handler")))
+    event = payload.get("event")
+    if handler is None or not isinstance(event, dict):
+        raise ValueError(f"unknown spooled Slack handler {payload.get('handler')!r}")
+    event_id = str(payload.get("event_id") or "")
+    services = bot.services()
+    with session_scope(services.sessions) as session:
+        if already_applied(session, record.id):
+            return "duplicate"
+        mark_applied(session, record)
+        if event_id and not repo.mark_slack_event_seen(session=session, event_id=event_id):
+            return "duplicate"
+    handler(bot, event)
+    return "applied"
+
+
 def _strip_leading_mentions(text: str) -> str:
     """Drop user mentions left at the start (e.g. when our own user id is not known yet)."""
     return LEADING_MENTIONS.sub("", text).strip()
+
+
+SPOOLED_HANDLERS: dict[str, Callable[[SlackBot, dict], None]] = {
+    SPOOL_MESSAGE: triage_channel_message,
+    SPOOL_MENTION: triage_mention,
+}

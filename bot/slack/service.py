@@ -22,6 +22,7 @@ from bot.metrics import EVENTS, TRIAGE_LATENCY
 from bot.slack.blocks import render_triage
 from bot.slack.client import SlackPoster
 from bot.slack.visibility import visibility_for_channel, visibility_of_new_item
+from bot.spool import is_database_down
 from bot.store import repository as repo
 from bot.store.db import session_scope
 from bot.triage_types import Triage
@@ -97,20 +98,29 @@ class SlackBot:
         *args: Any,
         where: Where | None = None,
         event_id: str | None = None,
+        spool_as: str = "",
     ) -> bool:
         """Run ``func(*args)`` on the worker pool; failures are reported to ``where``.
 
-        ``event_id``: a Slack event id not yet recorded (start-up): recorded first, and the
-        work is skipped when it was seen before.
+        ``event_id``: a Slack event id not yet recorded (start-up, or the database was down
+        when it arrived): recorded first, and the work is skipped when it was seen before.
+        ``spool_as``: for a ``func(bot, event)`` that answers a Slack message or mention: when
+        the database is down, the event is spooled under this handler name and answered once
+        the database is back (see :meth:`spool_event`), instead of reporting the error.
         """
 
         def run() -> None:
+            unrecorded_id = event_id
             try:
-                if event_id and not self.mark_event_seen(event_id):
-                    EVENTS.labels(source="slack", outcome="retry_ignored").inc()
-                    return
+                if event_id:
+                    if not self.mark_event_seen(event_id):
+                        EVENTS.labels(source="slack", outcome="retry_ignored").inc()
+                        return
+                    unrecorded_id = None
                 func(*args)
-            except Exception as exc:  # noqa: BLE001 - reported with a reference id
+            except Exception as exc:  # noqa: BLE001 - spooled, or reported with a reference id
+                if spool_as and self.spool_event(spool_as, args[-1], unrecorded_id, exc):
+                    return
                 self.report_error(exc, where or Where())
 
         try:
@@ -129,6 +139,40 @@ class SlackBot:
         with session_scope(services.sessions) as session:
             return repo.mark_slack_event_seen(session=session, event_id=event_id)
 
+    def spool_event(
+        self, handler: str, event: Mapping[str, Any], event_id: str | None, exc: BaseException
+    ) -> bool:
+        """Spool a Slack message or mention the database could not take, to be answered when
+        it is back; False when ``exc`` is not "database down", there is no spool, or the
+        append fails (the caller reports the error).
+
+        ``event_id``: the Slack event id when it is not recorded yet (recorded at replay).
+        Unlike alerts, Slack messages are independent of each other: a new one is still
+        handled live while older ones wait in the spool, so answers may come out of order.
+        """
+
+        spool = self.runtime.components.get("spool")
+        if spool is None or not is_database_down(exc):
+            return False
+        payload = {"handler": handler, "event": dict(event), "event_id": event_id or ""}
+        try:
+            spool.append("slack", payload)
+        except Exception:
+            log.exception("cannot spool the Slack %s either", handler)
+            return False
+        EVENTS.labels(source="slack", outcome="spooled").inc()
+        log.warning(
+            "database unreachable; Slack %s in %s (ts %s) spooled, answered once it is back: %s",
+            handler,
+            event.get("channel", ""),
+            event.get("ts", ""),
+            exc,
+        )
+        replayer = self.runtime.components.get("spool_replayer")
+        if replayer is not None:
+            replayer.wake()
+        return True
+
     # --- people and errors ------------------------------------------------------------------
 
     def report_error(self, exc: BaseException, where: Where) -> str:
@@ -136,6 +180,11 @@ class SlackBot:
         log.error("slack handler failed (ref %s): %r", ref, exc, exc_info=exc)
         if isinstance(exc, NotReadyError):
             text = f"triagebot is still starting up; please retry in a minute (ref {ref})."
+        elif is_database_down(exc):
+            text = (
+                "triagebot cannot reach its database right now, so this was not done; "
+                f"please retry in a few minutes (ref {ref})."
+            )
         else:
             text = f"Something went wrong (ref {ref}). The error is logged under that reference."
         self.safe_ephemeral(where, text)
