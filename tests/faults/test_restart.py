@@ -7,14 +7,22 @@ from __future__ import annotations
 import time
 import uuid
 
+from tests.conftest import copy_data_dir
 from tests.faults.conftest import ALERTS, App, make_settings, wait_until
 from tests.faults.helpers import ask, send_alert, sql
 from tests.slack.helpers import event_body, post
 
 
-def test_restart_replays_the_spool_and_ignores_retried_events(app, faults_data_dir) -> None:
+def test_restart_replays_the_spool_and_ignores_retried_events(
+    fake, sample_data_dir, tmp_path
+) -> None:
     from bot.app import build_services
 
+    # A process of its own on a data folder of its own: the package's shared app keeps
+    # running for the other tests (stopping it here left them a dead replayer).
+    faults_data_dir = copy_data_dir(sample_data_dir, tmp_path / "data")
+    first_services = build_services(make_settings(faults_data_dir, fake.api_url))
+    app = App(first_services, fake)
     payload, _ = ask(app, "CHELP", "the wiki returns 500 for every page edit")
     ts = payload["event"]["ts"]
     name = f"BeforeRestart{uuid.uuid4().hex[:6]}"
@@ -23,9 +31,9 @@ def test_restart_replays_the_spool_and_ignores_retried_events(app, faults_data_d
         assert send_alert(app, name).status_code == 202
     finally:
         # The process dies with the record still in the spool (no replay ran).
-        app.runtime.stop()
+        app.close()
         app.spool.close()
-        app.switch.on()
+        first_services.close()
     assert sql(faults_data_dir, "SELECT count(*) FROM events WHERE title LIKE ?", name + "%") == [
         (0,)
     ]
