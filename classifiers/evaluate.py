@@ -15,7 +15,13 @@ from sklearn.pipeline import FeatureUnion, make_pipeline
 from sklearn.svm import LinearSVC
 
 from classifiers.errors import ClassifierError
-from classifiers.model import Prediction, check_labels, check_texts, holdout_mask
+from classifiers.model import (
+    Prediction,
+    check_labels,
+    check_texts,
+    expected_calibration_error,
+    holdout_mask,
+)
 
 
 class Predictor(Protocol):
@@ -72,25 +78,6 @@ class ClassificationReport:
         if self.calibration_error is not None:
             out["calibration_error"] = self.calibration_error
         return out
-
-
-def expected_calibration_error(confidence: Sequence[float], correct: Sequence[bool],
-                               n_bins: int = 10) -> float:
-    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size.
-
-    0 means "when it says 0.8, it is right 80% of the time"; the abstention threshold relies
-    on that.
-    """
-    conf = np.asarray(confidence, dtype=np.float64)
-    hit = np.asarray(correct, dtype=np.float64)
-    if len(conf) == 0:
-        return 0.0
-    bins = np.minimum((conf * n_bins).astype(np.int64), n_bins - 1)
-    total = 0.0
-    for b in np.unique(bins):
-        inside = bins == b
-        total += inside.sum() * abs(hit[inside].mean() - conf[inside].mean())
-    return float(total / len(conf))
 
 
 def build_report(target: str, n_train: int, y_true: Sequence[str], y_top: Sequence[str | None],

@@ -151,6 +151,32 @@ def fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:
     return float(math.exp(res.x))
 
 
+def recalibrate(proba: np.ndarray, temperature: float) -> np.ndarray:
+    """Temperature scaling of probabilities (1.0: unchanged). Keeps every row's ranking."""
+    if temperature == 1.0:
+        return proba
+    return softmax(np.log(np.maximum(proba, 1e-12)), temperature)
+
+
+def expected_calibration_error(confidence: Sequence[float], correct: Sequence[bool],
+                               n_bins: int = 10) -> float:
+    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size.
+
+    0 means "when it says 0.8, it is right 80% of the time"; the abstention threshold relies
+    on that.
+    """
+    conf = np.asarray(confidence, dtype=np.float64)
+    hit = np.asarray(correct, dtype=np.float64)
+    if len(conf) == 0:
+        return 0.0
+    bins = np.minimum((conf * n_bins).astype(np.int64), n_bins - 1)
+    total = 0.0
+    for b in np.unique(bins):
+        inside = bins == b
+        total += inside.sum() * abs(hit[inside].mean() - conf[inside].mean())
+    return float(total / len(conf))
+
+
 def wilson_lower_bound(successes: np.ndarray, n: np.ndarray, z: float) -> np.ndarray:
     """One-sided Wilson score lower bound of a proportion (``z`` = 0: the plain ratio)."""
     n = np.asarray(n, dtype=np.float64)
@@ -586,8 +612,15 @@ class TextClassifier(BaseEstimator):
         else:
             chosen = best[1]
             proba, oof_y = chosen["proba"], chosen["y"]
-            conf = proba.max(axis=1)
+            # A blend of calibrated parts is not calibrated itself (the mix of a sharp and a
+            # flat distribution is underconfident): one more temperature, on the blend.
+            mixed = chosen["knn"] > 0.0 or chosen["semantic"] > 0.0
+            chosen["blend_temperature"] = (
+                fit_temperature(np.log(np.maximum(proba, 1e-12)), oof_y) if mixed else 1.0)
             correct = (proba.argmax(axis=1) == oof_y).astype(np.float64)
+            raw_calibration = expected_calibration_error(proba.max(axis=1), correct)
+            proba = recalibrate(proba, chosen["blend_temperature"])
+            conf = proba.max(axis=1)
             self.threshold_ = choose_threshold(conf, correct, self.min_precision,
                                                self.precision_z)
             answered = conf >= self.threshold_
@@ -597,12 +630,15 @@ class TextClassifier(BaseEstimator):
                 "oof_coverage": float(answered.mean()),
                 "oof_covered_accuracy": float(correct[answered].mean()) if answered.any() else 0.0,
                 "oof_macro_f1": macro_f1(oof_y, proba.argmax(axis=1)),
+                "oof_calibration_error": expected_calibration_error(conf, correct),
+                "oof_calibration_error_before_blend_temperature": raw_calibration,
                 "class_weight_power": float(chosen["power"]),
                 "embedding_weight": float(chosen["emb_weight"]),
                 "knn_weight": float(chosen["knn"]),
                 "semantic_weight": float(chosen["semantic"]),
             }
         self.temperature_ = float(chosen["temperature"])
+        self.blend_temperature_ = float(chosen.get("blend_temperature", 1.0))
         self.class_weight_power_ = float(chosen["power"])
         self.embedding_weight_ = float(chosen["emb_weight"])
         self.knn_weight_ = float(chosen["knn"])
@@ -782,8 +818,9 @@ class TextClassifier(BaseEstimator):
         if semantic_est is not None:
             semantic = softmax(self._semantic_log_proba(semantic_est, emb, n_classes),
                                self.semantic_temperature_)
-        return mix(proba, votes, knn_weight, semantic,
-                   float(getattr(self, "semantic_weight_", 0.0)))
+        blended = mix(proba, votes, knn_weight, semantic,
+                      float(getattr(self, "semantic_weight_", 0.0)))
+        return recalibrate(blended, float(getattr(self, "blend_temperature_", 1.0)))
 
     def predict_proba(self, texts: Sequence[str], embeddings: np.ndarray) -> np.ndarray:
         """Calibrated (blended) probabilities, columns in the order of ``classes_``."""

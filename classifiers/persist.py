@@ -134,6 +134,7 @@ def _state(model: TextClassifier) -> dict[str, Any]:
         "char_vectorizer": model.char_vectorizer_,
         "estimator": model.estimator_,
         "temperature": float(model.temperature_),
+        "blend_temperature": float(model.blend_temperature_),
         "threshold": float(model.threshold_),
         "class_weight_power": float(model.class_weight_power_),
         "embedding_weight": float(model.embedding_weight_),
@@ -162,6 +163,8 @@ def _rebuild(state: dict[str, Any]) -> TextClassifier:
     model.char_vectorizer_ = state["char_vectorizer"]
     model.estimator_ = state["estimator"]
     model.temperature_ = float(state["temperature"])
+    # artifacts written before the blend was recalibrated: the blend as it was
+    model.blend_temperature_ = float(state.get("blend_temperature", 1.0))
     model.threshold_ = float(state["threshold"])
     # artifacts written before the kNN blend: the constructor values, no kNN
     model.class_weight_power_ = float(state.get("class_weight_power", model.class_weight_power))

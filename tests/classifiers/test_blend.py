@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from classifiers.errors import ClassifierError
-from classifiers.model import TextClassifier, blend_grid, knn_votes, mix, softmax
+from classifiers.model import (
+    TextClassifier,
+    blend_grid,
+    knn_votes,
+    mix,
+    recalibrate,
+    softmax,
+)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -170,3 +177,33 @@ def test_folds_over_original_rows_test_each_copy_once():
         np.testing.assert_allclose(f.train_weights, 1.0 + np.log((counts - inside)[f.train]))
     np.testing.assert_array_equal(tested, counts)
     assert any(f.train[0] and f.test[0] for f in folds)  # a repeat both trained and tested
+
+
+def test_recalibrate_keeps_rankings_and_sharpens_below_one():
+    p = np.array([[0.5, 0.3, 0.2], [0.4, 0.35, 0.25]])
+    sharp = recalibrate(p, 0.5)
+    np.testing.assert_allclose(sharp.sum(axis=1), 1.0)
+    assert (sharp.argsort(axis=1) == p.argsort(axis=1)).all()
+    assert (sharp.max(axis=1) > p.max(axis=1)).all()
+    assert recalibrate(p, 1.0) is p
+
+
+def test_the_blend_is_recalibrated_out_of_fold(tickets):
+    """Mixing a sharp linear model with a flat kNN vote gives underconfident probabilities;
+    the blend temperature (fitted out of fold) brings confidence back in line with accuracy."""
+    texts, emb, labels = tickets
+    model = TextClassifier("team", cv=4, knn_blend=(0.5,), semantic_blend=(0.4,)).fit(
+        texts, emb, labels)
+    m = model.oof_metrics_
+    assert model.blend_temperature_ != 1.0
+    assert m["oof_calibration_error"] < m["oof_calibration_error_before_blend_temperature"]
+    # predictions use the same recalibrated blend the threshold was chosen on
+    proba = model.predict_proba(texts[:3], emb[:3])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    raw = mix(softmax(model.decision_scores(texts[:3], emb[:3]), model.temperature_),
+              knn_votes(emb[:3], model.example_embeddings_, model.example_labels_,
+                        len(model.classes_), model.knn_k), 0.5,
+              softmax(model._semantic_log_proba(model.semantic_estimator_, emb[:3],
+                                                len(model.classes_)),
+                      model.semantic_temperature_), 0.4)
+    np.testing.assert_allclose(proba, recalibrate(raw, model.blend_temperature_), rtol=1e-6)
