@@ -180,6 +180,9 @@ def main() -> None:
         engine = create_engine(f"sqlite:///{data_dir / 'triagebot.db'}")
         with engine.connect() as conn:
             first_id = conn.execute(text("select coalesce(max(id), 0) from events")).scalar()
+            first_group = conn.execute(
+                text("select coalesce(max(id), 0) from alert_groups")
+            ).scalar()
         print(f"sending {len(alerts)} alerts in {len(bodies)} requests ...", flush=True)
         started = time.perf_counter()
         latencies, errors = asyncio.run(
@@ -187,7 +190,10 @@ def main() -> None:
         )
         elapsed = time.perf_counter() - started
         # Wait until the server has processed everything (events leave the "queued" state).
+        # Grouped: the only events still queued are the first events of groups whose thread
+        # is not posted yet (they stay queued until it is).
         stored = queued = 0
+        grouped_at = None
         wait_until = time.monotonic() + args.timeout
         while time.monotonic() < wait_until:
             with engine.connect() as conn:
@@ -198,6 +204,12 @@ def main() -> None:
                     text("select count(*) from events where id > :i and outcome = 'queued'"),
                     {"i": first_id},
                 ).scalar() or 0
+                unposted = conn.execute(
+                    text("select count(*) from alert_groups where id > :g and thread_ts = ''"),
+                    {"g": first_group},
+                ).scalar() or 0
+            if grouped_at is None and stored >= len(alerts) and queued <= unposted:
+                grouped_at = time.perf_counter() - started
             if stored >= len(alerts) and queued == 0:
                 break
             time.sleep(1)
@@ -216,7 +228,9 @@ def main() -> None:
              f"{np.percentile(lat, 50):.1f} / {np.percentile(lat, 95):.1f} / "
              f"{np.percentile(lat, 99):.1f}"),
             ("alerts stored", f"{stored} (still queued: {queued})"),
-            ("all processed after s", f"{processed_at:.1f}"),
+            ("all grouped (outcome recorded) after s",
+             f"{grouped_at:.1f}" if grouped_at is not None else "-"),
+            ("all processed (grouped, triaged, posted) after s", f"{processed_at:.1f}"),
             ("Slack threads posted (problems)", f"{posts} ({args.problems})"),
             ("Slack top-message updates", str(updates)),
             ("server peak RSS MB", f"{peak:.0f}"),

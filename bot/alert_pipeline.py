@@ -2,9 +2,12 @@
 
 ``accept`` stores every event at once (so nothing is lost and counts can be audited) and
 queues it; one processing thread assigns groups in arrival order (the grouper is not
-thread-safe and order matters), triages the first event of each new group on the worker
-pool, posts one thread per group and keeps its top message up to date with a running count.
-Updates of one group's top message are coalesced (at most one per ``update_interval``).
+thread-safe and order matters) and hands the first event of each new group to a few triage
+threads (``TRIAGEBOT_ALERT_TRIAGE_WORKERS``), which triage it and post the group's thread, so
+paced Slack posts never hold up grouping. The top message is kept up to date with a running
+count; updates of one group's top message are coalesced (at most one per ``update_interval``).
+The first event of a group keeps the outcome "queued" until its thread is posted, so a
+restart re-queues (and posts) it.
 
 When the database is unreachable, ``accept`` writes the events to the durable local spool
 (:mod:`bot.spool`) instead of failing; :meth:`AlertPipeline.apply_spooled` stores and queues
@@ -20,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,6 +71,8 @@ class GroupState:
     triage: Any = None
     dirty: bool = False
     last_update: float = 0.0
+    revision: int = 0  # +1 on every change; a render shows one revision
+    posting: bool = False  # its first post (triage, chat.postMessage) is queued or running
 
     @property
     def status(self) -> str:
@@ -106,15 +111,20 @@ class AlertPipeline:
         self._writes: queue.Queue[tuple[list[Event], Future[list[int]]]] = queue.Queue()
         self._pending: list[tuple[int, int, str]] = []  # event row id, group row id, outcome
         self._touched: set[str] = set()
+        self._triage: queue.Queue[tuple[int, GroupState, Event]] = queue.Queue()
+        self.posts = 0
+        self.updates = 0
+        self.recovery_pending = False
+        for i in range(settings.alert_triage_workers):
+            # Daemon threads, like the others: exiting never waits for paced posts.
+            name = f"alert-triage-{i}"
+            threading.Thread(target=self._triage_loop, name=name, daemon=True).start()
         self._writer = threading.Thread(target=self._write_loop, name="alert-store", daemon=True)
         self._writer.start()
         self._thread = threading.Thread(target=self._run, name="alert-pipeline", daemon=True)
         self._thread.start()
         self._flusher = threading.Thread(target=self._flush_loop, name="alert-flush", daemon=True)
         self._flusher.start()
-        self.posts = 0
-        self.updates = 0
-        self.recovery_pending = False
 
     @classmethod
     def from_runtime(cls, runtime: Any) -> AlertPipeline:
@@ -248,10 +258,12 @@ class AlertPipeline:
         return "applied"
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
-        """Block until every queued event is processed (tests and benchmarks)."""
+        """Block until every queued event is processed and every new group's thread posted
+        (tests and benchmarks)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._queue.unfinished_tasks == 0:
+            # Events first: an event's triage task is queued before the event is done.
+            if self._queue.unfinished_tasks == 0 and self._triage.unfinished_tasks == 0:
                 return True
             time.sleep(0.01)
         return False
@@ -307,12 +319,15 @@ class AlertPipeline:
             if not is_new and reason not in state.reasons and not is_dup:
                 state.reasons.append(reason)
             state.dirty = True
+            state.revision += 1
+            state.posting = state.posting or is_new
         outcome = "new_group" if is_new else ("duplicate" if is_dup else "grouped")
-        self._pending.append((row_id, state.row_id, outcome))
+        if is_new:
+            self._triage.put((row_id, state, event))  # its outcome is written once posted
+        else:
+            self._pending.append((row_id, state.row_id, outcome))
         self._touched.add(decision_group)
         EVENTS.labels(source=str(event.source), outcome=outcome).inc()
-        if is_new:
-            self._triage_and_post(state, event)
         if now >= self._next_evict:
             self._evict_expired(now)
 
@@ -320,7 +335,8 @@ class AlertPipeline:
         """Forget the groups the grouper has expired (no event for its window), so that
         ``groups`` and the scans of :meth:`flush` stay bounded. A group whose outcome or
         top-message update is still pending is kept until that is done. Ticket/incident
-        groups (``record:``) are not the grouper's and are kept. Pipeline thread only."""
+        groups (``record:``) are not the grouper's and are kept, and so is a group whose
+        first post is still queued or running. Pipeline thread only."""
         self._next_evict = now + min(60.0, self.grouper.window_seconds / 4)
         with self._lock:
             expired = [
@@ -328,6 +344,7 @@ class AlertPipeline:
                 for key, state in self.groups.items()
                 if not key.startswith("record:")
                 and key not in self._touched
+                and not state.posting
                 and not (state.dirty and state.thread_ts and self.poster is not None)
                 and not self.grouper.is_open(key, now)
             ]
@@ -383,7 +400,21 @@ class AlertPipeline:
                     ],
                 )
 
-    def _triage_and_post(self, state: GroupState, event: Event) -> None:
+    def _triage_loop(self) -> None:
+        while True:
+            row_id, state, event = self._triage.get()
+            try:
+                self._triage_and_post(row_id, state, event)
+            except Exception:
+                log.exception("triage or post of alert group %s failed", state.row_id)
+            finally:
+                with self._lock:
+                    state.posting = False
+                self._triage.task_done()
+
+    def _triage_and_post(self, row_id: int, state: GroupState, event: Event) -> None:
+        """Triage thread: triage the first event of a new group, post the group's thread and
+        record the event's outcome (last: a restart re-queues it if this does not finish)."""
         try:
             with TRIAGE_LATENCY.time():
                 result = self.assistant.triage(event)
@@ -395,28 +426,39 @@ class AlertPipeline:
             answer_id = record_answer(
                 self.sessions, event=event, triage=result, surface="webhook", channel=state.channel
             )
-        state.answer_id, state.triage = answer_id, result
-        if self.poster is None or not state.channel:
-            return
-        text, blocks = render_group_message(state, result, answer_id)
-        try:
-            ts = self.poster.post(state.channel, text, blocks)
-        except Exception:
-            log.exception("posting alert group %s failed", state.row_id)
-            return
-        self.posts += 1
-        state.thread_ts = ts or ""
-        state.last_update = self.clock()
-        state.dirty = False
+        with self._lock:
+            state.answer_id, state.triage = answer_id, result
+            shown, revision = _snapshot(state), state.revision
+        ts = ""
+        if self.poster is not None and state.channel:
+            text, blocks = render_group_message(shown, result, answer_id)
+            try:
+                ts = self.poster.post(state.channel, text, blocks) or ""
+            except Exception:
+                log.exception("posting alert group %s failed", state.row_id)
+            if ts:
+                with self._lock:
+                    self.posts += 1
+                    state.thread_ts = ts
+                    state.last_update = self.clock()
+                    # Changes made while the post was in flight still need an update.
+                    state.dirty = state.revision != revision
         with session_scope(self.sessions) as session:
+            session.execute(
+                update(EventRecord)
+                .where(EventRecord.id == row_id)
+                .values(group_id=state.row_id, outcome="new_group")
+            )
+            if not ts:
+                return
             group = session.get(AlertGroup, state.row_id)
             if group is not None:
-                group.thread_ts = state.thread_ts
+                group.thread_ts = ts
             if answer_id:
                 answer = repo.get_answer(session=session, answer_id=answer_id)
                 if answer is not None:
-                    answer.message_ts = state.thread_ts
-                    answer.thread_ts = state.thread_ts
+                    answer.message_ts = ts
+                    answer.thread_ts = ts
 
     # --- coalesced updates of top messages ------------------------------------------------
 
@@ -435,23 +477,24 @@ class AlertPipeline:
         now = self.clock()
         with self._lock:
             due = [
-                s
+                (s, _snapshot(s), s.revision)
                 for s in self.groups.values()
                 if s.dirty
                 and s.thread_ts
                 and (force or now - s.last_update >= self.update_interval)
             ]
         done = 0
-        for state in due:
-            text, blocks = render_group_message(state, state.triage, state.answer_id)
+        for state, shown, revision in due:
+            text, blocks = render_group_message(shown, shown.triage, shown.answer_id)
             try:
-                self.poster.update(state.channel, state.thread_ts, text, blocks)
+                self.poster.update(shown.channel, shown.thread_ts, text, blocks)
             except Exception:
                 log.warning("chat.update failed for group %s", state.row_id, exc_info=True)
                 continue
-            state.dirty = False
-            state.last_update = now
-            self.updates += 1
+            with self._lock:
+                state.dirty = state.revision != revision
+                state.last_update = now
+                self.updates += 1
             done += 1
         return done
 
@@ -541,6 +584,17 @@ def _event_from_row(row: EventRecord) -> Event:
         external_id=row.external_id,
         channel=row.channel,
         received_at=row.received_at,
+    )
+
+
+def _snapshot(state: GroupState) -> GroupState:
+    """A copy to render outside the lock while the pipeline thread changes the original."""
+    return replace(
+        state,
+        firing=set(state.firing),
+        resolved=set(state.resolved),
+        alertnames=dict(state.alertnames),
+        reasons=list(state.reasons),
     )
 
 

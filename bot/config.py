@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     max_alerts_per_call: int = Field(1000, ge=1)
     dedup_window_seconds: int = Field(3600, ge=0)
     group_window_seconds: int = Field(900, ge=0)
+    alert_triage_workers: int = Field(
+        2, ge=1, le=16, description="Threads that triage new alert groups and post their threads."
+    )
 
     # --- scheduler -----------------------------------------------------------------
     scheduler_enabled: bool = True
