@@ -70,24 +70,6 @@ class Neighbor:
 # --------------------------------------------------------------------------- validation
 
 
-@dataclass(frozen=True)
-class Fold:
-    """One out-of-fold split over the merged (text, label) rows.
-
-    Folds are drawn over the *original* rows, so a text repeated across folds is both
-    trained on (with the weight of its copies outside the fold) and tested (once per copy
-    inside it), exactly as a row-level split would see it. Drawing folds over the merged
-    rows instead hid every exact repeat from the estimate, while new tickets often repeat
-    old ones: the blend shares and the abstention threshold were then chosen for a harder
-    problem than the real one.
-    """
-
-    train: np.ndarray          # bool mask over merged rows
-    train_weights: np.ndarray  # sample weights of the train rows, from copies outside the fold
-    test: np.ndarray           # bool mask over merged rows
-    test_counts: np.ndarray    # copies of each test row inside the fold
-
-
 def check_texts(texts: Sequence[str], name: str = "texts") -> list[str]:
     if isinstance(texts, str) or not isinstance(texts, Sequence | np.ndarray):
         raise ClassifierError(f"{name} must be a sequence of strings, got {type(texts).__name__}")
@@ -536,19 +518,22 @@ class TextClassifier(BaseEstimator):
         first: dict[tuple[str, int], int] = {}
         count: list[int] = []
         keep: list[int] = []
-        inverse = np.empty(len(texts_l), dtype=np.int64)  # original row -> merged row
         for i, key in enumerate(zip(texts_l, y_all.tolist(), strict=True)):
             j = first.get(key)
             if j is None:
-                j = first[key] = len(keep)
+                first[key] = len(keep)
                 keep.append(i)
                 count.append(1)
             else:
                 count[j] += 1
-            inverse[i] = j
         keep_a = np.array(keep, dtype=np.int64)
         cnt = np.array(count, dtype=np.int64)
-        w = self._duplicate_weights(cnt)
+        if self.duplicate_weighting == "count":
+            w = cnt.astype(np.float64)
+        elif self.duplicate_weighting == "log":
+            w = 1.0 + np.log(cnt)
+        else:
+            w = np.ones(len(cnt))
         y = y_all[keep_a]
         u_texts = [texts_l[i] for i in keep_a]
         u_emb = emb[keep_a]
@@ -567,8 +552,8 @@ class TextClassifier(BaseEstimator):
         self.timings_ = {"vectorize": time.perf_counter() - clock}
         clock = time.perf_counter()
 
-        splits = self._splits(y, y_all, inverse, cnt)
-        knn_oof = self._knn_out_of_fold(u_emb, y, splits, len(classes))
+        splits = self._splits(y)
+        knn_oof = self._knn_out_of_fold(u_emb, y, cnt, splits, len(classes))
         # like the other searched choices, the semantic share is only searched from
         # MIN_SEARCH_ROWS rows: on a few dozen rows its out-of-fold lead is noise, and the
         # model is overconfident on vague text. A single share given by the caller is kept.
@@ -576,7 +561,7 @@ class TextClassifier(BaseEstimator):
         if len(set(semantic_shares)) > 1 and len(y) < MIN_SEARCH_ROWS:
             semantic_shares = (0.0,)
         semantic_oof, semantic_t = self._semantic_out_of_fold(
-            u_emb, y, balanced ** self.class_weight_power, splits, len(classes),
+            u_emb, y, w, cnt, balanced ** self.class_weight_power, splits, len(classes),
             semantic_shares)
         grid = blend_grid(self.knn_blend if knn_oof is not None else (0.0,),
                           semantic_shares if semantic_oof is not None else (0.0,))
@@ -587,7 +572,7 @@ class TextClassifier(BaseEstimator):
             X = self._stack(u_emb, emb_weight, ngrams)
             # a single candidate: the final model trains alongside the out-of-fold models
             with_final = len(candidates) == 1
-            scores, oof_y, final = self._out_of_fold(X, y, w, balanced ** power, splits,
+            scores, oof_y, final = self._out_of_fold(X, y, w, cnt, balanced ** power, splits,
                                                      len(classes), with_final)
             if scores.shape[0] == 0:
                 break
@@ -672,44 +657,24 @@ class TextClassifier(BaseEstimator):
                         pairs.append((power, emb_weight))
         return pairs
 
-    def _duplicate_weights(self, counts: np.ndarray) -> np.ndarray:
-        """Sample weight of a merged row from its number of copies (``duplicate_weighting``)."""
-        if self.duplicate_weighting == "count":
-            return counts.astype(np.float64)
-        if self.duplicate_weighting == "log":
-            return 1.0 + np.log(np.maximum(counts, 1))
-        return np.ones(len(counts))
-
-    def _splits(self, y: np.ndarray, y_rows: np.ndarray, inverse: np.ndarray,
-                counts: np.ndarray) -> list[Fold]:
-        """``cv`` stratified folds over the original rows, or one held-out split when large.
-
-        ``y`` labels the merged rows, ``y_rows`` the original rows, ``inverse`` maps each
-        original row to its merged row and ``counts`` holds the copies of each merged row.
-        """
+    def _splits(self, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(train, test) masks: ``cv`` stratified folds, or one held-out split when large."""
         if len(y) > self.holdout_above:
-            fold_of_row = holdout_mask(y_rows, self.holdout_fraction, self.random_state)
-            fold_ids: Sequence[Any] = (True,)
+            mask = holdout_mask(y, self.holdout_fraction, self.random_state)
+            splits = [(~mask, mask)]
         else:
-            fold_of_row = assign_folds(y_rows, self.cv, self.random_state)
-            fold_ids = range(self.cv)
-        folds = []
-        for f in fold_ids:
-            inside = np.bincount(inverse[fold_of_row == f], minlength=len(y))
-            outside = counts - inside
-            train, test = outside > 0, inside > 0
-            if test.any() and len(np.unique(y[train])) >= 2:
-                folds.append(Fold(train, self._duplicate_weights(outside[train]), test,
-                                  inside[test]))
-        return folds
+            folds = assign_folds(y, self.cv, self.random_state)
+            splits = [(folds != f, folds == f) for f in range(self.cv)]
+        return [(tr, te) for tr, te in splits if te.any() and len(np.unique(y[tr])) >= 2]
 
-    def _knn_out_of_fold(self, emb: np.ndarray, y: np.ndarray, splits: list[Fold],
+    def _knn_out_of_fold(self, emb: np.ndarray, y: np.ndarray, cnt: np.ndarray,
+                         splits: list[tuple[np.ndarray, np.ndarray]],
                          n_classes: int) -> np.ndarray | None:
         """kNN votes for the held-out rows of every split, in the order of ``_out_of_fold``."""
         if not splits or not any(b > 0 for b in self.knn_blend):
             return None
-        votes = [np.repeat(knn_votes(emb[f.test], emb[f.train], y[f.train], n_classes,
-                                     self.knn_k), f.test_counts, axis=0) for f in splits]
+        votes = [np.repeat(knn_votes(emb[te], emb[tr], y[tr], n_classes, self.knn_k),
+                           cnt[te], axis=0) for tr, te in splits]
         return np.vstack(votes)
 
     def _fit_semantic(self, emb: np.ndarray, y: np.ndarray, w: np.ndarray,
@@ -731,8 +696,10 @@ class TextClassifier(BaseEstimator):
         out[:, est.classes_] = np.maximum(est.predict_proba(emb), 1e-9)
         return np.log(out)
 
-    def _semantic_out_of_fold(self, emb: np.ndarray, y: np.ndarray, class_weight: np.ndarray,
-                              splits: list[Fold], n_classes: int, shares: Sequence[float],
+    def _semantic_out_of_fold(self, emb: np.ndarray, y: np.ndarray, w: np.ndarray,
+                              cnt: np.ndarray, class_weight: np.ndarray,
+                              splits: list[tuple[np.ndarray, np.ndarray]],
+                              n_classes: int, shares: Sequence[float],
                               ) -> tuple[np.ndarray | None, float]:
         """Calibrated out-of-fold probabilities of the embedding-only model, and its temperature.
 
@@ -741,35 +708,34 @@ class TextClassifier(BaseEstimator):
         if not splits or not any(b > 0 for b in shares):
             return None, 1.0
         fitted = self._map_parallel(
-            lambda f: self._fit_semantic(emb[f.train], y[f.train], f.train_weights,
-                                         class_weight), splits)
-        logp = np.vstack([
-            np.repeat(self._semantic_log_proba(est, emb[f.test], n_classes), f.test_counts,
-                      axis=0) for est, f in zip(fitted, splits, strict=True)])
-        oof_y = np.concatenate([np.repeat(y[f.test], f.test_counts) for f in splits])
+            lambda split: self._fit_semantic(emb[split[0]], y[split[0]], w[split[0]],
+                                             class_weight), splits)
+        logp = np.vstack([np.repeat(self._semantic_log_proba(est, emb[te], n_classes), cnt[te],
+                                    axis=0) for est, (_, te) in zip(fitted, splits, strict=True)])
+        oof_y = np.concatenate([np.repeat(y[te], cnt[te]) for _, te in splits])
         temperature = fit_temperature(logp, oof_y)
         return softmax(logp, temperature), temperature
 
-    def _out_of_fold(self, X: sp.csr_matrix, y: np.ndarray, w: np.ndarray, cw: np.ndarray,
-                     splits: list[Fold], n_classes: int, with_final: bool = False,
+    def _out_of_fold(self, X: sp.csr_matrix, y: np.ndarray, w: np.ndarray, cnt: np.ndarray,
+                     cw: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]],
+                     n_classes: int, with_final: bool = False,
                      ) -> tuple[np.ndarray, np.ndarray, Any]:
         """Decision scores for rows predicted by a model that did not see them.
 
-        Each held-out row counts once per copy inside its fold (``Fold.test_counts``). The
-        fits run on ``n_jobs`` threads (liblinear releases the GIL). With ``with_final`` the
-        model on all rows (weights ``w``) is trained in the same pool and returned third
-        (else ``None``).
+        Duplicated texts count as many times as they occur (``cnt``). The fits run on
+        ``n_jobs`` threads (liblinear releases the GIL). With ``with_final`` the model on all
+        rows is trained in the same pool and returned third (else ``None``).
         """
-        jobs = [(X[f.train], y[f.train], f.train_weights) for f in splits]
+        jobs = [(X[tr], y[tr], w[tr]) for tr, _ in splits]
         if with_final:
             jobs.append((X, y, w))
         fitted = self._map_parallel(lambda job: self._fit_one(*job, cw), jobs)
         final = fitted.pop() if with_final else None
         scores, ys = [], []
-        for est, f in zip(fitted, splits, strict=True):
-            s = self._scores(est, X[f.test], n_classes)
-            scores.append(np.repeat(s, f.test_counts, axis=0))
-            ys.append(np.repeat(y[f.test], f.test_counts))
+        for est, (_, te) in zip(fitted, splits, strict=True):
+            s = self._scores(est, X[te], n_classes)
+            scores.append(np.repeat(s, cnt[te], axis=0))
+            ys.append(np.repeat(y[te], cnt[te]))
         if not scores:
             return np.empty((0, n_classes)), np.empty(0, dtype=np.int64), final
         return np.vstack(scores), np.concatenate(ys), final

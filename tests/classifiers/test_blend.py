@@ -139,46 +139,6 @@ def test_bad_blend_params_raise(tickets, kwargs, match):
     texts, emb, labels = tickets
     with pytest.raises(ClassifierError, match=match):
         TextClassifier("t", **kwargs).fit(texts, emb, labels)
-
-
-def test_exact_repeats_count_out_of_fold_as_a_row_level_split_sees_them():
-    """New tickets often repeat old ones word for word: the estimate must include that.
-
-    Labels here are arbitrary per text, so only memorising a repeated text can get them
-    right. Folds over the merged rows would never test a text whose copy was trained on
-    (out-of-fold accuracy near chance); folds over the original rows do, as a real split.
-    """
-    rng = np.random.default_rng(3)
-    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
-    words = ["".join(rng.choice(letters, 8)) for _ in range(60)]
-    labels = [str(c) for c in rng.integers(0, 4, size=60)]
-    texts = [f"{w} {w}" for w in words] * 3
-    y = labels * 3
-    emb = _unit(rng.normal(size=(len(texts), 16)))
-    model = TextClassifier("t", cv=5, knn_blend=(0.0,), semantic_blend=(0.0,),
-                           min_df=1).fit(texts, emb, y)
-    assert model.oof_metrics_["oof_n"] == len(texts)
-    assert model.oof_metrics_["oof_accuracy"] > 0.8  # merged-row folds gave ~0.25
-
-
-def test_folds_over_original_rows_test_each_copy_once():
-    model = TextClassifier("t", cv=3)
-    y_rows = np.array([0, 0, 0, 1, 1, 1, 0, 1])
-    inverse = np.array([0, 0, 0, 1, 1, 1, 2, 3])  # merged rows 0 and 1 have three copies
-    counts = np.bincount(inverse)
-    folds = model._splits(np.array([0, 1, 0, 1]), y_rows, inverse, counts)
-    tested = np.zeros(4, dtype=np.int64)
-    for f in folds:
-        tested[f.test] += f.test_counts
-        inside = np.zeros(4, dtype=np.int64)
-        inside[f.test] = f.test_counts
-        # a merged row is trained on with the (log) weight of its copies outside the fold
-        np.testing.assert_array_equal(f.train, counts - inside > 0)
-        np.testing.assert_allclose(f.train_weights, 1.0 + np.log((counts - inside)[f.train]))
-    np.testing.assert_array_equal(tested, counts)
-    assert any(f.train[0] and f.test[0] for f in folds)  # a repeat both trained and tested
-
-
 def test_recalibrate_keeps_rankings_and_sharpens_below_one():
     p = np.array([[0.5, 0.3, 0.2], [0.4, 0.35, 0.25]])
     sharp = recalibrate(p, 0.5)
