@@ -139,6 +139,8 @@ def test_bad_blend_params_raise(tickets, kwargs, match):
     texts, emb, labels = tickets
     with pytest.raises(ClassifierError, match=match):
         TextClassifier("t", **kwargs).fit(texts, emb, labels)
+
+
 def test_recalibrate_keeps_rankings_and_sharpens_below_one():
     p = np.array([[0.5, 0.3, 0.2], [0.4, 0.35, 0.25]])
     sharp = recalibrate(p, 0.5)
