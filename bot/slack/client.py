@@ -84,19 +84,29 @@ class ChannelPacer:
                 self._next[channel] = self.clock() + self.interval
 
 
+UPDATES = "chat.update"  # the update pacer's one key: Slack limits chat.update per workspace
+
+
 class SlackPoster:
-    """Thin, counted, paced wrapper over the few Web API methods the bot posts with."""
+    """Thin, counted, paced wrapper over the few Web API methods the bot posts with.
+
+    Posts are paced per channel (Slack: about one message per second per channel); message
+    updates share one workspace-wide pace (``chat.update`` is Tier 3, about 50 per minute),
+    so a storm's running counts slow down instead of drawing 429s.
+    """
 
     def __init__(
         self,
         client: WebClient,
         *,
         interval: float = 1.0,
+        update_interval: float = 1.2,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.client = add_retry_handlers(client)
         self.pacer = ChannelPacer(interval, clock=clock, sleep=sleep)
+        self.update_pacer = ChannelPacer(update_interval, clock=clock, sleep=sleep)
 
     def call(self, method: str, func: Callable[[], Any]) -> Any:
         """Run one Web API call, counting its outcome in ``SLACK_CALLS``."""
@@ -136,14 +146,17 @@ class SlackPoster:
     def update(
         self, channel: str, ts: str, text: str, blocks: Sequence[dict[str, Any]] | None
     ) -> None:
-        """chat.update of a message the bot posted (not paced: Tier 3, ~50/min)."""
-        self.call(
-            "chat.update",
-            lambda: self.client.chat_update(
-                channel=channel,
-                ts=ts,
-                text=text[:MAX_TEXT],
-                blocks=list(blocks) if blocks else [],
+        """chat.update of a message the bot posted (paced workspace-wide, see the class)."""
+        self.update_pacer.run(
+            UPDATES,
+            lambda: self.call(
+                "chat.update",
+                lambda: self.client.chat_update(
+                    channel=channel,
+                    ts=ts,
+                    text=text[:MAX_TEXT],
+                    blocks=list(blocks) if blocks else [],
+                ),
             ),
         )
 

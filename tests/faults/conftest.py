@@ -108,8 +108,10 @@ class App:
         self.client = TestClient(self.http_app)
         self.bot = self.runtime.components["slack_bot"]
         self.bot.poster.pacer.interval = 0.0
+        self.bot.poster.update_pacer.interval = 0.0
         self.pipeline = self.runtime.components["alert_pipeline"]
         self.pipeline.poster.pacer.interval = 0.0
+        self.pipeline.poster.update_pacer.interval = 0.0
         self.spool = self.runtime.components["spool"]
         self.replayer = self.runtime.components["spool_replayer"]
         self.switch = DatabaseSwitch(services.engine)

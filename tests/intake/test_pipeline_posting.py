@@ -138,6 +138,7 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
     )
     poster = SlackPoster(make_web_client("xoxb-test", settings.slack_api_url, timeout=60))
     poster.pacer.interval = 0.0
+    poster.update_pacer.interval = 0.0
     clock, triage = FakeClock(), RecordingTriage()
     pipeline = AlertPipeline(
         settings=settings,

@@ -54,6 +54,7 @@ def harness(sample_data_dir: Path, tmp_path_factory: pytest.TempPathFactory, fak
         if "p" not in pipeline_holder:
             pipeline_holder["p"] = runtime.components["alert_pipeline"]
             pipeline_holder["p"].poster.pacer.interval = 0.0
+            pipeline_holder["p"].poster.update_pacer.interval = 0.0
         return pipeline_holder["p"]
 
     yield client, services, pipeline

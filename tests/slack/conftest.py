@@ -74,6 +74,7 @@ class SlackHarness:
         self.bot = self.runtime.components["slack_bot"]
         # Pacing is tested with a fake clock; here it would only slow the suite down.
         self.bot.poster.pacer.interval = 0.0
+        self.bot.poster.update_pacer.interval = 0.0
         self.client = TestClient(self.http_app)
 
     def close(self) -> None:

@@ -331,3 +331,16 @@ def test_slack_route_stops_reading_an_oversized_body_without_content_length():
     assert response.status_code == 413
     assert json.loads(response.body) == {"ok": False, "error": "body too large"}
     assert len(received) == 3  # stopped at the chunk that passed the limit, not after 100
+
+
+def test_message_updates_share_one_workspace_wide_pace(fake_slack):
+    """chat.update is limited per workspace, not per channel: updates of messages in
+    different channels still wait for each other."""
+    clock = FakeClock()
+    client = make_web_client("xoxb-test", fake_slack.api_url)
+    poster = SlackPoster(client, clock=clock, sleep=clock.sleep)
+    for channel in ("CUPD1", "CUPD2", "CUPD3"):
+        poster.update(channel, "1.0", "3 alerts", None)
+    assert clock.slept == [1.2, 1.2]
+    poster.post("CUPD1", "new", None)  # posts keep their own per-channel pace
+    assert clock.slept == [1.2, 1.2]
