@@ -212,9 +212,12 @@ def evaluate_classification(
         "embedding_weight": model.embedding_weight_,
         "knn_weight": model.knn_weight_,
         "semantic_weight": model.semantic_weight_,
+        "blend_temperature": round(model.blend_temperature_, 4),
         "threshold": round(model.threshold_, 4),
         "oof_accuracy": round(float(model.oof_metrics_.get("oof_accuracy", 0.0)), 4),
         "oof_macro_f1": round(float(model.oof_metrics_.get("oof_macro_f1", 0.0)), 4),
+        "oof_calibration_error": round(
+            float(model.oof_metrics_.get("oof_calibration_error", 0.0)), 4),
     }
     result["baseline_tfidf_linearsvc"] = {
         k: round(v, 4) for k, v in base.summary().items() if isinstance(v, float)

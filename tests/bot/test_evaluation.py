@@ -72,6 +72,8 @@ def test_classification_reports_ours_and_the_baseline(tmp_path: Path) -> None:
     # ours gives probabilities, so its calibration is measured; the SVC baseline has none
     assert 0.0 <= report["calibration_error"] < 0.5
     assert "calibration_error" not in report["baseline_tfidf_linearsvc"]
+    assert report["chosen_in_fit"]["blend_temperature"] > 0.0
+    assert 0.0 <= report["chosen_in_fit"]["oof_calibration_error"] < 0.5
 
 
 def test_one_file_is_split_by_its_split_field_or_stratified(tmp_path: Path) -> None:
