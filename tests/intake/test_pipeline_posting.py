@@ -9,7 +9,6 @@ No timing assertions: the tests wait for things to happen (bounded), never compa
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import pytest
 
 from bot.events import AlertStatus, Event, EventKind, EventSource
 from tests.fakes.slack_api import Call, FakeSlackAPI
+from tests.faults.conftest import wait_until
 
 WINDOW = 60
 HELD = "DiskFull"  # chat.postMessage of this alert's group waits for the gate
@@ -67,16 +67,6 @@ def alert(name: str, fingerprint: str, channel: str = "") -> Event:
     )
 
 
-def wait_until(check: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def posted(name: str, channel: str = "CALERTS") -> Callable[[Call], bool]:
     return lambda c: (
         c.method == "chat.postMessage"
@@ -106,7 +96,7 @@ class Harness:
         return {row_id: outcome for row_id, outcome in rows}
 
     def wait_outcomes(self, expected: dict[int, str]) -> None:
-        wait_until(lambda: self.outcomes(*expected) == expected, f"outcomes {expected}")
+        wait_until(lambda: self.outcomes(*expected) == expected, what=f"outcomes {expected}")
 
     def hold_first_post(self) -> int:
         """Send the first HELD alert and wait until its thread's post is in flight."""
