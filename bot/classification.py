@@ -266,8 +266,7 @@ class ClassifierService:
         path = self.models_dir / target / f"{version}.skops"
         path.parent.mkdir(parents=True, exist_ok=True)
         data_fingerprint = fingerprint(tr_texts, tr_labels)
-        card = save_model(model, path, metrics=challenger.summary_with_calibration(),
-                          fingerprint=data_fingerprint)
+        card = save_model(model, path, metrics=challenger.summary(), fingerprint=data_fingerprint)
         champion_summary = champion.summary() if champion is not None else None
         reason = decision.reason + (" (forced)" if force and not decision.promote else "")
         if current is not None and current.kind == "zero-shot":
@@ -281,8 +280,7 @@ class ClassifierService:
                 kind="supervised",
                 status="candidate",
                 artifact_path=str(path),
-                metrics={**challenger.summary_with_calibration(),
-                         "confusion": challenger.to_dict()["confusion"]},
+                metrics={**challenger.summary(), "confusion": challenger.to_dict()["confusion"]},
                 decision={
                     "promote": promote,
                     "reason": reason,

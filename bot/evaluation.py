@@ -204,8 +204,7 @@ def evaluate_classification(
     base = baseline_tfidf_svc(tr_texts, tr_labels, te_texts, te_labels)
     result: dict[str, Any] = {"target": target, "n_train": len(tr_texts),
                               "n_test": len(te_texts)}
-    summary = ours.summary_with_calibration()
-    result.update({k: round(v, 4) for k, v in summary.items() if isinstance(v, float)})
+    result.update({k: round(v, 4) for k, v in ours.summary().items()})
     # what fit chose from out-of-fold predictions on the training rows (never the test rows)
     result["chosen_in_fit"] = {
         "class_weight_power": model.class_weight_power_,
@@ -220,7 +219,7 @@ def evaluate_classification(
             float(model.oof_metrics_.get("oof_calibration_error", 0.0)), 4),
     }
     result["baseline_tfidf_linearsvc"] = {
-        k: round(v, 4) for k, v in base.summary().items() if isinstance(v, float)
+        k: round(v, 4) for k, v in base.summary().items()
     }
     result["split"] = how
     return result

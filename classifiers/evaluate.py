@@ -69,12 +69,9 @@ class ClassificationReport:
         return d
 
     def summary(self) -> dict[str, float]:
-        return {k: getattr(self, k) for k in
-                ("accuracy", "macro_f1", "top3_accuracy", "coverage", "covered_accuracy")}
-
-    def summary_with_calibration(self) -> dict[str, float]:
-        """:meth:`summary` plus ``calibration_error`` when the model gives probabilities."""
-        out = self.summary()
+        """The headline figures; ``calibration_error`` only for a model with probabilities."""
+        out = {k: getattr(self, k) for k in
+               ("accuracy", "macro_f1", "top3_accuracy", "coverage", "covered_accuracy")}
         if self.calibration_error is not None:
             out["calibration_error"] = self.calibration_error
         return out

@@ -133,11 +133,16 @@ def fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:
     return float(math.exp(res.x))
 
 
+def log_proba(proba: np.ndarray) -> np.ndarray:
+    """Log-probabilities, with zeros clamped (a kNN vote can give a class exactly 0)."""
+    return np.log(np.maximum(proba, 1e-12))
+
+
 def recalibrate(proba: np.ndarray, temperature: float) -> np.ndarray:
     """Temperature scaling of probabilities (1.0: unchanged). Keeps every row's ranking."""
     if temperature == 1.0:
         return proba
-    return softmax(np.log(np.maximum(proba, 1e-12)), temperature)
+    return softmax(log_proba(proba), temperature)
 
 
 def expected_calibration_error(confidence: Sequence[float], correct: Sequence[bool],
@@ -152,11 +157,9 @@ def expected_calibration_error(confidence: Sequence[float], correct: Sequence[bo
     if len(conf) == 0:
         return 0.0
     bins = np.minimum((conf * n_bins).astype(np.int64), n_bins - 1)
-    total = 0.0
-    for b in np.unique(bins):
-        inside = bins == b
-        total += inside.sum() * abs(hit[inside].mean() - conf[inside].mean())
-    return float(total / len(conf))
+    # per bin: |sum of hits - sum of confidences| = size * |accuracy - mean confidence|
+    gap = np.bincount(bins, weights=hit - conf, minlength=n_bins)
+    return float(np.abs(gap).sum() / len(conf))
 
 
 def wilson_lower_bound(successes: np.ndarray, n: np.ndarray, z: float) -> np.ndarray:
@@ -601,7 +604,7 @@ class TextClassifier(BaseEstimator):
             # flat distribution is underconfident): one more temperature, on the blend.
             mixed = chosen["knn"] > 0.0 or chosen["semantic"] > 0.0
             chosen["blend_temperature"] = (
-                fit_temperature(np.log(np.maximum(proba, 1e-12)), oof_y) if mixed else 1.0)
+                fit_temperature(log_proba(proba), oof_y) if mixed else 1.0)
             correct = (proba.argmax(axis=1) == oof_y).astype(np.float64)
             raw_calibration = expected_calibration_error(proba.max(axis=1), correct)
             proba = recalibrate(proba, chosen["blend_temperature"])

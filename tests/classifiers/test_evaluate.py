@@ -51,9 +51,9 @@ def test_calibration_error_is_zero_when_confidence_matches_accuracy():
     y = ["a", "b", "a", "b"]
     r = build_report("t", 4, y, y, [[v] for v in y], [True] * 4, [1.0, 1.0, 1.0, 1.0])
     assert r.calibration_error == 0.0
-    assert r.summary_with_calibration()["calibration_error"] == 0.0
+    assert r.summary()["calibration_error"] == 0.0
     assert "calibration_error" not in build_report("t", 4, y, y, [[v] for v in y],
-                                                   [True] * 4).summary_with_calibration()
+                                                   [True] * 4).summary()
 
 
 def test_champion_challenger():

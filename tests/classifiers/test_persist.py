@@ -78,6 +78,25 @@ def test_round_trip_keeps_fit_choices(tickets, tmp_path):
     loaded, _ = load_model(tmp_path / "m.skops")
     assert loaded.knn_weight_ == 0.4 and loaded.semantic_weight_ == 0.3
     assert loaded.semantic_temperature_ == model.semantic_temperature_
+    assert loaded.blend_temperature_ == model.blend_temperature_ != 1.0
     assert (loaded.class_weight_power_, loaded.embedding_weight_) == (
         model.class_weight_power_, model.embedding_weight_)
+    np.testing.assert_array_equal(loaded.predict_proba(texts, emb), model.predict_proba(texts, emb))
+
+
+def test_an_artifact_from_before_the_blend_temperature_loads_unrecalibrated(tickets, tmp_path):
+    texts, emb, labels = tickets
+    model = TextClassifier("team", cv=4, knn_blend=(0.4,), semantic_blend=(0.0,),
+                           search_below=0).fit(texts, emb, labels)
+    path = tmp_path / "old.skops"
+    save_model(model, path, metrics={}, fingerprint="x")
+    state = _state(model)
+    del state["blend_temperature"]
+    sio.dump(state, path)  # as written by the previous version
+    card = json.loads(card_path(path).read_text())
+    card["artifact_sha256"] = ""
+    card_path(path).write_text(json.dumps(card))
+    loaded, _ = load_model(path)
+    assert loaded.blend_temperature_ == 1.0
+    model.blend_temperature_ = 1.0  # the blend exactly as the old version computed it
     np.testing.assert_array_equal(loaded.predict_proba(texts, emb), model.predict_proba(texts, emb))
