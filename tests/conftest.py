@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -71,6 +72,15 @@ def sample_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     load_samples(services)
     services.close()
     return data_dir
+
+
+def counter_value(counter: Any, **labels: str) -> float:
+    """Current value of one labelled prometheus counter, read through its public collect()."""
+    for metric in counter.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total") and sample.labels == labels:
+                return sample.value
+    return 0.0
 
 
 def copy_data_dir(source: Path, dest: Path) -> Path:

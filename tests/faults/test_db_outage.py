@@ -10,12 +10,13 @@ from sqlalchemy.exc import OperationalError
 
 from bot.metrics import SPOOL_RECORDS
 from bot.spool import Spool
+from tests.conftest import counter_value
 from tests.faults.conftest import ALERTS, wait_until
 from tests.faults.helpers import answer_id_of, ask, click_helpful, send_alert, sql
 
 
 def spooled(kind: str, outcome: str) -> float:
-    return SPOOL_RECORDS.labels(kind=kind, outcome=outcome)._value.get()
+    return counter_value(SPOOL_RECORDS, kind=kind, outcome=outcome)
 
 
 def test_switch_really_takes_the_database_away(app) -> None:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import logging
 
 from bot.metrics import SLACK_CALLS
+from tests.conftest import counter_value
 from tests.faults.helpers import ask
 from tests.slack.helpers import event_body, mention, post
 
 
 def failed_posts(outcome: str) -> float:
-    return SLACK_CALLS.labels(method="chat.postMessage", outcome=outcome)._value.get()
+    return counter_value(SLACK_CALLS, method="chat.postMessage", outcome=outcome)
 
 
 def rejected(fake, ts: str, status: int) -> list:

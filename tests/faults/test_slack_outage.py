@@ -10,6 +10,7 @@ from typing import Any
 
 from bot.metrics import EVENTS
 from bot.spool import Spool
+from tests.conftest import counter_value
 from tests.faults.conftest import ALERTS, wait_until
 from tests.faults.helpers import sql
 from tests.slack.helpers import (
@@ -25,7 +26,7 @@ from tests.slack.helpers import (
 
 
 def slack_events(outcome: str) -> float:
-    return EVENTS.labels(source="slack", outcome=outcome)._value.get()
+    return counter_value(EVENTS, source="slack", outcome=outcome)
 
 
 def in_thread(app: Any, method: str, ts: str) -> list[Any]:

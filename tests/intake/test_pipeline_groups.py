@@ -8,17 +8,8 @@ from typing import Any
 
 import pytest
 
-from bot.events import AlertStatus, Event, EventKind, EventSource
-
-WINDOW = 60  # seconds; the pipeline sweeps expired groups at most every WINDOW / 4
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from bot.events import Event
+from tests.intake.pipeline_support import WINDOW, FakeClock, PipelineStore, alert
 
 
 class NoTriage:
@@ -39,50 +30,16 @@ class FakePoster:
         self.updates.append((ts, text))
 
 
-def alert(name: str, fingerprint: str) -> Event:
-    return Event(
-        source=EventSource.ALERTMANAGER,
-        kind=EventKind.ALERT,
-        text=f"[critical] {name} on host-1",
-        title=name,
-        labels={"alertname": name, "service": name.lower()},
-        status=AlertStatus.FIRING,
-        fingerprint=fingerprint,
-    )
-
-
 @pytest.fixture
 def make_pipeline(tmp_path: Path) -> Iterator[Any]:
-    from bot.alert_pipeline import AlertPipeline
-    from bot.config import Settings
-    from bot.store import db
+    store = PipelineStore(tmp_path)
 
-    url = f"sqlite:///{tmp_path / 'pipeline.db'}"
-    db.upgrade(url)
-    engine = db.make_engine(url)
-    settings = Settings(
-        _env_file=None,
-        data_dir=tmp_path,
-        database_url=url,
-        alert_channel="CALERTS",
-        group_window_seconds=WINDOW,
-        dedup_window_seconds=WINDOW,
-    )
-
-    def make(poster: Any = None) -> tuple[AlertPipeline, FakeClock]:
+    def make(poster: Any = None) -> tuple[Any, FakeClock]:
         clock = FakeClock()
-        pipeline = AlertPipeline(
-            settings=settings,
-            sessions=db.make_session_factory(engine),
-            assistant=NoTriage(),
-            poster=poster,
-            clock=clock,
-            update_interval=1e9,  # the background flusher never edits: only flush(force=True)
-        )
-        return pipeline, clock
+        return store.pipeline(assistant=NoTriage(), poster=poster, clock=clock), clock
 
     yield make
-    engine.dispose()
+    store.close()
 
 
 def send(pipeline: Any, event: Event) -> None:

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from bot.events import AlertStatus, Event, EventKind, EventSource
+from bot.events import Event
 from tests.fakes.slack_api import Call, FakeSlackAPI
 from tests.faults.conftest import wait_until
+from tests.intake.pipeline_support import WINDOW, FakeClock, PipelineStore, alert
 
-WINDOW = 60
 HELD = "DiskFull"  # chat.postMessage of this alert's group waits for the gate
 
 
@@ -36,14 +36,6 @@ class GatedSlackAPI(FakeSlackAPI):
         return super()._answer(method, args, ts)
 
 
-class FakeClock:
-    def __init__(self, now: float = 1_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class RecordingTriage:
     """Records which events were triaged (in which order); no answer."""
 
@@ -52,19 +44,6 @@ class RecordingTriage:
 
     def triage(self, event: Event) -> None:
         self.seen.append(event.title)
-
-
-def alert(name: str, fingerprint: str, channel: str = "") -> Event:
-    return Event(
-        source=EventSource.ALERTMANAGER,
-        kind=EventKind.ALERT,
-        text=f"[critical] {name} on host-1",
-        title=name,
-        labels={"alertname": name, "service": name.lower()},
-        status=AlertStatus.FIRING,
-        fingerprint=fingerprint,
-        channel=channel,
-    )
 
 
 def posted(name: str, channel: str = "CALERTS") -> Callable[[Call], bool]:
@@ -107,44 +86,22 @@ class Harness:
 
 @pytest.fixture
 def harness(tmp_path: Path) -> Iterator[Harness]:
-    from bot.alert_pipeline import AlertPipeline
-    from bot.config import Settings
     from bot.slack.client import SlackPoster, make_web_client
-    from bot.store import db
 
     fake = GatedSlackAPI().start()
-    url = f"sqlite:///{tmp_path / 'pipeline.db'}"
-    db.upgrade(url)
-    engine = db.make_engine(url)
-    settings = Settings(
-        _env_file=None,
-        data_dir=tmp_path,
-        database_url=url,
-        alert_channel="CALERTS",
-        group_window_seconds=WINDOW,
-        dedup_window_seconds=WINDOW,
-        slack_api_url=fake.api_url,
-        alert_triage_workers=2,
-    )
-    poster = SlackPoster(make_web_client("xoxb-test", settings.slack_api_url, timeout=60))
+    store = PipelineStore(tmp_path, slack_api_url=fake.api_url, alert_triage_workers=2)
+    poster = SlackPoster(make_web_client("xoxb-test", fake.api_url, timeout=60))
     poster.pacer.interval = 0.0
     poster.update_pacer.interval = 0.0
     clock, triage = FakeClock(), RecordingTriage()
-    pipeline = AlertPipeline(
-        settings=settings,
-        sessions=db.make_session_factory(engine),
-        assistant=triage,
-        poster=poster,
-        clock=clock,
-        update_interval=1e9,  # the background flusher never edits: only flush(force=True)
-    )
+    pipeline = store.pipeline(assistant=triage, poster=poster, clock=clock)
     try:
         yield Harness(pipeline, fake, clock, triage)
     finally:
         fake.gate.set()
         pipeline.wait_idle()
         fake.stop()
-        engine.dispose()
+        store.close()
 
 
 def test_a_slow_post_holds_up_neither_grouping_nor_other_channels(harness: Harness) -> None:

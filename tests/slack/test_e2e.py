@@ -13,6 +13,7 @@ from bot.slack.ids import ActionId
 from bot.store import repository as repo
 from bot.store.db import session_scope
 from bot.store.models import Feedback, LabeledExample, TriageAnswer
+from tests.conftest import counter_value
 from tests.slack.conftest import ADMIN
 from tests.slack.helpers import (
     action_values,
@@ -51,7 +52,7 @@ def assert_valid_blocks(blocks: list[dict]) -> None:
 
 
 def retry_ignored_count() -> float:
-    return EVENTS.labels(source="slack", outcome="retry_ignored")._value.get()
+    return counter_value(EVENTS, source="slack", outcome="retry_ignored")
 
 
 def ask(harness, channel: str, text: str, **kw):
