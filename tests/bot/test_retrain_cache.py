@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import copy_data_dir
 
 
@@ -33,13 +35,16 @@ def test_second_retrain_embeds_nothing_and_a_broken_cache_is_bypassed(
         embedded.clear()
         second = clf.train("category", actor="test", force=True)
         assert embedded == []  # same training texts: all from the cache
-        assert second.challenger == first.challenger  # same vectors, same model, same figures
+        # same vectors, same model, same figures (the calibration error, computed from
+        # probabilities, may differ around the 6th digit: float32 summation order across fits)
+        assert second.challenger == pytest.approx(first.challenger, abs=1e-4)
 
         folders = list((clf.models_dir / "embcache").iterdir())
         assert len(folders) == 1 and clf.embedder.model_name.split("/")[-1][:20] in folders[0].name
         (folders[0] / "index.txt").write_text("not-a-key\n", encoding="ascii")  # inconsistent
         embedded.clear()
         third = clf.train("category", actor="test", force=True)
-        assert sum(embedded) > 0 and third.challenger == first.challenger  # embedded afresh
+        assert sum(embedded) > 0  # embedded afresh
+        assert third.challenger == pytest.approx(first.challenger, abs=1e-4)
     finally:
         services.close()
