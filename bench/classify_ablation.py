@@ -34,12 +34,13 @@ def main() -> None:
     ap.add_argument("--target", required=True)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    train, train_y, test, test_y, how = split_rows(args.file, args.file, args.target,
-                                                   seed=args.seed)
+    split = split_rows(args.file, args.file, args.target, seed=args.seed)
+    train, train_y, test, test_y = (
+        split.train_texts, split.train_labels, split.test_texts, split.test_labels)
     settings = Settings()
     embedder = Embedder(settings.embedding_model, threads=settings.torch_threads)
     train_emb, test_emb = embedder.encode(train), embedder.encode(test)
-    out = {"file": str(args.file), "target": args.target, "split": how}
+    out = {"file": str(args.file), "target": args.target, "split": split.how}
     for name, params in VARIANTS.items():
         model = TextClassifier(args.target, **params).fit(train, train_emb, train_y)
         report = evaluate(model, test, test_emb, test_y)

@@ -282,7 +282,7 @@ def index_status() -> None:
     )
 
 
-def _parse_map(items: list[str]) -> dict[str, str]:
+def parse_map(items: list[str]) -> dict[str, str]:
     mapping = {}
     for item in items:
         if "=" not in item:
@@ -297,7 +297,7 @@ def _import(kind: str, file: Path, preset: str | None, mapping: list[str], visib
 
     if not file.is_file():
         raise UserError(f"file not found: {file}")
-    result = read_records(file, preset=preset, mapping=_parse_map(mapping) or None)
+    result = read_records(file, preset=preset, mapping=parse_map(mapping) or None)
     svc = services()
     report = svc.knowledge.import_records(
         result.records, kind=kind, source_name=file.name, visibility=visibility

@@ -21,6 +21,7 @@ from bot.cli import (
     friendly_errors,
     jobs_app,
     models_app,
+    parse_map,
     print_json,
     services,
 )
@@ -206,14 +207,21 @@ def eval_classify(
         help="Share held out when --train and --test name one file without a split field.",
     )] = 0.2,
     seed: Annotated[int, typer.Option(help="Seed of that stratified split.")] = 0,
+    preset: Annotated[str | None, typer.Option(help="CSV preset: servicenow or jira.")] = None,
+    map_: Annotated[list[str], typer.Option("--map", help="field=column (repeatable).")] = [],  # noqa: B006
     as_json: JsonOption = False,
 ) -> None:
-    """Classifier quality; TF-IDF word+char n-grams with LinearSVC beside it."""
+    """Classifier quality; TF-IDF word+char n-grams with LinearSVC beside it.
+
+    Files are read as `triagebot import` reads them (JSONL or CSV, --preset, --map); ids are
+    optional. The target may be any field of the records, e.g. a CSV column.
+    """
     from bot.evaluation import evaluate_classification
 
     report = evaluate_classification(
         train_file, test_file, target=target, min_precision=min_precision,
-        test_fraction=test_fraction, seed=seed,
+        test_fraction=test_fraction, seed=seed, preset=preset,
+        mapping=parse_map(map_) or None,
     )
     _print_report(
         report,

@@ -9,6 +9,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -143,15 +144,57 @@ def _texts_labels(records: Sequence[Any], target: str) -> tuple[list[str], list[
     return [t for t, lab in pairs if t and lab], [lab for t, lab in pairs if t and lab]
 
 
-def _read_labelled(path: Path) -> list[Any]:
-    """Records of a JSONL or CSV file, read as `triagebot import` reads them."""
+@dataclass(frozen=True)
+class LabelledFile:
+    """The records of one evaluation file and what reading it skipped."""
+
+    path: Path
+    records: list[Any]
+    skipped: int
+    first_error: str
+
+
+def _read_labelled(path: Path, preset: str | None = None,
+                   mapping: dict[str, str] | None = None) -> LabelledFile:
+    """Records of a JSONL or CSV file, read as `triagebot import` reads them (ids optional)."""
     from knowledge.records import read_records
 
-    return read_records(path).records
+    result = read_records(path, preset=preset, mapping=mapping, ids_optional=True)
+    first = f"line {result.errors[0].line}: {result.errors[0].message}" if result.errors else ""
+    return LabelledFile(path, result.records, len(result.errors), first)
+
+
+def _no_labels_error(file: LabelledFile, target: str, role: str) -> ValueError:
+    """Why a file gave no (text, label) rows, in terms the user can act on."""
+    fields = sorted({f for r in file.records for f in _fields_present(r)})
+    parts = [f"{role} file {file.path.name}: no row with text and a {target!r} label",
+             f"{len(file.records)} records read"]
+    if file.skipped:
+        parts.append(f"{file.skipped} rows skipped (first: {file.first_error})")
+    if fields:
+        parts.append("fields found: " + ", ".join(fields))
+    return ValueError("; ".join(parts) + " (CSV columns can be mapped with --map field=column)")
+
+
+def _fields_present(record: Any) -> list[str]:
+    from knowledge.records import TEXT_FIELDS
+
+    return [f for f in TEXT_FIELDS if f != "id" and getattr(record, f)] + list(record.extra)
+
+
+@dataclass(frozen=True)
+class LabelledSplit:
+    train_texts: list[str]
+    train_labels: list[str]
+    test_texts: list[str]
+    test_labels: list[str]
+    how: str  # how the rows were split, for the report
+    rows_skipped: int  # unreadable rows (bad JSON, no text, duplicate id) in both files
 
 
 def split_rows(train_file: Path, test_file: Path, target: str, *, test_fraction: float = 0.2,
-               seed: int = 0) -> tuple[list[str], list[str], list[str], list[str], str]:
+               seed: int = 0, preset: str | None = None, mapping: dict[str, str] | None = None,
+               ) -> LabelledSplit:
     """Train and test texts/labels, and how they were split.
 
     Two files: one is the training set, the other the test set. The same file twice: its
@@ -161,11 +204,15 @@ def split_rows(train_file: Path, test_file: Path, target: str, *, test_fraction:
     from classifiers.evaluate import stratified_split
 
     if train_file.resolve() != test_file.resolve():
-        tr_texts, tr_labels = _texts_labels(_read_labelled(train_file), target)
-        te_texts, te_labels = _texts_labels(_read_labelled(test_file), target)
+        train, test = (_read_labelled(f, preset, mapping) for f in (train_file, test_file))
+        tr_texts, tr_labels = _texts_labels(train.records, target)
+        te_texts, te_labels = _texts_labels(test.records, target)
         how = "train and test files"
+        skipped = train.skipped + test.skipped
     else:
-        records = _read_labelled(train_file)
+        train = test = _read_labelled(train_file, preset, mapping)
+        records = train.records
+        skipped = train.skipped
         is_test = [r.extra.get("split") == "test" for r in records]
         if any(is_test):
             tr_texts, tr_labels = _texts_labels(
@@ -175,18 +222,26 @@ def split_rows(train_file: Path, test_file: Path, target: str, *, test_fraction:
             how = "the file's split field"
         else:
             texts, labels = _texts_labels(records, target)
+            if not texts:
+                raise _no_labels_error(train, target, "train")
             tr, te = stratified_split(labels, test_fraction, seed=seed)
+            if len(te) == 0:
+                raise ValueError(f"{train_file.name}: {len(texts)} rows with a {target!r} label "
+                                 "leave none to test on (every label needs 2 rows or more)")
             tr_texts, tr_labels = [texts[i] for i in tr], [labels[i] for i in tr]
             te_texts, te_labels = [texts[i] for i in te], [labels[i] for i in te]
             how = f"stratified {1 - test_fraction:.0%}/{test_fraction:.0%}, seed {seed}"
-    if not tr_texts or not te_texts:
-        raise ValueError(f"no labelled rows for target {target!r} in train or test file")
-    return tr_texts, tr_labels, te_texts, te_labels, how
+    if not tr_texts:
+        raise _no_labels_error(train, target, "train")
+    if not te_texts:
+        raise _no_labels_error(test, target, "test")
+    return LabelledSplit(tr_texts, tr_labels, te_texts, te_labels, how, skipped)
 
 
 def evaluate_classification(
     train_file: Path, test_file: Path, *, target: str, min_precision: float = 0.9,
-    test_fraction: float = 0.2, seed: int = 0,
+    test_fraction: float = 0.2, seed: int = 0, preset: str | None = None,
+    mapping: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Train through the product's classifier and compare with TF-IDF + LinearSVC."""
     from classifiers.evaluate import baseline_tfidf_svc, evaluate
@@ -194,8 +249,10 @@ def evaluate_classification(
     from knowledge.embed import Embedder
 
     settings = Settings()
-    tr_texts, tr_labels, te_texts, te_labels, how = split_rows(
-        train_file, test_file, target, test_fraction=test_fraction, seed=seed)
+    rows = split_rows(train_file, test_file, target, test_fraction=test_fraction, seed=seed,
+                      preset=preset, mapping=mapping)
+    tr_texts, tr_labels, te_texts, te_labels = (
+        rows.train_texts, rows.train_labels, rows.test_texts, rows.test_labels)
     embedder = Embedder(settings.embedding_model, threads=settings.torch_threads)
     tr_emb = embedder.encode(tr_texts)
     te_emb = embedder.encode(te_texts)
@@ -221,7 +278,8 @@ def evaluate_classification(
     result["baseline_tfidf_linearsvc"] = {
         k: round(v, 4) for k, v in base.summary().items()
     }
-    result["split"] = how
+    result["split"] = rows.how
+    result["rows_skipped"] = rows.rows_skipped
     return result
 
 
@@ -267,11 +325,11 @@ def evaluate_incidents(
     from knowledge.index import LexicalIndex
     from knowledge.records import read_records
 
-    history = read_records(history_file).records
+    history = read_records(history_file, ids_optional=True).records
     if not history:
         raise ValueError(f"{history_file}: no records")
     leave_one_out = test_file is None
-    tests = history if leave_one_out else read_records(test_file).records
+    tests = history if leave_one_out else read_records(test_file, ids_optional=True).records
     queries = [r for r in tests if _label(r, target) and r.text.strip()]
     if not queries:
         raise ValueError(f"no records with {target!r}")

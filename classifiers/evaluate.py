@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
@@ -98,7 +99,9 @@ def build_report(target: str, n_train: int, y_true: Sequence[str], y_top: Sequen
         for lab, pi, ri, fi, si in zip(present, p, r, f, s, strict=True)
     )
     all_labels = sorted(set(present) | {x for x in y_p if x})
-    cm = confusion_matrix(y_t, y_p, labels=all_labels)
+    with warnings.catch_warnings():  # a one-label test set is legal, not worth a warning
+        warnings.filterwarnings("ignore", message="A single label was found")
+        cm = confusion_matrix(y_t, y_p, labels=all_labels)
     return ClassificationReport(
         target=target,
         n_train=int(n_train),

@@ -293,6 +293,24 @@ def holdout_mask(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     return mask
 
 
+def seen_in_fold(y: np.ndarray, cnt: np.ndarray,
+                 splits: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """For every out-of-fold row (in ``_out_of_fold`` order): was its class in that fold's
+    training rows?
+
+    A row whose class its fold never saw cannot be predicted by any temperature; fitting the
+    temperature on it flattens every other answer (on a set with many singleton classes the
+    model then says 0.2 where it is right 85% of the time).
+    """
+    masks = [np.repeat(np.isin(y[te], y[tr]), cnt[te]) for tr, te in splits]
+    return np.concatenate(masks) if masks else np.empty(0, dtype=bool)
+
+
+def fit_temperature_on(scores: np.ndarray, y: np.ndarray, seen: np.ndarray) -> float:
+    """``fit_temperature`` on the rows whose class was seen in training (all rows if none)."""
+    return fit_temperature(scores[seen], y[seen]) if seen.any() else fit_temperature(scores, y)
+
+
 # --------------------------------------------------------------------------- the estimator
 
 
@@ -556,6 +574,7 @@ class TextClassifier(BaseEstimator):
         clock = time.perf_counter()
 
         splits = self._splits(y)
+        seen = seen_in_fold(y, cnt, splits)
         knn_oof = self._knn_out_of_fold(u_emb, y, cnt, splits, len(classes))
         # like the other searched choices, the semantic share is only searched from
         # MIN_SEARCH_ROWS rows: on a few dozen rows its out-of-fold lead is noise, and the
@@ -565,7 +584,7 @@ class TextClassifier(BaseEstimator):
             semantic_shares = (0.0,)
         semantic_oof, semantic_t = self._semantic_out_of_fold(
             u_emb, y, w, cnt, balanced ** self.class_weight_power, splits, len(classes),
-            semantic_shares)
+            semantic_shares, seen)
         grid = blend_grid(self.knn_blend if knn_oof is not None else (0.0,),
                           semantic_shares if semantic_oof is not None else (0.0,))
         candidates = self._candidates(len(y))
@@ -579,7 +598,7 @@ class TextClassifier(BaseEstimator):
                                                      len(classes), with_final)
             if scores.shape[0] == 0:
                 break
-            temperature = fit_temperature(scores, oof_y)
+            temperature = fit_temperature_on(scores, oof_y, seen)
             base = softmax(scores, temperature)
             for knn_share, semantic_share in grid:
                 proba = mix(base, knn_oof, knn_share, semantic_oof, semantic_share)
@@ -604,7 +623,7 @@ class TextClassifier(BaseEstimator):
             # flat distribution is underconfident): one more temperature, on the blend.
             mixed = chosen["knn"] > 0.0 or chosen["semantic"] > 0.0
             chosen["blend_temperature"] = (
-                fit_temperature(log_proba(proba), oof_y) if mixed else 1.0)
+                fit_temperature_on(log_proba(proba), oof_y, seen) if mixed else 1.0)
             correct = (proba.argmax(axis=1) == oof_y).astype(np.float64)
             raw_calibration = expected_calibration_error(proba.max(axis=1), correct)
             proba = recalibrate(proba, chosen["blend_temperature"])
@@ -702,7 +721,7 @@ class TextClassifier(BaseEstimator):
     def _semantic_out_of_fold(self, emb: np.ndarray, y: np.ndarray, w: np.ndarray,
                               cnt: np.ndarray, class_weight: np.ndarray,
                               splits: list[tuple[np.ndarray, np.ndarray]],
-                              n_classes: int, shares: Sequence[float],
+                              n_classes: int, shares: Sequence[float], seen: np.ndarray,
                               ) -> tuple[np.ndarray | None, float]:
         """Calibrated out-of-fold probabilities of the embedding-only model, and its temperature.
 
@@ -716,7 +735,7 @@ class TextClassifier(BaseEstimator):
         logp = np.vstack([np.repeat(self._semantic_log_proba(est, emb[te], n_classes), cnt[te],
                                     axis=0) for est, (_, te) in zip(fitted, splits, strict=True)])
         oof_y = np.concatenate([np.repeat(y[te], cnt[te]) for _, te in splits])
-        temperature = fit_temperature(logp, oof_y)
+        temperature = fit_temperature_on(logp, oof_y, seen)
         return softmax(logp, temperature), temperature
 
     def _out_of_fold(self, X: sp.csr_matrix, y: np.ndarray, w: np.ndarray, cnt: np.ndarray,

@@ -101,10 +101,13 @@ def read_records(
     *,
     preset: str | None = None,
     mapping: Mapping[str, str] | None = None,
+    ids_optional: bool = False,
 ) -> ReadResult:
     """Read ``path`` (.jsonl/.ndjson or .csv). Bad rows are reported in ``errors`` and skipped.
 
-    ``mapping`` maps a record field to a column/key name and overrides the preset.
+    ``mapping`` maps a record field to a column/key name and overrides the preset. With
+    ``ids_optional`` (evaluation files, which are read and never stored) a row without an id
+    is named after its line, ``line-N``; an import needs real ids to update records in place.
     """
     path = Path(path)
     if preset is not None and preset not in PRESETS:
@@ -127,7 +130,7 @@ def read_records(
         rows = _csv_rows(text)
     else:
         raise RecordFileError(f"unsupported record file type {ext or '(none)'}: use .jsonl or .csv")
-    return _to_records(rows, preset=preset, mapping=dict(mapping or {}))
+    return _to_records(rows, preset=preset, mapping=dict(mapping or {}), ids_optional=ids_optional)
 
 
 # --------------------------------------------------------------------------- row sources
@@ -225,7 +228,8 @@ def _as_text(value: Any) -> str:
 
 
 def _to_records(
-    rows: list[tuple[int, dict[str, Any] | str]], *, preset: str | None, mapping: dict[str, str]
+    rows: list[tuple[int, dict[str, Any] | str]], *, preset: str | None, mapping: dict[str, str],
+    ids_optional: bool = False,
 ) -> ReadResult:
     records: list[Record] = []
     errors: list[RowError] = []
@@ -242,6 +246,8 @@ def _to_records(
         cols = cache[sig]
         values = {f: _as_text(row.get(col)) for f, col in cols.items()}
         rid = values.get("id", "")
+        if not rid and ids_optional:
+            rid = values["id"] = f"line-{line}"
         if not rid:
             errors.append(RowError(line, "missing id"))
             continue

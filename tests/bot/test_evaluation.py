@@ -79,28 +79,63 @@ def test_classification_reports_ours_and_the_baseline(tmp_path: Path) -> None:
 def test_one_file_is_split_by_its_split_field_or_stratified(tmp_path: Path) -> None:
     rows = [json.loads(line) for line in INCIDENTS.read_text().splitlines()]
     assert not any("split" in r for r in rows)
-    tr, tr_y, te, te_y, how = split_rows(INCIDENTS, INCIDENTS, "category", test_fraction=0.25)
-    assert len(tr) + len(te) == 107 and "stratified" in how
+    split = split_rows(INCIDENTS, INCIDENTS, "category", test_fraction=0.25)
+    tr, tr_y, te, te_y = split.train_texts, split.train_labels, split.test_texts, split.test_labels
+    assert len(tr) + len(te) == 107 and "stratified" in split.how and split.rows_skipped == 0
     assert set(tr).isdisjoint(te) and set(te_y) <= set(tr_y)  # every test label seen in training
-    assert split_rows(INCIDENTS, INCIDENTS, "category", test_fraction=0.25)[2] == te  # seeded
-    assert split_rows(INCIDENTS, INCIDENTS, "category", seed=7)[2] != te
+    again = split_rows(INCIDENTS, INCIDENTS, "category", test_fraction=0.25)
+    assert again.test_texts == te  # seeded
+    assert split_rows(INCIDENTS, INCIDENTS, "category", seed=7).test_texts != te
 
     fixed = tmp_path / "fixed.jsonl"
     blank = {"id": "blank", "title": "no label here", "category": "  ", "split": "train"}
     fixed.write_text("\n".join(json.dumps({**r, "split": "test" if i < 10 else "train"})
                                for i, r in enumerate([*rows, blank])))
-    tr, _, te, _, how = split_rows(fixed, fixed, "category")
-    assert (len(tr), len(te), how) == (97, 10, "the file's split field")  # blank label skipped
-    with pytest.raises(ValueError, match="no labelled rows"):
-        split_rows(fixed, fixed, "no_such_field")
+    split = split_rows(fixed, fixed, "category")
+    assert (len(split.train_texts), len(split.test_texts), split.how) == (
+        97, 10, "the file's split field")  # blank label skipped
 
     multi = tmp_path / "multi.jsonl"
     multi_rows = [{"id": i, "title": f"t{i}", "tags": [f"l{i % 2}", "x"] if i else [],
                    "split": "test" if i < 3 else "train"} for i in range(10)]
     multi.write_text("\n".join(json.dumps(r) for r in multi_rows))
-    tr, tr_y, te, te_y, _ = split_rows(multi, multi, "tags")
-    assert (len(tr), len(te)) == (7, 2)  # the row with an empty list is unlabelled
-    assert set(tr_y) | set(te_y) == {"l0", "l1"}  # first label of each list
+    split = split_rows(multi, multi, "tags")
+    assert (len(split.train_texts), len(split.test_texts)) == (7, 2)  # empty list: unlabelled
+    assert set(split.train_labels) | set(split.test_labels) == {"l0", "l1"}  # first of each list
+
+
+def test_evaluation_files_need_no_ids_and_skipped_rows_are_counted(tmp_path: Path) -> None:
+    """A CSV export without an id column, with a broken row, is still measurable."""
+    data = tmp_path / "export.csv"
+    lines = ["number,short_description,assignment_group"]
+    lines += [f"{i},{'vpn is down' if i % 2 else 'printer jammed'} {i},{'net' if i % 2 else 'desk'}"
+              for i in range(20)]
+    lines.append("20,too,many,columns")
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    split = split_rows(data, data, "assignment_group", mapping={"title": "short_description"})
+    assert len(split.train_texts) + len(split.test_texts) == 20
+    assert split.rows_skipped == 1
+    assert set(split.test_labels) == {"net", "desk"}
+
+
+def test_evaluation_says_why_a_file_has_no_labels(tmp_path: Path) -> None:
+    fixed = tmp_path / "tickets.jsonl"
+    fixed.write_text("\n".join([json.dumps({"title": "vpn down", "team": "net"}),
+                                json.dumps({"title": "printer", "team": "desk"}),
+                                "{not json"]))
+    with pytest.raises(ValueError) as err:
+        split_rows(fixed, fixed, "priority")
+    message = str(err.value)
+    assert "tickets.jsonl" in message and "'priority'" in message
+    assert "2 records read" in message and "1 rows skipped (first: line 3" in message
+    assert "fields found: team, title" in message
+
+    unlabelled = tmp_path / "test.jsonl"
+    unlabelled.write_text(json.dumps({"title": "disk full"}))
+    with pytest.raises(ValueError, match=r"test file test\.jsonl: no row with text and a 'team'"):
+        split_rows(fixed, unlabelled, "team")
+    with pytest.raises(ValueError, match="leave none to test on"):
+        split_rows(unlabelled, unlabelled, "title")  # one labelled row cannot be split
 
 
 def test_grouping_per_system_and_overall(tmp_path: Path) -> None:
