@@ -434,7 +434,7 @@ class TextClassifier(BaseEstimator):
 
     # ------------------------------------------------------------------ features
 
-    def _make_vectorizers(self, n_docs: int) -> tuple[TfidfVectorizer, TfidfVectorizer]:
+    def make_vectorizers(self, n_docs: int) -> tuple[TfidfVectorizer, TfidfVectorizer]:
         min_df = self.min_df if n_docs >= 20 * self.min_df else 1
         common = dict(lowercase=True, sublinear_tf=True, min_df=min_df, dtype=np.float32)
         word = TfidfVectorizer(
@@ -564,7 +564,7 @@ class TextClassifier(BaseEstimator):
         balanced = len(y_all) / (len(classes) * full_counts)
 
         clock = time.perf_counter()
-        word, char = self._make_vectorizers(len(u_texts))
+        word, char = self.make_vectorizers(len(u_texts))
         self.word_vectorizer_ = self._fit_vectorizer(word, u_texts)
         self.char_vectorizer_ = self._fit_vectorizer(char, u_texts)
         self.classes_ = classes

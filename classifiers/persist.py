@@ -23,6 +23,7 @@ import scipy
 import sklearn
 import skops
 import skops.io as sio
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from classifiers.errors import ClassifierError, ModelNotFittedError, UntrustedModelError
 from classifiers.model import TextClassifier
@@ -125,13 +126,36 @@ def _params(model: TextClassifier) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in model.get_params().items()}
 
 
+def _vocabulary_state(vec: TfidfVectorizer | None) -> dict[str, np.ndarray] | None:
+    """A fitted vectorizer's vocabulary and idf as three arrays.
+
+    skops stores every numpy scalar of a pickled ``vocabulary_`` dict as its own file in the
+    zip, and its writer lists the archive for each one: saving 250k n-grams took 7.5 minutes.
+    The analyzer settings are rebuilt from the model's own parameters on load.
+    """
+    if vec is None:
+        return None
+    terms = np.array(list(vec.vocabulary_), dtype=np.str_)
+    index = np.fromiter(vec.vocabulary_.values(), dtype=np.int64, count=len(terms))
+    return {"terms": terms, "index": index, "idf": np.asarray(vec.idf_, dtype=np.float64)}
+
+
+def _rebuild_vectorizer(saved: Any, blank: TfidfVectorizer) -> TfidfVectorizer | None:
+    """The vectorizer from ``_vocabulary_state`` (or as pickled by older artifacts)."""
+    if saved is None or isinstance(saved, TfidfVectorizer):
+        return saved
+    blank.vocabulary_ = dict(zip(saved["terms"].tolist(), saved["index"].tolist(), strict=True))
+    blank.idf_ = np.asarray(saved["idf"], dtype=np.float64)
+    return blank
+
+
 def _state(model: TextClassifier) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
         "params": _params(model),
         "classes": np.array([str(c) for c in model.classes_], dtype=np.str_),
-        "word_vectorizer": model.word_vectorizer_,
-        "char_vectorizer": model.char_vectorizer_,
+        "word_vocabulary": _vocabulary_state(model.word_vectorizer_),
+        "char_vocabulary": _vocabulary_state(model.char_vectorizer_),
         "estimator": model.estimator_,
         "temperature": float(model.temperature_),
         "blend_temperature": float(model.blend_temperature_),
@@ -159,8 +183,12 @@ def _rebuild(state: dict[str, Any]) -> TextClassifier:
             params[key] = tuple(params[key])
     model = TextClassifier(target, **params)
     model.classes_ = np.array([str(c) for c in state["classes"]], dtype=object)
-    model.word_vectorizer_ = state["word_vectorizer"]
-    model.char_vectorizer_ = state["char_vectorizer"]
+    word, char = model.make_vectorizers(n_docs=0)  # n_docs only sets min_df, a fit setting
+    # artifacts written before the compact vocabulary hold the pickled vectorizers
+    model.word_vectorizer_ = _rebuild_vectorizer(
+        state.get("word_vocabulary", state.get("word_vectorizer")), word)
+    model.char_vectorizer_ = _rebuild_vectorizer(
+        state.get("char_vocabulary", state.get("char_vectorizer")), char)
     model.estimator_ = state["estimator"]
     model.temperature_ = float(state["temperature"])
     # artifacts written before the blend was recalibrated: the blend as it was

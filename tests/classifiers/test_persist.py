@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from datetime import datetime
 
 import numpy as np
@@ -100,3 +101,33 @@ def test_an_artifact_from_before_the_blend_temperature_loads_unrecalibrated(tick
     assert loaded.blend_temperature_ == 1.0
     model.blend_temperature_ = 1.0  # the blend exactly as the old version computed it
     np.testing.assert_array_equal(loaded.predict_proba(texts, emb), model.predict_proba(texts, emb))
+
+
+def test_the_vocabulary_is_stored_as_arrays_not_one_file_per_term(fitted, tmp_path):
+    """skops writes every numpy scalar of a pickled ``vocabulary_`` dict as its own file and
+    lists the archive for each: 250k n-grams took 7.5 minutes to save."""
+    path = tmp_path / "team.skops"
+    save_model(fitted, path, metrics={}, fingerprint="x")
+    n_terms = len(fitted.word_vectorizer_.vocabulary_) + len(fitted.char_vectorizer_.vocabulary_)
+    with zipfile.ZipFile(path) as archive:
+        n_files = len(archive.namelist())
+    assert n_terms > 500 and n_files < 50
+    assert "sklearn.feature_extraction.text.TfidfVectorizer" not in sio.get_untrusted_types(
+        file=path)
+
+
+def test_an_artifact_with_pickled_vectorizers_still_loads(fitted, tickets, tmp_path):
+    texts, emb, _ = tickets
+    path = tmp_path / "old.skops"
+    save_model(fitted, path, metrics={}, fingerprint="x")
+    state = _state(fitted)
+    del state["word_vocabulary"], state["char_vocabulary"]
+    state["word_vectorizer"] = fitted.word_vectorizer_  # as written by the previous version
+    state["char_vectorizer"] = fitted.char_vectorizer_
+    sio.dump(state, path)
+    card = json.loads(card_path(path).read_text())
+    card["artifact_sha256"] = ""
+    card_path(path).write_text(json.dumps(card))
+    loaded, _ = load_model(path)
+    expected = fitted.predict_proba(texts, emb)
+    np.testing.assert_array_equal(loaded.predict_proba(texts, emb), expected)
