@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from classifiers.embcache import EmbeddingCache  # noqa: E402
 from classifiers.evaluate import evaluate, fingerprint, stratified_split  # noqa: E402
 from classifiers.model import TextClassifier  # noqa: E402
+from classifiers.persist import load_model, save_model  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "tickets" / "itsm-train.jsonl"
 SUFFIXES = ["ref {}", "ticket {}", "(case {})", "user id {}", "asset {}"]
@@ -137,8 +139,17 @@ def main() -> None:
     t4 = time.perf_counter()
     report = evaluate(model, test_texts, test_emb, [labels[i] for i in test_idx])
     t_eval = time.perf_counter() - t4
+    with tempfile.TemporaryDirectory() as folder:
+        artifact = Path(folder) / "team.skops"
+        t5 = time.perf_counter()
+        save_model(model, artifact, metrics=report.summary(), fingerprint=fp)
+        t_save = time.perf_counter() - t5
+        artifact_mb = artifact.stat().st_size / 1e6
+        t5 = time.perf_counter()
+        load_model(artifact)
+        t_load = time.perf_counter() - t5
     total = time.perf_counter() - t0
-    retrain = t_data + t_embed + t_fp + t_fit + t_eval
+    retrain = t_data + t_embed + t_fp + t_fit + t_eval + t_save
     fit_parts = {k: round(v, 1) for k, v in model.timings_.items()}
     stages = [
         ("synthesize rows", t_data),
@@ -150,7 +161,9 @@ def main() -> None:
         ("fit: final linear model", model.timings_["final_fit"]),
         ("fit total", t_fit),
         ("evaluate on held-out real tickets", t_eval),
+        (f"save the artifact (skops, {artifact_mb:.0f} MB)", t_save),
         ("RETRAIN TOTAL (excl. model load)", retrain),
+        ("load the artifact (each replica, not counted)", t_load),
     ]
     print(f"{'stage':58s} {'seconds':>8s}")
     for name, sec in stages:
@@ -162,7 +175,8 @@ def main() -> None:
         "seconds": {"synthesize": round(t_data, 1), "load_embedding_model": round(t_model, 1),
                     "embed_via_cache": round(t_embed, 1), "fit": round(t_fit, 1),
                     "fingerprint": round(t_fp, 1), "fit_parts": fit_parts,
-                    "evaluate": round(t_eval, 1),
+                    "evaluate": round(t_eval, 1), "save": round(t_save, 1),
+                    "load": round(t_load, 1), "artifact_mb": round(artifact_mb, 1),
                     "retrain_total_excl_model_load": round(retrain, 1),
                     "wall_total": round(total, 1)},
         "model": {"calibration": "held-out" if model.oof_metrics_["oof_n"] and

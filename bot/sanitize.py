@@ -11,6 +11,7 @@ from dataclasses import replace
 from bot.events import Event
 from bot.redact import Redactor, default_redactor
 from knowledge.records import Record
+from knowledge.repair import repair_text
 
 _redactor: Redactor = default_redactor()
 
@@ -28,7 +29,8 @@ def redactor() -> Redactor:
 
 
 def clean_text(text: str) -> str:
-    return _redactor.redact_text(text) if text else text
+    """Mojibake repaired, then secrets and personal data redacted."""
+    return _redactor.redact_text(repair_text(text)) if text else text
 
 
 def clean_event(event: Event) -> Event:

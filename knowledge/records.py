@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from knowledge.repair import repair_text
+
 TEXT_FIELDS = (
     "id", "source", "title", "description", "category", "severity", "priority", "team",
     "service", "root_cause", "resolution", "resolved_by", "created_at", "url",
@@ -219,7 +221,7 @@ def _as_text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        return value.strip()
+        return repair_text(value).strip()
     if isinstance(value, (list, tuple)):
         return ", ".join(_as_text(v) for v in value if _as_text(v))
     if isinstance(value, dict):

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from knowledge.records import RecordFileError, read_records
+from knowledge.repair import repair_text
 
 
 def test_jsonl_good_and_bad_rows(tmp_path: Path) -> None:
@@ -94,3 +95,21 @@ def test_latin1_csv_does_not_crash(tmp_path: Path) -> None:
     path = tmp_path / "l.csv"
     path.write_bytes("id,title\n1,Caf\xe9 m\xe4chine\n".encode("latin-1"))
     assert read_records(path).records[0].title == "Café mächine"
+
+
+def test_mojibake_and_control_characters_are_repaired(tmp_path: Path) -> None:
+    """UTF-8 decoded as Windows-1252 somewhere upstream (8% of the public ITSM tickets)."""
+    garbled = "vpn 无法连接，请帮忙 – café".encode().decode("cp1252")
+    assert "è¿žæŽ¥" in garbled
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps({"id": "1", "title": garbled, "description": "ok\x1b[31m red\x00",
+                                "team": "GRP_1"}), encoding="utf-8")
+    record = read_records(path).records[0]
+    assert record.title == "vpn 无法连接，请帮忙 – café"  # full-width comma kept
+    assert record.description == "ok red"
+
+
+def test_repair_leaves_clean_text_alone() -> None:
+    for text in ("plain ascii & <b>html</b> &amp; \"quotes\"", "naïve “curly” ｆｕｌｌ", "日本語"):
+        assert repair_text(text) == text
+    assert repair_text("") == ""
