@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.box import SIMPLE_HEAD
+from rich.table import Column, Table
 
 from bot.cli import (
     UserError,
@@ -97,7 +98,12 @@ def models_list(
     if as_json:
         print_json(rows)
         return
-    table = Table("version", "status", "accuracy", "macro-F1", "coverage", "n_train")
+    # the version is what `models show|promote` take: never shortened in an 80-column terminal
+    width = max((len(r["version"]) for r in rows), default=7)
+    table = Table(Column("version", no_wrap=True, min_width=width),
+                  *(Column(name, no_wrap=True, min_width=len(name))
+                    for name in ("status", "accuracy", "macro-F1", "coverage", "n_train")),
+                  box=SIMPLE_HEAD, pad_edge=False)
     for r in rows:
         table.add_row(
             r["version"],
@@ -116,16 +122,20 @@ def _fmt(value: object) -> str:
 
 @models_app.command("show")
 @friendly_errors
-def models_show(version: Annotated[str, typer.Argument()]) -> None:
+def models_show(
+    version: Annotated[str, typer.Argument(help="A version, or a target for its active one.")],
+) -> None:
     """One version: metrics, decision, data fingerprint, library versions."""
     from bot.store import repository as repo
     from bot.store.db import session_scope
 
     svc = services(models=False)
     with session_scope(svc.sessions) as session:
-        m = repo.get_model_version(session=session, version=version)
+        m = (repo.get_model_version(session=session, version=version)
+             or repo.get_active_model(session=session, target=version))
         if m is None:
-            raise UserError(f"no model version {version!r}")
+            raise UserError(f"no model version {version!r} and no active model for a target "
+                            f"of that name (`triagebot models list` shows them)")
         print_json(
             {
                 "version": m.version,

@@ -103,3 +103,21 @@ def test_audit_export_gives_utc_times_in_jsonl_and_csv(sample_data_dir: Path, tm
     assert len(parsed) == len(rows) and parsed[0]["at"].endswith("+00:00")
     bad = run("audit", "export", "--since", "yesterday", env=env)
     assert bad.returncode == 1 and "not an ISO date" in bad.stderr
+
+
+def test_models_list_shows_whole_versions_and_show_takes_a_target(
+    sample_data_dir: Path, tmp_path: Path
+) -> None:
+    from tests.conftest import copy_data_dir
+
+    env = {"TRIAGEBOT_DATA_DIR": str(copy_data_dir(sample_data_dir, tmp_path / "data")),
+           "COLUMNS": "80"}
+    listed = run("models", "list", "--target", "category", env=env)
+    assert listed.returncode == 0, listed.stderr
+    versions = [w for w in listed.stdout.split() if w.startswith("category-")]
+    assert versions and "…" not in listed.stdout  # copyable from an 80-column terminal
+    shown = run("models", "show", "category", env=env)  # a target: its active version
+    assert shown.returncode == 0, shown.stderr
+    assert '"status": "active"' in shown.stdout and '"target": "category"' in shown.stdout
+    missing = run("models", "show", "no-such-thing", env=env)
+    assert missing.returncode != 0 and "models list" in missing.stderr
