@@ -543,8 +543,10 @@ class HybridIndex:
         text: str, best: Passage, f: np.ndarray, name: str, explain: bool = True
     ) -> tuple[str, ...]:
         reasons = []
-        if f[4] > 0:
-            reasons.append(f"exact name match ({name})")
+        if f[4] > 0:  # show the name as the document writes it, not its normalized key
+            written = next((n for n in (*best.names, best.title) if normalize_name(n) == name),
+                           name)
+            reasons.append(f"exact name match ({written})")
         where = best.section or best.title
         reasons.append(f"semantic similarity {f[0]:.2f} ({where})")
         shared = key_terms(text, passage_text_for_lexical(best), limit=5) if explain else []

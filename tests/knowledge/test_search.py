@@ -97,7 +97,7 @@ def test_finds_right_document(index, embedder, query: str, gold: str) -> None:
 
 def test_exact_name_and_reasons(index, embedder) -> None:
     top = ask(index, embedder, "PostgresReplicationLag", k=1)[0]
-    assert any("exact name match" in r for r in top.reasons)
+    assert "exact name match (PostgresReplicationLag)" in top.reasons  # as written, not folded
     best_section = ask(index, embedder, "how to fix: restart the WAL receiver", k=1)[0]
     assert best_section.best.section == "Mitigation"
     assert any(r.startswith("keywords:") and "wal" in r for r in best_section.reasons)
