@@ -248,6 +248,9 @@ def eval_classify(
         ],
         "baseline_tfidf_linearsvc",
     )
+    if report.get("rows_skipped") and not as_json:
+        console.print(f"[yellow]{report['rows_skipped']} unreadable rows skipped[/yellow], "
+                      f"the first: {report['first_skipped']}")
 
 
 @eval_app.command("incidents")

@@ -190,6 +190,7 @@ class LabelledSplit:
     test_labels: list[str]
     how: str  # how the rows were split, for the report
     rows_skipped: int  # unreadable rows (bad JSON, no text, duplicate id) in both files
+    first_skipped: str = ""  # "file: line N: why" of the first one
 
 
 def split_rows(train_file: Path, test_file: Path, target: str, *, test_fraction: float = 0.2,
@@ -235,7 +236,8 @@ def split_rows(train_file: Path, test_file: Path, target: str, *, test_fraction:
         raise _no_labels_error(train, target, "train")
     if not te_texts:
         raise _no_labels_error(test, target, "test")
-    return LabelledSplit(tr_texts, tr_labels, te_texts, te_labels, how, skipped)
+    first = next((f"{f.path.name}: {f.first_error}" for f in (train, test) if f.skipped), "")
+    return LabelledSplit(tr_texts, tr_labels, te_texts, te_labels, how, skipped, first)
 
 
 def evaluate_classification(
@@ -280,6 +282,8 @@ def evaluate_classification(
     }
     result["split"] = rows.how
     result["rows_skipped"] = rows.rows_skipped
+    if rows.rows_skipped:
+        result["first_skipped"] = rows.first_skipped
     return result
 
 

@@ -115,6 +115,7 @@ def test_evaluation_files_need_no_ids_and_skipped_rows_are_counted(tmp_path: Pat
     split = split_rows(data, data, "assignment_group", mapping={"title": "short_description"})
     assert len(split.train_texts) + len(split.test_texts) == 20
     assert split.rows_skipped == 1
+    assert split.first_skipped == "export.csv: line 22: row has 4 columns, header has 3"
     assert set(split.test_labels) == {"net", "desk"}
 
 
