@@ -412,17 +412,23 @@ def jobs_run(
 @friendly_errors
 def models_drift(
     days: Annotated[int, typer.Option(min=1)] = 7,
+    target: Annotated[str | None, typer.Option(help="One field (default: every target).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Recent events vs training data, predicted-label mix, feedback accuracy; retrain advice."""
-    from bot.drift import check_drift
+    from bot.drift import check_drift_all
 
-    report = check_drift(services(), days=days)
+    reports = check_drift_all(services(), days=days, targets=[target] if target else None)
     if as_json:
-        print_json(report)
+        print_json(reports)
         return
-    for key, value in report.items():
-        console.print(f"{key}: {value}")
+    for report in reports:
+        verdict = ("[yellow]retrain[/yellow]" if report.get("should_retrain")
+                   else "[green]no retrain needed[/green]")
+        console.print(f"[bold]{report['target']}[/bold]: {verdict} - {report.get('reason', '')}")
+        for key, value in report.items():
+            if key not in ("target", "should_retrain", "reason"):
+                console.print(f"  {key}: {value}")
 
 
 @eval_app.command("feedback")

@@ -7,6 +7,8 @@ gathers the inputs from the database and the active model.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,12 +41,20 @@ def feedback_verdicts(feedback: list[Any], target: str) -> list[bool]:
     return verdicts
 
 
-def check_drift(services: Any, *, days: int = 7, target: str = "category") -> dict[str, Any]:
-    """Recent events vs the training data of ``target``; says whether to retrain and why."""
+@dataclass(frozen=True)
+class RecentWindow:
+    """What happened in the window: event texts (newest first), their embeddings, feedback."""
+
+    days: int
+    texts: list[str]
+    embeddings: np.ndarray | None  # None when there are too few events to judge
+    feedback: list[Any]
+
+
+def recent_window(services: Any, days: int) -> RecentWindow:
     since = datetime.now(UTC) - timedelta(days=days)
-    texts, _labels = services.classifiers.training_data(target)
     with session_scope(services.sessions) as session:
-        recent = list(
+        texts = list(
             session.scalars(
                 select(EventRecord.text)
                 .where(EventRecord.received_at >= since)
@@ -52,13 +62,24 @@ def check_drift(services: Any, *, days: int = 7, target: str = "category") -> di
                 .limit(MAX_RECENT)
             )
         )
-        verdicts = feedback_verdicts(repo.list_feedback(session=session, since=since), target)
+        feedback = repo.list_feedback(session=session, since=since)
+    embeddings = services.embedder.encode(texts) if len(texts) >= MIN_SAMPLES else None
+    return RecentWindow(days, texts, embeddings, feedback)
+
+
+def check_drift(services: Any, *, days: int = 7, target: str = "category",
+                window: RecentWindow | None = None) -> dict[str, Any]:
+    """Recent events vs the training data of ``target``; says whether to retrain and why."""
+    window = window or recent_window(services, days)
+    texts, _labels = services.classifiers.training_data(target)
+    verdicts = feedback_verdicts(window.feedback, target)
     report: dict[str, Any] = {
-        "window_days": days,
-        "recent_events": len(recent),
+        "target": target,
+        "window_days": window.days,
+        "recent_events": len(window.texts),
         "reference_texts": len(texts),
     }
-    if len(recent) < MIN_SAMPLES or len(texts) < MIN_SAMPLES:
+    if window.embeddings is None or len(texts) < MIN_SAMPLES:
         report.update(
             should_retrain=False, reason="not enough recent events or training data to judge drift"
         )
@@ -66,7 +87,7 @@ def check_drift(services: Any, *, days: int = 7, target: str = "category") -> di
     rng = np.random.default_rng(0)
     reference = [texts[i] for i in rng.permutation(len(texts))[:MAX_REFERENCE]]
     ref_emb = services.classifiers.embed(reference)  # training texts: mostly cached
-    rec_emb = services.embedder.encode(recent)
+    recent, rec_emb = window.texts, window.embeddings
     model = services.classifiers.active.get(target)
     ref_pred = rec_pred = None
     if model is not None:
@@ -86,3 +107,12 @@ def check_drift(services: Any, *, days: int = 7, target: str = "category") -> di
     report.update(result.to_dict())
     report["feedback_judgments"] = len(verdicts)
     return report
+
+
+def check_drift_all(services: Any, *, days: int = 7,
+                    targets: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """``check_drift`` for each target (default: every classifier target); the recent events
+    are read and embedded once."""
+    window = recent_window(services, days)
+    return [check_drift(services, target=t, window=window)
+            for t in (targets or services.classifiers.targets)]

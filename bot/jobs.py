@@ -60,13 +60,14 @@ def job_reindex(services: Any, notify: Callable[..., None] | None = None) -> dic
 
 
 def job_drift(services: Any, notify: Callable[..., None] | None = None) -> dict[str, Any]:
-    """Compare recent events with the training data; warn the admins when it moved."""
-    from bot.drift import check_drift
+    """Compare recent events with each target's training data; warn the admins when it moved."""
+    from bot.drift import check_drift_all
 
-    report = check_drift(services)
-    if notify is not None and report.get("should_retrain"):
-        notify(f":warning: Drift check: {report.get('reason', '')}", None)
-    return report
+    reports = check_drift_all(services)
+    for report in reports:
+        if notify is not None and report.get("should_retrain"):
+            notify(f":warning: Drift check, {report['target']}: {report.get('reason', '')}", None)
+    return {r["target"]: r for r in reports}
 
 
 def job_housekeeping(services: Any, notify: Callable[..., None] | None = None) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.drift import check_drift, feedback_verdicts
+from bot.drift import check_drift, check_drift_all, feedback_verdicts
 from bot.store import repository as repo
 from bot.store.db import session_scope
 from tests.conftest import copy_data_dir
@@ -72,3 +72,14 @@ def test_feedback_verdicts_read_only_classification_feedback() -> None:
         Click("root_cause"),
     ]
     assert feedback_verdicts(clicks, "category") == [True, False, False]
+
+
+def test_every_target_is_checked_and_named(services) -> None:
+    add_events(services, OFF_TOPIC)
+    reports = check_drift_all(services)
+    assert [r["target"] for r in reports] == list(services.classifiers.targets)
+    judged = [r for r in reports if r["reference_texts"] >= 20]
+    assert judged and all(r["should_retrain"] for r in judged)
+    assert all("embeddings shifted" in r["reason"] for r in judged)
+    (only,) = check_drift_all(services, targets=["severity"])
+    assert only["target"] == "severity"
