@@ -26,7 +26,7 @@ from classifiers.embcache import EmbeddingCache
 from classifiers.errors import ClassifierError
 from classifiers.evaluate import champion_challenger, evaluate, fingerprint
 from classifiers.model import TextClassifier
-from classifiers.persist import load_model, save_model
+from classifiers.persist import library_versions, load_model, save_model
 from classifiers.zeroshot import ZeroShotClassifier
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,16 @@ FIELDS_BY_KIND = {
 HOLDOUT_SHARE = 0.2
 
 
-class NotEnoughDataError(ValueError):
+class TrainingSkipped(ValueError):
+    """A target was not trained; the message says why."""
+
+
+class NotEnoughDataError(TrainingSkipped):
     """Too few labelled examples to train a supervised model."""
+
+
+class UnchangedDataError(TrainingSkipped):
+    """The active model was trained on exactly these rows with these library versions."""
 
 
 @dataclass(frozen=True)
@@ -242,11 +250,14 @@ class ClassifierService:
         test_idx = [i for i, h in enumerate(holdout) if h]
         if not test_idx or len({labels[i] for i in train_idx}) < 2:
             raise NotEnoughDataError(f"{target}: not enough data for a held-out split")
-        vectors = self.embed(texts)
         tr_texts = [texts[i] for i in train_idx]
         tr_labels = [labels[i] for i in train_idx]
         te_texts = [texts[i] for i in test_idx]
         te_labels = [labels[i] for i in test_idx]
+        data_fingerprint = fingerprint(tr_texts, tr_labels)
+        if not force:
+            self._check_something_changed(target, data_fingerprint)
+        vectors = self.embed(texts)
         model = TextClassifier(target, min_precision=self.min_precision)
         model.fit(tr_texts, vectors[train_idx], tr_labels)
         challenger = evaluate(model, te_texts, vectors[test_idx], te_labels)
@@ -265,7 +276,6 @@ class ClassifierService:
         version = f"{target}-{datetime.now(UTC):%Y%m%d%H%M%S%f}"
         path = self.models_dir / target / f"{version}.skops"
         path.parent.mkdir(parents=True, exist_ok=True)
-        data_fingerprint = fingerprint(tr_texts, tr_labels)
         card = save_model(model, path, metrics=challenger.summary(), fingerprint=data_fingerprint)
         champion_summary = champion.summary() if champion is not None else None
         reason = decision.reason + (" (forced)" if force and not decision.promote else "")
@@ -314,12 +324,24 @@ class ClassifierService:
             target, version, promote, reason, challenger.summary(), champion_summary, previous
         )
 
+    def _check_something_changed(self, target: str, data_fingerprint: str) -> None:
+        """Raise ``UnchangedDataError`` when a retrain would rebuild the active model as is:
+        the nightly job then adds no identical version and spends no CPU."""
+        with session_scope(self._sessions) as session:
+            active = repo.get_active_model(session=session, target=target)
+            if (active is not None and active.kind == "supervised"
+                    and active.fingerprint == data_fingerprint
+                    and dict(active.library_versions or {}) == library_versions()):
+                raise UnchangedDataError(
+                    f"{target}: no new labels or corrections since {active.version} "
+                    "(`triagebot train --force` retrains anyway)")
+
     def train_all(self, *, actor: str = "scheduler") -> list[TrainOutcome | str]:
         results: list[TrainOutcome | str] = []
         for target in self.targets:
             try:
                 results.append(self.train(target, actor=actor))
-            except NotEnoughDataError as exc:
+            except TrainingSkipped as exc:
                 results.append(str(exc))
         return results
 

@@ -40,11 +40,12 @@ FieldOption = Annotated[str, typer.Option(help="text or text_without_name")]
 @friendly_errors
 def train(
     target: Annotated[str | None, typer.Option(help="One field (default: all targets).")] = None,
-    force: Annotated[bool, typer.Option(help="Promote even if not better.")] = False,
+    force: Annotated[bool, typer.Option(
+        help="Retrain even if nothing changed; promote even if not better.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Train challengers; each replaces the active model only if it measures at least as well."""
-    from bot.classification import NotEnoughDataError
+    from bot.classification import TrainingSkipped
 
     svc = services()
     targets = [target] if target else list(svc.classifiers.targets)
@@ -53,7 +54,7 @@ def train(
         try:
             outcome = svc.classifiers.train(name, actor="cli", force=force)
             results.append(outcome.__dict__)
-        except NotEnoughDataError as exc:
+        except TrainingSkipped as exc:
             results.append({"target": name, "skipped": str(exc)})
     if as_json:
         print_json(results)

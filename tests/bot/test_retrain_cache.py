@@ -48,3 +48,46 @@ def test_second_retrain_embeds_nothing_and_a_broken_cache_is_bypassed(
         assert third.challenger == pytest.approx(first.challenger, abs=1e-4)
     finally:
         services.close()
+
+
+def test_a_retrain_with_nothing_new_is_skipped_until_a_label_changes(
+    sample_data_dir: Path, tmp_path: Path
+) -> None:
+    from bot.app import build_services
+    from bot.classification import UnchangedDataError
+    from bot.config import Settings
+    from bot.store import repository as repo
+    from bot.store.db import session_scope
+
+    data_dir = copy_data_dir(sample_data_dir, tmp_path / "data")
+    services = build_services(Settings(_env_file=None, data_dir=data_dir,
+                                       scheduler_enabled=False))
+    try:
+        clf = services.classifiers
+        trained = clf.train("category", actor="test", force=True)
+        assert trained.promoted
+        with pytest.raises(UnchangedDataError, match=trained.version):
+            clf.train("category", actor="test")
+        results = clf.train_all(actor="scheduler")  # the nightly job: no identical versions
+        assert any(isinstance(r, str) and "category: no new labels" in r for r in results)
+        with session_scope(services.sessions) as session:
+            versions = repo.list_model_versions(session=session, target="category")
+        assert [v.version for v in versions].count(trained.version) == 1
+        assert sum(v.status == "active" for v in versions) == 1
+
+        texts, labels = clf.training_data("category")
+        moved = next(i for i, t in enumerate(texts) if in_training_rows(t))
+        new_label = next(lab for lab in sorted(set(labels)) if lab != labels[moved])
+        with session_scope(services.sessions) as session:  # a correction from Slack feedback
+            repo.add_labeled_example(session=session, text=texts[moved], field="category",
+                                     label=new_label, origin="feedback", feedback_id=None)
+        retrained = clf.train("category", actor="test")
+        assert retrained.version != trained.version
+    finally:
+        services.close()
+
+
+def in_training_rows(text: str) -> bool:
+    from bot.classification import in_holdout
+
+    return not in_holdout(text)

@@ -33,9 +33,14 @@ def runtime(sample_data_dir: Path, tmp_path_factory: pytest.TempPathFactory, fak
 def test_promotion_report_is_uploaded_to_the_admin_channel(runtime, fake_slack) -> None:
     fake_slack.reset()
     services = runtime.services
+    texts, labels = services.classifiers.training_data("category")
     with session_scope(services.sessions) as session:
         before = {m.target: m.version for m in repo.list_model_versions(session=session)
                   if m.status == "active"}
+        # new labelled data since the last training (unchanged data is not retrained)
+        repo.add_labeled_example(session=session, text=texts[0] + " (reported again)",
+                                 field="category", label=labels[0], origin="feedback",
+                                 feedback_id=None)
     run = run_job("retrain", services, notify=admin_notifier(runtime))
     assert run is not None and run.outcome == "ok", run.detail
     assert run.detail["promoted"], run.detail
