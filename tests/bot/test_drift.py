@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from bot.drift import check_drift, check_drift_all, feedback_verdicts
 from bot.store import repository as repo
 from bot.store.db import session_scope
-from tests.conftest import copy_data_dir
 
 OFF_TOPIC = [
     f"Recipe {i}: fold {i} egg whites into the batter and bake at {160 + i} degrees for 40 minutes"
     for i in range(40)
 ]
-
-
-@pytest.fixture
-def services(sample_data_dir: Path, tmp_path: Path):
-    from bot.app import build_services
-    from bot.config import Settings
-
-    data_dir = copy_data_dir(sample_data_dir, tmp_path / "data")
-    svc = build_services(Settings(_env_file=None, data_dir=data_dir, scheduler_enabled=False))
-    yield svc
-    svc.close()
 
 
 def add_events(services, texts: list[str]) -> None:

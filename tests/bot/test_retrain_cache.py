@@ -1,90 +1,67 @@
-"""Retraining embeds only texts it has not embedded before (the on-disk embedding cache)."""
+"""Retraining embeds only texts it has not embedded before (the on-disk embedding cache)
+and is skipped when nothing it learns from has changed."""
 
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import copy_data_dir
+
+def test_second_retrain_embeds_nothing_and_a_broken_cache_is_bypassed(services) -> None:
+    clf = services.classifiers
+    embedded: list[int] = []
+    real_encode = clf.embedder.encode
+
+    def counting(texts):
+        embedded.append(len(texts))
+        return real_encode(texts)
+
+    clf.embedder.encode = counting  # type: ignore[method-assign]
+    shutil.rmtree(clf.models_dir / "embcache", ignore_errors=True)  # start cold
+    first = clf.train("category", actor="test", force=True)
+    assert sum(embedded) > 0
+    embedded.clear()
+    second = clf.train("category", actor="test", force=True)
+    assert embedded == []  # same training texts: all from the cache
+    # same vectors, same model, same figures (the calibration error, computed from
+    # probabilities, may differ around the 6th digit: float32 summation order across fits)
+    assert second.challenger == pytest.approx(first.challenger, abs=1e-4)
+
+    folders = list((clf.models_dir / "embcache").iterdir())
+    assert len(folders) == 1 and clf.embedder.model_name.split("/")[-1][:20] in folders[0].name
+    (folders[0] / "index.txt").write_text("not-a-key\n", encoding="ascii")  # inconsistent
+    embedded.clear()
+    third = clf.train("category", actor="test", force=True)
+    assert sum(embedded) > 0  # embedded afresh
+    assert third.challenger == pytest.approx(first.challenger, abs=1e-4)
 
 
-def test_second_retrain_embeds_nothing_and_a_broken_cache_is_bypassed(
-    sample_data_dir: Path, tmp_path: Path
-) -> None:
-    from bot.app import build_services
-    from bot.config import Settings
-
-    data_dir = copy_data_dir(sample_data_dir, tmp_path / "data")
-    services = build_services(Settings(_env_file=None, data_dir=data_dir,
-                                       scheduler_enabled=False))
-    try:
-        clf = services.classifiers
-        embedded: list[int] = []
-        real_encode = clf.embedder.encode
-
-        def counting(texts):
-            embedded.append(len(texts))
-            return real_encode(texts)
-
-        clf.embedder.encode = counting  # type: ignore[method-assign]
-        shutil.rmtree(clf.models_dir / "embcache", ignore_errors=True)  # start cold
-        first = clf.train("category", actor="test", force=True)
-        assert sum(embedded) > 0
-        embedded.clear()
-        second = clf.train("category", actor="test", force=True)
-        assert embedded == []  # same training texts: all from the cache
-        # same vectors, same model, same figures (the calibration error, computed from
-        # probabilities, may differ around the 6th digit: float32 summation order across fits)
-        assert second.challenger == pytest.approx(first.challenger, abs=1e-4)
-
-        folders = list((clf.models_dir / "embcache").iterdir())
-        assert len(folders) == 1 and clf.embedder.model_name.split("/")[-1][:20] in folders[0].name
-        (folders[0] / "index.txt").write_text("not-a-key\n", encoding="ascii")  # inconsistent
-        embedded.clear()
-        third = clf.train("category", actor="test", force=True)
-        assert sum(embedded) > 0  # embedded afresh
-        assert third.challenger == pytest.approx(first.challenger, abs=1e-4)
-    finally:
-        services.close()
-
-
-def test_a_retrain_with_nothing_new_is_skipped_until_a_label_changes(
-    sample_data_dir: Path, tmp_path: Path
-) -> None:
-    from bot.app import build_services
+def test_a_retrain_with_nothing_new_is_skipped_until_a_label_changes(services) -> None:
     from bot.classification import UnchangedDataError
-    from bot.config import Settings
     from bot.store import repository as repo
     from bot.store.db import session_scope
 
-    data_dir = copy_data_dir(sample_data_dir, tmp_path / "data")
-    services = build_services(Settings(_env_file=None, data_dir=data_dir,
-                                       scheduler_enabled=False))
-    try:
-        clf = services.classifiers
-        trained = clf.train("category", actor="test", force=True)
-        assert trained.promoted
-        with pytest.raises(UnchangedDataError, match=trained.version):
-            clf.train("category", actor="test")
-        results = clf.train_all(actor="scheduler")  # the nightly job: no identical versions
-        assert any(isinstance(r, str) and "category: no new labels" in r for r in results)
-        with session_scope(services.sessions) as session:
-            versions = repo.list_model_versions(session=session, target="category")
-        assert [v.version for v in versions].count(trained.version) == 1
-        assert sum(v.status == "active" for v in versions) == 1
+    clf = services.classifiers
+    trained = clf.train("category", actor="test", force=True)
+    assert trained.promoted
+    with pytest.raises(UnchangedDataError, match=trained.version):
+        clf.train("category", actor="test")
+    results = clf.train_all(actor="scheduler")  # the nightly job: no identical versions
+    assert any(isinstance(r, str) and "category: no new labels" in r for r in results)
+    with session_scope(services.sessions) as session:
+        versions = repo.list_model_versions(session=session, target="category")
+    assert [v.version for v in versions].count(trained.version) == 1
+    assert sum(v.status == "active" for v in versions) == 1
 
-        texts, labels = clf.training_data("category")
-        moved = next(i for i, t in enumerate(texts) if in_training_rows(t))
-        new_label = next(lab for lab in sorted(set(labels)) if lab != labels[moved])
-        with session_scope(services.sessions) as session:  # a correction from Slack feedback
-            repo.add_labeled_example(session=session, text=texts[moved], field="category",
-                                     label=new_label, origin="feedback", feedback_id=None)
-        retrained = clf.train("category", actor="test")
-        assert retrained.version != trained.version
-    finally:
-        services.close()
+    texts, labels = clf.training_data("category")
+    moved = next(i for i, t in enumerate(texts) if in_training_rows(t))
+    new_label = next(lab for lab in sorted(set(labels)) if lab != labels[moved])
+    with session_scope(services.sessions) as session:  # a correction from Slack feedback
+        repo.add_labeled_example(session=session, text=texts[moved], field="category",
+                                 label=new_label, origin="feedback", feedback_id=None)
+    retrained = clf.train("category", actor="test")
+    assert retrained.version != trained.version
 
 
 def in_training_rows(text: str) -> bool:
