@@ -26,7 +26,7 @@ def render_triage(console: Console, result: Triage) -> None:
         console.print(
             "[yellow]Nothing like this has been seen before; the items below are weak leads.[/]"
         )
-    console.print("\n[bold]Similar past incidents[/bold]")
+    console.print(f"\n[bold]{result.similar_heading()}[/bold]")
     if not result.similar:
         console.print("  none")
     for s in result.similar[:5]:

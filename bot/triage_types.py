@@ -111,5 +111,14 @@ class Triage:
     def prediction(self, field_name: str) -> LabelPrediction | None:
         return next((p for p in self.predictions if p.field == field_name), None)
 
+    def similar_heading(self) -> str:
+        """Heading of the similar items: solved tickets for a help desk, incidents for on-call."""
+        kinds = {s.kind for s in self.similar}
+        if kinds == {"ticket"}:
+            return "Similar solved tickets"
+        if "ticket" in kinds:
+            return "Similar past incidents and tickets"
+        return "Similar past incidents"
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

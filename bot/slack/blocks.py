@@ -324,7 +324,7 @@ def render_triage(
     if triage.novel:
         blocks.append(section(novelty_text(triage)))
     if triage.similar:
-        lines = ["*Similar past incidents*"] + [incident_text(s) for s in triage.similar[:3]]
+        lines = [f"*{triage.similar_heading()}*"] + [incident_text(s) for s in triage.similar[:3]]
         blocks.append(section("\n".join(lines)))
     if triage.runbooks:
         blocks.append(section(runbook_text(triage.runbooks[0], excerpt=600)))

@@ -344,3 +344,17 @@ def test_message_updates_share_one_workspace_wide_pace(fake_slack):
     assert clock.slept == [1.2, 1.2]
     poster.post("CUPD1", "new", None)  # posts keep their own per-channel pace
     assert clock.slept == [1.2, 1.2]
+
+
+def test_similar_items_are_headed_for_the_reader():
+    """A help-desk agent sees "solved tickets", an on-call engineer "past incidents"."""
+    def heading(*kinds: str) -> str:
+        similar = tuple(SimilarIncident(i, f"X-{i}", kind, "vpn down", 0.8, "", "fix it")
+                        for i, kind in enumerate(kinds))
+        _, blocks = render_triage(Triage(query="vpn down", similar=similar), None)
+        texts = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+        return next(t.splitlines()[0] for t in texts if t.startswith("*Similar"))
+
+    assert heading("ticket", "ticket") == "*Similar solved tickets*"
+    assert heading("incident") == "*Similar past incidents*"
+    assert heading("incident", "ticket") == "*Similar past incidents and tickets*"
