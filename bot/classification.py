@@ -336,6 +336,23 @@ class ClassifierService:
                     f"{target}: no new labels or corrections since {active.version} "
                     "(`triagebot train --force` retrains anyway)")
 
+    def train_cold_targets(self, *, actor: str) -> list[TrainOutcome | str]:
+        """Train the targets still on zero-shot (or on nothing) that now have enough labels.
+
+        Cold start ends as soon as the labels exist (after an import), not at the next
+        scheduled retrain; targets that already have a trained model wait for that.
+        """
+        with self._lock:
+            cold = [t for t in self.targets
+                    if getattr(self.active.get(t), "kind", "") != "supervised"]
+        results: list[TrainOutcome | str] = []
+        for target in cold:
+            try:
+                results.append(self.train(target, actor=actor))
+            except TrainingSkipped as exc:
+                results.append(str(exc))
+        return results
+
     def train_all(self, *, actor: str = "scheduler") -> list[TrainOutcome | str]:
         results: list[TrainOutcome | str] = []
         for target in self.targets:

@@ -292,7 +292,8 @@ def parse_map(items: list[str]) -> dict[str, str]:
     return mapping
 
 
-def _import(kind: str, file: Path, preset: str | None, mapping: list[str], visibility: str) -> None:
+def _import(kind: str, file: Path, preset: str | None, mapping: list[str], visibility: str,
+            train: bool = True) -> None:
     from knowledge.records import read_records
 
     if not file.is_file():
@@ -310,6 +311,18 @@ def _import(kind: str, file: Path, preset: str | None, mapping: list[str], visib
         console.print(f"  line {error.line}: {error.message}")
     if len(result.errors) > 50:
         console.print(f"  ... and {len(result.errors) - 50} more")
+    if train and (report.added or report.updated):
+        _train_cold_targets(svc)
+
+
+def _train_cold_targets(svc: Any) -> None:
+    """First supervised models for the targets the import gave enough labels to."""
+    for outcome in svc.classifiers.train_cold_targets(actor="import"):
+        if isinstance(outcome, str):
+            continue  # still too few labels: zero-shot stays, nothing to say
+        ch = outcome.challenger
+        console.print(f"{outcome.target}: trained {outcome.version} (accuracy "
+                      f"{ch['accuracy']:.3f}, macro-F1 {ch['macro_f1']:.3f}) - {outcome.reason}")
 
 
 @import_app.command("incidents")
@@ -319,9 +332,11 @@ def import_incidents(
     preset: Annotated[str | None, typer.Option(help="CSV preset: servicenow or jira.")] = None,
     map_: Annotated[list[str], typer.Option("--map", help="field=column (repeatable).")] = [],  # noqa: B006
     visibility: Annotated[str, typer.Option()] = "public",
+    train: Annotated[bool, typer.Option(
+        help="Train the first model of each target that now has enough labels.")] = True,
 ) -> None:
     """Import resolved incidents (JSONL record format, or CSV with a preset or --map)."""
-    _import("incident", file, preset, map_, visibility)
+    _import("incident", file, preset, map_, visibility, train)
 
 
 @import_app.command("tickets")
@@ -331,9 +346,11 @@ def import_tickets(
     preset: Annotated[str | None, typer.Option(help="CSV preset: servicenow or jira.")] = None,
     map_: Annotated[list[str], typer.Option("--map", help="field=column (repeatable).")] = [],  # noqa: B006
     visibility: Annotated[str, typer.Option()] = "public",
+    train: Annotated[bool, typer.Option(
+        help="Train the first model of each target that now has enough labels.")] = True,
 ) -> None:
     """Import solved tickets (JSONL record format, or CSV with a preset or --map)."""
-    _import("ticket", file, preset, map_, visibility)
+    _import("ticket", file, preset, map_, visibility, train)
 
 
 def main() -> None:

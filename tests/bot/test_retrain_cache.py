@@ -1,9 +1,10 @@
-"""Retraining embeds only texts it has not embedded before (the on-disk embedding cache)
-and is skipped when nothing it learns from has changed."""
+"""Retraining embeds only texts it has not embedded before (the on-disk embedding cache),
+is skipped when nothing it learns from has changed, and ends cold start after an import."""
 
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +69,29 @@ def in_training_rows(text: str) -> bool:
     from bot.classification import in_holdout
 
     return not in_holdout(text)
+
+
+def test_cold_start_ends_when_an_import_brings_enough_labels(tmp_path: Path) -> None:
+    """Zero-shot is replaced right after the import, not at the next scheduled retrain."""
+    from bot.app import build_services
+    from bot.config import Settings
+    from bot.samples import SAMPLES_DIR
+    from knowledge.records import read_records
+
+    svc = build_services(Settings(_env_file=None, data_dir=tmp_path / "fresh",
+                                  scheduler_enabled=False))
+    try:
+        clf = svc.classifiers
+        assert {m.kind for m in clf.active.values()} == {"zero-shot"}
+        records = read_records(SAMPLES_DIR / "incidents.jsonl").records
+        svc.knowledge.import_records(records[:10], kind="incident", source_name="t")
+        assert all(isinstance(r, str) for r in clf.train_cold_targets(actor="import"))
+        svc.knowledge.import_records(records, kind="incident", source_name="t")
+        outcomes = clf.train_cold_targets(actor="import")
+        trained = {o.target for o in outcomes if not isinstance(o, str)}
+        assert "category" in trained and clf.active["category"].kind == "supervised"
+        # a target with a trained model is left to the scheduled retrain
+        again = clf.train_cold_targets(actor="import")
+        assert trained.isdisjoint(o.target for o in again if not isinstance(o, str))
+    finally:
+        svc.close()
