@@ -36,7 +36,6 @@ ESTIMATORS = ("svc", "logreg", "sgd")
 DUPLICATE_WEIGHTINGS = ("log", "count", "none")
 MIN_SEARCH_ROWS = 200  # below this, out-of-fold differences between candidates are noise
 NEVER = math.nextafter(1.0, 2.0)  # threshold that no probability reaches: always abstain
-_EMAIL = r"\S+@\S+"
 
 
 @dataclass(frozen=True)
@@ -435,6 +434,9 @@ class TextClassifier(BaseEstimator):
     # ------------------------------------------------------------------ features
 
     def make_vectorizers(self, n_docs: int) -> tuple[TfidfVectorizer, TfidfVectorizer]:
+        """Unfitted word and char TF-IDF vectorizers with this model's settings (``n_docs``,
+        the number of training texts, only decides ``min_df``); also used to rebuild a saved
+        model's vectorizers around its stored vocabulary."""
         min_df = self.min_df if n_docs >= 20 * self.min_df else 1
         common = dict(lowercase=True, sublinear_tf=True, min_df=min_df, dtype=np.float32)
         word = TfidfVectorizer(
