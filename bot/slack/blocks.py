@@ -356,6 +356,8 @@ def render_details(triage: Triage, answer_id: int | None) -> tuple[str, list[Blo
         blocks.append(section(line))
     if triage.novel:
         blocks.append(section(novelty_text(triage)))
+    if triage.similar:
+        blocks.append(section(f"*{triage.similar_heading()}*"))
     for item in triage.similar:
         blocks.append(section(incident_text(item, detail=True)))
     for match in triage.runbooks:

@@ -351,9 +351,13 @@ def test_similar_items_are_headed_for_the_reader():
     def heading(*kinds: str) -> str:
         similar = tuple(SimilarIncident(i, f"X-{i}", kind, "vpn down", 0.8, "", "fix it")
                         for i, kind in enumerate(kinds))
-        _, blocks = render_triage(Triage(query="vpn down", similar=similar), None)
-        texts = [b["text"]["text"] for b in blocks if b["type"] == "section"]
-        return next(t.splitlines()[0] for t in texts if t.startswith("*Similar"))
+        found = set()
+        for render in (render_triage, render_details):  # the answer and its "More details"
+            _, blocks = render(Triage(query="vpn down", similar=similar), None)
+            texts = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+            found.add(next(t.splitlines()[0] for t in texts if t.startswith("*Similar")))
+        (only,) = found
+        return only
 
     assert heading("ticket", "ticket") == "*Similar solved tickets*"
     assert heading("incident") == "*Similar past incidents*"
