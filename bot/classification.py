@@ -345,19 +345,18 @@ class ClassifierService:
         with self._lock:
             cold = [t for t in self.targets
                     if getattr(self.active.get(t), "kind", "") != "supervised"]
-        results: list[TrainOutcome | str] = []
-        for target in cold:
-            try:
-                results.append(self.train(target, actor=actor))
-            except TrainingSkipped as exc:
-                results.append(str(exc))
-        return results
+        return self.train_each(cold, actor=actor)
 
     def train_all(self, *, actor: str = "scheduler") -> list[TrainOutcome | str]:
+        return self.train_each(self.targets, actor=actor)
+
+    def train_each(self, targets: Sequence[str], *, actor: str,
+                   force: bool = False) -> list[TrainOutcome | str]:
+        """``train`` every target; a skipped one gives the reason (a string) instead."""
         results: list[TrainOutcome | str] = []
-        for target in self.targets:
+        for target in targets:
             try:
-                results.append(self.train(target, actor=actor))
+                results.append(self.train(target, actor=actor, force=force))
             except TrainingSkipped as exc:
                 results.append(str(exc))
         return results

@@ -318,11 +318,16 @@ def _import(kind: str, file: Path, preset: str | None, mapping: list[str], visib
 def _train_cold_targets(svc: Any) -> None:
     """First supervised models for the targets the import gave enough labels to."""
     for outcome in svc.classifiers.train_cold_targets(actor="import"):
-        if isinstance(outcome, str):
-            continue  # still too few labels: zero-shot stays, nothing to say
-        ch = outcome.challenger
-        console.print(f"{outcome.target}: trained {outcome.version} (accuracy "
-                      f"{ch['accuracy']:.3f}, macro-F1 {ch['macro_f1']:.3f}) - {outcome.reason}")
+        if not isinstance(outcome, str):  # a string: still too few labels, zero-shot stays
+            console.print(train_outcome_line(outcome))
+
+
+def train_outcome_line(outcome: Any) -> str:
+    """One line per trained challenger: version, verdict, held-out figures, reason."""
+    verdict = "[green]promoted[/green]" if outcome.promoted else "[yellow]rejected[/yellow]"
+    ch = outcome.challenger
+    return (f"{outcome.target}: {outcome.version} {verdict} (accuracy {ch['accuracy']:.3f}, "
+            f"macro-F1 {ch['macro_f1']:.3f}) - {outcome.reason}")
 
 
 @import_app.command("incidents")

@@ -25,6 +25,7 @@ from bot.cli import (
     parse_map,
     print_json,
     services,
+    train_outcome_line,
 )
 
 # Options shared by several commands.
@@ -45,30 +46,16 @@ def train(
     as_json: JsonOption = False,
 ) -> None:
     """Train challengers; each replaces the active model only if it measures at least as well."""
-    from bot.classification import TrainingSkipped
-
     svc = services()
     targets = [target] if target else list(svc.classifiers.targets)
-    results = []
-    for name in targets:
-        try:
-            outcome = svc.classifiers.train(name, actor="cli", force=force)
-            results.append(outcome.__dict__)
-        except TrainingSkipped as exc:
-            results.append({"target": name, "skipped": str(exc)})
+    outcomes = svc.classifiers.train_each(targets, actor="cli", force=force)
     if as_json:
-        print_json(results)
+        print_json([{"target": name, "skipped": o} if isinstance(o, str) else o.__dict__
+                    for name, o in zip(targets, outcomes, strict=True)])
         return
-    for r in results:
-        if "skipped" in r:
-            console.print(f"{r['target']}: skipped: {r['skipped']}")
-            continue
-        verdict = "[green]promoted[/green]" if r["promoted"] else "[yellow]rejected[/yellow]"
-        ch = r["challenger"]
-        console.print(
-            f"{r['target']}: {r['version']} {verdict} (accuracy {ch['accuracy']:.3f}, "
-            f"macro-F1 {ch['macro_f1']:.3f}) - {r['reason']}"
-        )
+    for outcome in outcomes:
+        console.print(f"skipped: {outcome}" if isinstance(outcome, str)
+                      else train_outcome_line(outcome))
 
 
 @models_app.command("list")

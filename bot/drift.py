@@ -52,6 +52,7 @@ class RecentWindow:
 
 
 def recent_window(services: Any, days: int) -> RecentWindow:
+    """The last ``days`` of events (at most ``MAX_RECENT``), embedded when enough to judge."""
     since = datetime.now(UTC) - timedelta(days=days)
     with session_scope(services.sessions) as session:
         texts = list(
@@ -69,7 +70,11 @@ def recent_window(services: Any, days: int) -> RecentWindow:
 
 def check_drift(services: Any, *, days: int = 7, target: str = "category",
                 window: RecentWindow | None = None) -> dict[str, Any]:
-    """Recent events vs the training data of ``target``; says whether to retrain and why."""
+    """Recent events vs the training data of ``target``; says whether to retrain and why.
+
+    ``window``: the recent events already read (``days`` is then not used), so that several
+    targets are checked against one read and one embedding of them.
+    """
     window = window or recent_window(services, days)
     texts, _labels = services.classifiers.training_data(target)
     verdicts = feedback_verdicts(window.feedback, target)

@@ -150,8 +150,16 @@ class LabelledFile:
 
     path: Path
     records: list[Any]
-    skipped: int
-    first_error: str
+    errors: list[Any]  # knowledge.records.RowError of every skipped row
+
+    @property
+    def skipped(self) -> int:
+        return len(self.errors)
+
+    @property
+    def first_error(self) -> str:
+        """``"line N: why"`` of the first skipped row ("" when none was)."""
+        return f"line {self.errors[0].line}: {self.errors[0].message}" if self.errors else ""
 
 
 def _read_labelled(path: Path, preset: str | None = None,
@@ -160,8 +168,7 @@ def _read_labelled(path: Path, preset: str | None = None,
     from knowledge.records import read_records
 
     result = read_records(path, preset=preset, mapping=mapping, ids_optional=True)
-    first = f"line {result.errors[0].line}: {result.errors[0].message}" if result.errors else ""
-    return LabelledFile(path, result.records, len(result.errors), first)
+    return LabelledFile(path, result.records, result.errors)
 
 
 def _no_labels_error(file: LabelledFile, target: str, role: str) -> ValueError:

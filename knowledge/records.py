@@ -223,7 +223,7 @@ def _as_text(value: Any) -> str:
     if isinstance(value, str):
         return repair_text(value).strip()
     if isinstance(value, (list, tuple)):
-        return ", ".join(_as_text(v) for v in value if _as_text(v))
+        return ", ".join(t for t in map(_as_text, value) if t)
     if isinstance(value, dict):
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
     return str(value).strip()
