@@ -67,3 +67,15 @@ def test_every_target_is_checked_and_named(services) -> None:
     assert all("embeddings shifted" in r["reason"] for r in judged)
     (only,) = check_drift_all(services, targets=["severity"])
     assert only["target"] == "severity"
+
+
+def test_the_drift_job_tells_the_admins_which_target_moved(services) -> None:
+    from bot.jobs import job_drift
+
+    add_events(services, OFF_TOPIC)
+    told: list[str] = []
+    result = job_drift(services, notify=lambda text, image: told.append(text))
+    moved = [t for t, r in result.items() if r["should_retrain"]]
+    assert set(result) == set(services.classifiers.targets) and moved
+    assert sorted(told) == sorted(f":warning: Drift check, {t}: {result[t]['reason']}"
+                                  for t in moved)

@@ -62,9 +62,12 @@ def test_classification_reports_ours_and_the_baseline(tmp_path: Path) -> None:
     rows = [json.loads(line) for line in INCIDENTS.read_text().splitlines()]
     train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
     train.write_text("\n".join(json.dumps(r) for i, r in enumerate(rows) if i % 4))
-    test.write_text("\n".join(json.dumps(r) for i, r in enumerate(rows) if not i % 4))
+    test.write_text("\n".join(json.dumps(r) for i, r in enumerate(rows) if not i % 4)
+                    + "\n{broken")
     report = evaluate_classification(train, test, target="category")
     assert (report["n_train"], report["n_test"]) == (80, 27)
+    assert report["rows_skipped"] == 1
+    assert report["first_skipped"].startswith("test.jsonl: line 28: invalid JSON")
     for key in ("accuracy", "macro_f1", "top3_accuracy", "coverage", "covered_accuracy"):
         assert 0.0 <= report[key] <= 1.0
         assert key in report["baseline_tfidf_linearsvc"]
