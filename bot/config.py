@@ -107,6 +107,9 @@ class Settings(BaseSettings):
 
     # --- scheduler -----------------------------------------------------------------
     scheduler_enabled: bool = True
+    sync_seconds: int = Field(
+        60, ge=0, description="How often this process picks up models and indexes changed by "
+        "the CLI or another replica (0: never, restart after changes).")
     retrain_cron: str = "0 3 * * *"
     reindex_cron: str = "17 * * * *"
     drift_cron: str = "41 * * * *"

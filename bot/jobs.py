@@ -152,7 +152,8 @@ def _jsonable(value: Any) -> Any:
 
 
 def start_scheduler(runtime: Any) -> Any:
-    """Register the jobs on a background APScheduler and start it."""
+    """Start a background APScheduler with the replica sync (``sync_seconds`` > 0) and, when
+    ``scheduler_enabled``, the cron jobs."""
     from apscheduler.schedulers.background import BackgroundScheduler
     from apscheduler.triggers.cron import CronTrigger
 
@@ -163,11 +164,12 @@ def start_scheduler(runtime: Any) -> Any:
         timezone="UTC",
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
     )
-    crons = job_crons(settings)
-    scheduler.add_job(
-        sync_replica, "interval", seconds=60, args=[services], id="sync", name="sync",
-        replace_existing=True,
-    )
+    crons = job_crons(settings) if settings.scheduler_enabled else {}
+    if settings.sync_seconds:
+        scheduler.add_job(
+            sync_replica, "interval", seconds=settings.sync_seconds, args=[services], id="sync",
+            name="sync", replace_existing=True,
+        )
     for name, cron in crons.items():
         scheduler.add_job(
             run_job,

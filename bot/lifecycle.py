@@ -15,7 +15,9 @@ def register_background_parts(runtime: Runtime, *, socket_mode: bool = False) ->
     runtime.components["workers"] = WorkerPool(workers=runtime.settings.workers)
 
     def start_scheduler(rt: Runtime) -> None:
-        if not rt.settings.scheduler_enabled:
+        # the sync runs even with the jobs off: a model retrained by an external scheduler
+        # (`triagebot jobs run retrain`) must still reach this process
+        if not (rt.settings.scheduler_enabled or rt.settings.sync_seconds):
             return
         from bot.jobs import start_scheduler as start
 

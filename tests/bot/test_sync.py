@@ -74,3 +74,27 @@ def test_broken_artifact_falls_back_to_zero_shot_without_reloading_each_minute(
         assert server.classifiers.sync() is False  # same versions in the database: no reload
     finally:
         server.close()
+
+
+def scheduled_job_ids(**settings_values: object) -> set[str]:
+    """Ids of the jobs ``start_scheduler`` registers with these settings."""
+    from types import SimpleNamespace
+
+    from bot.config import Settings
+    from bot.jobs import start_scheduler
+
+    settings = Settings(_env_file=None, **settings_values)
+    scheduler = start_scheduler(SimpleNamespace(settings=settings, services=None))
+    try:
+        return {job.id for job in scheduler.get_jobs()}
+    finally:
+        scheduler.shutdown(wait=False)
+
+
+def test_sync_runs_even_when_an_external_scheduler_drives_the_jobs() -> None:
+    # `triagebot jobs run retrain` from cron promotes a model in the database; the server,
+    # whose own jobs are off, must still load it
+    assert scheduled_job_ids(scheduler_enabled=False) == {"sync"}
+    with_jobs = scheduled_job_ids(scheduler_enabled=True)
+    assert {"sync", "retrain", "reindex", "drift"} <= with_jobs
+    assert "sync" not in scheduled_job_ids(scheduler_enabled=True, sync_seconds=0)

@@ -77,6 +77,7 @@ def make_settings(data_dir: Path, api_url: str) -> Any:
         data_dir=data_dir,
         database_url=f"sqlite:///{data_dir / 'triagebot.db'}",
         scheduler_enabled=False,
+        sync_seconds=0,  # tests/bot/test_sync.py drives the sync itself
         load_samples=False,
         slack_bot_token="xoxb-test",
         slack_signing_secret=SECRET,

@@ -35,6 +35,7 @@ def harness(sample_data_dir: Path, tmp_path_factory: pytest.TempPathFactory, fak
         _env_file=None,
         data_dir=data_dir,
         scheduler_enabled=False,
+        sync_seconds=0,  # tests/bot/test_sync.py drives the sync itself
         slack_bot_token="xoxb-test",
         slack_signing_secret="s",
         slack_api_url=fake.api_url,

@@ -33,6 +33,7 @@ def make_settings(data_dir: Path, api_url: str, **overrides: Any) -> Any:
         "slack_signing_secret": SECRET,
         "slack_api_url": api_url,
         "scheduler_enabled": False,
+        "sync_seconds": 0,  # tests/bot/test_sync.py drives the sync itself
         "admin_users": ADMIN,
         "channel_modes": CHANNEL_MODES,
         "default_channel_mode": "off",
