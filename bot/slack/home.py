@@ -1,4 +1,5 @@
-"""App Home: what the bot knows and how well it does; admin buttons to reindex and retrain."""
+"""App Home: what the bot knows and how well it does; admin buttons to reindex, retrain and
+roll a model back."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from slack_bolt import App
 
+from bot.slack.blocks import escape
 from bot.slack.ids import ActionId
 from bot.slack.service import SlackBot, Where
 from bot.slack.views import home_view
@@ -46,6 +48,13 @@ def register(app: App, bot: SlackBot) -> None:
         user = (body.get("user") or {}).get("id", "")
         bot.submit(admin_task, bot, user, "retrain", where=Where())
 
+    @app.action(ActionId.HOME_ROLLBACK)
+    def on_rollback(ack: Any, body: dict, action: dict) -> None:
+        ack()
+        user = (body.get("user") or {}).get("id", "")
+        target = str(action.get("value") or "")
+        bot.submit(admin_task, bot, user, "rollback", target, where=Where())
+
 
 def publish_home(bot: SlackBot, user: str, notice: str = "") -> None:
     if not user:
@@ -64,33 +73,40 @@ def publish_home(bot: SlackBot, user: str, notice: str = "") -> None:
     bot.poster.call("views.publish", lambda: bot.client.views_publish(user_id=user, view=view))
 
 
-def admin_task(bot: SlackBot, user: str, task: str) -> None:
-    """Reindex runbooks or retrain models; admins only (checked again here)."""
+def admin_task(bot: SlackBot, user: str, task: str, target: str = "") -> None:
+    """Reindex runbooks, retrain models or roll one target back; admins only (checked again
+    here: the button is only shown to admins, but anyone can forge the request)."""
     if not bot.is_admin(user):
         log.warning("non-admin %s tried %s from App Home", user, task)
         publish_home(bot, user, notice=f":no_entry: {REFUSAL}")
         return
     services = bot.services()
+    subject = target or task
     with session_scope(services.sessions) as session:
-        repo.audit(session=session, actor=user, action=f"home_{task}_requested", subject=task)
+        repo.audit(session=session, actor=user, action=f"home_{task}_requested", subject=subject)
     publish_home(bot, user, notice=f":hourglass_flowing_sand: {task} started by <@{user}>…")
-    summary = reindex(bot) if task == "reindex" else retrain(bot, user)
+    if task == "reindex":
+        summary = reindex(bot)
+    elif task == "retrain":
+        summary = retrain(bot, user)
+    else:
+        summary = rollback(bot, user, target)
     with session_scope(services.sessions) as session:
         repo.audit(
             session=session,
             actor=user,
             action=f"home_{task}_done",
-            subject=task,
+            subject=subject,
             detail={"summary": summary},
         )
-    publish_home(bot, user, notice=f":white_check_mark: {summary}")
+    publish_home(bot, user, notice=summary)
 
 
 def reindex(bot: SlackBot) -> str:
     services = bot.services()
     sources: dict[str, Path] = dict(bot.settings.runbook_sources)
     if not sources:
-        return "Reindex: no runbook sources configured (TRIAGEBOT_RUNBOOK_SOURCES)."
+        return ":warning: Reindex: no runbook sources configured (TRIAGEBOT_RUNBOOK_SOURCES)."
     parts = []
     for name, path in sources.items():
         try:
@@ -102,7 +118,7 @@ def reindex(bot: SlackBot) -> str:
             f"{name}: {len(report.added)} added, {len(report.updated)} updated, "
             f"{len(report.removed)} removed, {len(report.unchanged)} unchanged"
         )
-    return "Reindex done. " + "; ".join(parts)
+    return ":white_check_mark: Reindex done. " + "; ".join(parts)
 
 
 def retrain(bot: SlackBot, user: str) -> str:
@@ -115,4 +131,21 @@ def retrain(bot: SlackBot, user: str) -> str:
         else:
             verdict = "promoted" if r.promoted else "kept current"
             parts.append(f"{r.target}: {verdict} ({r.reason})")
-    return "Retrain done. " + "; ".join(parts)
+    return ":white_check_mark: Retrain done. " + "; ".join(parts)
+
+
+def rollback(bot: SlackBot, user: str, target: str) -> str:
+    """Re-activate ``target``'s previous promoted version; the notice says what happened."""
+    classifiers = bot.services().classifiers
+    if target not in classifiers.active:  # a forged or stale button
+        return f":warning: Roll back: no model is loaded for “{escape(target[:100])}”."
+    current = classifiers.active[target].version
+    try:
+        version = classifiers.rollback(target, actor=user)
+    except ValueError as exc:  # nothing earlier to go back to
+        return f":warning: Roll back refused: {exc}."
+    except Exception as exc:
+        log.exception("roll back of %s failed", target)
+        return f":x: Roll back of {target} failed: {exc.__class__.__name__}: {exc}"
+    return (f":rewind: {target}: rolled back from `{current}` to `{version}` by <@{user}>. "
+            "Undo: `triagebot models promote " + current + "`.")

@@ -13,6 +13,7 @@ class ActionId(StrEnum):
     MORE = "triage_more"  # posts the full details
     HOME_REINDEX = "home_reindex"
     HOME_RETRAIN = "home_retrain"
+    HOME_ROLLBACK = "home_rollback"  # value: the target whose model goes back one version
     ROOT_CAUSE_CATEGORY = "root_cause_category"
     ROOT_CAUSE_TEXT = "root_cause_text"
     ROOT_CAUSE_FIX = "root_cause_fix"

@@ -114,13 +114,13 @@ def home_view(
         blocks.append(section(notice))
     size_text = ", ".join(f"{escape(k)}: *{v}*" for k, v in sizes.items()) or "no indexes"
     blocks.append(section(f"*Search indexes:* {size_text}"))
-    lines = ["*Active models*"]
+    blocks.append(section("*Active models*" + ("" if models else "\nno models loaded")))
     for target, (version, kind, metrics) in sorted(models.items()):
-        quality = _quality(metrics)
-        lines.append(f"• *{escape(target)}*: `{escape(version)}` ({escape(kind)}){quality}")
-    if len(lines) == 1:
-        lines.append("no models loaded")
-    blocks.append(section("\n".join(lines)))
+        line = section(f"• *{escape(target)}*: `{escape(version)}` ({escape(kind)})"
+                       f"{_quality(metrics)}")
+        if is_admin and kind == "supervised":
+            line["accessory"] = rollback_button(target)
+        blocks.append(line)
     helpful = feedback.get("helpful", 0)
     not_helpful = feedback.get("not_helpful", 0)
     rated = helpful + not_helpful
@@ -155,6 +155,26 @@ def home_view(
         )
     blocks.append(context("Mention @triagebot with an alert or question, or use /triage."))
     return {"type": "home", "blocks": blocks[:MAX_VIEW_BLOCKS]}
+
+
+def rollback_button(target: str) -> dict[str, Any]:
+    """Admin button that re-activates the target's previous promoted version, after a
+    confirmation dialog (a misclick must not swap a model in production)."""
+    return {
+        "type": "button",
+        "action_id": ActionId.HOME_ROLLBACK,
+        "text": plain("Roll back", 75),
+        "value": target[:2000],
+        "confirm": {
+            "title": plain("Roll back this model?", 100),
+            "text": plain(
+                f"{target}: answers go back to the version that was active before this one, "
+                "on every replica within a minute. Undo with `triagebot models promote`.", 300),
+            "confirm": plain("Roll back", 30),
+            "deny": plain("Cancel", 30),
+            "style": "danger",
+        },
+    }
 
 
 def _quality(metrics: Mapping[str, Any]) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 from slack_sdk.models.blocks import Block
 
 from bot.metrics import EVENTS
@@ -384,16 +385,18 @@ def test_config_command_is_admin_only(harness, fake_slack):
 
 
 def test_app_home_shows_models_and_admin_buttons(harness, fake_slack):
+    def home_of(user: str):
+        return lambda c: c.method == "views.publish" and c.args["user_id"] == user
+
+    # other tests publish App Home for the admin too: wait for one more than before
+    before = {user: len([c for c in fake_slack.calls if home_of(user)(c)])
+              for user in ("UALICE", ADMIN)}
     for user in ("UALICE", ADMIN):
         payload = load_payload("app_home_opened.json", user=user)
         payload["event_id"] = new_event_id()
         assert post(harness.client, event_body(payload)).status_code == 200
-    (alice,) = fake_slack.wait_for(
-        lambda c: c.method == "views.publish" and c.args["user_id"] == "UALICE"
-    )
-    (admin,) = fake_slack.wait_for(
-        lambda c: c.method == "views.publish" and c.args["user_id"] == ADMIN
-    )
+    alice = fake_slack.wait_for(home_of("UALICE"), count=before["UALICE"] + 1)[-1]
+    admin = fake_slack.wait_for(home_of(ADMIN), count=before[ADMIN] + 1)[-1]
     for call in (alice, admin):
         text = json.dumps(call.args["view"])
         assert "Search indexes" in text and "Active models" in text
@@ -402,16 +405,23 @@ def test_app_home_shows_models_and_admin_buttons(harness, fake_slack):
     assert ActionId.HOME_RETRAIN in json.dumps(admin.args["view"])
 
 
-def test_home_retrain_refused_for_non_admin(harness, fake_slack):
-    payload = load_payload("block_actions_home_retrain.json", user="UMALLORY")
+@pytest.mark.parametrize(("payload_name", "action", "user"), [
+    ("block_actions_home_retrain.json", "home_retrain_requested", "UMALLORY"),
+    ("block_actions_home_rollback.json", "home_rollback_requested", "UMALLET"),
+])
+def test_home_admin_actions_refused_for_non_admin(harness, fake_slack, payload_name, action,
+                                                  user):
+    # the buttons are only shown to admins, but anyone can forge the request
+    before = harness.services.classifiers.active_versions()
+    payload = load_payload(payload_name, user=user, target="category")
     assert post(harness.client, interaction_body(payload)).status_code == 200
-    (call,) = fake_slack.wait_for(
-        lambda c: c.method == "views.publish" and c.args["user_id"] == "UMALLORY"
-    )
-    assert "Only triagebot admins" in json.dumps(call.args["view"])
+    fake_slack.wait_for(
+        lambda c: c.method == "views.publish" and c.args["user_id"] == user
+        and "Only triagebot admins" in json.dumps(c.args["view"]))
     with session_scope(harness.services.sessions) as session:
-        actions = [a.action for a in repo.list_audit(session=session) if a.actor == "UMALLORY"]
-    assert "home_retrain_requested" not in actions
+        actions = [a.action for a in repo.list_audit(session=session) if a.actor == user]
+    assert action not in actions
+    assert harness.services.classifiers.active_versions() == before
 
 
 def test_not_configured_answers_503(tmp_path, fake_slack):

@@ -4,6 +4,7 @@ second run where a worse challenger (trained on wrong corrections) is rejected."
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from bot.store import repository as repo
 from bot.store.db import session_scope
 from bot.store.models import Incident, TriageAnswer
 from tests.conftest import copy_data_dir
-from tests.slack.conftest import SlackHarness, make_settings
+from tests.slack.conftest import ADMIN, SlackHarness, make_settings
 from tests.slack.helpers import (
     action_values,
     event_body,
@@ -142,3 +143,25 @@ def test_corrections_promote_a_better_model_and_a_worse_one_is_rejected(loop) ->
         assert rejected.metrics["accuracy"] < rejected.decision["champion"]["accuracy"]
         actions = [a.action for a in repo.list_audit(session=session)]
     assert "model_promoted" in actions and "model_rejected" in actions
+
+    # 5. An admin rolls the promoted model back from App Home: the weak one answers again.
+    home = rollback_from_app_home(h, ADMIN, "category", "rolled back from")
+    assert f"from `{promoted}` to `{weak_version}`" in home
+    assert active_version(h) == weak_version
+    assert h.services.classifiers.active_versions()["category"] == weak_version
+    with session_scope(h.services.sessions) as session:
+        statuses = {v.version: v.status for v in
+                    repo.list_model_versions(session=session, target="category")}
+        audit = [(a.actor, a.action) for a in repo.list_audit(session=session)]
+    assert statuses[promoted] == "rolled_back" and statuses[weak_version] == "active"
+    assert (ADMIN, "model_rolled_back") in audit and (ADMIN, "home_rollback_done") in audit
+
+
+def rollback_from_app_home(h: SlackHarness, user: str, target: str, expect: str) -> str:
+    """Click "Roll back" for ``target`` in App Home; returns the App Home that says ``expect``."""
+    payload = load_payload("block_actions_home_rollback.json", user=user, target=target)
+    assert post(h.client, interaction_body(payload)).status_code == 200
+    (done,) = h.fake.wait_for(
+        lambda c: c.method == "views.publish" and c.args["user_id"] == user
+        and expect in json.dumps(c.args["view"]))
+    return json.dumps(done.args["view"])

@@ -362,3 +362,24 @@ def test_similar_items_are_headed_for_the_reader():
     assert heading("ticket", "ticket") == "*Similar solved tickets*"
     assert heading("incident") == "*Similar past incidents*"
     assert heading("incident", "ticket") == "*Similar past incidents and tickets*"
+
+
+def test_app_home_offers_roll_back_to_admins_for_trained_models_only() -> None:
+    from bot.slack.views import home_view
+
+    models = {
+        "category": ("category-20261125-1", "supervised", {"accuracy": 0.91}),
+        "team": ("team-zero-shot", "zero-shot", {}),
+    }
+
+    def rollback_buttons(is_admin: bool) -> list[dict]:
+        view = home_view(sizes={"runbooks": 3}, models=models, feedback={}, is_admin=is_admin)
+        Block.parse_all(view["blocks"])  # valid Block Kit
+        return [b["accessory"] for b in view["blocks"]
+                if b.get("accessory", {}).get("action_id") == ActionId.HOME_ROLLBACK]
+
+    (button,) = rollback_buttons(is_admin=True)  # a zero-shot model has nothing to go back to
+    assert button["value"] == "category"
+    assert button["confirm"]["style"] == "danger"  # a misclick asks first
+    assert "category" in button["confirm"]["text"]["text"]
+    assert rollback_buttons(is_admin=False) == []
