@@ -91,7 +91,7 @@ def models_list(
     table = Table(Column("version", no_wrap=True, min_width=width),
                   *(Column(name, no_wrap=True, min_width=len(name))
                     for name in ("status", "accuracy", "macro-F1", "coverage", "n_train")),
-                  box=SIMPLE_HEAD, pad_edge=False)
+                  box=SIMPLE_HEAD, pad_edge=False, show_edge=False, collapse_padding=True)
     for r in rows:
         table.add_row(
             r["version"],

@@ -2,8 +2,10 @@
 
 Two hybrid indexes live side by side: ``runbooks`` (one passage per runbook section, ids are
 ``runbook_chunks.id``) and ``incidents`` (one passage per incident or ticket, ids are
-``incidents.id``). Both are rebuilt from the database when their files are missing, corrupt,
-built by another embedding model, or out of step with the database.
+``incidents.id``). Both are rebuilt from the database when their files are missing, corrupt
+or built by another embedding model; an index that is only out of step with the database (rows
+added, changed or deleted by another process) is caught up: only the passages that differ are
+embedded again.
 """
 
 from __future__ import annotations
@@ -136,6 +138,8 @@ class KnowledgeBase:
         self.indexes: dict[str, HybridIndex] = {}
         self._novelty: tuple[str, float] | None = None
         self._stamps: dict[str, int] = {}  # index.json mtimes as last loaded or saved here
+        # database signature (count, max id, last update) when each index was last in step
+        self._signatures: dict[str, tuple[Any, ...]] = {}
         # Set by the composition root: re-ranks results from relevance feedback.
         self.relevance: Any = None
 
@@ -149,8 +153,10 @@ class KnowledgeBase:
         outcome: dict[str, str] = {}
         with self._write_lock:
             for name in (RUNBOOKS, INCIDENTS):
+                signature = self._db_signature(name)
                 outcome[name] = self._load_one(name)
                 self._stamp(name)
+                self._signatures[name] = signature
         return outcome
 
     def _load_one(self, name: str) -> str:
@@ -167,12 +173,10 @@ class KnowledgeBase:
         else:
             if index.model_name != self.embedder.model_name or index.dim != self.embedder.dim:
                 reason = f"built with {index.model_name}"
-            elif index.size != expected:
-                reason = f"out of step ({index.size} entries, {expected} rows)"
             else:
                 _configure(name, index)  # fusion is configuration, not data: always current
-                self.indexes[name] = index
-                return "loaded"
+                # rows may have changed since it was saved: embed only those
+                return self._catch_up(name, index) or "loaded"
         if expected or reason != "missing":
             log.warning("index %s %s: rebuilding from the database", name, reason)
         self._rebuild_one(name)
@@ -190,6 +194,32 @@ class KnowledgeBase:
             passages = self._all_passages(session, name)
         self._upsert(index, passages)
         self._save(name, index)
+
+    def _catch_up(self, name: str, index: HybridIndex) -> str:
+        """Bring ``index`` in step with the database: passages that are new or differ are
+        embedded and upserted, those whose row is gone are removed; the rest keep their
+        vectors. Serves the result (and saves it when it changed). Returns what it did, or
+        "" when the index was already in step."""
+        with session_scope(self._sessions) as session:
+            wanted = {p.id: p for p in self._all_passages(session, name)}
+        changed = [p for p in wanted.values() if index.get(p.id) != p]
+        gone = [p.id for p in index.passages() if p.id not in wanted]
+        if gone:
+            index.remove(gone)
+        self._upsert(index, changed)
+        if not (changed or gone):
+            self.indexes[name] = index
+            return ""
+        self._save(name, index)
+        log.info("index %s caught up with the database: %d embedded, %d removed",
+                 name, len(changed), len(gone))
+        return f"caught up: {len(changed)} embedded, {len(gone)} removed"
+
+    def _db_signature(self, name: str) -> tuple[Any, ...]:
+        with session_scope(self._sessions) as session:
+            if name == RUNBOOKS:
+                return repo.runbooks_signature(session=session)
+            return repo.incidents_signature(session=session)
 
     def _row_count(self, name: str) -> int:
         with session_scope(self._sessions) as session:
@@ -388,19 +418,27 @@ class KnowledgeBase:
         """Pick up changes made by another process (CLI, another replica).
 
         An index whose saved files changed since this process last loaded or saved them is
-        loaded again; one that is out of step with the database is rebuilt from it.
+        loaded again (a shared data folder). One whose database rows changed (insert, update
+        or delete: count, largest id or latest update moved) is caught up, embedding only
+        the passages that differ: on per-replica volumes a recorded root cause or an import
+        used to cost every other replica a full re-embedding.
         """
         done: dict[str, str] = {}
         with self._write_lock:
             for name in (RUNBOOKS, INCIDENTS):
+                signature = self._db_signature(name)
                 pointer = self.index_dir / name / "index.json"
                 stamp = pointer.stat().st_mtime_ns if pointer.exists() else None
                 index = self.indexes.get(name)
                 stale_files = stamp is not None and stamp != self._stamps.get(name)
-                out_of_step = index is None or index.size != self._row_count(name)
-                if stale_files or out_of_step:
+                if stale_files or index is None:
                     done[name] = self._load_one(name)
-                    self._stamp(name)
+                elif signature != self._signatures.get(name):
+                    outcome = self._catch_up(name, index)  # "" after this process's own writes
+                    if outcome:
+                        done[name] = outcome
+                self._stamp(name)
+                self._signatures[name] = signature
         return done
 
     def _stamp(self, name: str) -> None:

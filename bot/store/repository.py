@@ -93,6 +93,14 @@ def count_incidents(*, session: Session) -> int:
     return session.scalar(select(func.count()).select_from(Incident)) or 0
 
 
+def incidents_signature(*, session: Session) -> tuple[Any, ...]:
+    """(count, largest id, latest update) of the incidents: changes with any insert, delete or
+    in-place update, and costs one aggregate query."""
+    row = session.execute(
+        select(func.count(), func.max(Incident.id), func.max(Incident.updated_at))).one()
+    return tuple(str(v) for v in row)
+
+
 # --- runbooks ------------------------------------------------------------------------------
 
 
@@ -164,6 +172,13 @@ def get_runbook_chunks(*, session: Session, ids: Iterable[int]) -> dict[int, Run
 
 def count_runbook_chunks(*, session: Session) -> int:
     return session.scalar(select(func.count()).select_from(RunbookChunk)) or 0
+
+
+def runbooks_signature(*, session: Session) -> tuple[Any, ...]:
+    """Like :func:`incidents_signature`, for the runbook sections and their documents."""
+    chunks = session.execute(select(func.count(), func.max(RunbookChunk.id))).one()
+    updated = session.scalar(select(func.max(RunbookDocument.updated_at)))
+    return (*(str(v) for v in chunks), str(updated))
 
 
 def count_runbook_documents(*, session: Session) -> int:

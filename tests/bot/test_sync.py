@@ -98,3 +98,58 @@ def test_sync_runs_even_when_an_external_scheduler_drives_the_jobs() -> None:
     with_jobs = scheduled_job_ids(scheduler_enabled=True)
     assert {"sync", "retrain", "reindex", "drift"} <= with_jobs
     assert "sync" not in scheduled_job_ids(scheduler_enabled=True, sync_seconds=0)
+
+
+def test_replica_on_its_own_volume_embeds_only_what_changed(
+    sample_data_dir: Path, tmp_path: Path
+) -> None:
+    """Per-pod volumes, one database: another replica's import, in-place update and delete
+    reach this replica's index by embedding only those rows, not the whole history."""
+    import sqlite3
+
+    from bot.app import build_services
+    from bot.config import Settings
+    from bot.store.db import session_scope
+    from bot.store.models import Incident
+
+    shared = copy_data_dir(sample_data_dir, tmp_path / "pod-a")
+    own = copy_data_dir(sample_data_dir, tmp_path / "pod-b")  # same files, its own copy
+    database_url = f"sqlite:///{shared / 'triagebot.db'}"
+
+    def replica(data_dir: Path):
+        return build_services(Settings(_env_file=None, data_dir=data_dir,
+                                       database_url=database_url, scheduler_enabled=False))
+
+    server, admin = replica(own), replica(shared)
+    try:
+        index = server.knowledge.index(INCIDENTS)
+        size = index.size
+        with session_scope(admin.sessions) as session:
+            first, last = session.query(Incident).order_by(Incident.id).all()[::size - 1]
+            first_id, last_id, last_external = first.id, last.id, last.external_id
+        admin.knowledge.import_records(
+            [
+                Record(id="INC-SYNC-2", title="grommet service leaks file handles",
+                       description="grommet-7 runs out of file descriptors every night",
+                       category="capacity"),
+                Record(id=last_external, title="flux capacitor overheats",
+                       description="the flux capacitor on node-9 overheats under load",
+                       category="hardware"),
+            ],
+            kind="incident", source_name="cli",
+        )
+        with sqlite3.connect(shared / "triagebot.db") as db:  # e.g. a retention clean-up
+            db.execute("DELETE FROM incidents WHERE id = ?", (first_id,))
+
+        assert server.knowledge.sync() == {INCIDENTS: "caught up: 2 embedded, 1 removed"}
+        index = server.knowledge.index(INCIDENTS)
+        assert index.size == size  # one added, one removed
+        assert index.get(first_id) is None
+        assert "flux capacitor" in index.get(last_id).text
+        vector = server.knowledge.embedder.encode(["grommet-7 out of file descriptors"])[0]
+        hits = server.knowledge.search(INCIDENTS, "grommet-7 out of file descriptors", vector)
+        assert hits[0].best.title == "grommet service leaks file handles"
+        assert server.knowledge.sync() == {}  # in step: nothing to do until the next change
+    finally:
+        server.close()
+        admin.close()
