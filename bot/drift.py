@@ -25,14 +25,20 @@ MAX_RECENT = 500
 MIN_SAMPLES = 20
 
 
-def feedback_verdicts(feedback: list[Any], target: str) -> list[bool]:
+def feedback_verdicts(feedback: list[Any], target: str, *, version: str | None = None,
+                      answer_versions: dict[int, dict[str, str]] | None = None) -> list[bool]:
     """Per feedback click in time order: was the answer's ``target`` label right?
 
     A correction of that field or "not helpful: wrong classification" says no; "helpful"
-    says yes. Other clicks say nothing about the classifier.
+    says yes. Other clicks say nothing about the classifier. With ``version`` (and the
+    versions that gave each answer), only answers of that model version count: the
+    corrections that led to a retrain must not keep judging the model they replaced it with.
     """
     verdicts = []
     for f in feedback:
+        if version is not None and answer_versions is not None and \
+                answer_versions.get(f.answer_id, {}).get(target) != version:
+            continue
         corrected = f.kind == "correction" and f.field == target
         if corrected or (f.kind == "not_helpful" and f.reason == "wrong_category"):
             verdicts.append(False)
@@ -49,6 +55,7 @@ class RecentWindow:
     texts: list[str]
     embeddings: np.ndarray | None  # None when there are too few events to judge
     feedback: list[Any]
+    answer_versions: dict[int, dict[str, str]]  # answer id -> {target: model version}
 
 
 def recent_window(services: Any, days: int) -> RecentWindow:
@@ -64,8 +71,10 @@ def recent_window(services: Any, days: int) -> RecentWindow:
             )
         )
         feedback = repo.list_feedback(session=session, since=since)
+        versions = repo.answer_model_versions(session=session,
+                                              answer_ids=[f.answer_id for f in feedback])
     embeddings = services.embedder.encode(texts) if len(texts) >= MIN_SAMPLES else None
-    return RecentWindow(days, texts, embeddings, feedback)
+    return RecentWindow(days, texts, embeddings, feedback, versions)
 
 
 def check_drift(services: Any, *, days: int = 7, target: str = "category",
@@ -77,7 +86,10 @@ def check_drift(services: Any, *, days: int = 7, target: str = "category",
     """
     window = window or recent_window(services, days)
     texts, _labels = services.classifiers.training_data(target)
-    verdicts = feedback_verdicts(window.feedback, target)
+    model = services.classifiers.active.get(target)
+    verdicts = feedback_verdicts(window.feedback, target,
+                                 version=model.version if model is not None else None,
+                                 answer_versions=window.answer_versions)
     report: dict[str, Any] = {
         "target": target,
         "window_days": window.days,
@@ -93,7 +105,6 @@ def check_drift(services: Any, *, days: int = 7, target: str = "category",
     reference = [texts[i] for i in rng.permutation(len(texts))[:MAX_REFERENCE]]
     ref_emb = services.classifiers.embed(reference)  # training texts: mostly cached
     recent, rec_emb = window.texts, window.embeddings
-    model = services.classifiers.active.get(target)
     ref_pred = rec_pred = None
     if model is not None:
         ref_pred = [p.label or "unsure"

@@ -4,11 +4,14 @@ roll a model back."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from slack_bolt import App
 
+from bot.drift import feedback_verdicts
 from bot.slack.blocks import escape
 from bot.slack.ids import ActionId
 from bot.slack.service import SlackBot, Where
@@ -19,6 +22,7 @@ from bot.store.db import session_scope
 log = logging.getLogger(__name__)
 
 REFUSAL = "Only triagebot admins can do that (see TRIAGEBOT_ADMIN_USERS)."
+WATCH_DAYS = 7  # the window of the feedback figure beside each model (as the drift check)
 
 
 def register(app: App, bot: SlackBot) -> None:
@@ -67,10 +71,39 @@ def publish_home(bot: SlackBot, user: str, notice: str = "") -> None:
     }
     with session_scope(services.sessions) as session:
         feedback = repo.feedback_counts(session=session)
-    view = home_view(
-        sizes=sizes, models=models, feedback=feedback, is_admin=bot.is_admin(user), notice=notice
-    )
+        recent = repo.list_feedback(session=session,
+                                    since=datetime.now(UTC) - timedelta(days=WATCH_DAYS))
+        answer_versions = repo.answer_model_versions(
+            session=session, answer_ids=[f.answer_id for f in recent])
+        drift_run = next((run for run in repo.list_job_runs(session=session, name="drift",
+                                                            limit=10) if run.outcome == "ok"),
+                         None)
+        drift = (dict(drift_run.detail or {}), drift_run.finished_at) if drift_run else ({}, None)
+    watch = {target: watch_line(feedback_verdicts(recent, target, version=version,
+                                                  answer_versions=answer_versions),
+                                drift[0].get(target), drift[1])
+             for target, (version, _kind, _metrics) in models.items()}
+    view = home_view(sizes=sizes, models=models, feedback=feedback,
+                     is_admin=bot.is_admin(user), notice=notice, watch=watch)
     bot.poster.call("views.publish", lambda: bot.client.views_publish(user_id=user, view=view))
+
+
+def watch_line(verdicts: Sequence[bool], drift: Mapping[str, Any] | None,
+               checked_at: datetime | None) -> str:
+    """How a model does in use: its answers judged by feedback over the last ``WATCH_DAYS``
+    days, and the last drift check's verdict for its target."""
+    if verdicts:
+        right = sum(verdicts)
+        judged = (f"last {WATCH_DAYS} days: {right} of {len(verdicts)} of its answers judged "
+                  f"by feedback were right ({right / len(verdicts):.0%})")
+    else:
+        judged = f"no feedback on its answers in the last {WATCH_DAYS} days"
+    if not drift or checked_at is None:
+        return f"{judged}; no drift check yet"
+    when = f"{checked_at:%Y-%m-%d %H:%M} UTC"
+    if drift.get("should_retrain"):
+        return f"{judged}; :warning: drift check {when}: {drift.get('reason', '')}"
+    return f"{judged}; drift check {when}: {drift.get('reason', 'no retrain needed')}"
 
 
 def admin_task(bot: SlackBot, user: str, task: str, target: str = "") -> None:

@@ -104,11 +104,14 @@ def home_view(
     feedback: Mapping[str, int],
     is_admin: bool,
     notice: str = "",
+    watch: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """App Home: index sizes, active models with measured quality, helpful rate, admin buttons.
 
-    ``models`` maps target -> (version, kind, metrics).
+    ``models`` maps target -> (version, kind, metrics); ``watch`` target -> how the model does
+    in use (feedback, drift), shown under its line.
     """
+    watch = watch or {}
     blocks: list[dict[str, Any]] = [{"type": "header", "text": plain("triagebot", 150)}]
     if notice:
         blocks.append(section(notice))
@@ -116,8 +119,9 @@ def home_view(
     blocks.append(section(f"*Search indexes:* {size_text}"))
     blocks.append(section("*Active models*" + ("" if models else "\nno models loaded")))
     for target, (version, kind, metrics) in sorted(models.items()):
+        in_use = f"\n      {escape(watch[target])}" if watch.get(target) else ""
         line = section(f"• *{escape(target)}*: `{escape(version)}` ({escape(kind)})"
-                       f"{_quality(metrics)}")
+                       f"{_quality(metrics)}{in_use}")
         if is_admin and kind == "supervised":
             line["accessory"] = rollback_button(target)
         blocks.append(line)

@@ -252,6 +252,15 @@ def list_feedback(*, session: Session, since: datetime | None = None) -> list[Fe
     return list(session.scalars(query))
 
 
+def answer_model_versions(*, session: Session, answer_ids: Iterable[int]
+                          ) -> dict[int, dict[str, str]]:
+    """The model versions (target -> version) that gave each of ``answer_ids``."""
+    ids = sorted(set(answer_ids))
+    rows = session.execute(select(TriageAnswer.id, TriageAnswer.model_versions)
+                           .where(TriageAnswer.id.in_(ids))) if ids else []
+    return {answer_id: dict(versions or {}) for answer_id, versions in rows}
+
+
 def feedback_counts(*, session: Session) -> dict[str, int]:
     rows = session.execute(select(Feedback.kind, func.count()).group_by(Feedback.kind))
     return {kind: count for kind, count in rows}

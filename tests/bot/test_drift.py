@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.drift import check_drift, check_drift_all, feedback_verdicts
+from bot.drift import check_drift, check_drift_all, feedback_verdicts, recent_window
 from bot.store import repository as repo
 from bot.store.db import session_scope
 
@@ -42,8 +42,9 @@ def test_new_kind_of_events_is_drift_and_says_why(services) -> None:
 
 
 class Click:
-    def __init__(self, kind: str, field: str = "", reason: str = "") -> None:
+    def __init__(self, kind: str, field: str = "", reason: str = "", answer_id: int = 0) -> None:
         self.kind, self.field, self.reason = kind, field, reason
+        self.answer_id = answer_id
 
 
 def test_feedback_verdicts_read_only_classification_feedback() -> None:
@@ -56,6 +57,29 @@ def test_feedback_verdicts_read_only_classification_feedback() -> None:
         Click("root_cause"),
     ]
     assert feedback_verdicts(clicks, "category") == [True, False, False]
+
+
+def test_feedback_judges_only_the_model_version_that_answered(services) -> None:
+    # the corrections that led to a retrain must not keep judging the model that replaced
+    # the one they corrected: drift would advise a retrain every hour for a week
+    with session_scope(services.sessions) as session:
+        old, new = (
+            repo.record_answer(session=session, query="disk full", answer={},
+                               model_versions={"category": version, "team": "team-1"}).id
+            for version in ("category-old", "category-new"))
+    with session_scope(services.sessions) as session:
+        for _ in range(3):
+            repo.record_feedback(session=session, answer_id=old, kind="correction",
+                                 field="category", value="storage")
+        repo.record_feedback(session=session, answer_id=new, kind="helpful")
+    window = recent_window(services, days=7)
+    assert feedback_verdicts(window.feedback, "category", version="category-new",
+                             answer_versions=window.answer_versions) == [True]
+    assert feedback_verdicts(window.feedback, "category", version="category-old",
+                             answer_versions=window.answer_versions) == [False] * 3
+    assert feedback_verdicts(window.feedback, "team", version="team-1",
+                             answer_versions=window.answer_versions) == [True]
+    assert len(feedback_verdicts(window.feedback, "category")) == 4  # no version: all
 
 
 def test_every_target_is_checked_and_named(services) -> None:

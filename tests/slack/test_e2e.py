@@ -400,6 +400,8 @@ def test_app_home_shows_models_and_admin_buttons(harness, fake_slack):
     for call in (alice, admin):
         text = json.dumps(call.args["view"])
         assert "Search indexes" in text and "Active models" in text
+        assert "in the last 7 days" in text or "answers judged by feedback" in text
+        assert "drift check" in text  # each model says how it does in use
         assert_valid_blocks(call.args["view"]["blocks"])
     assert ActionId.HOME_RETRAIN not in json.dumps(alice.args["view"])
     assert ActionId.HOME_RETRAIN in json.dumps(admin.args["view"])

@@ -383,3 +383,26 @@ def test_app_home_offers_roll_back_to_admins_for_trained_models_only() -> None:
     assert button["confirm"]["style"] == "danger"  # a misclick asks first
     assert "category" in button["confirm"]["text"]["text"]
     assert rollback_buttons(is_admin=False) == []
+
+
+def test_app_home_says_how_each_model_does_in_use() -> None:
+    from datetime import UTC, datetime
+
+    from bot.slack.home import watch_line
+    from bot.slack.views import home_view
+
+    checked = datetime(2026, 11, 25, 3, 41, tzinfo=UTC)
+    moved = {"should_retrain": True, "reason": "feedback accuracy 0.61 fell below 0.83"}
+    line = watch_line([True, True, False, True], moved, checked)
+    assert "3 of 4 of its answers judged by feedback were right (75%)" in line
+    assert ":warning: drift check 2026-11-25 03:41 UTC: feedback accuracy 0.61" in line
+    quiet = watch_line([], {"should_retrain": False, "reason": "no drift"}, checked)
+    assert quiet.startswith("no feedback on its answers in the last 7 days")
+    assert ":warning:" not in quiet and "no drift" in quiet
+    assert watch_line([True], None, None).endswith("no drift check yet")
+
+    view = home_view(sizes={}, models={"team": ("team-1", "supervised", {})}, feedback={},
+                     is_admin=False, watch={"team": "<b>1 of 2</b> right"})
+    Block.parse_all(view["blocks"])
+    text = json.dumps(view)
+    assert "&lt;b&gt;1 of 2&lt;/b&gt; right" in text  # escaped like any other text
