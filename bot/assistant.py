@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from bot.classification import INCIDENT_REF
 from bot.events import Event
 from bot.knowledge_base import INCIDENTS, RUNBOOKS, IncidentView, KnowledgeBase, SectionView
 from bot.triage_types import (
@@ -26,7 +27,7 @@ from bot.triage_types import (
     Step,
     Triage,
 )
-from knowledge.search import DocumentHit
+from knowledge.search import DocumentHit, HybridIndex
 from knowledge.suggest import extract_steps, jaccard, key_terms, merge_similar_causes
 from knowledge.text import tokenize
 
@@ -115,7 +116,9 @@ class Assistant:
         vector = self.embedder.encode_one(text)
         clock.lap("embed")
         names = tuple(n for n in (event.alertname, event.title) if n)
-        predictions = self.classifiers.predict(text, vector, kind=str(event.kind))
+        predictions = visible_examples(
+            self.classifiers.predict(text, vector, kind=str(event.kind)),
+            self.knowledge.index(INCIDENTS), visibility)
         clock.lap("classify")
         # explain=False: the answer states its own shared terms; the index's keyword
         # reasons would be computed per hit and thrown away
@@ -412,6 +415,25 @@ class Assistant:
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def visible_examples(predictions: Sequence[LabelPrediction], incidents: HybridIndex,
+                     visibility: Visibility | None) -> list[LabelPrediction]:
+    """Each prediction's nearest labelled examples as "INC-2003: title", keeping only the
+    incidents this channel may see (a private incident must not leak through a label's
+    evidence) and that still exist."""
+    out = []
+    for p in predictions:
+        shown = []
+        for ref, label, similarity in p.examples:
+            passage = (incidents.get(int(ref.removeprefix(INCIDENT_REF)))
+                       if ref.startswith(INCIDENT_REF) else None)
+            if passage is None or (visibility is not None and not visibility(passage.visibility)):
+                continue
+            name = passage.doc_key.split(":", 1)[-1]
+            shown.append((f"{name}: {passage.title or passage.text}", label, similarity))
+        out.append(replace(p, examples=tuple(shown)))
+    return out
 
 
 def _hit_dict(hit: DocumentHit, kind: str) -> dict[str, Any]:

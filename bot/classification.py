@@ -39,6 +39,8 @@ FIELDS_BY_KIND = {
     "message": ("category", "severity", "priority", "team"),
 }
 HOLDOUT_SHARE = 0.2
+NEAREST_EXAMPLES = 3  # labelled examples shown beside each prediction
+INCIDENT_REF = "incident:"  # + incidents.id: how a model refers to a labelled record
 
 
 class TrainingSkipped(ValueError):
@@ -70,6 +72,20 @@ class LoadedModel:
     kind: str  # "supervised" | "zero-shot"
     model: Any
     metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def nearest_labelled(model: Any, vector: np.ndarray, label: str | None,
+                     k: int = NEAREST_EXAMPLES) -> tuple[tuple[str, str, float], ...]:
+    """(what it is, its label, cosine) of the ``k`` labelled training examples closest to
+    ``vector`` that carry ``label`` (the evidence for it), among the 20 closest; the closest
+    of any label when none does. Empty for a model without them (zero-shot, or saved before
+    refs existed)."""
+    nearest = getattr(model, "nearest_examples", None)
+    if nearest is None:
+        return ()
+    close = [n for n in nearest(vector, 20) if n.ref]
+    same = [n for n in close if n.label == label]
+    return tuple((n.ref, n.label, round(n.similarity, 4)) for n in (same or close)[:k])
 
 
 def in_holdout(text: str, share: float = HOLDOUT_SHARE) -> bool:
@@ -212,6 +228,7 @@ class ClassifierService:
                     candidates=tuple((str(c), round(float(s), 4)) for c, s in p.candidates),
                     model_version=loaded.version,
                     top_terms=tuple(getattr(p, "top_terms", ()) or ()),
+                    examples=nearest_labelled(loaded.model, emb[0], p.top_label),
                 )
             )
         return out
@@ -223,23 +240,31 @@ class ClassifierService:
 
         A correction for the same text overrides the stored label.
         """
-        examples: dict[str, str] = {}
+        texts, labels, _refs = self.training_examples(target)
+        return texts, labels
+
+    def training_examples(self, target: str) -> tuple[list[str], list[str], list[str]]:
+        """``training_data`` plus, per text, a reference shown (once resolved, see
+        :func:`bot.assistant.visible_examples`) as the nearest labelled examples of a
+        prediction: ``incident:<row id>``. A feedback correction gets none: its text may
+        come from a private channel and has no visibility of its own."""
+        examples: dict[str, tuple[str, str]] = {}
         with session_scope(self._sessions) as session:
             for row in repo.list_incidents(session=session):
                 label = getattr(row, target, "") if hasattr(row, target) else ""
                 label = label or str((row.labels or {}).get(target, ""))
                 if label and row.text:
-                    examples[row.text] = label
+                    examples[row.text] = (label, f"{INCIDENT_REF}{row.id}")
             for ex in repo.list_labeled_examples(session=session, field=target):
-                examples[ex.text] = ex.label
+                examples[ex.text] = (ex.label, "")
         texts = list(examples)
-        return texts, [examples[t] for t in texts]
+        return texts, [examples[t][0] for t in texts], [examples[t][1] for t in texts]
 
     # --- training and promotion ------------------------------------------------------------
 
     def train(self, target: str, *, actor: str = "cli", force: bool = False) -> TrainOutcome:
         """Train a challenger; promote it only if it is at least as good on the held-out split."""
-        texts, labels = self.training_data(target)
+        texts, labels, refs = self.training_examples(target)
         if len(texts) < self.min_labels or len(set(labels)) < 2:
             raise NotEnoughDataError(
                 f"{target}: {len(texts)} labelled examples in {len(set(labels))} classes; "
@@ -259,7 +284,7 @@ class ClassifierService:
             self._check_something_changed(target, data_fingerprint)
         vectors = self.embed(texts)
         model = TextClassifier(target, min_precision=self.min_precision)
-        model.fit(tr_texts, vectors[train_idx], tr_labels)
+        model.fit(tr_texts, vectors[train_idx], tr_labels, refs=[refs[i] for i in train_idx])
         challenger = evaluate(model, te_texts, vectors[test_idx], te_labels)
         with self._lock:
             current = self.active.get(target)

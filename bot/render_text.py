@@ -5,13 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
-from bot.triage_types import Triage
+from bot.triage_types import LabelPrediction, Triage
 
 
 def _short(text: str, limit: int = 240) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def prediction_evidence(p: LabelPrediction) -> str:
+    """One line: the terms that weighed most and the closest labelled example."""
+    parts = []
+    if p.top_terms:
+        parts.append("because of: " + ", ".join(p.top_terms[:4]))
+    if p.examples:
+        ref, label, similarity = p.examples[0]
+        parts.append(f"like {_short(ref, 80)} ({label}, {similarity:.2f})")
+    return "; ".join(parts)
 
 
 def render_triage(console: Console, result: Triage) -> None:
@@ -22,6 +34,8 @@ def render_triage(console: Console, result: Triage) -> None:
             console.print(f"  {p.field}: [yellow]unsure[/yellow] ({alts})")
         else:
             console.print(f"  {p.field}: [bold]{p.label}[/bold] ({p.confidence:.0%})")
+        if why := prediction_evidence(p):
+            console.print(f"      [dim]{escape(why)}[/dim]")
     if result.novel:
         console.print(
             "[yellow]Nothing like this has been seen before; the items below are weak leads.[/]"

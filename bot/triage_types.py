@@ -24,6 +24,8 @@ class LabelPrediction:
     candidates: tuple[tuple[str, float], ...] = ()
     model_version: str = ""
     top_terms: tuple[str, ...] = ()
+    # the closest labelled training examples: (what it is, its label, cosine similarity)
+    examples: tuple[tuple[str, str, float], ...] = ()
 
     @property
     def unsure(self) -> bool:

@@ -12,6 +12,7 @@ under which the model abstains (label ``None``).
 from __future__ import annotations
 
 import math
+import re
 import time
 import warnings
 from collections import Counter
@@ -36,6 +37,7 @@ ESTIMATORS = ("svc", "logreg", "sgd")
 DUPLICATE_WEIGHTINGS = ("log", "count", "none")
 MIN_SEARCH_ROWS = 200  # below this, out-of-fold differences between candidates are noise
 NEVER = math.nextafter(1.0, 2.0)  # threshold that no probability reaches: always abstain
+WORD = re.compile(r"\w[\w.\-]*\w|\w")  # the words an explanation may name
 
 
 @dataclass(frozen=True)
@@ -59,11 +61,13 @@ class Prediction:
 
 @dataclass(frozen=True)
 class Neighbor:
-    """A training example close to a query; ``index`` is its position in the fit input."""
+    """A training example close to a query; ``index`` is its position in the fit input and
+    ``ref`` what the caller said it is (e.g. "INC-2003: 502s on checkout"), "" if nothing."""
 
     index: int
     label: str
     similarity: float
+    ref: str = ""
 
 
 # --------------------------------------------------------------------------- validation
@@ -105,6 +109,12 @@ def check_labels(labels: Sequence[str], n: int) -> list[str]:
             raise ClassifierError(f"labels[{i}] must be a non-empty string, got {lab!r}")
         out.append(lab)
     return out
+
+
+def one_line(text: str, limit: int = 160) -> str:
+    """``text`` on one line (whitespace collapsed), cut to ``limit`` characters."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[:limit - 1] + "…"
 
 
 # --------------------------------------------------------------------------- numerics
@@ -515,14 +525,19 @@ class TextClassifier(BaseEstimator):
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, texts: Sequence[str], embeddings: np.ndarray,
-            labels: Sequence[str]) -> TextClassifier:
+    def fit(self, texts: Sequence[str], embeddings: np.ndarray, labels: Sequence[str],
+            refs: Sequence[str] | None = None) -> TextClassifier:
+        """``refs``: optional, one short description per text (its ticket id and title, say),
+        kept with the stored examples so that :meth:`nearest_examples` can say which
+        labelled examples a prediction resembles."""
         self._check_params()
         texts_l = check_texts(texts)
         if not texts_l:
             raise ClassifierError("cannot fit on zero examples")
         emb = check_embeddings(embeddings, len(texts_l))
         labels_l = check_labels(labels, len(texts_l))
+        if refs is not None and len(refs) != len(texts_l):
+            raise ClassifierError(f"{len(refs)} refs for {len(texts_l)} texts")
 
         counts = Counter(labels_l)
         if self.min_class_count > 1:
@@ -661,7 +676,7 @@ class TextClassifier(BaseEstimator):
             X = self._stack(u_emb, self.embedding_weight_, ngrams)
             final = self._fit_one(X, y, w, balanced ** self.class_weight_power_)
         self.estimator_ = final
-        self._store_examples(u_emb, y, keep_a)
+        self._store_examples(u_emb, y, keep_a, refs)
         self.n_train_ = len(texts_l)
         self._feature_names: np.ndarray | None = None
         self.timings_["final_fit"] = time.perf_counter() - clock
@@ -764,7 +779,8 @@ class TextClassifier(BaseEstimator):
             return np.empty((0, n_classes)), np.empty(0, dtype=np.int64), final
         return np.vstack(scores), np.concatenate(ys), final
 
-    def _store_examples(self, emb: np.ndarray, y: np.ndarray, index: np.ndarray) -> None:
+    def _store_examples(self, emb: np.ndarray, y: np.ndarray, index: np.ndarray,
+                        refs: Sequence[str] | None) -> None:
         if len(y) > self.max_examples:
             rng = np.random.default_rng(self.random_state)
             pick = np.sort(rng.choice(len(y), self.max_examples, replace=False))
@@ -774,6 +790,8 @@ class TextClassifier(BaseEstimator):
         self.example_embeddings_ = emb.astype(np.float16).astype(np.float32)
         self.example_labels_ = y.astype(np.int32)
         self.example_index_ = index.astype(np.int64)
+        self.example_refs_ = ([one_line(refs[i]) for i in self.example_index_]
+                              if refs is not None else [])
 
     # ------------------------------------------------------------------ predict
 
@@ -825,6 +843,7 @@ class TextClassifier(BaseEstimator):
         X = self._prepare(texts, embeddings)
         if X.shape[0] == 0:
             return []
+        texts_l = list(texts)
         proba = self._proba(X, np.asarray(embeddings, dtype=np.float32))
         k = min(self.n_candidates, len(self.classes_))
         top = np.argsort(-proba, axis=1, kind="stable")[:, :k]
@@ -833,7 +852,7 @@ class TextClassifier(BaseEstimator):
             cands = tuple((str(self.classes_[c]), float(proba[i, c])) for c in top[i])
             conf = cands[0][1]
             label = cands[0][0] if conf >= self.threshold_ else None
-            terms = self._top_terms(X[i], int(top[i, 0])) if explain else ()
+            terms = self._top_terms(X[i], int(top[i, 0]), texts_l[i]) if explain else ()
             out.append(Prediction(label, conf, cands, terms))
         return out
 
@@ -857,7 +876,9 @@ class TextClassifier(BaseEstimator):
             return coef[0] if c == 1 else -coef[0]
         return coef[c]
 
-    def _top_terms(self, row: sp.csr_matrix, c: int) -> tuple[str, ...]:
+    def _top_terms(self, row: sp.csr_matrix, c: int, text: str) -> tuple[str, ...]:
+        """The n-grams of ``text`` that pushed hardest towards class ``c``. A character n-gram
+        is shown as the word of ``text`` it comes from ("deploy", not "eplo")."""
         if self.n_top_terms <= 0:
             return ()
         offset = self.n_features_in_
@@ -867,6 +888,7 @@ class TextClassifier(BaseEstimator):
         vals = row[0, cols].toarray().ravel() * self._class_coef(c)[cols]
         names = self._ngram_names()
         order = np.argsort(-vals)
+        tokens = [t for t in WORD.findall(text.lower()) if t not in ENGLISH_STOP_WORDS]
         words: list[str] = []
         chars: list[str] = []
         for j in order:
@@ -877,11 +899,13 @@ class TextClassifier(BaseEstimator):
             if kind == "w":
                 if not all(tok in ENGLISH_STOP_WORDS for tok in term.split()):
                     words.append(term)
-            elif len(term) >= 4:
-                chars.append(term)
+            elif len(term) >= 3:
+                # the first non-stop word that holds it; none: part of a stop word ("fter")
+                chars.extend(tok for tok in tokens if term in tok)
         picked: list[str] = []
-        for term in words + chars:  # word n-grams read better; char n-grams fill the gaps
-            if term and term not in picked and not any(term in p for p in picked):
+        for term in words + chars:  # word n-grams first; words behind char n-grams fill gaps
+            if term and not any(term in p for p in picked):
+                picked = [p for p in picked if p not in term]  # "deploy" over "deplo"
                 picked.append(term)
             if len(picked) == self.n_top_terms:
                 break
@@ -897,8 +921,9 @@ class TextClassifier(BaseEstimator):
         k = min(k, len(sims))
         idx = np.argpartition(-sims, k - 1)[:k]
         idx = idx[np.argsort(-sims[idx], kind="stable")]
+        refs = getattr(self, "example_refs_", [])
         return [
             Neighbor(int(self.example_index_[i]), str(self.classes_[self.example_labels_[i]]),
-                     float(sims[i]))
+                     float(sims[i]), refs[i] if refs else "")
             for i in idx
         ]

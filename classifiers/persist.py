@@ -172,6 +172,8 @@ def _state(model: TextClassifier) -> dict[str, Any]:
         "example_embeddings": model.example_embeddings_.astype(np.float16),  # half the size
         "example_labels": model.example_labels_,
         "example_index": model.example_index_,
+        # one string (each ref is on one line): compact, and plain text for skops
+        "example_refs": "\n".join(getattr(model, "example_refs_", [])),
     }
 
 
@@ -209,6 +211,9 @@ def _rebuild(state: dict[str, Any]) -> TextClassifier:
     model.example_embeddings_ = np.asarray(state["example_embeddings"], dtype=np.float32)
     model.example_labels_ = np.asarray(state["example_labels"])
     model.example_index_ = np.asarray(state["example_index"])
+    # artifacts written before the refs: neighbours without a description
+    refs = str(state.get("example_refs", ""))
+    model.example_refs_ = refs.split("\n") if refs else []
     model._feature_names = None
     return model
 

@@ -351,6 +351,8 @@ def render_details(triage: Triage, answer_id: int | None) -> tuple[str, list[Blo
             )
         if p.top_terms:
             line += "\n   because of: " + escape(", ".join(p.top_terms[:8]))
+        for ref, label, similarity in p.examples:
+            line += f"\n   like {escape(clip(ref, 150))} ({escape(label)}, {similarity:.2f})"
         if p.model_version:
             line += f"\n   model {escape(p.model_version)}"
         blocks.append(section(line))
@@ -411,6 +413,8 @@ def triage_from_dict(data: Mapping[str, Any]) -> Triage:
                 candidates=tuple((str(c), float(s)) for c, s in p.get("candidates") or ()),
                 model_version=p.get("model_version", ""),
                 top_terms=tuple(p.get("top_terms") or ()),
+                examples=tuple((str(r), str(lab), float(s))
+                               for r, lab, s in p.get("examples") or ()),
             )
             for p in data.get("predictions") or ()
         ),

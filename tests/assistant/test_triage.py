@@ -49,6 +49,32 @@ def test_demo_query_storage_wal_incidents_and_runbook_steps(services) -> None:
     assert any("pg_drop_replication_slot" in s.text for s in runbook_steps)  # command intact
     incident_steps = [s for s in triage.steps if s.evidence[0].kind == "incident"]
     assert incident_steps and all(s.evidence[0].ref in ids for s in incident_steps)
+    # the label's evidence: the closest labelled incidents that carry it, named
+    examples = triage.prediction("category").examples
+    assert examples and all(label == "storage" for _, label, _ in examples)
+    assert all(ref.startswith("INC-") and ": " in ref for ref, _, _ in examples), examples
+
+
+def test_label_evidence_never_shows_an_incident_the_channel_may_not_see() -> None:
+    import numpy as np
+
+    from bot.assistant import visible_examples
+    from bot.triage_types import LabelPrediction
+    from knowledge.search import HybridIndex, Passage
+
+    index = HybridIndex("test-model", 4)
+    index.upsert([Passage(7, "incident:INC-7", "incident", "disk full on db-7", "", "x"),
+                  Passage(8, "incident:SEC-1", "incident", "ledger leaked", "", "y",
+                          visibility="private:CSEC")],
+                 np.eye(4, dtype=np.float32)[:2])
+    p = LabelPrediction("category", "storage", 0.9, examples=(
+        ("incident:8", "storage", 0.9), ("incident:7", "storage", 0.8),
+        ("incident:99", "storage", 0.7)))  # 99: deleted since the model was trained
+    public = visible_examples([p], index, lambda v: v in ("public", ""))[0]
+    assert public.examples == (("INC-7: disk full on db-7", "storage", 0.8),)
+    in_channel = visible_examples([p], index, lambda v: v in ("public", "private:CSEC"))[0]
+    assert [ref for ref, _, _ in in_channel.examples] == ["SEC-1: ledger leaked",
+                                                          "INC-7: disk full on db-7"]
 
 
 def test_evidence_on_every_hypothesis_and_step(services) -> None:

@@ -42,6 +42,8 @@ def test_top_terms_and_nearest_examples(tickets, embed):
     (pred,) = model.predict(q, embed(q))
     assert pred.top_label == "hardware"
     assert any("printer" in t or "jammed" in t for t in pred.top_terms)
+    # whole words of the query, never a character n-gram such as "rint" or "hird"
+    assert pred.top_terms and all(tok in q[0].split() for t in pred.top_terms for tok in t.split())
     (quiet,) = model.predict(q, embed(q), explain=False)  # figures and drift skip the terms
     assert quiet.top_terms == () and quiet.candidates == pred.candidates
     near = model.nearest_examples(embed(q)[0], k=3)
@@ -49,6 +51,20 @@ def test_top_terms_and_nearest_examples(tickets, embed):
     assert near[0].label == "hardware"
     assert texts[near[0].index].startswith("printer on the third floor")
     assert near[0].similarity >= near[1].similarity >= near[2].similarity
+    assert near[0].ref == ""  # fitted without refs
+
+
+def test_nearest_examples_say_what_they_are(tickets, embed):
+    texts, emb, labels = tickets
+    refs = [f"T-{i}:\n {text}" for i, text in enumerate(texts)]
+    model = TextClassifier("team", cv=4).fit(texts, emb, labels, refs=refs)
+    q = ["printer is jammed on the third floor"]
+    near = model.nearest_examples(embed(q)[0], k=3)
+    for n in near:
+        assert n.ref == " ".join(refs[n.index].split())  # kept on one line
+    assert near[0].ref.startswith(f"T-{near[0].index}: printer on the third floor")
+    with pytest.raises(ClassifierError, match="refs"):
+        TextClassifier("team").fit(texts, emb, labels, refs=refs[:-1])
 
 
 def test_threshold_reaches_precision_on_out_of_fold():

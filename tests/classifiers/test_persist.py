@@ -22,7 +22,8 @@ class Evil:  # a non-sklearn type smuggled into an artifact
 @pytest.fixture(scope="module")
 def fitted(tickets):
     texts, emb, labels = tickets
-    return TextClassifier("team", cv=4).fit(texts, emb, labels)
+    return TextClassifier("team", cv=4).fit(texts, emb, labels,
+                                            refs=[f"T-{i}: {t[:40]}" for i, t in enumerate(texts)])
 
 
 def test_round_trip_gives_identical_predictions(fitted, tickets, tmp_path):
@@ -39,6 +40,7 @@ def test_round_trip_gives_identical_predictions(fitted, tickets, tmp_path):
                                   fitted.predict_proba(texts, emb))
     assert loaded.predict(texts, emb) == fitted.predict(texts, emb)
     assert loaded.nearest_examples(emb[0], 2) == fitted.nearest_examples(emb[0], 2)
+    assert loaded.nearest_examples(emb[0], 1)[0].ref.startswith("T-")
     sidecar = json.loads(card_path(tmp_path / "team.skops").read_text())
     assert sidecar["threshold"] == fitted.threshold_
 
@@ -121,7 +123,7 @@ def test_an_artifact_with_pickled_vectorizers_still_loads(fitted, tickets, tmp_p
     path = tmp_path / "old.skops"
     save_model(fitted, path, metrics={}, fingerprint="x")
     state = _state(fitted)
-    del state["word_vocabulary"], state["char_vocabulary"]
+    del state["word_vocabulary"], state["char_vocabulary"], state["example_refs"]
     state["word_vectorizer"] = fitted.word_vectorizer_  # as written by the previous version
     state["char_vectorizer"] = fitted.char_vectorizer_
     sio.dump(state, path)
@@ -131,3 +133,4 @@ def test_an_artifact_with_pickled_vectorizers_still_loads(fitted, tickets, tmp_p
     loaded, _ = load_model(path)
     expected = fitted.predict_proba(texts, emb)
     np.testing.assert_array_equal(loaded.predict_proba(texts, emb), expected)
+    assert loaded.nearest_examples(emb[0], 1)[0].ref == ""  # older artifacts had no refs

@@ -38,7 +38,9 @@ def huge_triage() -> Triage:
     return Triage(
         query=HUGE,
         predictions=(
-            LabelPrediction("category", "disk", 0.91, (("disk", 0.91), ("db", 0.05)), "c-1"),
+            LabelPrediction("category", "disk", 0.91, (("disk", 0.91), ("db", 0.05)), "c-1",
+                            top_terms=("wal", "volume"),
+                            examples=tuple((f"INC-{i}: {HUGE}", "disk", 0.8) for i in range(3))),
             LabelPrediction("severity", None, 0.4, (("high", 0.4), ("low", 0.3)), "s-1"),
             LabelPrediction("team", "x" * 200, 0.7, (("y" * 300, 0.7),), "t-1"),
         ),
@@ -70,6 +72,10 @@ def test_render_stays_inside_block_kit_limits_and_escapes():
                 assert len(raw["text"]["text"]) <= 3000
         dumped = json.dumps(blocks)
         assert "x<y>" not in dumped and "x&lt;y&gt; &amp; z" in dumped
+    _, details = render_details(huge_triage(), 42)
+    labels = next(b["text"]["text"] for b in details if "*Category:*" in json.dumps(b))
+    assert "because of: wal, volume" in labels
+    assert labels.count("\n   like INC-") == 3 and "(disk, 0.80)" in labels  # the label's evidence
 
 
 def test_compact_answer_has_feedback_controls_and_pointer_to_more():
