@@ -421,13 +421,13 @@ def visible_examples(predictions: Sequence[LabelPrediction], incidents: HybridIn
                      visibility: Visibility | None) -> list[LabelPrediction]:
     """Each prediction's nearest labelled examples as "INC-2003: title", keeping only the
     incidents this channel may see (a private incident must not leak through a label's
-    evidence) and that still exist."""
+    evidence) and that still exist. A reference of any other form is skipped."""
     out = []
     for p in predictions:
         shown = []
         for ref, label, similarity in p.examples:
-            passage = (incidents.get(int(ref.removeprefix(INCIDENT_REF)))
-                       if ref.startswith(INCIDENT_REF) else None)
+            row_id = ref.removeprefix(INCIDENT_REF)
+            passage = incidents.get(int(row_id)) if row_id.isdigit() and row_id != ref else None
             if passage is None or (visibility is not None and not visibility(passage.visibility)):
                 continue
             name = passage.doc_key.split(":", 1)[-1]

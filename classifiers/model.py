@@ -111,12 +111,6 @@ def check_labels(labels: Sequence[str], n: int) -> list[str]:
     return out
 
 
-def one_line(text: str, limit: int = 160) -> str:
-    """``text`` on one line (whitespace collapsed), cut to ``limit`` characters."""
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[:limit - 1] + "…"
-
-
 # --------------------------------------------------------------------------- numerics
 
 
@@ -790,7 +784,7 @@ class TextClassifier(BaseEstimator):
         self.example_embeddings_ = emb.astype(np.float16).astype(np.float32)
         self.example_labels_ = y.astype(np.int32)
         self.example_index_ = index.astype(np.int64)
-        self.example_refs_ = ([one_line(refs[i]) for i in self.example_index_]
+        self.example_refs_ = ([str(refs[i]) for i in self.example_index_]
                               if refs is not None else [])
 
     # ------------------------------------------------------------------ predict
@@ -900,7 +894,7 @@ class TextClassifier(BaseEstimator):
                 if not all(tok in ENGLISH_STOP_WORDS for tok in term.split()):
                     words.append(term)
             elif len(term) >= 3:
-                # the first non-stop word that holds it; none: part of a stop word ("fter")
+                # shown as the words that hold it; none: part of a stop word ("fter")
                 chars.extend(tok for tok in tokens if term in tok)
         picked: list[str] = []
         for term in words + chars:  # word n-grams first; words behind char n-grams fill gaps

@@ -172,8 +172,7 @@ def _state(model: TextClassifier) -> dict[str, Any]:
         "example_embeddings": model.example_embeddings_.astype(np.float16),  # half the size
         "example_labels": model.example_labels_,
         "example_index": model.example_index_,
-        # one string (each ref is on one line): compact, and plain text for skops
-        "example_refs": "\n".join(getattr(model, "example_refs_", [])),
+        "example_refs": np.array(getattr(model, "example_refs_", []), dtype=np.str_),
     }
 
 
@@ -212,8 +211,7 @@ def _rebuild(state: dict[str, Any]) -> TextClassifier:
     model.example_labels_ = np.asarray(state["example_labels"])
     model.example_index_ = np.asarray(state["example_index"])
     # artifacts written before the refs: neighbours without a description
-    refs = str(state.get("example_refs", ""))
-    model.example_refs_ = refs.split("\n") if refs else []
+    model.example_refs_ = np.asarray(state.get("example_refs", []), dtype=np.str_).tolist()
     model._feature_names = None
     return model
 

@@ -69,7 +69,8 @@ def test_label_evidence_never_shows_an_incident_the_channel_may_not_see() -> Non
                  np.eye(4, dtype=np.float32)[:2])
     p = LabelPrediction("category", "storage", 0.9, examples=(
         ("incident:8", "storage", 0.9), ("incident:7", "storage", 0.8),
-        ("incident:99", "storage", 0.7)))  # 99: deleted since the model was trained
+        ("incident:99", "storage", 0.7),  # 99: deleted since the model was trained
+        ("incident:x7", "storage", 0.6), ("7", "storage", 0.5)))  # not a reference we write
     public = visible_examples([p], index, lambda v: v in ("public", ""))[0]
     assert public.examples == (("INC-7: disk full on db-7", "storage", 0.8),)
     in_channel = visible_examples([p], index, lambda v: v in ("public", "private:CSEC"))[0]

@@ -23,7 +23,7 @@ class Evil:  # a non-sklearn type smuggled into an artifact
 def fitted(tickets):
     texts, emb, labels = tickets
     return TextClassifier("team", cv=4).fit(texts, emb, labels,
-                                            refs=[f"T-{i}: {t[:40]}" for i, t in enumerate(texts)])
+                                            refs=[f"T-{i}:\n{t[:40]}" for i, t in enumerate(texts)])
 
 
 def test_round_trip_gives_identical_predictions(fitted, tickets, tmp_path):
@@ -40,6 +40,7 @@ def test_round_trip_gives_identical_predictions(fitted, tickets, tmp_path):
                                   fitted.predict_proba(texts, emb))
     assert loaded.predict(texts, emb) == fitted.predict(texts, emb)
     assert loaded.nearest_examples(emb[0], 2) == fitted.nearest_examples(emb[0], 2)
+    assert loaded.example_refs_ == fitted.example_refs_  # every ref, newlines and all
     assert loaded.nearest_examples(emb[0], 1)[0].ref.startswith("T-")
     sidecar = json.loads(card_path(tmp_path / "team.skops").read_text())
     assert sidecar["threshold"] == fitted.threshold_
