@@ -25,26 +25,28 @@ MAX_RECENT = 500
 MIN_SAMPLES = 20
 
 
-def feedback_verdicts(feedback: list[Any], target: str, *, version: str | None = None,
-                      answer_versions: dict[int, dict[str, str]] | None = None) -> list[bool]:
+def feedback_verdicts(feedback: Sequence[Any], target: str) -> list[bool]:
     """Per feedback click in time order: was the answer's ``target`` label right?
 
     A correction of that field or "not helpful: wrong classification" says no; "helpful"
-    says yes. Other clicks say nothing about the classifier. With ``version`` (and the
-    versions that gave each answer), only answers of that model version count: the
-    corrections that led to a retrain must not keep judging the model they replaced it with.
+    says yes. Other clicks say nothing about the classifier.
     """
     verdicts = []
     for f in feedback:
-        if version is not None and answer_versions is not None and \
-                answer_versions.get(f.answer_id, {}).get(target) != version:
-            continue
         corrected = f.kind == "correction" and f.field == target
         if corrected or (f.kind == "not_helpful" and f.reason == "wrong_category"):
             verdicts.append(False)
         elif f.kind == "helpful":
             verdicts.append(True)
     return verdicts
+
+
+def answered_by(judged: Sequence[tuple[Any, dict[str, str]]], target: str,
+                version: str | None) -> list[Any]:
+    """The feedback (from ``list_feedback_with_versions``) on answers whose ``target`` label
+    came from ``version`` (all of it when ``version`` is None): the corrections that led to a
+    retrain must not keep judging the model that replaced the one they corrected."""
+    return [f for f, versions in judged if version is None or versions.get(target) == version]
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,7 @@ class RecentWindow:
     days: int
     texts: list[str]
     embeddings: np.ndarray | None  # None when there are too few events to judge
-    feedback: list[Any]
-    answer_versions: dict[int, dict[str, str]]  # answer id -> {target: model version}
+    feedback: list[tuple[Any, dict[str, str]]]  # each with the model versions it judges
 
 
 def recent_window(services: Any, days: int) -> RecentWindow:
@@ -70,11 +71,9 @@ def recent_window(services: Any, days: int) -> RecentWindow:
                 .limit(MAX_RECENT)
             )
         )
-        feedback = repo.list_feedback(session=session, since=since)
-        versions = repo.answer_model_versions(session=session,
-                                              answer_ids=[f.answer_id for f in feedback])
+        feedback = repo.list_feedback_with_versions(session=session, since=since)
     embeddings = services.embedder.encode(texts) if len(texts) >= MIN_SAMPLES else None
-    return RecentWindow(days, texts, embeddings, feedback, versions)
+    return RecentWindow(days, texts, embeddings, feedback)
 
 
 def check_drift(services: Any, *, days: int = 7, target: str = "category",
@@ -87,14 +86,15 @@ def check_drift(services: Any, *, days: int = 7, target: str = "category",
     window = window or recent_window(services, days)
     texts, _labels = services.classifiers.training_data(target)
     model = services.classifiers.active.get(target)
-    verdicts = feedback_verdicts(window.feedback, target,
-                                 version=model.version if model is not None else None,
-                                 answer_versions=window.answer_versions)
+    verdicts = feedback_verdicts(
+        answered_by(window.feedback, target, model.version if model is not None else None),
+        target)
     report: dict[str, Any] = {
         "target": target,
         "window_days": window.days,
         "recent_events": len(window.texts),
         "reference_texts": len(texts),
+        "feedback_judgments": len(verdicts),  # on the active version's answers
     }
     if window.embeddings is None or len(texts) < MIN_SAMPLES:
         report.update(
@@ -121,7 +121,6 @@ def check_drift(services: Any, *, days: int = 7, target: str = "category",
         baseline_accuracy=baseline,
     )
     report.update(result.to_dict())
-    report["feedback_judgments"] = len(verdicts)
     return report
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from slack_bolt import App
 
-from bot.drift import feedback_verdicts
+from bot.drift import answered_by, feedback_verdicts
 from bot.slack.blocks import escape
 from bot.slack.ids import ActionId
 from bot.slack.service import SlackBot, Where
@@ -71,16 +71,13 @@ def publish_home(bot: SlackBot, user: str, notice: str = "") -> None:
     }
     with session_scope(services.sessions) as session:
         feedback = repo.feedback_counts(session=session)
-        recent = repo.list_feedback(session=session,
-                                    since=datetime.now(UTC) - timedelta(days=WATCH_DAYS))
-        answer_versions = repo.answer_model_versions(
-            session=session, answer_ids=[f.answer_id for f in recent])
+        recent = repo.list_feedback_with_versions(
+            session=session, since=datetime.now(UTC) - timedelta(days=WATCH_DAYS))
         drift_run = next((run for run in repo.list_job_runs(session=session, name="drift",
                                                             limit=10) if run.outcome == "ok"),
                          None)
         drift = (dict(drift_run.detail or {}), drift_run.finished_at) if drift_run else ({}, None)
-    watch = {target: watch_line(feedback_verdicts(recent, target, version=version,
-                                                  answer_versions=answer_versions),
+    watch = {target: watch_line(feedback_verdicts(answered_by(recent, target, version), target),
                                 drift[0].get(target), drift[1])
              for target, (version, _kind, _metrics) in models.items()}
     view = home_view(sizes=sizes, models=models, feedback=feedback,

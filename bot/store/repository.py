@@ -252,13 +252,16 @@ def list_feedback(*, session: Session, since: datetime | None = None) -> list[Fe
     return list(session.scalars(query))
 
 
-def answer_model_versions(*, session: Session, answer_ids: Iterable[int]
-                          ) -> dict[int, dict[str, str]]:
-    """The model versions (target -> version) that gave each of ``answer_ids``."""
-    ids = sorted(set(answer_ids))
-    rows = session.execute(select(TriageAnswer.id, TriageAnswer.model_versions)
-                           .where(TriageAnswer.id.in_(ids))) if ids else []
-    return {answer_id: dict(versions or {}) for answer_id, versions in rows}
+def list_feedback_with_versions(*, session: Session, since: datetime
+                                ) -> list[tuple[Feedback, dict[str, str]]]:
+    """Feedback since ``since`` (in order), each with the model versions (target -> version)
+    of the answer it judges."""
+    rows = session.execute(
+        select(Feedback, TriageAnswer.model_versions)
+        .join(TriageAnswer, Feedback.answer_id == TriageAnswer.id, isouter=True)
+        .where(Feedback.created_at >= since)
+        .order_by(Feedback.id))
+    return [(feedback, dict(versions or {})) for feedback, versions in rows]
 
 
 def feedback_counts(*, session: Session) -> dict[str, int]:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from bot.drift import check_drift, check_drift_all, feedback_verdicts, recent_window
+from bot.drift import (
+    answered_by,
+    check_drift,
+    check_drift_all,
+    feedback_verdicts,
+    recent_window,
+)
 from bot.store import repository as repo
 from bot.store.db import session_scope
 
@@ -42,9 +48,8 @@ def test_new_kind_of_events_is_drift_and_says_why(services) -> None:
 
 
 class Click:
-    def __init__(self, kind: str, field: str = "", reason: str = "", answer_id: int = 0) -> None:
+    def __init__(self, kind: str, field: str = "", reason: str = "") -> None:
         self.kind, self.field, self.reason = kind, field, reason
-        self.answer_id = answer_id
 
 
 def test_feedback_verdicts_read_only_classification_feedback() -> None:
@@ -73,13 +78,18 @@ def test_feedback_judges_only_the_model_version_that_answered(services) -> None:
                                  field="category", value="storage")
         repo.record_feedback(session=session, answer_id=new, kind="helpful")
     window = recent_window(services, days=7)
-    assert feedback_verdicts(window.feedback, "category", version="category-new",
-                             answer_versions=window.answer_versions) == [True]
-    assert feedback_verdicts(window.feedback, "category", version="category-old",
-                             answer_versions=window.answer_versions) == [False] * 3
-    assert feedback_verdicts(window.feedback, "team", version="team-1",
-                             answer_versions=window.answer_versions) == [True]
-    assert len(feedback_verdicts(window.feedback, "category")) == 4  # no version: all
+
+    def verdicts(target: str, version: str | None) -> list[bool]:
+        return feedback_verdicts(answered_by(window.feedback, target, version), target)
+
+    assert verdicts("category", "category-new") == [True]
+    assert verdicts("category", "category-old") == [False] * 3
+    assert verdicts("team", "team-1") == [True]
+    assert len(verdicts("category", None)) == 4  # no version: all of it
+    # the drift check judges the active model, which gave none of these answers
+    active = services.classifiers.active["category"].version
+    assert active not in ("category-old", "category-new")
+    assert check_drift(services, target="category", window=window)["feedback_judgments"] == 0
 
 
 def test_every_target_is_checked_and_named(services) -> None:
