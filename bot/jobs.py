@@ -153,11 +153,17 @@ def _jsonable(value: Any) -> Any:
 
 def start_scheduler(runtime: Any) -> Any:
     """Start a background APScheduler with the replica sync (``sync_seconds`` > 0) and, when
-    ``scheduler_enabled``, the cron jobs."""
+    ``scheduler_enabled``, the cron jobs; ``None`` when neither is wanted.
+
+    The sync runs even with the jobs off: a model retrained by an external scheduler
+    (`triagebot jobs run retrain` from cron) must still reach this process.
+    """
+    settings = runtime.settings
+    if not (settings.scheduler_enabled or settings.sync_seconds):
+        return None
     from apscheduler.schedulers.background import BackgroundScheduler
     from apscheduler.triggers.cron import CronTrigger
 
-    settings = runtime.settings
     services = runtime.services
     notify = admin_notifier(runtime)
     scheduler = BackgroundScheduler(

@@ -15,13 +15,11 @@ def register_background_parts(runtime: Runtime, *, socket_mode: bool = False) ->
     runtime.components["workers"] = WorkerPool(workers=runtime.settings.workers)
 
     def start_scheduler(rt: Runtime) -> None:
-        # the sync runs even with the jobs off: a model retrained by an external scheduler
-        # (`triagebot jobs run retrain`) must still reach this process
-        if not (rt.settings.scheduler_enabled or rt.settings.sync_seconds):
-            return
         from bot.jobs import start_scheduler as start
 
-        rt.components["scheduler"] = start(rt)
+        scheduler = start(rt)  # None: neither jobs nor sync wanted in this process
+        if scheduler is not None:
+            rt.components["scheduler"] = scheduler
 
     def start_socket_mode(rt: Runtime) -> None:
         from bot.slack.socket_mode import start_socket_mode as start

@@ -77,7 +77,8 @@ def test_broken_artifact_falls_back_to_zero_shot_without_reloading_each_minute(
 
 
 def scheduled_job_ids(**settings_values: object) -> set[str]:
-    """Ids of the jobs ``start_scheduler`` registers with these settings."""
+    """Ids of the jobs ``start_scheduler`` (what `serve` calls once ready) registers with
+    these settings; empty when it starts no scheduler at all."""
     from types import SimpleNamespace
 
     from bot.config import Settings
@@ -85,6 +86,8 @@ def scheduled_job_ids(**settings_values: object) -> set[str]:
 
     settings = Settings(_env_file=None, **settings_values)
     scheduler = start_scheduler(SimpleNamespace(settings=settings, services=None))
+    if scheduler is None:
+        return set()
     try:
         return {job.id for job in scheduler.get_jobs()}
     finally:
@@ -98,6 +101,7 @@ def test_sync_runs_even_when_an_external_scheduler_drives_the_jobs() -> None:
     with_jobs = scheduled_job_ids(scheduler_enabled=True)
     assert {"sync", "retrain", "reindex", "drift"} <= with_jobs
     assert "sync" not in scheduled_job_ids(scheduler_enabled=True, sync_seconds=0)
+    assert scheduled_job_ids(scheduler_enabled=False, sync_seconds=0) == set()  # no thread
 
 
 def test_replica_on_its_own_volume_embeds_only_what_changed(
