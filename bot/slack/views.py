@@ -173,7 +173,7 @@ def rollback_button(target: str) -> dict[str, Any]:
             "title": plain("Roll back this model?", 100),
             "text": plain(
                 f"{target}: answers go back to the version that was active before this one, "
-                "on every replica within a minute. Undo with `triagebot models promote`.", 300),
+                "on every replica within a minute. Undo: triagebot models promote VERSION.", 300),
             "confirm": plain("Roll back", 30),
             "deny": plain("Cancel", 30),
             "style": "danger",

@@ -426,6 +426,23 @@ def test_home_admin_actions_refused_for_non_admin(harness, fake_slack, payload_n
     assert harness.services.classifiers.active_versions() == before
 
 
+@pytest.mark.parametrize(("target", "notice"), [
+    ("<!here>", "Roll back: no model is loaded for “&lt;!here&gt;”"),  # forged, and escaped
+    ("category", "Roll back refused: category: no earlier promoted version"),
+])
+def test_home_rollback_says_why_it_did_nothing(harness, fake_slack, target, notice):
+    before = harness.services.classifiers.active_versions()
+    payload = load_payload("block_actions_home_rollback.json", user=ADMIN, target=target)
+    assert post(harness.client, interaction_body(payload)).status_code == 200
+    fake_slack.wait_for(lambda c: c.method == "views.publish" and c.args["user_id"] == ADMIN
+                        and notice in json.dumps(c.args["view"], ensure_ascii=False))
+    assert harness.services.classifiers.active_versions() == before
+    with session_scope(harness.services.sessions) as session:
+        done = [a for a in repo.list_audit(session=session)
+                if a.actor == ADMIN and a.action == "home_rollback_done" and a.subject == target]
+    assert done and notice.split(":")[0] in done[-1].detail["summary"]
+
+
 def test_not_configured_answers_503(tmp_path, fake_slack):
     from starlette.testclient import TestClient
 
