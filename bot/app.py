@@ -118,7 +118,7 @@ def load_models(services: Services) -> None:
         targets=settings.target_fields,
         min_precision=settings.min_precision,
         min_labels=settings.min_labels_per_target,
-        taxonomy_path=SAMPLES_DIR / "taxonomy.yaml",
+        taxonomy_path=settings.taxonomy_file or SAMPLES_DIR / "taxonomy.yaml",
         min_accuracy_gain=settings.promote_min_accuracy_gain,
         min_macro_f1_gain=settings.promote_min_macro_f1_gain,
     )

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.store import repository as repo
@@ -27,7 +26,7 @@ from classifiers.errors import ClassifierError
 from classifiers.evaluate import champion_challenger, evaluate, fingerprint
 from classifiers.model import TextClassifier
 from classifiers.persist import library_versions, load_model, save_model
-from classifiers.zeroshot import ZeroShotClassifier
+from classifiers.zeroshot import load_taxonomy, zero_shot_model
 
 log = logging.getLogger(__name__)
 
@@ -146,19 +145,18 @@ class ClassifierService:
 
     def _zero_shot_models(self, targets: list[str]) -> dict[str, LoadedModel]:
         """Zero-shot models from the taxonomy, only for ``targets`` (those without a model)."""
-        if not targets or not self.taxonomy_path or not self.taxonomy_path.is_file():
+        if not targets or not self.taxonomy_path:
             return {}
-        taxonomy = yaml.safe_load(self.taxonomy_path.read_text(encoding="utf-8")) or {}
+        try:
+            taxonomy = load_taxonomy(self.taxonomy_path)
+        except ClassifierError as exc:
+            log.error("%s; no zero-shot models", exc)
+            return {}
         models = {}
         for target in targets:
-            descriptions = taxonomy.get(target)
-            if not isinstance(descriptions, dict) or len(descriptions) < 2:
-                continue
-            labels = [str(k) for k in descriptions]
-            texts = [f"{label}: {descriptions[label]}" for label in labels]
-            vectors = self.embedder.encode(texts)
-            model = ZeroShotClassifier(target, dict(zip(labels, texts, strict=True)), vectors)
-            models[target] = LoadedModel(f"{target}-zero-shot", "zero-shot", model)
+            if target in taxonomy:
+                model = zero_shot_model(target, taxonomy[target], self.embedder.encode)
+                models[target] = LoadedModel(f"{target}-zero-shot", "zero-shot", model)
         return models
 
     def sync(self) -> bool:
@@ -291,11 +289,15 @@ class ClassifierService:
         champion = None
         if current is not None:
             champion = evaluate(current.model, te_texts, vectors[test_idx], te_labels)
+        cold = current is not None and current.kind == "zero-shot"
+        # The zero-shot model is a champion like any other: with a few dozen labels a trained
+        # model can be worse than good label descriptions. Against it "not worse" is enough;
+        # the configured margins are there to stop churn between trained versions.
         decision = champion_challenger(
-            champion if current is not None and current.kind == "supervised" else None,
+            champion,
             challenger,
-            min_accuracy_gain=self.min_accuracy_gain,
-            min_macro_f1_gain=self.min_macro_f1_gain,
+            min_accuracy_gain=0.0 if cold else self.min_accuracy_gain,
+            min_macro_f1_gain=0.0 if cold else self.min_macro_f1_gain,
         )
         promote = decision.promote or force
         version = f"{target}-{datetime.now(UTC):%Y%m%d%H%M%S%f}"
@@ -303,9 +305,15 @@ class ClassifierService:
         path.parent.mkdir(parents=True, exist_ok=True)
         card = save_model(model, path, metrics=challenger.summary(), fingerprint=data_fingerprint)
         champion_summary = champion.summary() if champion is not None else None
-        reason = decision.reason + (" (forced)" if force and not decision.promote else "")
-        if current is not None and current.kind == "zero-shot":
-            reason = "enough labels: replaces the zero-shot cold-start model"
+        reason = decision.reason
+        if cold and decision.promote:
+            reason = ("enough labels: replaces the zero-shot cold-start model "
+                      f"(accuracy {decision.accuracy_gain:+.3f}, "
+                      f"macro-F1 {decision.macro_f1_gain:+.3f} on the held-out split)")
+        elif cold:
+            reason = ("the zero-shot cold-start model stays, it is still better on the "
+                      "held-out split: " + decision.reason.removeprefix("keep champion: "))
+        reason += " (forced)" if force and not decision.promote else ""
         previous = ""
         with session_scope(self._sessions) as session:
             row = repo.add_model_version(
@@ -350,16 +358,30 @@ class ClassifierService:
         )
 
     def _check_something_changed(self, target: str, data_fingerprint: str) -> None:
-        """Raise ``UnchangedDataError`` when a retrain would rebuild the active model as is:
-        the nightly job then adds no identical version and spends no CPU."""
+        """Raise ``UnchangedDataError`` when a retrain would rebuild the newest version as is
+        (same rows, same library versions) against the same champion: the nightly job then
+        adds no identical version and spends no CPU. That covers a rejected newest version
+        too (say, one the zero-shot model beat), as long as its champion is still active."""
         with session_scope(self._sessions) as session:
+            versions = repo.list_model_versions(session=session, target=target)
             active = repo.get_active_model(session=session, target=target)
-            if (active is not None and active.kind == "supervised"
-                    and active.fingerprint == data_fingerprint
-                    and dict(active.library_versions or {}) == library_versions()):
+            newest = next((v for v in reversed(versions) if v.kind == "supervised"), None)
+            if (newest is None or newest.fingerprint != data_fingerprint
+                    or dict(newest.library_versions or {}) != library_versions()):
+                return
+            if newest.status == "active":
                 raise UnchangedDataError(
-                    f"{target}: no new labels or corrections since {active.version} "
+                    f"{target}: no new labels or corrections since {newest.version} "
                     "(`triagebot train --force` retrains anyway)")
+            with self._lock:
+                current = self.active.get(target)
+            champion = (newest.decision or {}).get("champion_version", "")
+            if newest.status == "rejected" and current is not None and (
+                    champion == current.version
+                    and (active is None or active.version == current.version)):
+                raise UnchangedDataError(
+                    f"{target}: no new labels or corrections since {newest.version}, which "
+                    f"{current.version} beat (`triagebot train --force` retrains anyway)")
 
     def train_cold_targets(self, *, actor: str) -> list[TrainOutcome | str]:
         """Train the targets still on zero-shot (or on nothing) that now have enough labels.

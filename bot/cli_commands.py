@@ -207,6 +207,12 @@ def eval_classify(
     seed: Annotated[int, typer.Option(help="Seed of that stratified split.")] = 0,
     preset: Annotated[str | None, typer.Option(help="CSV preset: servicenow or jira.")] = None,
     map_: Annotated[list[str], typer.Option("--map", help="field=column (repeatable).")] = [],  # noqa: B006
+    taxonomy: Annotated[Path | None, typer.Option(
+        help="Also measure the zero-shot model of this taxonomy YAML (cold start).",
+    )] = None,
+    train_sizes: Annotated[str, typer.Option(
+        help="Learning curve: also train on this many random training rows, e.g. 30,100,300.",
+    )] = "",
     as_json: JsonOption = False,
 ) -> None:
     """Classifier quality; TF-IDF word+char n-grams with LinearSVC beside it.
@@ -219,7 +225,8 @@ def eval_classify(
     report = evaluate_classification(
         train_file, test_file, target=target, min_precision=min_precision,
         test_fraction=test_fraction, seed=seed, preset=preset,
-        mapping=parse_map(map_) or None,
+        mapping=parse_map(map_) or None, taxonomy=taxonomy,
+        train_sizes=parse_sizes(train_sizes),
     )
     _print_report(
         report,
@@ -239,6 +246,46 @@ def eval_classify(
     if report.get("rows_skipped") and not as_json:
         console.print(f"[yellow]{report['rows_skipped']} unreadable rows skipped[/yellow], "
                       f"the first: {report['first_skipped']}")
+    if not as_json:
+        _print_cold_start(report)
+
+
+def parse_sizes(value: str) -> list[int]:
+    """``"30,100,300"`` -> [30, 100, 300]; a clear error for anything else."""
+    try:
+        sizes = [int(part) for part in value.replace(" ", "").split(",") if part]
+    except ValueError:
+        raise UserError(
+            f"--train-sizes takes whole numbers separated by commas, got {value!r}") from None
+    if any(n < 2 for n in sizes):
+        raise UserError("--train-sizes: every size must be 2 or more")
+    return sizes
+
+
+def _print_cold_start(report: dict) -> None:
+    """The zero-shot figures and the learning curve, when they were asked for."""
+    zero = report.get("zero_shot")
+    if zero:
+        console.print(f"zero-shot ({zero['n_labels']} labels): accuracy {zero['accuracy']}, "
+                      f"macro-F1 {zero['macro_f1']}, coverage {zero['coverage']} "
+                      f"@ {zero['covered_accuracy']}")
+        if zero["test_rows_with_such_labels"]:
+            console.print(f"[yellow]{zero['test_rows_with_such_labels']} test rows carry labels "
+                          f"the taxonomy does not name[/yellow]: "
+                          + ", ".join(zero["test_labels_not_in_taxonomy"]))
+    curve = report.get("learning_curve")
+    if curve:
+        table = Table("n train", "labels", "accuracy", "macro-F1", "coverage",
+                      "baseline accuracy", "baseline macro-F1")
+        for point in curve:
+            if "skipped" in point:
+                table.add_row(str(point["n_train"]), str(point["n_labels"]), point["skipped"])
+                continue
+            base = point["baseline_tfidf_linearsvc"]
+            table.add_row(str(point["n_train"]), str(point["n_labels"]), str(point["accuracy"]),
+                          str(point["macro_f1"]), str(point["coverage"]), str(base["accuracy"]),
+                          str(base["macro_f1"]))
+        console.print(table)
 
 
 @eval_app.command("incidents")

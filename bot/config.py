@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     targets: str = Field(
         "category,severity,priority,team", description="Comma list of fields to classify."
     )
+    taxonomy_file: Path | None = Field(
+        None, description="YAML of target -> {label: description} for zero-shot; "
+        "unset: the bundled sample taxonomy."
+    )
     novelty_threshold: float | None = Field(
         None, description="Override the data-derived novelty similarity threshold."
     )

@@ -250,14 +250,23 @@ def split_rows(train_file: Path, test_file: Path, target: str, *, test_fraction:
 def evaluate_classification(
     train_file: Path, test_file: Path, *, target: str, min_precision: float = 0.9,
     test_fraction: float = 0.2, seed: int = 0, preset: str | None = None,
-    mapping: dict[str, str] | None = None,
+    mapping: dict[str, str] | None = None, taxonomy: Path | None = None,
+    train_sizes: Sequence[int] = (),
 ) -> dict[str, Any]:
-    """Train through the product's classifier and compare with TF-IDF + LinearSVC."""
+    """Train through the product's classifier and compare with TF-IDF + LinearSVC.
+
+    With ``taxonomy`` the zero-shot model of ``target`` (what the product answers with
+    before it has labels) is measured on the same test rows; with ``train_sizes`` both
+    trained models are also fitted on random subsets of that many training rows (a learning
+    curve: how many labels a team needs before training beats zero-shot).
+    """
     from classifiers.evaluate import baseline_tfidf_svc, evaluate
     from classifiers.model import TextClassifier
     from knowledge.embed import Embedder
 
     settings = Settings()
+    # read first: a wrong taxonomy should fail before minutes of embedding and training
+    descriptions = taxonomy_entry(taxonomy, target) if taxonomy is not None else None
     rows = split_rows(train_file, test_file, target, test_fraction=test_fraction, seed=seed,
                       preset=preset, mapping=mapping)
     tr_texts, tr_labels, te_texts, te_labels = (
@@ -287,11 +296,80 @@ def evaluate_classification(
     result["baseline_tfidf_linearsvc"] = {
         k: round(v, 4) for k, v in base.summary().items()
     }
+    if descriptions is not None:
+        result["zero_shot"] = evaluate_zero_shot(descriptions, target, te_texts, te_emb,
+                                                 te_labels, embedder.encode)
+    if train_sizes:
+        result["learning_curve"] = learning_curve(
+            tr_texts, tr_emb, tr_labels, te_texts, te_emb, te_labels, target=target,
+            sizes=train_sizes, min_precision=min_precision, seed=seed)
     result["split"] = rows.how
     result["rows_skipped"] = rows.rows_skipped
     if rows.rows_skipped:
         result["first_skipped"] = rows.first_skipped
     return result
+
+
+def taxonomy_entry(taxonomy: Path, target: str) -> dict[str, str]:
+    """``{label: description}`` of ``target`` in a taxonomy file, or a ValueError that says
+    what the file should contain."""
+    from classifiers.zeroshot import load_taxonomy
+
+    descriptions = load_taxonomy(taxonomy).get(target)
+    if descriptions is None:
+        raise ValueError(f"taxonomy {taxonomy.name} has no {target!r} entry with 2 or more "
+                         f"labels (expected: {target}: {{label: description, ...}})")
+    return descriptions
+
+
+def evaluate_zero_shot(descriptions: dict[str, str], target: str, texts: list[str], emb: Any,
+                       labels: list[str], encode: Any) -> dict[str, Any]:
+    """Figures of the zero-shot model of ``descriptions`` on the given test rows, and which
+    test labels the taxonomy does not name (the zero-shot model can never get them)."""
+    from classifiers.evaluate import evaluate
+    from classifiers.zeroshot import zero_shot_model
+
+    report = evaluate(zero_shot_model(target, descriptions, encode), texts, emb, labels)
+    missing = sorted(set(labels) - set(descriptions))
+    out: dict[str, Any] = {k: round(v, 4) for k, v in report.summary().items()}
+    out["n_labels"] = len(descriptions)
+    out["test_labels_not_in_taxonomy"] = missing[:20]
+    out["test_rows_with_such_labels"] = sum(lab in missing for lab in labels)
+    return out
+
+
+def learning_curve(tr_texts: list[str], tr_emb: Any, tr_labels: list[str],
+                   te_texts: list[str], te_emb: Any, te_labels: list[str], *, target: str,
+                   sizes: Sequence[int], min_precision: float, seed: int,
+                   ) -> list[dict[str, Any]]:
+    """Our model and the baseline trained on a random ``n`` of the training rows, for each
+    ``n`` in ``sizes`` (the rows a team would have labelled first: no stratification), all
+    measured on the same test rows. Sizes at or above the training set are measured on
+    all of it once; a subset with a single label cannot be trained and says so."""
+    from classifiers.evaluate import baseline_tfidf_svc, evaluate
+    from classifiers.model import TextClassifier
+
+    order = np.random.default_rng(seed).permutation(len(tr_texts))
+    points: list[dict[str, Any]] = []
+    for n in sorted({min(int(n), len(tr_texts)) for n in sizes if int(n) > 0}):
+        pick = order[:n]
+        texts = [tr_texts[i] for i in pick]
+        labels = [tr_labels[i] for i in pick]
+        point: dict[str, Any] = {"n_train": n, "n_labels": len(set(labels))}
+        if len(set(labels)) < 2:
+            point["skipped"] = "a single label in this subset: nothing to train"
+            points.append(point)
+            continue
+        model = TextClassifier(target, min_precision=min_precision).fit(
+            texts, tr_emb[pick], labels)
+        ours = evaluate(model, te_texts, te_emb, te_labels)
+        base = baseline_tfidf_svc(texts, labels, te_texts, te_labels)
+        point.update({k: round(v, 4) for k, v in ours.summary().items()
+                      if k != "calibration_error"})
+        point["baseline_tfidf_linearsvc"] = {"accuracy": round(base.accuracy, 4),
+                                             "macro_f1": round(base.macro_f1, 4)}
+        points.append(point)
+    return points
 
 
 # --- incidents (retrieval-based category votes) -----------------------------------------------

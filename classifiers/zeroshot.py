@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import yaml
 
 from classifiers.errors import ClassifierError
 from classifiers.model import Prediction, check_embeddings, check_texts, softmax
@@ -70,3 +73,37 @@ class ZeroShotClassifier:
             out.append(Prediction(cands[0][0] if sure else None, cands[0][1],
                                   cands[: self.n_candidates], ()))
         return out
+
+
+def load_taxonomy(path: Path) -> dict[str, dict[str, str]]:
+    """``{target: {label: description}}`` from a YAML taxonomy file.
+
+    Targets whose value is not a mapping of at least 2 labels are left out (a zero-shot
+    model needs two labels to choose between). Raises ``ClassifierError`` with the reason
+    when the file cannot be read or is not a YAML mapping.
+    """
+    try:
+        data: Any = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ClassifierError(f"cannot read taxonomy {path}: {exc.strerror or exc}") from exc
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ClassifierError(f"taxonomy {path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ClassifierError(f"taxonomy {path}: expected a mapping of target -> labels")
+    out: dict[str, dict[str, str]] = {}
+    for target, labels in data.items():
+        if isinstance(labels, dict) and len(labels) >= 2:
+            out[str(target)] = {str(k): str(v or "").strip() for k, v in labels.items()}
+    return out
+
+
+def zero_shot_model(target: str, descriptions: dict[str, str],
+                    encode: Callable[[list[str]], np.ndarray]) -> ZeroShotClassifier:
+    """The zero-shot model of one target: each label is embedded as "label: description"
+    (the name alone carries meaning too, and a label without a description still works)."""
+    labels = list(descriptions)
+    texts = [f"{label}: {descriptions[label]}" if descriptions[label] else label
+             for label in labels]
+    return ZeroShotClassifier(target, dict(zip(labels, texts, strict=True)), encode(texts))

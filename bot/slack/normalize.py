@@ -13,6 +13,7 @@ from typing import Any
 
 from bot.events import Event, EventKind, EventSource
 from bot.sanitize import clean_text
+from knowledge.repair import repair_text
 
 MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 LINK = re.compile(r"<(https?://[^|>]+)\|([^>]+)>")
@@ -42,9 +43,13 @@ def _str(value: Any) -> str:
 
 
 def plain_text(text: str, *, strip_user: str | None = None) -> str:
-    """Slack's escaped mrkdwn as plain text; removes mentions of ``strip_user``."""
+    """Slack's escaped mrkdwn as plain text; removes mentions of ``strip_user``.
+
+    Repaired first (mojibake, control characters), as every text is before it is stored: a
+    message of terminal escapes alone has no readable text, and gets no triage."""
     if not text:
         return ""
+    text = repair_text(text)
     if strip_user:
         text = re.sub(rf"<@{re.escape(strip_user)}(?:\|[^>]*)?>", " ", text)
     text = MENTION.sub(lambda m: f"@{m.group(1)}", text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bot.events import Event, EventKind
@@ -102,6 +102,7 @@ def normalize(event: Any) -> Event | None:
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(EVENT)
+@example({"text": "\x1b"})  # found by this test: only a terminal escape, nothing readable
 def test_any_event_dict_normalizes_or_fails_clearly(event: dict[str, Any]) -> None:
     try:
         result = normalize(event)
