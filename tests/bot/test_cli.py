@@ -121,3 +121,17 @@ def test_models_list_shows_whole_versions_and_show_takes_a_target(
     assert '"status": "active"' in shown.stdout and '"target": "category"' in shown.stdout
     missing = run("models", "show", "no-such-thing", env=env)
     assert missing.returncode != 0 and "models list" in missing.stderr
+
+
+@pytest.mark.parametrize(("sizes", "message"), [
+    ("30,abc", "--train-sizes takes whole numbers separated by commas"),
+    ("30,1", "every size must be 2 or more"),
+])
+def test_bad_train_sizes_give_one_line(sizes: str, message: str, tmp_path: Path) -> None:
+    data = ROOT / "knowledge" / "samples" / "incidents.jsonl"
+    result = run("eval", "classify", "--train", str(data), "--test", str(data),
+                 "--target", "category", "--train-sizes", sizes,
+                 env={"TRIAGEBOT_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], result.stderr

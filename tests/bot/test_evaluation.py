@@ -161,3 +161,55 @@ def test_grouping_file_without_groups_is_a_clear_error(tmp_path: Path) -> None:
     events.write_text('{"text": "no group here"}\n')
     with pytest.raises(ValueError, match="no lines with text and group"):
         evaluate_grouping_file(events)
+
+
+def test_cold_start_figures_zero_shot_and_a_learning_curve(tmp_path: Path) -> None:
+    """`eval classify --taxonomy --train-sizes`: the zero-shot model and models trained on
+    the first N rows, all on the same test rows as the full model."""
+    rows = [json.loads(line) for line in INCIDENTS.read_text().splitlines()]
+    train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
+    train.write_text("\n".join(json.dumps(r) for i, r in enumerate(rows) if i % 4))
+    test.write_text("\n".join(json.dumps(r) for i, r in enumerate(rows) if not i % 4))
+    report = evaluate_classification(train, test, target="category",
+                                     taxonomy=SAMPLES / "taxonomy.yaml",
+                                     train_sizes=(40, 10, 1000))
+    zero = report["zero_shot"]
+    assert zero["n_labels"] == 14 and zero["test_rows_with_such_labels"] == 0
+    # real descriptions of these labels: far above the 1-in-14 of guessing
+    assert zero["accuracy"] > 0.5 and zero["top3_accuracy"] > zero["accuracy"]
+    curve = report["learning_curve"]
+    assert [p["n_train"] for p in curve] == [10, 40, 80]  # sorted; 1000 capped at the 80 rows
+    assert curve[-1]["accuracy"] == report["accuracy"]  # all rows: the full model again
+    assert curve[0]["n_labels"] < curve[-1]["n_labels"]
+    assert all("accuracy" in p["baseline_tfidf_linearsvc"] for p in curve)
+    assert curve[0]["accuracy"] < curve[-1]["accuracy"]  # ten labels are not enough
+
+
+def test_zero_shot_names_the_test_labels_its_taxonomy_lacks(tmp_path: Path) -> None:
+    taxonomy = tmp_path / "taxonomy.yaml"
+    taxonomy.write_text("category:\n  storage: Disks and volumes filling up.\n"
+                        "  network: DNS, packet loss and connectivity.\n", encoding="utf-8")
+    report = evaluate_classification(INCIDENTS, INCIDENTS, target="category",
+                                     taxonomy=taxonomy)
+    zero = report["zero_shot"]
+    assert zero["n_labels"] == 2
+    assert "memory" in zero["test_labels_not_in_taxonomy"]
+    assert "storage" not in zero["test_labels_not_in_taxonomy"]
+    assert 0 < zero["test_rows_with_such_labels"] < report["n_test"]
+    # it can only be right on the rows whose label it knows (figures are rounded to 4 places)
+    assert zero["accuracy"] <= 1 - zero["test_rows_with_such_labels"] / report["n_test"] + 1e-4
+
+
+def test_a_taxonomy_without_the_target_fails_before_any_training(tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    import bot.evaluation
+
+    taxonomy = tmp_path / "taxonomy.yaml"
+    taxonomy.write_text("severity:\n  critical: now\n  warning: later\n", encoding="utf-8")
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the files were read before the taxonomy was checked")
+
+    monkeypatch.setattr(bot.evaluation, "split_rows", no_reading)
+    with pytest.raises(ValueError, match=r"taxonomy taxonomy\.yaml has no 'team' entry"):
+        evaluate_classification(INCIDENTS, INCIDENTS, target="team", taxonomy=taxonomy)

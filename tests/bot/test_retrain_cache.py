@@ -127,3 +127,34 @@ def test_cold_start_ends_when_an_import_brings_labels_that_beat_zero_shot(
         assert clf.active["category"].kind == "supervised"
     finally:
         svc.close()
+
+
+def test_the_taxonomy_file_is_a_setting_and_a_broken_one_does_not_stop_start_up(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from bot.app import build_services
+    from bot.config import Settings
+
+    taxonomy = tmp_path / "ours.yaml"
+    taxonomy.write_text("team:\n  dba: Databases and their disks.\n  desk: Laptops and printers.\n"
+                        "category: only a string\n", encoding="utf-8")
+    svc = build_services(Settings(_env_file=None, data_dir=tmp_path / "a",
+                                  scheduler_enabled=False, taxonomy_file=taxonomy))
+    try:
+        active = svc.classifiers.active
+        assert set(active) == {"team"}  # the other targets have no descriptions here
+        assert list(active["team"].model.classes_) == ["dba", "desk"]
+        vector = svc.embedder.encode(["the laptop screen stays black"])[0]
+        (pred,) = svc.classifiers.predict("the laptop screen stays black", vector)
+        assert (pred.field, pred.candidates[0][0]) == ("team", "desk")
+    finally:
+        svc.close()
+
+    taxonomy.write_text("team: [unclosed\n", encoding="utf-8")
+    svc = build_services(Settings(_env_file=None, data_dir=tmp_path / "b",
+                                  scheduler_enabled=False, taxonomy_file=taxonomy))
+    try:
+        assert svc.classifiers.active == {}
+        assert any("is not valid YAML" in r.getMessage()
+                   and r.getMessage().endswith("; no zero-shot models") for r in caplog.records)
+    finally:
+        svc.close()

@@ -39,3 +39,39 @@ def test_bad_input(embed):
         ZeroShotClassifier("c", {"a": "x"}, np.ones((1, 384), dtype=np.float32))
     with pytest.raises(ClassifierError):
         ZeroShotClassifier("c", LABELS, np.ones((2, 384), dtype=np.float32))
+
+
+def test_taxonomy_file_keeps_targets_with_two_labels_or_more(tmp_path) -> None:
+    from classifiers.zeroshot import load_taxonomy
+
+    path = tmp_path / "taxonomy.yaml"
+    path.write_text("category:\n  disk: Disks full.\n  dns: Names do not resolve.\n"
+                    "severity:\n  only: one label\nteam: [a, b]\npriority:\n  P1:\n  P2: ''\n",
+                    encoding="utf-8")
+    taxonomy = load_taxonomy(path)
+    assert taxonomy == {"category": {"disk": "Disks full.", "dns": "Names do not resolve."},
+                        "priority": {"P1": "", "P2": ""}}
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "cannot read taxonomy"),
+    ("category: [unclosed", "not valid YAML"),
+    ("- a\n- b\n", "expected a mapping"),
+])
+def test_an_unusable_taxonomy_file_says_why(tmp_path, content, message) -> None:
+    from classifiers.zeroshot import load_taxonomy
+
+    path = tmp_path / "taxonomy.yaml"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    with pytest.raises(ClassifierError, match=message):
+        load_taxonomy(path)
+
+
+def test_a_label_without_description_is_embedded_by_its_name(embed) -> None:
+    from classifiers.zeroshot import zero_shot_model
+
+    model = zero_shot_model("priority", {"database": "", "printer": ""}, embed)
+    assert model.label_descriptions == {"database": "database", "printer": "printer"}
+    texts = ["the sql database rejects new connections", "the printer on floor 2 is out of paper"]
+    assert [p.top_label for p in model.predict(texts, embed(texts))] == ["database", "printer"]
