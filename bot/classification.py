@@ -120,6 +120,7 @@ class ClassifierService:
         # active versions in the database at the last load, broken artifacts included, so
         # that sync() does not reload every minute because one artifact cannot be read
         self._db_versions: dict[str, str] = {}
+        self._labels_seen: tuple[Any, ...] = ()  # labels_signature at the last calibration
         self._lock = threading.RLock()
 
     # --- loading ----------------------------------------------------------------------
@@ -138,10 +139,12 @@ class ClassifierService:
                 continue
             loaded[target] = LoadedModel(version, "supervised", model, metrics)
         missing = [t for t in self.targets if t not in loaded]
+        signature = self._labels_signature()
         loaded.update(self._zero_shot_models(missing))
         with self._lock:
             self.active = loaded
             self._db_versions = {t: version for t, (version, _, _) in rows.items()}
+            self._labels_seen = signature
 
     def _zero_shot_models(self, targets: list[str]) -> dict[str, LoadedModel]:
         """Zero-shot models from the taxonomy, only for ``targets`` (those without a model)."""
@@ -155,13 +158,38 @@ class ClassifierService:
         models = {}
         for target in targets:
             if target in taxonomy:
-                model = zero_shot_model(target, taxonomy[target], self.embedder.encode)
+                model = zero_shot_model(target, taxonomy[target], self.embedder.encode,
+                                        min_precision=self.min_precision)
+                self._calibrate_zero_shot(target, model)
                 models[target] = LoadedModel(f"{target}-zero-shot", "zero-shot", model)
         return models
 
+    def _calibrate_zero_shot(self, target: str, model: Any) -> None:
+        """Choose a zero-shot model's abstention threshold on the labels that exist so far
+        (none: it stays always unsure, with its top candidates)."""
+        texts, labels = self.training_data(target)
+        if texts:
+            model.calibrate(texts, self.embed(texts), labels)
+        log.info("%s zero-shot: threshold %.3f from %d labelled examples", target,
+                 min(model.threshold_, 1.0), len(texts))
+
+    def recalibrate_zero_shot(self) -> None:
+        """Recalibrate the targets still on zero-shot (new labels arrived, too few to train)."""
+        signature = self._labels_signature()
+        with self._lock:
+            cold = {t: m for t, m in self.active.items() if m.kind == "zero-shot"}
+        for target, loaded in cold.items():
+            self._calibrate_zero_shot(target, loaded.model)
+        self._labels_seen = signature
+
+    def _labels_signature(self) -> tuple[Any, ...]:
+        with session_scope(self._sessions) as session:
+            return repo.labels_signature(session=session)
+
     def sync(self) -> bool:
         """Reload when the active versions in the database differ from the loaded ones
-        (a promotion or rollback made by the CLI or another replica). True if reloaded."""
+        (a promotion or rollback made by the CLI or another replica). True if reloaded.
+        Otherwise recalibrate the zero-shot models when the labelled data changed."""
         with session_scope(self._sessions) as session:
             in_db = {
                 t: row.version
@@ -169,10 +197,16 @@ class ClassifierService:
                 if (row := repo.get_active_model(session=session, target=t)) is not None
             }
         with self._lock:
-            if in_db == self._db_versions:
-                return False
-        self.load()
-        return True
+            unchanged = in_db == self._db_versions
+            cold = any(m.kind == "zero-shot" for m in self.active.values())
+        if not unchanged:
+            self.load()
+            return True
+        # labels imported by the CLI or another replica, still too few to train on: the
+        # zero-shot threshold is chosen again on them
+        if cold and self._labels_signature() != self._labels_seen:
+            self.recalibrate_zero_shot()
+        return False
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Embeddings through the on-disk cache: a retrain embeds only texts new since the
@@ -406,6 +440,7 @@ class ClassifierService:
                 results.append(self.train(target, actor=actor, force=force))
             except TrainingSkipped as exc:
                 results.append(str(exc))
+        self.recalibrate_zero_shot()  # what stays zero-shot chooses its threshold anew
         return results
 
     def promote(self, version: str, *, actor: str) -> None:

@@ -264,27 +264,39 @@ def parse_sizes(value: str) -> list[int]:
 
 def _print_cold_start(report: dict) -> None:
     """The zero-shot figures and the learning curve, when they were asked for."""
-    zero = report.get("zero_shot")
-    if zero:
+    zero, calibrated = report.get("zero_shot"), report.get("zero_shot_calibrated")
+    if zero and calibrated:
         console.print(f"zero-shot ({zero['n_labels']} labels): accuracy {zero['accuracy']}, "
-                      f"macro-F1 {zero['macro_f1']}, coverage {zero['coverage']} "
-                      f"@ {zero['covered_accuracy']}")
+                      f"macro-F1 {zero['macro_f1']}, top-3 {zero['top3_accuracy']}; with no "
+                      "labels it always answers unsure")
+        console.print(f"zero-shot, threshold chosen on the {calibrated['calibrated_on']} "
+                      f"training rows: coverage {calibrated['coverage']} "
+                      f"@ {calibrated['covered_accuracy']}")
         if zero["test_rows_with_such_labels"]:
             console.print(f"[yellow]{zero['test_rows_with_such_labels']} test rows carry labels "
                           f"the taxonomy does not name[/yellow]: "
                           + ", ".join(zero["test_labels_not_in_taxonomy"]))
     curve = report.get("learning_curve")
     if curve:
-        table = Table("n train", "labels", "accuracy", "macro-F1", "coverage",
-                      "baseline accuracy", "baseline macro-F1")
+        columns = ["n train", "labels", "accuracy", "macro-F1", "coverage @ acc",
+                   "baseline accuracy", "baseline macro-F1"]
+        with_zero = any("zero_shot_calibrated" in point for point in curve)
+        if with_zero:
+            columns.append("zero-shot coverage @ acc")
+        table = Table(*columns)
         for point in curve:
             if "skipped" in point:
                 table.add_row(str(point["n_train"]), str(point["n_labels"]), point["skipped"])
                 continue
             base = point["baseline_tfidf_linearsvc"]
-            table.add_row(str(point["n_train"]), str(point["n_labels"]), str(point["accuracy"]),
-                          str(point["macro_f1"]), str(point["coverage"]), str(base["accuracy"]),
-                          str(base["macro_f1"]))
+            cells = [str(point["n_train"]), str(point["n_labels"]), str(point["accuracy"]),
+                     str(point["macro_f1"]),
+                     f"{point['coverage']} @ {point['covered_accuracy']}",
+                     str(base["accuracy"]), str(base["macro_f1"])]
+            if with_zero:
+                zs = point["zero_shot_calibrated"]
+                cells.append(f"{zs['coverage']} @ {zs['covered_accuracy']}")
+            table.add_row(*cells)
         console.print(table)
 
 

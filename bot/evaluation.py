@@ -296,13 +296,22 @@ def evaluate_classification(
     result["baseline_tfidf_linearsvc"] = {
         k: round(v, 4) for k, v in base.summary().items()
     }
+    zero_shot = None
     if descriptions is not None:
-        result["zero_shot"] = evaluate_zero_shot(descriptions, target, te_texts, te_emb,
-                                                 te_labels, embedder.encode)
+        from classifiers.zeroshot import zero_shot_model
+
+        zero_shot = zero_shot_model(target, descriptions, embedder.encode,
+                                    min_precision=min_precision)
+        # as the product serves it before any label exists: always unsure, top candidates
+        result["zero_shot"] = zero_shot_report(zero_shot, te_texts, te_emb, te_labels)
+        # once the training rows are labelled: its threshold chosen on them
+        zero_shot.calibrate(tr_texts, tr_emb, tr_labels)
+        result["zero_shot_calibrated"] = zero_shot_report(zero_shot, te_texts, te_emb,
+                                                          te_labels)
     if train_sizes:
         result["learning_curve"] = learning_curve(
             tr_texts, tr_emb, tr_labels, te_texts, te_emb, te_labels, target=target,
-            sizes=train_sizes, min_precision=min_precision, seed=seed)
+            sizes=train_sizes, min_precision=min_precision, seed=seed, zero_shot=zero_shot)
     result["split"] = rows.how
     result["rows_skipped"] = rows.rows_skipped
     if rows.rows_skipped:
@@ -322,17 +331,18 @@ def taxonomy_entry(taxonomy: Path, target: str) -> dict[str, str]:
     return descriptions
 
 
-def evaluate_zero_shot(descriptions: dict[str, str], target: str, texts: list[str], emb: Any,
-                       labels: list[str], encode: Any) -> dict[str, Any]:
-    """Figures of the zero-shot model of ``descriptions`` on the given test rows, and which
-    test labels the taxonomy does not name (the zero-shot model can never get them)."""
+def zero_shot_report(model: Any, texts: list[str], emb: Any,
+                     labels: list[str]) -> dict[str, Any]:
+    """Figures of a zero-shot model on the given test rows, its threshold, and which test
+    labels its taxonomy does not name (it can never get those right)."""
     from classifiers.evaluate import evaluate
-    from classifiers.zeroshot import zero_shot_model
 
-    report = evaluate(zero_shot_model(target, descriptions, encode), texts, emb, labels)
-    missing = sorted(set(labels) - set(descriptions))
+    report = evaluate(model, texts, emb, labels)
+    missing = sorted(set(labels) - set(model.label_descriptions))
     out: dict[str, Any] = {k: round(v, 4) for k, v in report.summary().items()}
-    out["n_labels"] = len(descriptions)
+    out["n_labels"] = len(model.label_descriptions)
+    out["calibrated_on"] = int(model.calibration_["n"])
+    out["threshold"] = round(min(model.threshold_, 1.0), 4)
     out["test_labels_not_in_taxonomy"] = missing[:20]
     out["test_rows_with_such_labels"] = sum(lab in missing for lab in labels)
     return out
@@ -341,11 +351,13 @@ def evaluate_zero_shot(descriptions: dict[str, str], target: str, texts: list[st
 def learning_curve(tr_texts: list[str], tr_emb: Any, tr_labels: list[str],
                    te_texts: list[str], te_emb: Any, te_labels: list[str], *, target: str,
                    sizes: Sequence[int], min_precision: float, seed: int,
-                   ) -> list[dict[str, Any]]:
+                   zero_shot: Any = None) -> list[dict[str, Any]]:
     """Our model and the baseline trained on a random ``n`` of the training rows, for each
     ``n`` in ``sizes`` (the rows a team would have labelled first: no stratification), all
     measured on the same test rows. Sizes at or above the training set are measured on
-    all of it once; a subset with a single label cannot be trained and says so."""
+    all of it once; a subset with a single label cannot be trained and says so. With a
+    ``zero_shot`` model, each point also gives its coverage once calibrated on those N rows
+    (its labels do not change; only what it dares to answer does)."""
     from classifiers.evaluate import baseline_tfidf_svc, evaluate
     from classifiers.model import TextClassifier
 
@@ -368,6 +380,11 @@ def learning_curve(tr_texts: list[str], tr_emb: Any, tr_labels: list[str],
                       if k != "calibration_error"})
         point["baseline_tfidf_linearsvc"] = {"accuracy": round(base.accuracy, 4),
                                              "macro_f1": round(base.macro_f1, 4)}
+        if zero_shot is not None:
+            zero_shot.calibrate(texts, tr_emb[pick], labels)
+            zs = evaluate(zero_shot, te_texts, te_emb, te_labels)
+            point["zero_shot_calibrated"] = {"coverage": round(zs.coverage, 4),
+                                             "covered_accuracy": round(zs.covered_accuracy, 4)}
         points.append(point)
     return points
 

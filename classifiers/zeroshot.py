@@ -10,31 +10,46 @@ import numpy as np
 import yaml
 
 from classifiers.errors import ClassifierError
-from classifiers.model import Prediction, check_embeddings, check_texts, softmax
+from classifiers.model import (
+    NEVER,
+    Prediction,
+    check_embeddings,
+    check_labels,
+    check_texts,
+    choose_threshold,
+    softmax,
+)
 
 
 class ZeroShotClassifier:
     """Classify by similarity to embedded label descriptions; no training data needed.
 
     ``label_vectors[i]`` is the caller's embedding of ``label_descriptions``' i-th value (in
-    dict order). Probabilities are ``softmax(cosine / temperature)``. The classifier abstains
-    (label ``None``) when the best probability beats the runner-up by less than
-    ``min_margin`` or the best cosine is below ``min_similarity``.
+    dict order). Probabilities are ``softmax(cosine / temperature)``.
+
+    Like the trained model, it answers only above a confidence threshold chosen on labelled
+    data to reach ``min_precision`` (by its Wilson lower bound, ``precision_z``). With no
+    labelled data it cannot know how good its descriptions are, so until :meth:`calibrate`
+    has seen labels it is always "unsure" and gives its top candidates. Every labelled
+    example is held-out data for it: it learns nothing from them but its threshold.
     """
 
     def __init__(self, target: str, label_descriptions: dict[str, str],
                  label_vectors: np.ndarray, *, temperature: float = 0.05,
-                 min_margin: float = 0.15, min_similarity: float = 0.2,
-                 n_candidates: int = 3) -> None:
+                 min_similarity: float = 0.2, min_precision: float = 0.9,
+                 precision_z: float = 0.5, n_candidates: int = 3) -> None:
         if not isinstance(label_descriptions, dict) or len(label_descriptions) < 2:
             raise ClassifierError("label_descriptions needs at least 2 labels")
         if temperature <= 0:
             raise ClassifierError("temperature must be > 0")
+        if not 0.0 < min_precision <= 1.0:
+            raise ClassifierError("min_precision must be in (0, 1]")
         self.target = target
         self.label_descriptions = dict(label_descriptions)
         self.temperature = temperature
-        self.min_margin = min_margin
         self.min_similarity = min_similarity
+        self.min_precision = min_precision
+        self.precision_z = precision_z
         self.n_candidates = n_candidates
         vecs = check_embeddings(label_vectors, len(self.label_descriptions))
         norms = np.linalg.norm(vecs, axis=1, keepdims=True)
@@ -44,6 +59,8 @@ class ZeroShotClassifier:
         self.classes_ = np.array(list(self.label_descriptions), dtype=object)
         self.n_features_in_ = int(vecs.shape[1])
         self.n_train_ = 0
+        self.threshold_ = NEVER
+        self.calibration_: dict[str, float] = {"n": 0}
 
     def similarities(self, embeddings: np.ndarray) -> np.ndarray:
         emb = np.asarray(embeddings, dtype=np.float32)
@@ -56,6 +73,35 @@ class ZeroShotClassifier:
         check_embeddings(embeddings, len(texts_l), self.n_features_in_)
         return softmax(self.similarities(embeddings).astype(np.float64), self.temperature)
 
+    def calibrate(self, texts: Sequence[str], embeddings: np.ndarray,
+                  labels: Sequence[str]) -> ZeroShotClassifier:
+        """Choose the abstention threshold on labelled examples (all of them held out).
+
+        Rows whose label the taxonomy does not name count as mistakes: the model would
+        answer them wrongly. No rows: it stays always unsure.
+        """
+        texts_l = check_texts(texts)
+        labels_l = check_labels(labels, len(texts_l)) if texts_l else []
+        if not texts_l:
+            self.threshold_, self.calibration_ = NEVER, {"n": 0}
+            return self
+        proba = self.predict_proba(texts_l, embeddings)
+        sims = self.similarities(embeddings)
+        conf = proba.max(axis=1)
+        # a text too far from every description is never answered, whatever the threshold
+        conf = np.where(sims.max(axis=1) >= self.min_similarity, conf, 0.0)
+        correct = self.classes_[proba.argmax(axis=1)] == np.array(labels_l, dtype=object)
+        self.threshold_ = choose_threshold(conf, correct.astype(np.float64), self.min_precision,
+                                           self.precision_z)
+        answered = conf >= self.threshold_
+        self.calibration_ = {
+            "n": len(texts_l),
+            "accuracy": float(correct.mean()),
+            "coverage": float(answered.mean()),
+            "covered_accuracy": float(correct[answered].mean()) if answered.any() else 0.0,
+        }
+        return self
+
     def predict(self, texts: Sequence[str], embeddings: np.ndarray, *,
                 explain: bool = True) -> list[Prediction]:
         """``explain`` is accepted for the common interface; similarity gives no terms."""
@@ -63,15 +109,13 @@ class ZeroShotClassifier:
         check_embeddings(embeddings, len(texts_l), self.n_features_in_)
         sims = self.similarities(embeddings).astype(np.float64)
         proba = softmax(sims, self.temperature)
-        k = min(max(self.n_candidates, 2), len(self.classes_))
+        k = min(self.n_candidates, len(self.classes_))
         out = []
         for i in range(len(texts_l)):
             top = np.argsort(-proba[i], kind="stable")[:k]
             cands = tuple((str(self.classes_[c]), float(proba[i, c])) for c in top)
-            margin = cands[0][1] - cands[1][1]
-            sure = margin >= self.min_margin and sims[i, top[0]] >= self.min_similarity
-            out.append(Prediction(cands[0][0] if sure else None, cands[0][1],
-                                  cands[: self.n_candidates], ()))
+            sure = cands[0][1] >= self.threshold_ and sims[i, top[0]] >= self.min_similarity
+            out.append(Prediction(cands[0][0] if sure else None, cands[0][1], cands, ()))
         return out
 
 
@@ -100,10 +144,12 @@ def load_taxonomy(path: Path) -> dict[str, dict[str, str]]:
 
 
 def zero_shot_model(target: str, descriptions: dict[str, str],
-                    encode: Callable[[list[str]], np.ndarray]) -> ZeroShotClassifier:
+                    encode: Callable[[list[str]], np.ndarray], *,
+                    min_precision: float = 0.9) -> ZeroShotClassifier:
     """The zero-shot model of one target: each label is embedded as "label: description"
     (the name alone carries meaning too, and a label without a description still works)."""
     labels = list(descriptions)
     texts = [f"{label}: {descriptions[label]}" if descriptions[label] else label
              for label in labels]
-    return ZeroShotClassifier(target, dict(zip(labels, texts, strict=True)), encode(texts))
+    return ZeroShotClassifier(target, dict(zip(labels, texts, strict=True)), encode(texts),
+                              min_precision=min_precision)

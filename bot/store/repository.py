@@ -285,6 +285,13 @@ def list_labeled_examples(*, session: Session, field: str) -> list[LabeledExampl
     return list(session.scalars(query.order_by(LabeledExample.id)))
 
 
+def labels_signature(*, session: Session) -> tuple[Any, ...]:
+    """Changes whenever a labelled record or a label correction is added, changed or
+    removed: the incidents' signature and the corrections' count and largest id."""
+    row = session.execute(select(func.count(), func.max(LabeledExample.id))).one()
+    return (*incidents_signature(session=session), *(str(v) for v in row))
+
+
 # --- model versions ------------------------------------------------------------------------
 
 

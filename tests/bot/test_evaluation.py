@@ -177,11 +177,17 @@ def test_cold_start_figures_zero_shot_and_a_learning_curve(tmp_path: Path) -> No
     assert zero["n_labels"] == 14 and zero["test_rows_with_such_labels"] == 0
     # real descriptions of these labels: far above the 1-in-14 of guessing
     assert zero["accuracy"] > 0.5 and zero["top3_accuracy"] > zero["accuracy"]
+    # with no labels it never claims to be sure; with the training rows it picks a threshold
+    assert (zero["coverage"], zero["calibrated_on"]) == (0.0, 0)
+    calibrated = report["zero_shot_calibrated"]
+    assert calibrated["calibrated_on"] == 80 and calibrated["accuracy"] == zero["accuracy"]
+    assert calibrated["threshold"] <= 1.0 and calibrated["coverage"] > 0.0
     curve = report["learning_curve"]
     assert [p["n_train"] for p in curve] == [10, 40, 80]  # sorted; 1000 capped at the 80 rows
     assert curve[-1]["accuracy"] == report["accuracy"]  # all rows: the full model again
     assert curve[0]["n_labels"] < curve[-1]["n_labels"]
     assert all("accuracy" in p["baseline_tfidf_linearsvc"] for p in curve)
+    assert curve[-1]["zero_shot_calibrated"]["coverage"] == calibrated["coverage"]
     assert curve[0]["accuracy"] < curve[-1]["accuracy"]  # ten labels are not enough
 
 

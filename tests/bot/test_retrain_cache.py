@@ -158,3 +158,36 @@ def test_the_taxonomy_file_is_a_setting_and_a_broken_one_does_not_stop_start_up(
                    and r.getMessage().endswith("; no zero-shot models") for r in caplog.records)
     finally:
         svc.close()
+
+
+def test_zero_shot_is_unsure_until_labels_exist_then_its_threshold_follows_them(
+        tmp_path: Path) -> None:
+    """No labels: zero-shot cannot know its precision and always says unsure. Labels that are
+    too few to train on, imported by the CLI or another replica, reach it at the next sync."""
+    from bot.app import build_services
+    from bot.config import Settings
+    from bot.samples import SAMPLES_DIR
+    from knowledge.records import read_records
+
+    settings = Settings(_env_file=None, data_dir=tmp_path / "d", scheduler_enabled=False)
+    server = build_services(settings)
+    cli = build_services(settings)
+    try:
+        text = "WAL volume on db-01 is 97% full"
+        vector = server.embedder.encode([text])[0]
+        assert all(p.unsure for p in server.classifiers.predict(text, vector))
+        model = server.classifiers.active["category"].model
+        assert model.calibration_ == {"n": 0}
+
+        records = read_records(SAMPLES_DIR / "incidents.jsonl").records[:20]
+        cli.knowledge.import_records(records, kind="incident", source_name="t")
+        assert all(isinstance(r, str) for r in cli.classifiers.train_cold_targets(actor="cli"))
+        assert server.classifiers.sync() is False  # no new version: no reload ...
+        assert model.calibration_["n"] == 20  # ... but the threshold saw the 20 labels
+        assert server.classifiers.active["category"].model is model
+        before = model.calibration_
+        server.classifiers.sync()  # nothing changed since: not recalibrated again
+        assert model.calibration_ is before
+    finally:
+        server.close()
+        cli.close()

@@ -24,8 +24,46 @@ def test_picks_the_obvious_label(zs, embed):
              "packet loss between the two data centers"]
     preds = zs.predict(texts, embed(texts))
     assert [p.top_label for p in preds] == ["database", "storage", "network"]
-    assert all(p.label is not None for p in preds)
+    # with no labelled data it cannot know its precision: unsure, with its candidates
+    assert all(p.label is None for p in preds)
     assert all(len(p.candidates) == 3 for p in preds)
+
+
+CALIBRATION = [
+    ("postgres replication lag is above 30 seconds", "database"),
+    ("too many connections to the mysql primary", "database"),
+    ("slow queries pile up on the orders database", "database"),
+    ("disk /var is 98% full on node-3", "storage"),
+    ("the volume for the kafka logs is out of space", "storage"),
+    ("filesystem errors on /data after the reboot", "storage"),
+    ("packet loss between the two data centers", "network"),
+    ("dns lookups for internal names time out", "network"),
+    ("the vpn tunnel to the office keeps dropping", "network"),
+] * 3
+
+
+def test_calibrated_on_labels_it_answers_where_it_reaches_the_precision(embed) -> None:
+    zs = ZeroShotClassifier("category", LABELS, embed(list(LABELS.values())),
+                            min_precision=0.8)
+    texts, labels = [t for t, _ in CALIBRATION], [lab for _, lab in CALIBRATION]
+    zs.calibrate(texts, embed(texts), labels)
+    assert zs.calibration_["n"] == 27 and zs.calibration_["covered_accuracy"] >= 0.8
+    assert zs.threshold_ <= 1.0
+    new = ["replication to the standby postgres is broken", "the coffee machine is broken"]
+    answered = zs.predict(new, embed(new))
+    assert answered[0].label == "database"
+    assert answered[1].label is None  # far from every description, whatever the threshold
+
+
+def test_calibrated_on_labels_it_gets_wrong_it_stays_unsure(embed) -> None:
+    zs = ZeroShotClassifier("category", LABELS, embed(list(LABELS.values())))
+    texts = [t for t, _ in CALIBRATION]
+    wrong = {"database": "network", "storage": "database", "network": "storage"}
+    zs.calibrate(texts, embed(texts), [wrong[lab] for _, lab in CALIBRATION])
+    assert zs.calibration_["accuracy"] == 0.0 and zs.calibration_["coverage"] == 0.0
+    assert all(p.label is None for p in zs.predict(texts, embed(texts)))
+    zs.calibrate([], np.zeros((0, 384), dtype=np.float32), [])  # no labels: unsure again
+    assert zs.calibration_ == {"n": 0} and zs.threshold_ > 1.0
 
 
 def test_abstains_on_unrelated_text(zs, embed):
