@@ -160,18 +160,22 @@ class ClassifierService:
             if target in taxonomy:
                 model = zero_shot_model(target, taxonomy[target], self.embedder.encode,
                                         min_precision=self.min_precision)
-                self._calibrate_zero_shot(target, model)
-                models[target] = LoadedModel(f"{target}-zero-shot", "zero-shot", model)
+                metrics = self._calibrate_zero_shot(target, model)
+                models[target] = LoadedModel(f"{target}-zero-shot", "zero-shot", model, metrics)
         return models
 
-    def _calibrate_zero_shot(self, target: str, model: Any) -> None:
+    def _calibrate_zero_shot(self, target: str, model: Any) -> dict[str, Any]:
         """Choose a zero-shot model's abstention threshold on the labels that exist so far
-        (none: it stays always unsure, with its top candidates)."""
+        (none: it stays always unsure, with its top candidates). Returns its figures on
+        them (every label is held-out data for a zero-shot model), ``{}`` without labels."""
         texts, labels = self.training_data(target)
         if texts:
             model.calibrate(texts, self.embed(texts), labels)
         log.info("%s zero-shot: threshold %.3f from %d labelled examples", target,
                  min(model.threshold_, 1.0), len(texts))
+        figures = dict(model.calibration_)
+        n = int(figures.pop("n", 0))
+        return {**figures, "measured_on": n} if n else {}
 
     def recalibrate_zero_shot(self) -> None:
         """Recalibrate the targets still on zero-shot (new labels arrived, too few to train)."""
@@ -179,7 +183,7 @@ class ClassifierService:
         with self._lock:
             cold = {t: m for t, m in self.active.items() if m.kind == "zero-shot"}
         for target, loaded in cold.items():
-            self._calibrate_zero_shot(target, loaded.model)
+            loaded.metrics = self._calibrate_zero_shot(target, loaded.model)
         self._labels_seen = signature
 
     def _labels_signature(self) -> tuple[Any, ...]:

@@ -187,4 +187,6 @@ def _quality(metrics: Mapping[str, Any]) -> str:
         value = metrics.get(key)
         if isinstance(value, int | float):
             parts.append(f"{name} {value:.2f}")
+    if parts and metrics.get("measured_on"):  # a zero-shot model, on the labels so far
+        parts.append(f"on the {metrics['measured_on']} labelled examples so far")
     return (" — " + ", ".join(parts)) if parts else " — not measured"

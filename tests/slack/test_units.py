@@ -391,6 +391,21 @@ def test_app_home_offers_roll_back_to_admins_for_trained_models_only() -> None:
     assert rollback_buttons(is_admin=False) == []
 
 
+def test_app_home_says_what_a_zero_shot_model_was_measured_on() -> None:
+    from bot.slack.views import home_view
+
+    models = {
+        "team": ("team-zero-shot", "zero-shot",
+                 {"accuracy": 0.6, "coverage": 0.25, "covered_accuracy": 0.95, "measured_on": 20}),
+        "severity": ("severity-zero-shot", "zero-shot", {}),
+    }
+    view = home_view(sizes={}, models=models, feedback={}, is_admin=False)
+    text = "\n".join(b["text"]["text"] for b in view["blocks"] if b.get("type") == "section")
+    assert ("*team*: `team-zero-shot` (zero-shot) — accuracy 0.60, coverage 0.25, "
+            "on the 20 labelled examples so far") in text
+    assert "*severity*: `severity-zero-shot` (zero-shot) — not measured" in text
+
+
 def test_app_home_says_how_each_model_does_in_use() -> None:
     from datetime import UTC, datetime
 
