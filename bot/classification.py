@@ -39,6 +39,7 @@ FIELDS_BY_KIND = {
 }
 HOLDOUT_SHARE = 0.2
 NEAREST_EXAMPLES = 3  # labelled examples shown beside each prediction
+ZERO_SHOT_CALIBRATION_ROWS = 2_000  # labelled examples a zero-shot threshold is chosen on
 INCIDENT_REF = "incident:"  # + incidents.id: how a model refers to a labelled record
 
 
@@ -169,6 +170,9 @@ class ClassifierService:
         (none: it stays always unsure, with its top candidates). Returns its figures on
         them (every label is held-out data for a zero-shot model), ``{}`` without labels."""
         texts, labels = self.training_data(target)
+        # the newest labels, enough to measure a precision; a replica without the embedding
+        # cache must not embed a whole ticket history at start for a fallback model
+        texts, labels = texts[-ZERO_SHOT_CALIBRATION_ROWS:], labels[-ZERO_SHOT_CALIBRATION_ROWS:]
         if texts:
             model.calibrate(texts, self.embed(texts), labels)
         log.info("%s zero-shot: threshold %.3f from %d labelled examples", target,
@@ -401,21 +405,24 @@ class ClassifierService:
         adds no identical version and spends no CPU. That covers a rejected newest version
         too (say, one the zero-shot model beat), as long as its champion is still active."""
         with session_scope(self._sessions) as session:
-            versions = repo.list_model_versions(session=session, target=target)
             active = repo.get_active_model(session=session, target=target)
-            newest = next((v for v in reversed(versions) if v.kind == "supervised"), None)
-            if (newest is None or newest.fingerprint != data_fingerprint
-                    or dict(newest.library_versions or {}) != library_versions()):
-                return
-            if newest.status == "active":
+            versions = repo.list_model_versions(session=session, target=target)
+
+            def same_data(row: Any) -> bool:
+                return (row is not None and row.kind == "supervised"
+                        and row.fingerprint == data_fingerprint
+                        and dict(row.library_versions or {}) == library_versions())
+
+            if same_data(active):
                 raise UnchangedDataError(
-                    f"{target}: no new labels or corrections since {newest.version} "
+                    f"{target}: no new labels or corrections since {active.version} "
                     "(`triagebot train --force` retrains anyway)")
+            newest = versions[-1] if versions else None
             with self._lock:
                 current = self.active.get(target)
-            champion = (newest.decision or {}).get("champion_version", "")
-            if newest.status == "rejected" and current is not None and (
-                    champion == current.version
+            champion = (newest.decision or {}).get("champion_version", "") if newest else ""
+            if (same_data(newest) and newest.status == "rejected" and current is not None
+                    and champion == current.version
                     and (active is None or active.version == current.version)):
                 raise UnchangedDataError(
                     f"{target}: no new labels or corrections since {newest.version}, which "

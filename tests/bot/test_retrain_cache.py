@@ -65,6 +65,31 @@ def test_a_retrain_with_nothing_new_is_skipped_until_a_label_changes(services) -
     assert retrained.version != trained.version
 
 
+def test_a_rejected_retrain_is_not_repeated_until_the_data_changes(services) -> None:
+    """The nightly job used to train, and reject, the same challenger every night."""
+    from bot.classification import UnchangedDataError
+    from bot.store import repository as repo
+    from bot.store.db import session_scope
+
+    clf = services.classifiers
+    champion = clf.train("category", actor="test", force=True)
+    texts, labels = clf.training_data("category")
+    moved = [i for i, t in enumerate(texts) if in_training_rows(t)][-1]
+    new_label = next(lab for lab in sorted(set(labels)) if lab != labels[moved])
+    with session_scope(services.sessions) as session:
+        repo.add_labeled_example(session=session, text=texts[moved], field="category",
+                                 label=new_label, origin="feedback", feedback_id=None)
+    clf.min_accuracy_gain = 1.0  # no challenger can gain a whole point: it is rejected
+    try:
+        rejected = clf.train("category", actor="test")
+        assert not rejected.promoted and clf.active["category"].version == champion.version
+        with pytest.raises(UnchangedDataError,
+                           match=f"since {rejected.version}, which {champion.version} beat"):
+            clf.train("category", actor="test")
+    finally:
+        clf.min_accuracy_gain = 0.0
+
+
 def in_training_rows(text: str) -> bool:
     from bot.classification import in_holdout
 
