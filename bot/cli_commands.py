@@ -270,34 +270,38 @@ def _print_cold_start(report: dict) -> None:
                       f"macro-F1 {zero['macro_f1']}, top-3 {zero['top3_accuracy']}; with no "
                       "labels it always answers unsure")
         console.print(f"zero-shot, threshold chosen on the {calibrated['calibrated_on']} "
-                      f"training rows: coverage {calibrated['coverage']} "
-                      f"@ {calibrated['covered_accuracy']}")
+                      "training rows: answers "
+                      + _answered(calibrated["coverage"], calibrated["covered_accuracy"]))
         if zero["test_rows_with_such_labels"]:
             console.print(f"[yellow]{zero['test_rows_with_such_labels']} test rows carry labels "
                           f"the taxonomy does not name[/yellow]: "
                           + ", ".join(zero["test_labels_not_in_taxonomy"]))
     curve = report.get("learning_curve")
     if curve:
-        columns = ["n train", "labels", "accuracy", "macro-F1", "coverage @ acc",
-                   "baseline accuracy", "baseline macro-F1"]
+        # fits 80 columns: accuracy / macro-F1 pairs, "answered share @ its accuracy"
+        columns = ["n train", "labels", "acc / mF1", "answered", "baseline acc / mF1"]
         with_zero = any("zero_shot_calibrated" in point for point in curve)
         if with_zero:
-            columns.append("zero-shot coverage @ acc")
-        table = Table(*columns)
+            columns.append("zero-shot answered")
+        table = Table(*columns, collapse_padding=True, show_edge=False)
         for point in curve:
             if "skipped" in point:
                 table.add_row(str(point["n_train"]), str(point["n_labels"]), point["skipped"])
                 continue
             base = point["baseline_tfidf_linearsvc"]
-            cells = [str(point["n_train"]), str(point["n_labels"]), str(point["accuracy"]),
-                     str(point["macro_f1"]),
-                     f"{point['coverage']} @ {point['covered_accuracy']}",
-                     str(base["accuracy"]), str(base["macro_f1"])]
+            cells = [str(point["n_train"]), str(point["n_labels"]),
+                     f"{point['accuracy']:.3f} / {point['macro_f1']:.3f}",
+                     _answered(point["coverage"], point["covered_accuracy"]),
+                     f"{base['accuracy']:.3f} / {base['macro_f1']:.3f}"]
             if with_zero:
                 zs = point["zero_shot_calibrated"]
-                cells.append(f"{zs['coverage']} @ {zs['covered_accuracy']}")
+                cells.append(_answered(zs["coverage"], zs["covered_accuracy"]))
             table.add_row(*cells)
         console.print(table)
+
+
+def _answered(coverage: float, covered_accuracy: float) -> str:
+    return f"{coverage:.2f} @ {covered_accuracy:.2f}" if coverage else "never"
 
 
 @eval_app.command("incidents")
