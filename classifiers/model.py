@@ -36,6 +36,7 @@ from classifiers.errors import ClassifierError, ModelNotFittedError
 ESTIMATORS = ("svc", "logreg", "sgd")
 DUPLICATE_WEIGHTINGS = ("log", "count", "none")
 MIN_SEARCH_ROWS = 200  # below this, out-of-fold differences between candidates are noise
+MIN_ANSWERED = 20  # held-out answers a confidence threshold must rest on, at the least
 NEVER = math.nextafter(1.0, 2.0)  # threshold that no probability reaches: always abstain
 WORD = re.compile(r"\w[\w.\-]*\w|\w")  # the words an explanation may name
 
@@ -178,13 +179,15 @@ def wilson_lower_bound(successes: np.ndarray, n: np.ndarray, z: float) -> np.nda
 
 
 def choose_threshold(confidence: np.ndarray, correct: np.ndarray, min_precision: float,
-                     z: float = 0.0) -> float:
+                     z: float = 0.0, min_answered: int = 1) -> float:
     """Lowest confidence threshold whose answered items reach ``min_precision``.
 
     Items are answered when ``confidence >= threshold``. With ``z`` > 0 the precision must be
     reached by its Wilson lower bound, not just by the observed ratio: on a few dozen
-    held-out items a lucky streak does not open the gate for everything. Returns ``NEVER``
-    when no threshold reaches the precision.
+    held-out items a lucky streak does not open the gate for everything. A threshold must
+    also answer at least ``min_answered`` held-out items: five right answers out of five
+    pass a z=0.5 bound of 0.9 but say little. Returns ``NEVER`` when no threshold reaches
+    the precision.
     """
     if len(confidence) == 0:
         return NEVER
@@ -194,7 +197,7 @@ def choose_threshold(confidence: np.ndarray, correct: np.ndarray, min_precision:
     prec = wilson_lower_bound(np.cumsum(correct[order]), n, z)
     # only cut between distinct confidence values (ties are answered together)
     last_of_tie = np.r_[conf[1:] != conf[:-1], True]
-    ok = np.flatnonzero((prec >= min_precision) & last_of_tie)
+    ok = np.flatnonzero((prec >= min_precision) & last_of_tie & (n >= min_answered))
     if len(ok) == 0:
         return NEVER
     return float(conf[ok[-1]])
@@ -640,7 +643,7 @@ class TextClassifier(BaseEstimator):
             proba = recalibrate(proba, chosen["blend_temperature"])
             conf = proba.max(axis=1)
             self.threshold_ = choose_threshold(conf, correct, self.min_precision,
-                                               self.precision_z)
+                                               self.precision_z, MIN_ANSWERED)
             answered = conf >= self.threshold_
             self.oof_metrics_ = {
                 "oof_n": len(oof_y),

@@ -11,6 +11,7 @@ import yaml
 
 from classifiers.errors import ClassifierError
 from classifiers.model import (
+    MIN_ANSWERED,
     NEVER,
     Prediction,
     check_embeddings,
@@ -92,7 +93,7 @@ class ZeroShotClassifier:
         conf = np.where(sims.max(axis=1) >= self.min_similarity, conf, 0.0)
         correct = self.classes_[proba.argmax(axis=1)] == np.array(labels_l, dtype=object)
         self.threshold_ = choose_threshold(conf, correct.astype(np.float64), self.min_precision,
-                                           self.precision_z)
+                                           self.precision_z, MIN_ANSWERED)
         answered = conf >= self.threshold_
         self.calibration_ = {
             "n": len(texts_l),

@@ -5,6 +5,7 @@ import pytest
 
 from classifiers.errors import ClassifierError, ModelNotFittedError
 from classifiers.model import (
+    MIN_ANSWERED,
     NEVER,
     Prediction,
     TextClassifier,
@@ -95,6 +96,11 @@ def test_a_short_lucky_streak_does_not_open_the_gate():
     right = np.r_[np.ones(100), np.zeros(300)]
     thr = choose_threshold(many, right, 0.9, z=1.0)  # 100/100 is
     assert thr <= many[99] and right[many >= thr].mean() >= 0.9
+    # the product's z=0.5 lets 5/5 pass (lower bound 0.96), so it also wants 20 answers
+    assert choose_threshold(conf, correct, 0.9, z=0.5) == conf[4]
+    assert choose_threshold(conf, correct, 0.9, z=0.5, min_answered=MIN_ANSWERED) == NEVER
+    thr = choose_threshold(many, right, 0.9, z=0.5, min_answered=MIN_ANSWERED)
+    assert thr != NEVER and right[many >= thr].mean() >= 0.9  # 100 right answers still open it
 
 
 def test_abstention_on_held_out_reaches_precision(tickets, embed):
