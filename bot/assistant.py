@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from bot.classification import INCIDENT_REF
+from bot.classification import INCIDENT_REF, TAXONOMY_REF
 from bot.events import Event
 from bot.knowledge_base import INCIDENTS, RUNBOOKS, IncidentView, KnowledgeBase, SectionView
 from bot.triage_types import (
@@ -421,11 +421,16 @@ def visible_examples(predictions: Sequence[LabelPrediction], incidents: HybridIn
                      visibility: Visibility | None) -> list[LabelPrediction]:
     """Each prediction's nearest labelled examples as "INC-2003: title", keeping only the
     incidents this channel may see (a private incident must not leak through a label's
-    evidence) and that still exist. A reference of any other form is skipped."""
+    evidence) and that still exist; a zero-shot label's description as "the taxonomy's
+    label: description". A reference of any other form is skipped."""
     out = []
     for p in predictions:
         shown = []
         for ref, label, similarity in p.examples:
+            if ref.startswith(TAXONOMY_REF):
+                shown.append((f"the taxonomy's {ref.removeprefix(TAXONOMY_REF)}", label,
+                              similarity))
+                continue
             row_id = ref.removeprefix(INCIDENT_REF)
             passage = incidents.get(int(row_id)) if row_id.isdigit() and row_id != ref else None
             if passage is None or (visibility is not None and not visibility(passage.visibility)):

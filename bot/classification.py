@@ -26,7 +26,7 @@ from classifiers.errors import ClassifierError
 from classifiers.evaluate import champion_challenger, evaluate, fingerprint
 from classifiers.model import TextClassifier
 from classifiers.persist import library_versions, load_model, save_model
-from classifiers.zeroshot import load_taxonomy, zero_shot_model
+from classifiers.zeroshot import ZeroShotClassifier, load_taxonomy, zero_shot_model
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ HOLDOUT_SHARE = 0.2
 NEAREST_EXAMPLES = 3  # labelled examples shown beside each prediction
 ZERO_SHOT_CALIBRATION_ROWS = 2_000  # labelled examples a zero-shot threshold is chosen on
 INCIDENT_REF = "incident:"  # + incidents.id: how a model refers to a labelled record
+TAXONOMY_REF = "taxonomy:"  # + "label: description": a zero-shot model's evidence
 
 
 class TrainingSkipped(ValueError):
@@ -79,7 +80,15 @@ def nearest_labelled(model: Any, vector: np.ndarray, label: str | None,
     """(what it is, its label, cosine) of the ``k`` labelled training examples closest to
     ``vector`` that carry ``label`` (the evidence for it), among the 20 closest; the closest
     of any label when none does. Empty for a model without them (zero-shot, or saved before
-    refs existed)."""
+    refs existed). A zero-shot model has no examples: its evidence is the description of
+    ``label`` in the taxonomy (``taxonomy:`` + "label: description") and its cosine."""
+    if isinstance(model, ZeroShotClassifier):
+        if label not in model.label_descriptions:
+            return ()
+        column = list(model.label_descriptions).index(label)
+        similarity = float(model.similarities(vector.reshape(1, -1))[0, column])
+        return ((f"{TAXONOMY_REF}{model.label_descriptions[label]}", label,
+                 round(similarity, 4)),)
     nearest = getattr(model, "nearest_examples", None)
     if nearest is None:
         return ()

@@ -201,6 +201,16 @@ def test_zero_shot_is_unsure_until_labels_exist_then_its_threshold_follows_them(
         text = "WAL volume on db-01 is 97% full"
         vector = server.embedder.encode([text])[0]
         assert all(p.unsure for p in server.classifiers.predict(text, vector))
+        # its evidence in the answer: the taxonomy's description of its best guess
+        from bot.events import Event, EventKind, EventSource
+
+        triage = server.assistant.triage(
+            Event(source=EventSource.CLI, kind=EventKind.MESSAGE, text=text))
+        category = triage.prediction("category")
+        assert category.unsure and category.candidates[0][0] == "storage"
+        ((what, label, similarity),) = category.examples
+        assert what.startswith("the taxonomy's storage: Disks, volumes or filesystems")
+        assert label == "storage" and 0.0 < similarity < 1.0
         model = server.classifiers.active["category"].model
         assert model.calibration_ == {"n": 0}
 
