@@ -171,6 +171,14 @@ def _print_report(report: dict, as_json: bool, keys: list[str], baseline_key: st
     for key in keys:
         table.add_row(key, str(report.get(key, "-")), str(base.get(key, "-")))
     console.print(table)
+    _warn_skipped(report)
+
+
+def _warn_skipped(report: dict) -> None:
+    """One line when the evaluation file had rows that could not be read."""
+    if report.get("rows_skipped"):
+        console.print(f"[yellow]{report['rows_skipped']} unreadable rows skipped[/yellow], "
+                      f"the first: {report['first_skipped']}")
 
 
 @eval_app.command("retrieval")
@@ -243,9 +251,6 @@ def eval_classify(
         ],
         "baseline_tfidf_linearsvc",
     )
-    if report.get("rows_skipped") and not as_json:
-        console.print(f"[yellow]{report['rows_skipped']} unreadable rows skipped[/yellow], "
-                      f"the first: {report['first_skipped']}")
     if not as_json:
         _print_cold_start(report)
 
@@ -358,6 +363,7 @@ def eval_grouping(
         f"{report['baseline_drain3']['grouping_accuracy']:.3f}",
     )
     console.print(table)
+    _warn_skipped(report)
 
 
 # --- audit ------------------------------------------------------------------------------------
@@ -504,3 +510,4 @@ def eval_feedback(
                       f"{a['hit@1']:.3f}", f"{b['mrr']:.3f}", f"{a['mrr']:.3f}")
     console.print(table)
     console.print(f"simulated clicks: {report['clicks']}")
+    _warn_skipped(report)

@@ -22,10 +22,26 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if values else 0.0
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
+class JsonlRows(list[dict[str, Any]]):
+    """The objects of a JSONL file. Lines that are not JSON, or not a JSON object, are
+    skipped and counted (``skipped``; ``first_skipped`` says where and why): one broken line
+    must not void an evaluation set, nor pass unnoticed."""
+
+    skipped: int = 0
+    first_skipped: str = ""
+
+    def report(self) -> dict[str, Any]:
+        """``rows_skipped`` (and ``first_skipped`` when any) for an evaluation's output."""
+        out: dict[str, Any] = {"rows_skipped": self.skipped}
+        if self.skipped:
+            out["first_skipped"] = self.first_skipped
+        return out
+
+
+def read_jsonl(path: Path) -> JsonlRows:
     if not path.is_file():
         raise FileNotFoundError(f"file not found: {path}")
-    rows = []
+    rows = JsonlRows()
     for number, line in enumerate(
         path.read_text(encoding="utf-8", errors="replace").splitlines(), 1
     ):
@@ -34,9 +50,15 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         try:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
+            value, why = None, f"not valid JSON ({exc.msg})"
+        else:
+            why = f"a JSON {type(value).__name__}, not an object"
         if isinstance(value, dict):
             rows.append(value)
+            continue
+        if not rows.skipped:
+            rows.first_skipped = f"{path.name}: line {number}: {why}"
+        rows.skipped += 1
     return rows
 
 
@@ -120,6 +142,7 @@ def evaluate_retrieval(corpus: Path, queries_file: Path, *, field: str = "text")
             "p95_ms": round(_percentile(latencies, 95), 2),
             "field": field,
             "baseline_bm25_documents": rank_report(base_ranks),
+            **queries.report(),
         }
     )
     return report
@@ -513,7 +536,8 @@ def evaluate_grouping_file(events_file: Path) -> dict[str, Any]:
     from bot.intake.evaluation import drain3_baseline, evaluate_grouping
     from bot.intake.grouping import group_lines
 
-    rows = [r for r in read_jsonl(events_file) if "text" in r and "group" in r]
+    lines = read_jsonl(events_file)
+    rows = [r for r in lines if "text" in r and "group" in r]
     if not rows:
         raise ValueError(f"{events_file}: no lines with text and group")
     by_system: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -542,4 +566,5 @@ def evaluate_grouping_file(events_file: Path) -> dict[str, Any]:
             "grouping_accuracy": weighted("drain3", "grouping_accuracy"),
         },
         "systems": systems,
+        **lines.report(),
     }

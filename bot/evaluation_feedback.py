@@ -27,7 +27,8 @@ def _ranks(services: Any, queries: list[dict[str, Any]],
 def evaluate_feedback(corpus: Path, queries_file: Path, *, field: str = "text") -> dict[str, Any]:
     if not corpus.is_dir():
         raise FileNotFoundError(f"corpus folder not found: {corpus}")
-    queries = [q for q in read_jsonl(queries_file) if q.get("gold")]
+    lines = read_jsonl(queries_file)
+    queries = [q for q in lines if q.get("gold")]
     if len(queries) < 2:
         raise ValueError(f"{queries_file}: need at least 2 queries with a gold document")
     texts = query_texts(queries, field, queries_file)
@@ -73,4 +74,5 @@ def evaluate_feedback(corpus: Path, queries_file: Path, *, field: str = "text") 
         "clicks": clicks,
         "with_feedback": {"before": report(half_a, before), "after": report(half_a, after)},
         "without_feedback": {"before": report(half_b, before), "after": report(half_b, after)},
+        **lines.report(),
     }

@@ -30,7 +30,7 @@ def test_rank_report_counts_hits_and_misses() -> None:
 
 def test_retrieval_reports_ours_beside_bm25() -> None:
     report = evaluate_retrieval(RUNBOOKS, QUERIES, field="text_without_name")
-    assert report["n"] == 40
+    assert report["n"] == 40 and report["rows_skipped"] == 0
     assert report["hit@5"] == 1.0 and report["hit@1"] >= 0.9
     assert report["p95_ms"] >= report["p50_ms"] > 0
     assert report["baseline_bm25_documents"]["n"] == 40
@@ -149,11 +149,25 @@ def test_grouping_per_system_and_overall(tmp_path: Path) -> None:
         lines.append({"system": "a", "text": f"User u{i} logged in after {i} ms", "group": "a2"})
         lines.append({"system": "b", "text": f"Disk /dev/sd{i % 3} at {50 + i}%", "group": "b1"})
     events = tmp_path / "events.jsonl"
-    events.write_text("\n".join(json.dumps(x) for x in lines))
+    rows = [json.dumps(x) for x in lines]
+    rows[5:5] = ['{"system": "a", "text": "cut off', "[1, 2]"]  # a broken line, not an object
+    events.write_text("\n".join(rows))
     report = evaluate_grouping_file(events)
     assert report["n"] == 90 and report["groups_true"] == 3
     assert report["grouping_accuracy"] == 1.0 and set(report["systems"]) == {"a", "b"}
     assert "grouping_accuracy" in report["baseline_drain3"]
+    # one broken line does not void the set, and does not pass unnoticed
+    assert report["rows_skipped"] == 2
+    assert report["first_skipped"].startswith("events.jsonl: line 6: not valid JSON")
+
+
+def test_retrieval_counts_the_query_lines_it_could_not_read(tmp_path: Path) -> None:
+    queries = tmp_path / "queries.jsonl"
+    lines = QUERIES.read_text().splitlines()
+    queries.write_text("\n".join([*lines[:5], '"just a string"', "{broken"]) + "\n")
+    report = evaluate_retrieval(RUNBOOKS, queries, field="text_without_name")
+    assert report["n"] == 5 and report["rows_skipped"] == 2
+    assert report["first_skipped"] == "queries.jsonl: line 6: a JSON str, not an object"
 
 
 def test_grouping_file_without_groups_is_a_clear_error(tmp_path: Path) -> None:
