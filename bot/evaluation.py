@@ -452,13 +452,15 @@ def evaluate_incidents(
     from bot.store import repository as repo
     from bot.store.db import session_scope
     from knowledge.index import LexicalIndex
-    from knowledge.records import read_records
 
-    history = read_records(history_file, ids_optional=True).records
+    files = [_read_labelled(history_file)]
+    history = files[0].records
     if not history:
         raise ValueError(f"{history_file}: no records")
     leave_one_out = test_file is None
-    tests = history if leave_one_out else read_records(test_file, ids_optional=True).records
+    if not leave_one_out:
+        files.append(_read_labelled(test_file))
+    tests = history if leave_one_out else files[1].records
     queries = [r for r in tests if _label(r, target) and r.text.strip()]
     if not queries:
         raise ValueError(f"no records with {target!r}")
@@ -505,7 +507,11 @@ def evaluate_incidents(
         "search_p50_ms": round(_percentile(latencies, 50), 2),
         "seconds": round(elapsed, 1),
         "baseline_bm25_neighbours": _vote_metrics(base, truth, labelled, k),
+        "rows_skipped": sum(f.skipped for f in files),
     }
+    first = next((f"{f.path.name}: {f.first_error}" for f in files if f.skipped), "")
+    if first:
+        report["first_skipped"] = first
     return report
 
 

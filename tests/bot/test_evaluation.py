@@ -56,6 +56,17 @@ def test_incident_votes_beat_bm25_neighbours_on_the_samples() -> None:
     assert report["n"] == 107
     assert report["category_hit@1"] > report["baseline_bm25_neighbours"]["category_hit@1"]
     assert 0.0 <= report["novel_rate"] < 0.5
+    assert report["rows_skipped"] == 0
+
+
+def test_incident_votes_count_the_test_rows_they_could_not_read(tmp_path: Path) -> None:
+    test = tmp_path / "test.jsonl"
+    lines = INCIDENTS.read_text().splitlines()
+    test.write_text("\n".join([*lines[:4], "{broken", json.dumps({"title": "no id, fine"})]))
+    report = evaluate_incidents(INCIDENTS, test_file=test, target="category")
+    assert report["mode"] == "test file" and report["n"] == 4
+    assert report["rows_skipped"] == 1
+    assert report["first_skipped"].startswith("test.jsonl: line 5: invalid JSON")
 
 
 def test_classification_reports_ours_and_the_baseline(tmp_path: Path) -> None:
