@@ -22,6 +22,11 @@ log = logging.getLogger(__name__)
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "knowledge" / "samples"
 
 
+def taxonomy_path(settings: Settings) -> Path:
+    """The taxonomy file zero-shot models are built from: the setting, else the sample one."""
+    return settings.taxonomy_file or SAMPLES_DIR / "taxonomy.yaml"
+
+
 @dataclass
 class Services:
     """Everything a request handler or command needs, built once per process."""
@@ -118,7 +123,7 @@ def load_models(services: Services) -> None:
         targets=settings.target_fields,
         min_precision=settings.min_precision,
         min_labels=settings.min_labels_per_target,
-        taxonomy_path=settings.taxonomy_file or SAMPLES_DIR / "taxonomy.yaml",
+        taxonomy_path=taxonomy_path(settings),
         min_accuracy_gain=settings.promote_min_accuracy_gain,
         min_macro_f1_gain=settings.promote_min_macro_f1_gain,
     )

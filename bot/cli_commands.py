@@ -7,10 +7,11 @@ import json
 import sys
 from datetime import UTC
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.box import SIMPLE_HEAD
+from rich.markup import escape
 from rich.table import Column, Table
 
 from bot.cli import (
@@ -101,7 +102,35 @@ def models_list(
             _fmt(r["coverage"]),
             str(r["n_train"]),
         )
-    console.print(table if rows else "no trained models yet (zero-shot is used)")
+    if rows:
+        console.print(table)
+    for line in _untrained_targets(svc.settings, {r["target"] for r in rows
+                                                  if r["status"] == "active"}, target):
+        console.print(line, soft_wrap=True)  # one line each, whatever the terminal width
+
+
+def _untrained_targets(settings: Any, trained: set[str], only: str | None) -> list[str]:
+    """A line for each classified field without an active trained model: what answers it."""
+    from bot.app import taxonomy_path
+    from classifiers.zeroshot import load_taxonomy
+
+    path = taxonomy_path(settings)
+    lines = []
+    try:
+        taxonomy = load_taxonomy(path)
+    except ValueError as exc:
+        taxonomy = {}
+        lines.append(f"[yellow]{escape(str(exc))}[/yellow]")
+    for field in settings.target_fields:
+        if field in trained or (only and field != only):
+            continue
+        if field in taxonomy:
+            lines.append(f"{field}: zero-shot from {path.name} ({len(taxonomy[field])} labels), "
+                         "no trained model active")
+        else:
+            lines.append(f"{field}: no model: no trained model active and no entry in "
+                         f"{path.name}")
+    return lines
 
 
 def _fmt(value: object) -> str:

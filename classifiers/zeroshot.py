@@ -132,7 +132,10 @@ def load_taxonomy(path: Path) -> dict[str, dict[str, str]]:
     except OSError as exc:
         raise ClassifierError(f"cannot read taxonomy {path}: {exc.strerror or exc}") from exc
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ClassifierError(f"taxonomy {path} is not valid YAML: {exc}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        why = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ClassifierError(f"taxonomy {path} is not valid YAML ({where}{why})") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):

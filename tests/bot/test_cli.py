@@ -135,3 +135,18 @@ def test_bad_train_sizes_give_one_line(sizes: str, message: str, tmp_path: Path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_models_list_says_what_answers_a_field_without_a_trained_model(tmp_path: Path) -> None:
+    taxonomy = tmp_path / "ours.yaml"
+    taxonomy.write_text("team:\n  dba: Databases.\n  desk: Laptops.\n", encoding="utf-8")
+    env = {"TRIAGEBOT_DATA_DIR": str(tmp_path / "data"), "TRIAGEBOT_TAXONOMY_FILE": str(taxonomy),
+           "TRIAGEBOT_TARGETS": "team,severity", "COLUMNS": "100"}
+    listed = run("models", "list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "team: zero-shot from ours.yaml (2 labels), no trained model active" in listed.stdout
+    assert "severity: no model: no trained model active and no entry in ours.yaml" in listed.stdout
+    taxonomy.write_text("team: [unclosed\n", encoding="utf-8")
+    broken = run("models", "list", "--target", "team", env=env)
+    assert broken.returncode == 0 and "is not valid YAML (line 2:" in broken.stdout
+    assert "team: no model" in broken.stdout and "severity" not in broken.stdout
