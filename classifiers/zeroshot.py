@@ -18,6 +18,7 @@ from classifiers.model import (
     check_labels,
     check_texts,
     choose_threshold,
+    fit_temperature,
     softmax,
 )
 
@@ -26,7 +27,8 @@ class ZeroShotClassifier:
     """Classify by similarity to embedded label descriptions; no training data needed.
 
     ``label_vectors[i]`` is the caller's embedding of ``label_descriptions``' i-th value (in
-    dict order). Probabilities are ``softmax(cosine / temperature)``.
+    dict order). Probabilities are ``softmax(cosine / temperature)``; once labels exist the
+    temperature is fitted on them (``temperature_``), so that "70%" means right 7 times in 10.
 
     Like the trained model, it answers only above a confidence threshold chosen on labelled
     data to reach ``min_precision`` (by its Wilson lower bound, ``precision_z``). With no
@@ -60,6 +62,7 @@ class ZeroShotClassifier:
         self.classes_ = np.array(list(self.label_descriptions), dtype=object)
         self.n_features_in_ = int(vecs.shape[1])
         self.n_train_ = 0
+        self.temperature_ = temperature
         self.threshold_ = NEVER
         self.calibration_: dict[str, float] = {"n": 0}
 
@@ -72,7 +75,7 @@ class ZeroShotClassifier:
     def predict_proba(self, texts: Sequence[str], embeddings: np.ndarray) -> np.ndarray:
         texts_l = check_texts(texts)
         check_embeddings(embeddings, len(texts_l), self.n_features_in_)
-        return softmax(self.similarities(embeddings).astype(np.float64), self.temperature)
+        return softmax(self.similarities(embeddings).astype(np.float64), self.temperature_)
 
     def calibrate(self, texts: Sequence[str], embeddings: np.ndarray,
                   labels: Sequence[str]) -> ZeroShotClassifier:
@@ -84,10 +87,18 @@ class ZeroShotClassifier:
         texts_l = check_texts(texts)
         labels_l = check_labels(labels, len(texts_l)) if texts_l else []
         if not texts_l:
-            self.threshold_, self.calibration_ = NEVER, {"n": 0}
+            self.temperature_, self.threshold_ = self.temperature, NEVER
+            self.calibration_ = {"n": 0}
             return self
-        proba = self.predict_proba(texts_l, embeddings)
-        sims = self.similarities(embeddings)
+        sims = self.similarities(check_embeddings(embeddings, len(texts_l), self.n_features_in_))
+        index = {label: i for i, label in enumerate(self.classes_)}
+        known = np.array([lab in index for lab in labels_l])
+        # the temperature from the rows whose label it can name, when there are enough
+        self.temperature_ = (
+            fit_temperature(sims[known].astype(np.float64),
+                            np.array([index[lab] for lab in labels_l if lab in index]))
+            if known.sum() >= MIN_ANSWERED else self.temperature)
+        proba = softmax(sims.astype(np.float64), self.temperature_)
         conf = proba.max(axis=1)
         # a text too far from every description is never answered, whatever the threshold
         conf = np.where(sims.max(axis=1) >= self.min_similarity, conf, 0.0)
@@ -97,6 +108,7 @@ class ZeroShotClassifier:
         answered = conf >= self.threshold_
         self.calibration_ = {
             "n": len(texts_l),
+            "temperature": self.temperature_,
             "accuracy": float(correct.mean()),
             "coverage": float(answered.mean()),
             "covered_accuracy": float(correct[answered].mean()) if answered.any() else 0.0,
@@ -109,7 +121,7 @@ class ZeroShotClassifier:
         texts_l = check_texts(texts)
         check_embeddings(embeddings, len(texts_l), self.n_features_in_)
         sims = self.similarities(embeddings).astype(np.float64)
-        proba = softmax(sims, self.temperature)
+        proba = softmax(sims, self.temperature_)
         k = min(self.n_candidates, len(self.classes_))
         out = []
         for i in range(len(texts_l)):
