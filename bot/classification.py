@@ -5,6 +5,7 @@ roll back, and prediction with the active versions (zero-shot until enough label
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import re
@@ -191,12 +192,20 @@ class ClassifierService:
         return {**figures, "measured_on": n} if n else {}
 
     def recalibrate_zero_shot(self) -> None:
-        """Recalibrate the targets still on zero-shot (new labels arrived, too few to train)."""
+        """Recalibrate the targets still on zero-shot (new labels arrived, too few to train).
+
+        A copy is calibrated and then swapped in: a triage running meanwhile never sees a
+        new temperature with an old threshold."""
         signature = self._labels_signature()
         with self._lock:
             cold = {t: m for t, m in self.active.items() if m.kind == "zero-shot"}
         for target, loaded in cold.items():
-            loaded.metrics = self._calibrate_zero_shot(target, loaded.model)
+            model = copy.copy(loaded.model)
+            metrics = self._calibrate_zero_shot(target, model)
+            with self._lock:
+                if self.active.get(target) is loaded:  # not replaced by a load meanwhile
+                    self.active[target] = LoadedModel(loaded.version, loaded.kind, model,
+                                                      metrics)
         self._labels_seen = signature
 
     def _labels_signature(self) -> tuple[Any, ...]:

@@ -218,13 +218,14 @@ def test_zero_shot_is_unsure_until_labels_exist_then_its_threshold_follows_them(
         cli.knowledge.import_records(records, kind="incident", source_name="t")
         assert all(isinstance(r, str) for r in cli.classifiers.train_cold_targets(actor="cli"))
         assert server.classifiers.sync() is False  # no new version: no reload ...
-        assert model.calibration_["n"] == 20  # ... but the threshold saw the 20 labels
-        figures = server.classifiers.active["category"].metrics  # shown in App Home
+        recalibrated = server.classifiers.active["category"]
+        assert recalibrated.model.calibration_["n"] == 20  # ... but the threshold saw them,
+        assert model.calibration_ == {"n": 0}  # on a copy swapped in whole
+        assert recalibrated.version == "category-zero-shot"
+        figures = recalibrated.metrics  # shown in App Home
         assert figures["measured_on"] == 20 and 0.0 <= figures["accuracy"] <= 1.0
-        assert server.classifiers.active["category"].model is model
-        before = model.calibration_
         server.classifiers.sync()  # nothing changed since: not recalibrated again
-        assert model.calibration_ is before
+        assert server.classifiers.active["category"] is recalibrated
     finally:
         server.close()
         cli.close()
