@@ -166,20 +166,21 @@ class ClassifierService:
         except ClassifierError as exc:
             log.error("%s; no zero-shot models", exc)
             return {}
+        described = [t for t in targets if t in taxonomy]
+        data = self.training_examples_of(described)
         models = {}
-        for target in targets:
-            if target in taxonomy:
-                model = zero_shot_model(target, taxonomy[target], self.embedder.encode,
-                                        min_precision=self.min_precision)
-                metrics = self._calibrate_zero_shot(target, model)
-                models[target] = LoadedModel(f"{target}-zero-shot", "zero-shot", model, metrics)
+        for target in described:
+            model = zero_shot_model(target, taxonomy[target], self.embedder.encode,
+                                    min_precision=self.min_precision)
+            metrics = self._calibrate_zero_shot(target, model, *data[target][:2])
+            models[target] = LoadedModel(f"{target}-zero-shot", "zero-shot", model, metrics)
         return models
 
-    def _calibrate_zero_shot(self, target: str, model: Any) -> dict[str, Any]:
+    def _calibrate_zero_shot(self, target: str, model: Any, texts: list[str],
+                             labels: list[str]) -> dict[str, Any]:
         """Choose a zero-shot model's abstention threshold on the labels that exist so far
         (none: it stays always unsure, with its top candidates). Returns its figures on
         them (every label is held-out data for a zero-shot model), ``{}`` without labels."""
-        texts, labels = self.training_data(target)
         # the newest labels, enough to measure a precision; a replica without the embedding
         # cache must not embed a whole ticket history at start for a fallback model
         texts, labels = texts[-ZERO_SHOT_CALIBRATION_ROWS:], labels[-ZERO_SHOT_CALIBRATION_ROWS:]
@@ -199,9 +200,10 @@ class ClassifierService:
         signature = self._labels_signature()
         with self._lock:
             cold = {t: m for t, m in self.active.items() if m.kind == "zero-shot"}
+        data = self.training_examples_of(list(cold))
         for target, loaded in cold.items():
             model = copy.copy(loaded.model)
-            metrics = self._calibrate_zero_shot(target, model)
+            metrics = self._calibrate_zero_shot(target, model, *data[target][:2])
             with self._lock:
                 if self.active.get(target) is loaded:  # not replaced by a load meanwhile
                     self.active[target] = LoadedModel(loaded.version, loaded.kind, model,
@@ -306,17 +308,30 @@ class ClassifierService:
         :func:`bot.assistant.visible_examples`) as the nearest labelled examples of a
         prediction: ``incident:<row id>``. A feedback correction gets none: its text may
         come from a private channel and has no visibility of its own."""
-        examples: dict[str, tuple[str, str]] = {}
+        return self.training_examples_of([target])[target]
+
+    def training_examples_of(self, targets: Sequence[str],
+                             ) -> dict[str, tuple[list[str], list[str], list[str]]]:
+        """:meth:`training_examples` of several targets from one pass over the incidents
+        (the zero-shot models of a fresh install are calibrated together at every sync)."""
+        examples: dict[str, dict[str, tuple[str, str]]] = {t: {} for t in targets}
+        if not examples:
+            return {}
         with session_scope(self._sessions) as session:
             for row in repo.list_incidents(session=session):
-                label = getattr(row, target, "") if hasattr(row, target) else ""
-                label = label or str((row.labels or {}).get(target, ""))
-                if label and row.text:
-                    examples[row.text] = (label, f"{INCIDENT_REF}{row.id}")
-            for ex in repo.list_labeled_examples(session=session, field=target):
-                examples[ex.text] = (ex.label, "")
-        texts = list(examples)
-        return texts, [examples[t][0] for t in texts], [examples[t][1] for t in texts]
+                if not row.text:
+                    continue
+                for target, found in examples.items():
+                    label = getattr(row, target, "") if hasattr(row, target) else ""
+                    label = label or str((row.labels or {}).get(target, ""))
+                    if label:
+                        found[row.text] = (label, f"{INCIDENT_REF}{row.id}")
+            for target, found in examples.items():
+                for ex in repo.list_labeled_examples(session=session, field=target):
+                    found[ex.text] = (ex.label, "")
+        return {target: (list(found), [lab for lab, _ in found.values()],
+                         [ref for _, ref in found.values()])
+                for target, found in examples.items()}
 
     # --- training and promotion ------------------------------------------------------------
 

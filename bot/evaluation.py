@@ -3,6 +3,7 @@ each next to a plain baseline measured in the same run."""
 
 from __future__ import annotations
 
+import copy
 import json
 import tempfile
 import time
@@ -31,11 +32,13 @@ class JsonlRows(list[dict[str, Any]]):
     first_skipped: str = ""
 
     def report(self) -> dict[str, Any]:
-        """``rows_skipped`` (and ``first_skipped`` when any) for an evaluation's output."""
-        out: dict[str, Any] = {"rows_skipped": self.skipped}
-        if self.skipped:
-            out["first_skipped"] = self.first_skipped
-        return out
+        return skipped_fields(self.skipped, self.first_skipped)
+
+
+def skipped_fields(count: int, first: str) -> dict[str, Any]:
+    """``rows_skipped``, and ``first_skipped`` ("file: line N: why") when any, as every
+    evaluation report gives them."""
+    return {"rows_skipped": count, **({"first_skipped": first} if count else {})}
 
 
 def read_jsonl(path: Path) -> JsonlRows:
@@ -194,6 +197,14 @@ def _read_labelled(path: Path, preset: str | None = None,
     return LabelledFile(path, result.records, result.errors)
 
 
+def _skipped_rows(*files: LabelledFile) -> tuple[int, str]:
+    """How many rows of ``files`` could not be read (a file read twice counts once), and
+    "file: line N: why" of the first."""
+    distinct = list({id(f): f for f in files}.values())
+    first = next((f"{f.path.name}: {f.first_error}" for f in distinct if f.skipped), "")
+    return sum(f.skipped for f in distinct), first
+
+
 def _no_labels_error(file: LabelledFile, target: str, role: str) -> ValueError:
     """Why a file gave no (text, label) rows, in terms the user can act on."""
     fields = sorted({f for r in file.records for f in _fields_present(r)})
@@ -239,11 +250,9 @@ def split_rows(train_file: Path, test_file: Path, target: str, *, test_fraction:
         tr_texts, tr_labels = _texts_labels(train.records, target)
         te_texts, te_labels = _texts_labels(test.records, target)
         how = "train and test files"
-        skipped = train.skipped + test.skipped
     else:
         train = test = _read_labelled(train_file, preset, mapping)
         records = train.records
-        skipped = train.skipped
         is_test = [r.extra.get("split") == "test" for r in records]
         if any(is_test):
             tr_texts, tr_labels = _texts_labels(
@@ -266,8 +275,8 @@ def split_rows(train_file: Path, test_file: Path, target: str, *, test_fraction:
         raise _no_labels_error(train, target, "train")
     if not te_texts:
         raise _no_labels_error(test, target, "test")
-    first = next((f"{f.path.name}: {f.first_error}" for f in (train, test) if f.skipped), "")
-    return LabelledSplit(tr_texts, tr_labels, te_texts, te_labels, how, skipped, first)
+    return LabelledSplit(tr_texts, tr_labels, te_texts, te_labels, how,
+                         *_skipped_rows(train, test))
 
 
 def evaluate_classification(
@@ -336,9 +345,7 @@ def evaluate_classification(
             tr_texts, tr_emb, tr_labels, te_texts, te_emb, te_labels, target=target,
             sizes=train_sizes, min_precision=min_precision, seed=seed, zero_shot=zero_shot)
     result["split"] = rows.how
-    result["rows_skipped"] = rows.rows_skipped
-    if rows.rows_skipped:
-        result["first_skipped"] = rows.first_skipped
+    result.update(skipped_fields(rows.rows_skipped, rows.first_skipped))
     return result
 
 
@@ -403,9 +410,9 @@ def learning_curve(tr_texts: list[str], tr_emb: Any, tr_labels: list[str],
                       if k != "calibration_error"})
         point["baseline_tfidf_linearsvc"] = {"accuracy": round(base.accuracy, 4),
                                              "macro_f1": round(base.macro_f1, 4)}
-        if zero_shot is not None:
-            zero_shot.calibrate(texts, tr_emb[pick], labels)
-            zs = evaluate(zero_shot, te_texts, te_emb, te_labels)
+        if zero_shot is not None:  # a copy: the caller's model keeps its calibration
+            zs = evaluate(copy.copy(zero_shot).calibrate(texts, tr_emb[pick], labels),
+                          te_texts, te_emb, te_labels)
             point["zero_shot_calibrated"] = {"coverage": round(zs.coverage, 4),
                                              "covered_accuracy": round(zs.covered_accuracy, 4)}
         points.append(point)
@@ -507,11 +514,8 @@ def evaluate_incidents(
         "search_p50_ms": round(_percentile(latencies, 50), 2),
         "seconds": round(elapsed, 1),
         "baseline_bm25_neighbours": _vote_metrics(base, truth, labelled, k),
-        "rows_skipped": sum(f.skipped for f in files),
+        **skipped_fields(*_skipped_rows(*files)),
     }
-    first = next((f"{f.path.name}: {f.first_error}" for f in files if f.skipped), "")
-    if first:
-        report["first_skipped"] = first
     return report
 
 

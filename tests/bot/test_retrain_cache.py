@@ -186,7 +186,7 @@ def test_the_taxonomy_file_is_a_setting_and_a_broken_one_does_not_stop_start_up(
 
 
 def test_zero_shot_is_unsure_until_labels_exist_then_its_threshold_follows_them(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No labels: zero-shot cannot know its precision and always says unsure. Labels that are
     too few to train on, imported by the CLI or another replica, reach it at the next sync."""
     from bot.app import build_services
@@ -216,7 +216,11 @@ def test_zero_shot_is_unsure_until_labels_exist_then_its_threshold_follows_them(
 
         records = read_records(SAMPLES_DIR / "incidents.jsonl").records[:20]
         cli.knowledge.import_records(records, kind="incident", source_name="t")
+        monkeypatch.setattr("bot.classification.ZERO_SHOT_CALIBRATION_ROWS", 15)
         assert all(isinstance(r, str) for r in cli.classifiers.train_cold_targets(actor="cli"))
+        # the process that ran the (skipped) training recalibrated at once, on the newest 15
+        assert cli.classifiers.active["category"].model.calibration_["n"] == 15
+        monkeypatch.setattr("bot.classification.ZERO_SHOT_CALIBRATION_ROWS", 2_000)
         assert server.classifiers.sync() is False  # no new version: no reload ...
         recalibrated = server.classifiers.active["category"]
         assert recalibrated.model.calibration_["n"] == 20  # ... but the threshold saw them,

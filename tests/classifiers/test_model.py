@@ -103,6 +103,26 @@ def test_a_short_lucky_streak_does_not_open_the_gate():
     assert thr != NEVER and right[many >= thr].mean() >= 0.9  # 100 right answers still open it
 
 
+def test_a_threshold_needs_twenty_held_out_answers(embed, monkeypatch):
+    """Fifteen easy texts are all right out of fold, which passes the Wilson bound: without
+    the 20-answer floor the model would answer; with thirty it may."""
+    disk = [f"disk /dev/sd{c} on db-{i} is {90 + i}% full" for i, c in enumerate("abcdefghijklmno")]
+    dns = [f"dns lookups of api-{i}.internal time out from zone {c}"
+           for i, c in enumerate("abcdefghijklmno")]
+
+    def threshold(n: int) -> float:
+        texts = [t for pair in zip(disk[:n], dns[:n], strict=True) for t in pair]
+        labels = ["storage", "network"] * n
+        model = TextClassifier("category", cv=3).fit(texts, embed(texts), labels)
+        assert model.oof_metrics_["oof_accuracy"] == 1.0  # every held-out answer right
+        return model.threshold_
+
+    assert threshold(7) == NEVER  # 14 held-out answers, all right: not enough
+    assert threshold(15) != NEVER  # 30 of them: it answers
+    monkeypatch.setattr("classifiers.model.MIN_ANSWERED", 1)
+    assert threshold(7) != NEVER  # the floor, not the bound, kept the 14 shut
+
+
 def test_abstention_on_held_out_reaches_precision(tickets, embed):
     """Ambiguous texts come back unsure; answered held-out items are right."""
     texts, emb, labels = tickets
