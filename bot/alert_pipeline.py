@@ -13,36 +13,74 @@ When the database is unreachable, ``accept`` writes the events to the durable lo
 (:mod:`bot.spool`) instead of failing; :meth:`AlertPipeline.apply_spooled` stores and queues
 them, in order, once it is back. While anything is spooled, new events are spooled behind it,
 so arrival order is kept.
+
+Several replicas: every replica stores the events it receives, but only one groups them, the
+holder of the ``alert-grouping`` lease (:meth:`AlertPipeline.lead`, every second). The leader
+queues its own events at once and polls the events the others stored (outcome "queued").
+A replica that takes the lease over (the leader stopped, or this replica restarted) first
+rebuilds the open groups from the database: the groups seen inside the window, their threads,
+counts and triage, and their events replayed into the grouper at the time they were grouped.
+So a storm keeps one thread across replicas, restarts and rolling updates.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, fields, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import exists, insert, select, update
 
 from bot.alert_messages import render_group_message
 from bot.answers import record_answer
 from bot.config import Settings
 from bot.events import AlertStatus, Event, EventKind, EventSource
 from bot.intake.grouping import AlertGrouper, GroupingRules
-from bot.metrics import EVENTS, TRIAGE_LATENCY
+from bot.metrics import ALERT_GROUPING_LEADER, EVENTS, TRIAGE_LATENCY
 from bot.routing import route_channel
 from bot.store import repository as repo
 from bot.store.db import session_scope
-from bot.store.models import AlertGroup, EventRecord
+from bot.store.models import AlertGroup, EventRecord, TriageAnswer
 
 log = logging.getLogger(__name__)
 
 WRITE_BATCH = 500
+LEASE_NAME = "alert-grouping"
+LEASE_TTL_SECONDS = 30.0  # a leader that cannot renew for this long hands over
+POLL_BATCH = 5_000  # stored events fetched per poll of the "queued" ones
+RESTORE_EVENTS = 50_000  # newest events of the open groups replayed at a take-over
+SEEN_GRACE_SECONDS = 60.0  # an id queued here is not queued again for at least this long
+_DONE_OUTCOMES = ("new_group", "grouped", "duplicate")
+
+_holders_lock = threading.Lock()
+_live_holders: set[str] = set()
+
+
+def _claim_holder(wanted: str | None) -> str:
+    """The lease holder name of a new pipeline: host and process id, so that a container
+    restarted in its pod (same host name, same pid) takes its own lease back at once instead
+    of waiting for it to expire. A second live pipeline in one process (tests) gets a suffix."""
+    base = wanted or f"{socket.gethostname()}:{os.getpid()}"
+    with _holders_lock:
+        name, n = base, 1
+        while name in _live_holders:
+            n += 1
+            name = f"{base}#{n}"
+        _live_holders.add(name)
+        return name
+
+
+def _release_holder(name: str) -> None:
+    with _holders_lock:
+        _live_holders.discard(name)
 
 
 class AcceptedIds(list[int]):
@@ -91,6 +129,9 @@ class AlertPipeline:
         update_interval: float = 5.0,
         spool: Any | None = None,
         on_spooled: Callable[[], None] | None = None,
+        lease_ttl: float = LEASE_TTL_SECONDS,
+        lead_interval: float = 1.0,
+        holder: str | None = None,
     ) -> None:
         self.settings = settings
         self.spool = spool
@@ -114,7 +155,17 @@ class AlertPipeline:
         self._triage: queue.Queue[tuple[int, GroupState, Event]] = queue.Queue()
         self.posts = 0
         self.updates = 0
-        self.recovery_pending = False
+        # Leadership of the grouping (see the module docstring).
+        self.holder = _claim_holder(holder)
+        self.lease_ttl = float(lease_ttl)
+        self.lead_interval = float(lead_interval)
+        self.leader = False
+        self._lease_until = 0.0
+        self._last_try = float("-inf")
+        self._lead_lock = threading.Lock()
+        self._process_lock = threading.RLock()  # grouping state: processing vs take-over
+        self._queued_ids: dict[int, float] = {}  # event id -> when queued here
+        self._stopped = threading.Event()
         for i in range(settings.alert_triage_workers):
             # Daemon threads, like the others: exiting never waits for paced posts.
             name = f"alert-triage-{i}"
@@ -125,6 +176,14 @@ class AlertPipeline:
         self._thread.start()
         self._flusher = threading.Thread(target=self._flush_loop, name="alert-flush", daemon=True)
         self._flusher.start()
+        try:
+            self.lead()  # a single replica groups from its first event on
+        except Exception as exc:  # noqa: BLE001 - the lead loop tries again every second
+            log.warning("cannot take the alert-grouping lease now: %s", exc)
+        self._leader_thread = threading.Thread(
+            target=self._lead_loop, name="alert-leader", daemon=True
+        )
+        self._leader_thread.start()
 
     @classmethod
     def from_runtime(cls, runtime: Any) -> AlertPipeline:
@@ -138,7 +197,7 @@ class AlertPipeline:
             slack_app_for(runtime)
             poster = runtime.components["slack_bot"].poster
         replayer = runtime.components.get("spool_replayer")
-        pipeline = cls(
+        return cls(
             settings=runtime.settings,
             sessions=services.sessions,
             assistant=services.assistant,
@@ -146,29 +205,227 @@ class AlertPipeline:
             spool=runtime.components.get("spool"),
             on_spooled=replayer.wake if replayer is not None else None,
         )
-        try:
-            pipeline.recover()
-        except Exception as exc:
-            from bot.spool import is_database_down
 
-            if not is_database_down(exc) or pipeline.spool is None:
-                raise
-            log.warning("cannot re-queue stored events now (database unreachable): %s", exc)
-            pipeline.recovery_pending = True
-        return pipeline
+    # --- leadership of the grouping -------------------------------------------------------
 
-    def recover(self) -> int:
-        """Queue again the events stored but not processed before a restart (in order)."""
+    def lead(self) -> bool:
+        """Take or renew the grouping lease; returns whether this pipeline groups now.
+
+        On taking it over, the open groups are rebuilt from the database first. The leader
+        then queues the events stored but not grouped yet (by other replicas, or before a
+        restart), in id order. The lease is tried every ``lease_ttl / 6`` seconds; a leader
+        that cannot reach the database keeps leading until its lease would have expired (no
+        other replica can take it before), then steps down."""
+        with self._lead_lock:
+            if self._stopped.is_set():
+                return False
+            now = self.clock()
+            if now - self._last_try >= self.lease_ttl / 6:
+                self._last_try = now
+                try:
+                    with session_scope(self.sessions) as session:
+                        held = repo.acquire_lease(
+                            session=session,
+                            name=LEASE_NAME,
+                            holder=self.holder,
+                            ttl=timedelta(seconds=self.lease_ttl),
+                            now=_when(now),
+                        )
+                except Exception as exc:  # database down: see the docstring
+                    if self.leader and now >= self._lease_until:
+                        self._step_down(f"the lease could not be renewed: {exc}")
+                    elif not self.leader:
+                        raise
+                    return self.leader
+                if held:
+                    self._lease_until = now + self.lease_ttl
+                    if not self.leader:
+                        self._take_over(now)
+                elif self.leader:
+                    self._step_down("another replica holds the lease")
+            if self.leader:
+                self._queue_stored(now)
+            return self.leader
+
+    def stop(self) -> None:
+        """Hand the lease over at once (orderly shutdown): another replica need not wait for
+        it to expire. Events not grouped yet stay stored as "queued" for the next leader."""
+        with self._lead_lock:
+            self._stopped.set()
+            _release_holder(self.holder)
+            if not self.leader:
+                return
+            self._step_down("stopping")
+            try:
+                with session_scope(self.sessions) as session:
+                    repo.release_lease(session=session, name=LEASE_NAME, holder=self.holder)
+            except Exception as exc:  # noqa: BLE001 - it expires on its own
+                log.warning("cannot release the alert-grouping lease: %s", exc)
+
+    def _lead_loop(self) -> None:
+        while not self._stopped.wait(self.lead_interval):
+            try:
+                self.lead()
+            except Exception as exc:  # noqa: BLE001 - tried again next time
+                log.warning("alert-grouping lease: %s", exc)
+
+    def _take_over(self, now: float) -> None:
+        with self._process_lock:
+            self.grouper = AlertGrouper(
+                window_seconds=self.grouper.window_seconds, rules=self.grouper.rules
+            )
+            with self._lock:
+                self.groups = {}
+            self._pending, self._touched = [], set()
+            restored = self._restore(now)
+            self.leader = True
+        ALERT_GROUPING_LEADER.set(1)
+        log.info("leading the alert grouping (%s); %d open groups restored", self.holder, restored)
+
+    def _step_down(self, why: str) -> None:
+        with self._process_lock:
+            self.leader = False
+            dropped = 0
+            while True:  # still stored as "queued": the next leader queues them
+                try:
+                    self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                self._queue.task_done()
+                dropped += 1
+            with self._lock:
+                self._queued_ids.clear()
+        ALERT_GROUPING_LEADER.set(0)
+        log.log(
+            logging.INFO if why == "stopping" else logging.WARNING,
+            "no longer leading the alert grouping (%s); %d queued events left to the next leader",
+            why,
+            dropped,
+        )
+
+    def _restore(self, now: float) -> int:
+        """Rebuild the groups still open at ``now`` from the database; returns how many.
+
+        A group whose first event was never posted (a crash before its thread existed) is
+        not restored: that event is still "queued" and opens its group again."""
+        since = _when(now - self.grouper.window_seconds)
+        opened = exists().where(
+            EventRecord.group_id == AlertGroup.id, EventRecord.outcome == "new_group"
+        )
         with session_scope(self.sessions) as session:
             rows = session.scalars(
-                select(EventRecord).where(EventRecord.outcome == "queued").order_by(EventRecord.id)
+                select(AlertGroup).where(AlertGroup.last_seen >= since, opened)
             ).all()
-            pending = [(row.id, _event_from_row(row)) for row in rows]
-        if pending:
-            log.info("re-queueing %d events stored before the restart", len(pending))
-        for item in pending:
+            if not rows:
+                return 0
+            by_id = {row.id: row for row in rows}
+            events = session.scalars(
+                select(EventRecord)
+                .where(
+                    EventRecord.group_id.in_(list(by_id)),
+                    EventRecord.outcome.in_(_DONE_OUTCOMES),
+                )
+                .order_by(EventRecord.id.desc())
+                .limit(RESTORE_EVENTS)
+            ).all()
+            states = {row.id: self._restored_state(session, row) for row in rows}
+            replay = [(e.group_id, _event_from_row(e), e.outcome, e.grouped_at) for e in events]
+        for group_id, event, outcome, grouped_at in reversed(replay):
+            row, state = by_id[group_id], states[group_id]
+            t = _seconds(grouped_at or row.last_seen)
+            if not row.key.startswith("record:"):
+                self.grouper.restore(event, row.key, t)
+            fp = event.fingerprint or str(group_id)
+            if event.status == AlertStatus.RESOLVED:
+                state.firing.discard(fp)
+                state.resolved.add(fp)
+            else:
+                state.firing.add(fp)
+                state.resolved.discard(fp)
+            if outcome == "new_group" and not state.title:
+                state.title = event.alertname or event.title or event.text[:80]
+        with self._lock:
+            for group_id, state in states.items():
+                self.groups[by_id[group_id].key] = state
+        self.grouper.prune(now)
+        return len(states)
+
+    def _restored_state(self, session: Any, row: AlertGroup) -> GroupState:
+        summary = row.summary or {}
+        state = GroupState(
+            row_id=row.id,
+            channel=row.channel,
+            title=str(summary.get("title") or ""),
+            reason=row.reason,
+            thread_ts=row.thread_ts,
+            count=row.count,
+            duplicates=int(summary.get("duplicates") or 0),
+            alertnames={str(k): int(v) for k, v in (summary.get("alertnames") or {}).items()},
+            reasons=[str(r) for r in summary.get("reasons") or []],
+            last_update=_seconds(row.last_seen),
+        )
+        if row.thread_ts:
+            answer = session.scalars(
+                select(TriageAnswer)
+                .where(
+                    TriageAnswer.channel == row.channel, TriageAnswer.message_ts == row.thread_ts
+                )
+                .order_by(TriageAnswer.id.desc())
+                .limit(1)
+            ).first()
+            if answer is not None:
+                from bot.slack.blocks import triage_from_dict
+
+                state.answer_id = answer.id
+                try:
+                    state.triage = triage_from_dict(answer.answer)
+                except Exception:  # noqa: BLE001 - the count is still updated, without triage
+                    log.warning("stored answer %s cannot be shown again", answer.id)
+        return state
+
+    def _queue_stored(self, now: float) -> int:
+        """Queue the stored events nobody has grouped yet (ids not queued here already)."""
+        with session_scope(self.sessions) as session:
+            ids = list(
+                session.scalars(
+                    select(EventRecord.id)
+                    .where(EventRecord.outcome == "queued")
+                    .order_by(EventRecord.id)
+                    .limit(POLL_BATCH)
+                )
+            )
+            with self._lock:
+                new = [i for i in ids if i not in self._queued_ids]
+                if len(ids) < POLL_BATCH:  # every queued id was seen: forget the done ones
+                    still = set(ids)
+                    self._queued_ids = {
+                        i: t
+                        for i, t in self._queued_ids.items()
+                        if i in still or now - t < SEEN_GRACE_SECONDS
+                    }
+            rows: list[EventRecord] = []
+            for start in range(0, len(new), WRITE_BATCH):
+                chunk = new[start : start + WRITE_BATCH]
+                rows.extend(
+                    session.scalars(
+                        select(EventRecord)
+                        .where(EventRecord.id.in_(chunk), EventRecord.outcome == "queued")
+                        .order_by(EventRecord.id)
+                    )
+                )
+            items = [(row.id, _event_from_row(row)) for row in rows]
+        if items:
+            log.info("queueing %d stored events not grouped yet", len(items))
+            self._enqueue(items, now)
+        return len(items)
+
+    def _enqueue(self, items: list[tuple[int, Event]], now: float | None = None) -> None:
+        now = self.clock() if now is None else now
+        with self._lock:
+            for row_id, _ in items:
+                self._queued_ids[row_id] = now
+        for item in items:
             self._queue.put(item)
-        return len(pending)
 
     # --- intake ------------------------------------------------------------------------
 
@@ -211,8 +468,8 @@ class AlertPipeline:
                     done.set_exception(exc)
                 continue
             for (events, done), ids in zip(batch, ids_per_call, strict=True):
-                for row_id, event in zip(ids, events, strict=True):
-                    self._queue.put((row_id, event))
+                if self.leader:  # otherwise the leader's poll picks them up
+                    self._enqueue(list(zip(ids, events, strict=True)))
                 done.set_result(AcceptedIds(ids))
 
     def _spool_batch(
@@ -241,9 +498,6 @@ class AlertPipeline:
         Returns "duplicate" when the record was stored before (a crash mid-replay)."""
         from bot.spool import already_applied, mark_applied
 
-        if self.recovery_pending:
-            self.recover()
-            self.recovery_pending = False
         events = [event_from_dict(d) for d in record.payload["events"]]
         with session_scope(self.sessions) as session:
             if already_applied(session, record.id):
@@ -253,8 +507,8 @@ class AlertPipeline:
             mark_applied(session, record)
             session.flush()
             ids = [r.id for r in rows]
-        for row_id, event in zip(ids, events, strict=True):
-            self._queue.put((row_id, event))
+        if self.leader:  # in order: older stored events were queued at the take-over
+            self._enqueue(list(zip(ids, events, strict=True)))
         return "applied"
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
@@ -276,9 +530,12 @@ class AlertPipeline:
             try:
                 if item is None:
                     return
-                self._process(*item)
-                if len(self._pending) >= WRITE_BATCH or self._queue.empty():
-                    self._flush_outcomes()
+                with self._process_lock:
+                    if not self.leader:  # stepped down: stays "queued" for the next leader
+                        continue
+                    self._process(*item)
+                    if len(self._pending) >= WRITE_BATCH or self._queue.empty():
+                        self._flush_outcomes()
             except Exception:
                 log.exception("alert processing failed")
             finally:
@@ -323,9 +580,9 @@ class AlertPipeline:
             state.posting = state.posting or is_new
         outcome = "new_group" if is_new else ("duplicate" if is_dup else "grouped")
         if is_new:
-            self._triage.put((row_id, state, event))  # its outcome is written once posted
+            self._triage.put((row_id, state, event, now))  # its outcome is written once posted
         else:
-            self._pending.append((row_id, state.row_id, outcome))
+            self._pending.append((row_id, state.row_id, outcome, now))
         self._touched.add(decision_group)
         EVENTS.labels(source=str(event.source), outcome=outcome).inc()
         if now >= self._next_evict:
@@ -354,19 +611,23 @@ class AlertPipeline:
 
     def _open_group(self, key: str, event: Event, reason: str) -> GroupState:
         channel = route_channel(self.settings, event)
+        title = event.alertname or event.title or event.text[:80]
+        opened_at = _when(self.clock())
         with session_scope(self.sessions) as session:
             row = AlertGroup(
-                key=key[:300], channel=channel, reason=reason, count=0, status="firing"
+                key=key[:300],
+                channel=channel,
+                reason=reason,
+                count=0,
+                status="firing",
+                summary={"title": title},
+                first_seen=opened_at,
+                last_seen=opened_at,
             )
             session.add(row)
             session.flush()
             row_id = row.id
-        state = GroupState(
-            row_id=row_id,
-            channel=channel,
-            title=event.alertname or event.title or event.text[:80],
-            reason=reason,
-        )
+        state = GroupState(row_id=row_id, channel=channel, title=title, reason=reason)
         self.groups[key] = state
         return state
 
@@ -382,9 +643,12 @@ class AlertPipeline:
             if pending:
                 session.execute(
                     update(EventRecord),
-                    [{"id": e, "group_id": g, "outcome": o} for e, g, o in pending],
+                    [
+                        {"id": e, "group_id": g, "outcome": o, "grouped_at": _when(t)}
+                        for e, g, o, t in pending
+                    ],
                 )
-            now = datetime.now(UTC)
+            now = _when(self.clock())
             if states:
                 session.execute(
                     update(AlertGroup),
@@ -402,9 +666,9 @@ class AlertPipeline:
 
     def _triage_loop(self) -> None:
         while True:
-            row_id, state, event = self._triage.get()
+            row_id, state, event, grouped_at = self._triage.get()
             try:
-                self._triage_and_post(row_id, state, event)
+                self._triage_and_post(row_id, state, event, grouped_at)
             except Exception:
                 log.exception("triage or post of alert group %s failed", state.row_id)
             finally:
@@ -412,7 +676,9 @@ class AlertPipeline:
                     state.posting = False
                 self._triage.task_done()
 
-    def _triage_and_post(self, row_id: int, state: GroupState, event: Event) -> None:
+    def _triage_and_post(
+        self, row_id: int, state: GroupState, event: Event, grouped_at: float
+    ) -> None:
         """Triage thread: triage the first event of a new group, post the group's thread and
         record the event's outcome (last: a restart re-queues it if this does not finish)."""
         try:
@@ -447,7 +713,7 @@ class AlertPipeline:
             session.execute(
                 update(EventRecord)
                 .where(EventRecord.id == row_id)
-                .values(group_id=state.row_id, outcome="new_group")
+                .values(group_id=state.row_id, outcome="new_group", grouped_at=_when(grouped_at))
             )
             if not ts:
                 return
@@ -598,8 +864,21 @@ def _snapshot(state: GroupState) -> GroupState:
     )
 
 
+def _when(seconds: float) -> datetime:
+    """The pipeline clock's seconds as a stored time."""
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _seconds(stored: datetime) -> float:
+    """A stored time as the pipeline clock's seconds (SQLite returns naive UTC times)."""
+    if stored.tzinfo is None:
+        stored = stored.replace(tzinfo=UTC)
+    return stored.timestamp()
+
+
 def _summary(state: GroupState) -> dict[str, Any]:
     return {
+        "title": state.title,
         "alertnames": dict(state.alertnames),
         "firing": len(state.firing),
         "resolved": len(state.resolved),

@@ -64,6 +64,11 @@ SPOOL_RECORDS = Counter(
 SPOOL_PENDING = Gauge(
     "triagebot_spool_pending", "Spooled records waiting for the database.", registry=REGISTRY
 )
+ALERT_GROUPING_LEADER = Gauge(
+    "triagebot_alert_grouping_leader",
+    "1 on the replica that groups alerts now (holds the alert-grouping lease), else 0.",
+    registry=REGISTRY,
+)
 READY = Gauge(
     "triagebot_ready", "1 once models, indexes and database are loaded.", registry=REGISTRY
 )

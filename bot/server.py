@@ -111,6 +111,9 @@ class Runtime:
         replayer = self.components.get("spool_replayer")
         if replayer is not None:
             replayer.stop()
+        pipeline = self.components.get("alert_pipeline")
+        if pipeline is not None:
+            pipeline.stop()  # hands the alert-grouping lease to another replica at once
 
 
 def create_http_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
@@ -181,6 +184,9 @@ def run_server(settings: Settings, *, socket_mode: bool = False) -> None:
     register_background_parts(runtime, socket_mode=socket_mode)
     http_app = create_http_app(settings, runtime)
     runtime.start()
-    uvicorn.run(
-        http_app, host=settings.host, port=settings.port, log_level="warning", access_log=False
-    )
+    try:
+        uvicorn.run(
+            http_app, host=settings.host, port=settings.port, log_level="warning", access_log=False
+        )
+    finally:
+        runtime.stop()

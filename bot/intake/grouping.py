@@ -171,6 +171,23 @@ class AlertGrouper:
             group.count,
         )
 
+    def restore(self, event: Event, group_id: str, now: datetime | float | None = None) -> None:
+        """Record ``event`` as a member of ``group_id``, grouped at ``now``, without deciding.
+
+        Rebuilds the state from stored decisions (a restart, or another replica taking over
+        the grouping): the event's fingerprint, rule keys and template point at ``group_id``
+        as they would after :meth:`assign`. Replay events in the order they were grouped."""
+        t = _ts(now)
+        group = self._groups.get(group_id)
+        if group is None:
+            group = _Group(group_id, t, t, title=event.alertname or event.title)
+            self._groups[group_id] = group
+        else:
+            group.count += 1
+            group.last_seen = max(group.last_seen, t)
+        keys = self._rule_keys(event)
+        self._remember(event, alert_fingerprint(event), str(event.status), group_id, keys, t)
+
     def is_open(self, group_id: str, now: datetime | float | None = None) -> bool:
         """True while ``group_id`` can still take events at ``now``; False once it has
         expired (``window_seconds`` after its last event) or was pruned (``max_groups``).

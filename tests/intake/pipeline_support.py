@@ -35,11 +35,11 @@ def alert(name: str, fingerprint: str, channel: str = "") -> Event:
 class PipelineStore:
     """A migrated SQLite database and the settings the pipeline reads (CALERTS, WINDOW)."""
 
-    def __init__(self, tmp_path: Path, **settings: Any) -> None:
+    def __init__(self, tmp_path: Path, url: str = "", **settings: Any) -> None:
         from bot.config import Settings
         from bot.store import db
 
-        url = f"sqlite:///{tmp_path / 'pipeline.db'}"
+        url = url or f"sqlite:///{tmp_path / 'pipeline.db'}"
         db.upgrade(url)
         self.engine = db.make_engine(url)
         self.sessions = db.make_session_factory(self.engine)
@@ -53,7 +53,7 @@ class PipelineStore:
             **settings,
         )
 
-    def pipeline(self, *, assistant: Any, poster: Any, clock: FakeClock) -> Any:
+    def pipeline(self, *, assistant: Any, poster: Any, clock: FakeClock, **options: Any) -> Any:
         from bot.alert_pipeline import AlertPipeline
 
         return AlertPipeline(
@@ -63,6 +63,7 @@ class PipelineStore:
             poster=poster,
             clock=clock,
             update_interval=1e9,  # the background flusher never edits: only flush(force=True)
+            **options,
         )
 
     def close(self) -> None:

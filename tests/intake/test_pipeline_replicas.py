@@ -1,0 +1,222 @@
+"""One storm, one thread, across restarts and replicas (fake clock, real SQLite or PostgreSQL).
+
+Every replica stores the alerts it receives; only the holder of the alert-grouping lease
+groups them, and a replica that takes the lease over rebuilds the open groups from the
+database first (threads, counts, dedup state, triage)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot.alert_pipeline import LEASE_TTL_SECONDS
+from bot.events import AlertStatus, Event
+from bot.store.db import session_scope
+from bot.store.models import AlertGroup, EventRecord
+from bot.triage_types import Triage
+from tests.intake.pipeline_support import FakeClock, PipelineStore, alert
+
+
+class NoveltyTriage:
+    """A real (if small) answer, so that the top message carries a triage section."""
+
+    def triage(self, event: Event) -> Triage:
+        return Triage(query=event.text, novel=True, novelty_score=0.12)
+
+
+class FakePoster:
+    def __init__(self) -> None:
+        self.posts: list[str] = []
+        self.updates: list[tuple[str, str]] = []
+
+    def post(self, channel: str, text: str, blocks: Any) -> str:
+        self.posts.append(text)
+        return f"ts-{len(self.posts)}"
+
+    def update(self, channel: str, ts: str, text: str, blocks: Any) -> None:
+        self.updates.append((ts, text))
+
+
+class Cluster:
+    """Pipelines ("replicas") on one database and one clock."""
+
+    def __init__(self, store: PipelineStore) -> None:
+        self.store = store
+        self.clock = FakeClock(1_700_000_000.0)
+        self.poster = FakePoster()  # one Slack workspace: posts of every replica land here
+        self.pipelines: list[Any] = []
+
+    def replica(self, name: str) -> Any:
+        pipeline = self.store.pipeline(
+            assistant=NoveltyTriage(), poster=self.poster, clock=self.clock, holder=name
+        )
+        self.pipelines.append(pipeline)
+        return pipeline
+
+    def rows(self) -> list[tuple[str, int | None, str]]:
+        with session_scope(self.store.sessions) as session:
+            return [
+                (e.fingerprint, e.group_id, e.outcome)
+                for e in session.scalars(select(EventRecord).order_by(EventRecord.id))
+            ]
+
+    def groups(self) -> list[AlertGroup]:
+        with session_scope(self.store.sessions) as session:
+            groups = list(session.scalars(select(AlertGroup).order_by(AlertGroup.id)))
+            session.expunge_all()
+            return groups
+
+
+@pytest.fixture
+def cluster(database_url: str, tmp_path: Path) -> Iterator[Cluster]:
+    store = PipelineStore(tmp_path, url=database_url)
+    made = Cluster(store)
+    yield made
+    for pipeline in made.pipelines:
+        pipeline.stop()
+    store.close()
+
+
+def storm_alert(fingerprint: str, status: AlertStatus = AlertStatus.FIRING) -> Event:
+    # One alert name and service: one group.
+    return dataclasses.replace(alert("DiskFull", fingerprint), status=status)
+
+
+def send(pipeline: Any, *events: Event) -> None:
+    assert len(pipeline.accept(list(events))) == len(events)
+
+
+def crash(pipeline: Any) -> None:
+    """The process dies: no more grouping, and its lease is not handed over."""
+    pipeline._stopped.set()
+    pipeline._step_down("crashed (test)")
+
+
+def test_only_the_lease_holder_groups_and_the_other_replicas_store(cluster: Cluster) -> None:
+    a, b = cluster.replica("pod-a"), cluster.replica("pod-b")
+    assert a.leader and not b.leader
+
+    send(b, storm_alert("fp-1"))  # stored by b, waiting for the leader
+    assert cluster.rows() == [("fp-1", None, "queued")]
+    assert b.wait_idle() and cluster.rows()[0][2] == "queued"  # b does not group it
+
+    assert a.lead()  # the leader's poll (every second in production)
+    assert a.wait_idle()
+    (group,) = cluster.groups()
+    assert cluster.rows() == [("fp-1", group.id, "new_group")]
+    assert cluster.poster.posts and len(cluster.poster.posts) == 1
+
+
+def test_a_storm_spread_over_two_replicas_keeps_one_thread(cluster: Cluster) -> None:
+    a, b = cluster.replica("pod-a"), cluster.replica("pod-b")
+    for i in range(6):  # the Service balances the storm over both pods
+        send(a if i % 2 == 0 else b, storm_alert(f"fp-{i}"))
+        cluster.clock.now += 1
+    # Alertmanager HA: both Alertmanagers send the same notification, to different pods.
+    send(a, storm_alert("fp-0"))
+    send(b, storm_alert("fp-0"))
+    a.lead()
+    assert a.wait_idle() and b.wait_idle()
+
+    (group,) = cluster.groups()
+    rows = cluster.rows()
+    assert {g for _, g, _ in rows} == {group.id}
+    assert [o for _, _, o in rows].count("new_group") == 1
+    assert [o for _, _, o in rows].count("duplicate") == 2
+    assert cluster.poster.posts == [cluster.poster.posts[0]]  # one thread, not two
+    assert group.count == 6 and group.summary["duplicates"] == 2
+
+
+def test_a_restart_keeps_the_storm_in_its_thread_with_its_triage(cluster: Cluster) -> None:
+    first = cluster.replica("pod-a")
+    send(first, storm_alert("fp-1"), storm_alert("fp-2"))
+    assert first.wait_idle()
+    (posted,) = cluster.poster.posts
+    first.stop()  # an orderly restart (a rolling update) hands the lease over at once
+
+    cluster.clock.now += 20
+    restarted = cluster.replica("pod-a")
+    assert restarted.leader
+    send(restarted, storm_alert("fp-3"), storm_alert("fp-1"))  # fp-1 again: a repeat
+    assert restarted.wait_idle()
+
+    assert cluster.poster.posts == [posted]  # no second thread
+    (group,) = cluster.groups()
+    assert group.count == 3 and group.summary["duplicates"] == 1
+    assert restarted.flush(force=True) == 1
+    ts, text = cluster.poster.updates[-1]
+    assert ts == "ts-1" and "3 alert(s)" in text
+    # The top message still shows the triage posted before the restart.
+    assert text.split("\n", 1)[1] == posted.split("\n", 1)[1]
+
+
+def test_a_resolved_alert_after_a_restart_resolves_the_group(cluster: Cluster) -> None:
+    first = cluster.replica("pod-a")
+    send(first, storm_alert("fp-1"))
+    assert first.wait_idle()
+    first.stop()
+
+    restarted = cluster.replica("pod-a")
+    send(restarted, storm_alert("fp-1", AlertStatus.RESOLVED))
+    assert restarted.wait_idle()
+    (group,) = cluster.groups()
+    assert group.status == "resolved" and group.count == 2
+    restarted.flush(force=True)
+    assert "[RESOLVED]" in cluster.poster.updates[-1][1]
+
+
+def test_when_the_leader_dies_another_replica_takes_over_its_open_groups(
+    cluster: Cluster,
+) -> None:
+    a, b = cluster.replica("pod-a"), cluster.replica("pod-b")
+    send(a, storm_alert("fp-1"))
+    assert a.wait_idle() and len(cluster.poster.posts) == 1
+    crash(a)
+
+    send(b, storm_alert("fp-2"))
+    assert not b.lead()  # a's lease has not expired: b stores and waits
+    assert cluster.rows()[-1][2] == "queued"
+
+    cluster.clock.now += LEASE_TTL_SECONDS + 1  # still inside the 60 s grouping window
+    assert b.lead() and b.wait_idle()
+    (group,) = cluster.groups()
+    assert [g for _, g, _ in cluster.rows()] == [group.id, group.id]
+    assert len(cluster.poster.posts) == 1 and group.count == 2
+    b.flush(force=True)
+    assert cluster.poster.updates[-1][0] == "ts-1"
+
+
+def test_a_leader_that_lost_its_lease_stops_grouping(cluster: Cluster) -> None:
+    a, b = cluster.replica("pod-a"), cluster.replica("pod-b")
+    send(a, storm_alert("fp-1"))
+    assert a.wait_idle()
+    cluster.clock.now += LEASE_TTL_SECONDS + 1  # a stalled past its lease; b was quicker
+    assert b.lead()
+    assert not a.lead()
+
+    send(a, storm_alert("fp-2"))  # stored by a, grouped by b
+    assert a.wait_idle() and cluster.rows()[-1][2] == "queued"
+    b.lead()
+    assert b.wait_idle()
+    (group,) = cluster.groups()
+    assert [o for _, _, o in cluster.rows()] == ["new_group", "grouped"]
+    assert group.count == 2 and len(cluster.poster.posts) == 1
+
+
+def test_groups_closed_before_the_take_over_are_not_restored(cluster: Cluster) -> None:
+    a = cluster.replica("pod-a")
+    send(a, storm_alert("fp-1"))
+    assert a.wait_idle()
+    a.stop()
+    cluster.clock.now += a.grouper.window_seconds + 1  # the storm ended a window ago
+
+    b = cluster.replica("pod-b")
+    assert b.leader and b.groups == {}
+    send(b, storm_alert("fp-1"))
+    assert b.wait_idle()
+    assert len(cluster.groups()) == 2 and len(cluster.poster.posts) == 2
