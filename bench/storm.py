@@ -9,6 +9,13 @@ many alerts were stored, and the server's peak memory (VmHWM).
 
 Each request carries `--batch` alerts (default 1: the strictest case). Bounded: every
 request goes to 127.0.0.1, and the run stops after the alerts are sent (or --timeout).
+
+Several replicas: `--replicas 2 --postgres postgresql+psycopg://postgres@127.0.0.1:5432/test`
+starts two servers on one fresh PostgreSQL database (dropped at the end) and one data folder,
+and sends each request to a replica chosen at random, as a Service balances.
+`--restart-leader` stops the replica that groups (SIGTERM, as a rolling update does; the first
+replica if none says it leads) once half the alerts are sent and starts it again; the clients
+skip it while it is down. The figure to watch: threads posted = problems.
 """
 
 from __future__ import annotations
@@ -18,10 +25,13 @@ import asyncio
 import hashlib
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -92,9 +102,15 @@ def vm_hwm_mb(pid: int) -> float:
     return 0.0
 
 
-async def send_all(url: str, bodies: list[bytes], concurrency: int) -> tuple[list[float], int]:
+async def send_all(
+    servers: list[Server], bodies: list[bytes], concurrency: int,
+    halfway: threading.Event | None = None,
+) -> tuple[list[float], int]:
+    """Post the bodies round-robin over the servers that are up; sets ``halfway`` midway."""
     latencies: list[float] = []
     errors = 0
+    sent = 0
+    rng = random.Random(0)
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for body in bodies:
         queue.put_nowait(body)
@@ -102,11 +118,24 @@ async def send_all(url: str, bodies: list[bytes], concurrency: int) -> tuple[lis
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
     async def worker(client: httpx.AsyncClient) -> None:
-        nonlocal errors
+        nonlocal errors, sent
         while not queue.empty():
             body = queue.get_nowait()
+            sent += 1
+            if halfway is not None and sent == len(bodies) // 2:
+                halfway.set()
+                await asyncio.sleep(0.2)  # let the restart begin
+            up = [s for s in servers if s.up.is_set()]
+            # At random, as a Service balances: round-robin would send each problem to one
+            # replica whenever the number of problems is a multiple of the replicas.
+            url = rng.choice(up).base + "/webhooks/alertmanager"
             started = time.perf_counter()
-            answer = await client.post(url, content=body, headers=headers)
+            try:
+                answer = await client.post(url, content=body, headers=headers)
+            except httpx.HTTPError:  # the replica went down under us: a caller retries
+                queue.put_nowait(body)
+                await asyncio.sleep(0.05)
+                continue
             latencies.append((time.perf_counter() - started) * 1000)
             if answer.status_code != 202:
                 errors += 1
@@ -118,8 +147,92 @@ async def send_all(url: str, bodies: list[bytes], concurrency: int) -> tuple[lis
 
 def prepare_data_dir(data_dir: Path, env: dict[str, str]) -> None:
     triagebot = str(ROOT / ".venv" / "bin" / "triagebot")
+    subprocess.run([triagebot, "db", "upgrade"], env=env, check=True, capture_output=True)
     subprocess.run([triagebot, "samples", "load", "--if-empty"], env=env, check=True,
                    capture_output=True)
+
+
+class Server:
+    """One `triagebot serve` replica on its own loopback port."""
+
+    def __init__(self, env: dict[str, str], taken: set[int]) -> None:
+        self.port = free_port()
+        while self.port in taken:  # a port just freed can be handed out again
+            self.port = free_port()
+        taken.add(self.port)
+        self.env = {**env, "TRIAGEBOT_PORT": str(self.port)}
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.up = threading.Event()
+        self.process: subprocess.Popen | None = None
+        self.peak_mb = 0.0
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [str(ROOT / ".venv" / "bin" / "triagebot"), "serve"], env=self.env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.base + "/readyz", timeout=2).status_code == 200:
+                    self.up.set()
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise SystemExit("server did not become ready")
+
+    def is_leader(self) -> bool:
+        try:
+            body = httpx.get(self.base + "/metrics", timeout=5).text
+        except httpx.HTTPError:
+            return False
+        return "triagebot_alert_grouping_leader 1.0" in body
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.peak_mb = max(self.peak_mb, vm_hwm_mb(self.process.pid))
+        self.up.clear()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.process = None
+
+
+def restart_leader(servers: list[Server], halfway: threading.Event, log: list[str]) -> None:
+    """Halfway through the storm: SIGTERM the grouping replica, then start it again."""
+    halfway.wait()
+    leader = next((s for s in servers if s.is_leader()), servers[0])
+    started = time.perf_counter()
+    role = "the leader" if leader.is_leader() else "a replica (none leads)"
+    leader.stop()
+    log.append(f"stopped {role} (port {leader.port}) at half the alerts")
+    leader.start()
+    log.append(f"it was serving again after {time.perf_counter() - started:.1f} s")
+
+
+def fresh_postgres(admin_url: str) -> tuple[str, object]:
+    """A new empty database on the server of ``admin_url``; returns its URL and a dropper."""
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"triagebot_storm_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     "WHERE datname = :n"), {"n": name},
+            )
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+    return admin_url.rsplit("/", 1)[0] + "/" + name, drop
 
 
 def main() -> None:
@@ -130,16 +243,21 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--replicas", type=int, default=1)
+    parser.add_argument("--postgres", default="", help="admin URL: run on a fresh database")
+    parser.add_argument("--restart-leader", action="store_true")
     args = parser.parse_args()
 
     fake = FakeSlackAPI().start()
     tmp = tempfile.mkdtemp(prefix="triagebot-storm-")
     data_dir = args.data_dir or Path(tmp) / "data"
-    port = free_port()
+    database_url, drop_database = f"sqlite:///{data_dir / 'triagebot.db'}", None
+    if args.postgres:
+        database_url, drop_database = fresh_postgres(args.postgres)
     env = {
         **os.environ,
         "TRIAGEBOT_DATA_DIR": str(data_dir),
-        "TRIAGEBOT_PORT": str(port),
+        "TRIAGEBOT_DATABASE_URL": database_url,
         "TRIAGEBOT_HOST": "127.0.0.1",
         "TRIAGEBOT_SCHEDULER_ENABLED": "false",
         "TRIAGEBOT_WEBHOOK_TOKENS": json.dumps({"alertmanager": TOKEN}),
@@ -151,22 +269,12 @@ def main() -> None:
     }
     print("preparing the data folder (samples) ...", flush=True)
     prepare_data_dir(data_dir, env)
-    server = subprocess.Popen(
-        [str(ROOT / ".venv" / "bin" / "triagebot"), "serve"], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
+    ports: set[int] = set()
+    servers = [Server(env, ports) for _ in range(args.replicas)]
+    restarts: list[str] = []
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
-            raise SystemExit("server did not become ready")
+        for server in servers:
+            server.start()
         alerts = make_alerts(args.alerts, args.problems)
         by_group: dict[str, list[dict]] = {}
         bodies = []
@@ -177,7 +285,7 @@ def main() -> None:
         bodies.extend(notification(group) for group in by_group.values() if group)
         from sqlalchemy import create_engine, text
 
-        engine = create_engine(f"sqlite:///{data_dir / 'triagebot.db'}")
+        engine = create_engine(database_url)
         with engine.connect() as conn:
             first_id = conn.execute(text("select coalesce(max(id), 0) from events")).scalar()
             first_group = conn.execute(
@@ -185,10 +293,15 @@ def main() -> None:
             ).scalar()
         print(f"sending {len(alerts)} alerts in {len(bodies)} requests ...", flush=True)
         started = time.perf_counter()
-        latencies, errors = asyncio.run(
-            send_all(base + "/webhooks/alertmanager", bodies, args.concurrency)
-        )
+        halfway = threading.Event() if args.restart_leader else None
+        restarter = None
+        if halfway is not None:
+            restarter = threading.Thread(target=restart_leader, args=(servers, halfway, restarts))
+            restarter.start()
+        latencies, errors = asyncio.run(send_all(servers, bodies, args.concurrency, halfway))
         elapsed = time.perf_counter() - started
+        if restarter is not None:
+            restarter.join()
         # Wait until the server has processed everything (events leave the "queued" state).
         # Grouped: the only events still queued are the first events of groups whose thread
         # is not posted yet (they stay queued until it is).
@@ -216,10 +329,21 @@ def main() -> None:
         processed_at = time.perf_counter() - started
         time.sleep(6)  # let coalesced thread updates go out
         posts = len(fake.calls_of("chat.postMessage"))
+        with engine.connect() as conn:
+            opened = conn.execute(
+                text("select count(*) from alert_groups where id > :g"), {"g": first_group}
+            ).scalar()
+        engine.dispose()
         updates = len(fake.calls_of("chat.update"))
         lat = np.asarray(latencies)
-        peak = vm_hwm_mb(server.pid)
+        peak = max(
+            max(s.peak_mb, vm_hwm_mb(s.process.pid) if s.process else 0.0) for s in servers
+        )
+        leaders = sum(s.is_leader() for s in servers)
         rows = [
+            ("replicas (ports) / database",
+             f"{args.replicas} ({', '.join(str(s.port) for s in servers)}) / "
+             f"{database_url.split(':', 1)[0]}"),
             ("alerts sent", f"{len(alerts)} ({len(bodies)} requests, {args.batch}/request, "
                             f"{args.concurrency} concurrent)"),
             ("errors (non-202)", str(errors)),
@@ -232,19 +356,22 @@ def main() -> None:
              f"{grouped_at:.1f}" if grouped_at is not None else "-"),
             ("all processed (grouped, triaged, posted) after s", f"{processed_at:.1f}"),
             ("Slack threads posted (problems)", f"{posts} ({args.problems})"),
+            ("alert groups opened", str(opened)),
             ("Slack top-message updates", str(updates)),
-            ("server peak RSS MB", f"{peak:.0f}"),
+            ("replicas leading the grouping at the end", str(leaders)),
+            ("server peak RSS MB (largest replica)", f"{peak:.0f}"),
         ]
+        for line in restarts:
+            print(line)
         print("\n| figure | value |\n| --- | --- |")
         for name, value in rows:
             print(f"| {name} | {value} |")
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        for server in servers:
+            server.stop()
         fake.stop()
+        if drop_database is not None:
+            drop_database()
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, insert, select, update
+from sqlalchemy import insert, select, update
 
 from bot.alert_messages import render_group_message
 from bot.answers import record_answer
@@ -247,15 +247,19 @@ class AlertPipeline:
                 self._queue_stored(now)
             return self.leader
 
-    def stop(self) -> None:
+    def stop(self, wait: float = 5.0) -> None:
         """Hand the lease over at once (orderly shutdown): another replica need not wait for
-        it to expire. Events not grouped yet stay stored as "queued" for the next leader."""
+        it to expire. Events not grouped yet stay stored as "queued" for the next leader;
+        a thread post already under way gets up to ``wait`` seconds to finish first."""
         with self._lead_lock:
             self._stopped.set()
             _release_holder(self.holder)
             if not self.leader:
                 return
             self._step_down("stopping")
+            deadline = time.monotonic() + wait
+            while self._triage.unfinished_tasks and time.monotonic() < deadline:
+                time.sleep(0.05)
             try:
                 with session_scope(self.sessions) as session:
                     repo.release_lease(session=session, name=LEASE_NAME, holder=self.holder)
@@ -285,14 +289,13 @@ class AlertPipeline:
     def _step_down(self, why: str) -> None:
         with self._process_lock:
             self.leader = False
-            dropped = 0
-            while True:  # still stored as "queued": the next leader queues them
-                try:
-                    self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                self._queue.task_done()
-                dropped += 1
+            try:  # what was grouped here is written, so the next leader need not redo it
+                self._flush_outcomes()
+            except Exception as exc:  # noqa: BLE001 - those events stay "queued": redone
+                log.warning("cannot write the last grouping outcomes: %s", exc)
+            dropped = _drain(self._queue)  # still stored as "queued": the next leader's
+            # Threads not posted yet: their groups are restored and posted by the next leader.
+            dropped += _drain(self._triage)
             with self._lock:
                 self._queued_ids.clear()
         ALERT_GROUPING_LEADER.set(0)
@@ -306,16 +309,12 @@ class AlertPipeline:
     def _restore(self, now: float) -> int:
         """Rebuild the groups still open at ``now`` from the database; returns how many.
 
-        A group whose first event was never posted (a crash before its thread existed) is
-        not restored: that event is still "queued" and opens its group again."""
+        A group whose thread was not posted yet (the previous leader stopped first) keeps
+        its first event "queued" but linked to the group: it is restored too, and its triage
+        and first post are queued again here, so its later alerts stay with it."""
         since = _when(now - self.grouper.window_seconds)
-        opened = exists().where(
-            EventRecord.group_id == AlertGroup.id, EventRecord.outcome == "new_group"
-        )
         with session_scope(self.sessions) as session:
-            rows = session.scalars(
-                select(AlertGroup).where(AlertGroup.last_seen >= since, opened)
-            ).all()
+            rows = session.scalars(select(AlertGroup).where(AlertGroup.last_seen >= since)).all()
             if not rows:
                 return 0
             by_id = {row.id: row for row in rows}
@@ -323,16 +322,22 @@ class AlertPipeline:
                 select(EventRecord)
                 .where(
                     EventRecord.group_id.in_(list(by_id)),
-                    EventRecord.outcome.in_(_DONE_OUTCOMES),
+                    EventRecord.outcome.in_((*_DONE_OUTCOMES, "queued")),
                 )
                 .order_by(EventRecord.id.desc())
                 .limit(RESTORE_EVENTS)
             ).all()
             states = {row.id: self._restored_state(session, row) for row in rows}
-            replay = [(e.group_id, _event_from_row(e), e.outcome, e.grouped_at) for e in events]
-        for group_id, event, outcome, grouped_at in reversed(replay):
+            replay = [
+                (e.group_id, e.id, _event_from_row(e), e.outcome, e.grouped_at) for e in events
+            ]
+        unposted: list[tuple[int, GroupState, Event, float]] = []
+        for group_id, event_id, event, outcome, grouped_at in reversed(replay):
             row, state = by_id[group_id], states[group_id]
             t = _seconds(grouped_at or row.last_seen)
+            if outcome == "queued":  # the first event of a group whose thread is not posted
+                state.posting = True
+                unposted.append((event_id, state, event, t))
             if not row.key.startswith("record:"):
                 self.grouper.restore(event, row.key, t)
             fp = event.fingerprint or str(group_id)
@@ -347,6 +352,10 @@ class AlertPipeline:
         with self._lock:
             for group_id, state in states.items():
                 self.groups[by_id[group_id].key] = state
+            for event_id, *_ in unposted:
+                self._queued_ids[event_id] = now
+        for task in unposted:
+            self._triage.put(task)
         self.grouper.prune(now)
         return len(states)
 
@@ -560,7 +569,7 @@ class AlertPipeline:
         with self._lock:
             state = self.groups.get(decision_group)
             if state is None:
-                state = self._open_group(decision_group, event, reason)
+                state = self._open_group(decision_group, event, reason, row_id)
             if not is_dup:
                 state.count += 1
             else:
@@ -609,7 +618,9 @@ class AlertPipeline:
                 del self.groups[key]
         return len(expired)
 
-    def _open_group(self, key: str, event: Event, reason: str) -> GroupState:
+    def _open_group(self, key: str, event: Event, reason: str, event_id: int) -> GroupState:
+        """Store a new group, and link its first event to it at once: that event stays
+        "queued" until the thread is posted, and a leader taking over must know its group."""
         channel = route_channel(self.settings, event)
         title = event.alertname or event.title or event.text[:80]
         opened_at = _when(self.clock())
@@ -627,6 +638,9 @@ class AlertPipeline:
             session.add(row)
             session.flush()
             row_id = row.id
+            session.execute(
+                update(EventRecord).where(EventRecord.id == event_id).values(group_id=row_id)
+            )
         state = GroupState(row_id=row_id, channel=channel, title=title, reason=reason)
         self.groups[key] = state
         return state
@@ -763,6 +777,18 @@ class AlertPipeline:
                 self.updates += 1
             done += 1
         return done
+
+
+def _drain(tasks: queue.Queue[Any]) -> int:
+    """Take every waiting item off ``tasks`` (marking each done); returns how many."""
+    dropped = 0
+    while True:
+        try:
+            tasks.get_nowait()
+        except queue.Empty:
+            return dropped
+        tasks.task_done()
+        dropped += 1
 
 
 def _insert_events(session: Any, calls: list[list[Event]]) -> list[list[int]]:

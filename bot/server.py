@@ -6,12 +6,14 @@ Models and indexes load in a background thread at start-up; ``/healthz`` answers
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -116,8 +118,14 @@ class Runtime:
             pipeline.stop()  # hands the alert-grouping lease to another replica at once
 
 
-def create_http_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
-    """Build the Starlette app. Routes for Slack and webhooks are added by their modules."""
+def create_http_app(
+    settings: Settings, runtime: Runtime | None = None, *, stop_on_shutdown: bool = False
+) -> Starlette:
+    """Build the Starlette app. Routes for Slack and webhooks are added by their modules.
+
+    ``stop_on_shutdown``: stop the runtime's background parts when the server shuts down
+    (SIGTERM), which hands the alert-grouping lease to another replica at once. uvicorn
+    re-raises the signal after its shutdown, so code after ``uvicorn.run`` never runs."""
     runtime = runtime or Runtime(settings)
     if "workers" not in runtime.components:
         from bot.workers import WorkerPool
@@ -150,7 +158,15 @@ def create_http_app(settings: Settings, runtime: Runtime | None = None) -> Starl
     from bot.slack.http import slack_routes
 
     routes.extend(slack_routes(runtime))
-    http_app = Starlette(routes=routes)
+    lifespan = None
+    if stop_on_shutdown:
+
+        @contextlib.asynccontextmanager
+        async def lifespan(_: Starlette) -> AsyncIterator[None]:
+            yield
+            await run_in_threadpool(runtime.stop)
+
+    http_app = Starlette(routes=routes, lifespan=lifespan)
     http_app.state.runtime = runtime
     return http_app
 
@@ -182,11 +198,8 @@ def run_server(settings: Settings, *, socket_mode: bool = False) -> None:
     from bot.lifecycle import register_background_parts
 
     register_background_parts(runtime, socket_mode=socket_mode)
-    http_app = create_http_app(settings, runtime)
+    http_app = create_http_app(settings, runtime, stop_on_shutdown=True)
     runtime.start()
-    try:
-        uvicorn.run(
-            http_app, host=settings.host, port=settings.port, log_level="warning", access_log=False
-        )
-    finally:
-        runtime.stop()
+    uvicorn.run(
+        http_app, host=settings.host, port=settings.port, log_level="warning", access_log=False
+    )

@@ -7,6 +7,8 @@ database first (threads, counts, dedup state, triage)."""
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -220,3 +222,56 @@ def test_groups_closed_before_the_take_over_are_not_restored(cluster: Cluster) -
     send(b, storm_alert("fp-1"))
     assert b.wait_idle()
     assert len(cluster.groups()) == 2 and len(cluster.poster.posts) == 2
+
+
+class GatedPoster(FakePoster):
+    """Posts wait until the gate opens: a thread post under way, others waiting behind it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+
+    def post(self, channel: str, text: str, blocks: Any) -> str:
+        assert self.gate.wait(10)
+        return super().post(channel, text, blocks)
+
+
+def test_threads_not_posted_before_a_hand_over_are_posted_by_the_next_leader(
+    database_url: str, tmp_path: Path
+) -> None:
+    store = PipelineStore(tmp_path, url=database_url, alert_triage_workers=1)
+    clock, poster = FakeClock(1_700_000_000.0), GatedPoster()
+    a = store.pipeline(assistant=NoveltyTriage(), poster=poster, clock=clock, holder="pod-a")
+    b = None
+    try:
+        first = alert("DiskFull", "fp-1")
+        other = alert("PodCrash", "fp-2")  # a second problem: its post waits behind the first
+        send(a, first, other, dataclasses.replace(other, fingerprint="fp-3"))
+        deadline = time.monotonic() + 10
+        while a._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.01)  # grouped: the first post is under way, the second waits
+        stopping = threading.Thread(target=a.stop, kwargs={"wait": 10})
+        stopping.start()
+        while a.leader and time.monotonic() < deadline:
+            time.sleep(0.01)
+        poster.gate.set()  # the post under way finishes; stop() waited for it
+        stopping.join()
+
+        b = store.pipeline(assistant=NoveltyTriage(), poster=poster, clock=clock, holder="b")
+        assert b.leader and b.wait_idle()
+        with session_scope(store.sessions) as session:
+            groups = {
+                g.summary["title"]: (g.count, g.thread_ts)
+                for g in session.scalars(select(AlertGroup))
+            }
+            outcomes = [e.outcome for e in session.scalars(select(EventRecord))]
+        # Two problems, two groups, two threads: PodCrash's thread was posted by b, with
+        # both of its alerts, not split into a second group.
+        assert groups == {"DiskFull": (1, "ts-1"), "PodCrash": (2, "ts-2")}
+        assert len(poster.posts) == 2 and "queued" not in outcomes
+    finally:
+        poster.gate.set()
+        a.stop()
+        if b is not None:
+            b.stop()
+        store.close()
