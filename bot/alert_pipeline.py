@@ -59,6 +59,8 @@ POLL_BATCH = 5_000  # stored events fetched per poll of the "queued" ones
 RESTORE_EVENTS = 50_000  # newest events of the open groups replayed at a take-over
 SEEN_GRACE_SECONDS = 60.0  # an id queued here is not queued again for at least this long
 _DONE_OUTCOMES = ("new_group", "grouped", "duplicate")
+OUTCOME_FLUSH_SECONDS = 0.25
+_IDLE: Any = object()  # the processing thread's "nothing arrived": time to write outcomes
 
 _holders_lock = threading.Lock()
 _live_holders: set[str] = set()
@@ -152,6 +154,7 @@ class AlertPipeline:
         self._writes: queue.Queue[tuple[list[Event], Future[list[int]]]] = queue.Queue()
         self._pending: list[tuple[int, int, str]] = []  # event row id, group row id, outcome
         self._touched: set[str] = set()
+        self._writing_outcomes = False
         self._triage: queue.Queue[tuple[int, GroupState, Event]] = queue.Queue()
         self.posts = 0
         self.updates = 0
@@ -525,8 +528,15 @@ class AlertPipeline:
         (tests and benchmarks)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            # Events first: an event's triage task is queued before the event is done.
-            if self._queue.unfinished_tasks == 0 and self._triage.unfinished_tasks == 0:
+            # Events first: an event's triage task is queued before the event is done; then
+            # the outcomes written in the next batch.
+            if (
+                self._queue.unfinished_tasks == 0
+                and self._triage.unfinished_tasks == 0
+                and not self._pending
+                and not self._touched
+                and not self._writing_outcomes
+            ):
                 return True
             time.sleep(0.01)
         return False
@@ -534,21 +544,37 @@ class AlertPipeline:
     # --- processing --------------------------------------------------------------------
 
     def _run(self) -> None:
+        """Group events in arrival order; write their outcomes in batches.
+
+        Outcomes are written at most every ``OUTCOME_FLUSH_SECONDS`` (or per ``WRITE_BATCH``):
+        one write per event kept the database's write lock and the GIL busy while a storm
+        was being accepted (accepted alerts/s 545 -> 417 when grouping stopped waiting for
+        Slack posts, see docs/benchmarks.md)."""
+        last_flush = time.monotonic()
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=OUTCOME_FLUSH_SECONDS)
+            except queue.Empty:
+                item = _IDLE
             try:
                 if item is None:
                     return
                 with self._process_lock:
-                    if not self.leader:  # stepped down: stays "queued" for the next leader
-                        continue
-                    self._process(*item)
-                    if len(self._pending) >= WRITE_BATCH or self._queue.empty():
+                    # Not leading (stepped down): the event stays "queued" for the next leader.
+                    if item is not _IDLE and self.leader:
+                        self._process(*item)
+                    due = len(self._pending) >= WRITE_BATCH or (
+                        self._queue.empty()
+                        and time.monotonic() - last_flush >= OUTCOME_FLUSH_SECONDS
+                    )
+                    if due and (self._pending or self._touched):
                         self._flush_outcomes()
+                        last_flush = time.monotonic()
             except Exception:
                 log.exception("alert processing failed")
             finally:
-                self._queue.task_done()
+                if item is not _IDLE:
+                    self._queue.task_done()
 
     def _process(self, row_id: int, event: Event) -> None:
         now = self.clock()
@@ -649,6 +675,13 @@ class AlertPipeline:
         """Write the outcomes and group counts of the events processed since the last call."""
         if not self._pending and not self._touched:
             return
+        self._writing_outcomes = True  # wait_idle: taken off the lists, not written yet
+        try:
+            self._write_outcomes()
+        finally:
+            self._writing_outcomes = False
+
+    def _write_outcomes(self) -> None:
         pending, self._pending = self._pending, []
         touched, self._touched = self._touched, set()
         with self._lock:
