@@ -167,10 +167,12 @@ class Server:
         self.peak_mb = 0.0
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [str(ROOT / ".venv" / "bin" / "triagebot"), "serve"], env=self.env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        log_path = Path(self.env["TRIAGEBOT_DATA_DIR"]) / f"server-{self.port}.log"
+        with log_path.open("ab") as log_file:  # the server's log, kept beside its data
+            self.process = subprocess.Popen(
+                [str(ROOT / ".venv" / "bin" / "triagebot"), "serve"], env=self.env,
+                stdout=subprocess.DEVNULL, stderr=log_file,
+            )
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             try:

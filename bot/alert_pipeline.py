@@ -396,7 +396,10 @@ class AlertPipeline:
         return state
 
     def _queue_stored(self, now: float) -> int:
-        """Queue the stored events nobody has grouped yet (ids not queued here already)."""
+        """Queue the stored events nobody has grouped yet (ids not queued here already).
+
+        No lock of this pipeline is taken inside a transaction: the processing thread holds
+        ``_lock`` while it opens a group (a write), so the two would wait on each other."""
         with session_scope(self.sessions) as session:
             ids = list(
                 session.scalars(
@@ -406,16 +409,19 @@ class AlertPipeline:
                     .limit(POLL_BATCH)
                 )
             )
-            with self._lock:
-                new = [i for i in ids if i not in self._queued_ids]
-                if len(ids) < POLL_BATCH:  # every queued id was seen: forget the done ones
-                    still = set(ids)
-                    self._queued_ids = {
-                        i: t
-                        for i, t in self._queued_ids.items()
-                        if i in still or now - t < SEEN_GRACE_SECONDS
-                    }
-            rows: list[EventRecord] = []
+        with self._lock:
+            new = [i for i in ids if i not in self._queued_ids]
+            if len(ids) < POLL_BATCH:  # every queued id was seen: forget the done ones
+                still = set(ids)
+                self._queued_ids = {
+                    i: t
+                    for i, t in self._queued_ids.items()
+                    if i in still or now - t < SEEN_GRACE_SECONDS
+                }
+        if not new:
+            return 0
+        rows: list[EventRecord] = []
+        with session_scope(self.sessions) as session:
             for start in range(0, len(new), WRITE_BATCH):
                 chunk = new[start : start + WRITE_BATCH]
                 rows.extend(
@@ -594,8 +600,9 @@ class AlertPipeline:
         fp = event.fingerprint or str(row_id)
         with self._lock:
             state = self.groups.get(decision_group)
-            if state is None:
-                state = self._open_group(decision_group, event, reason, row_id)
+        if state is None:  # only this thread opens groups; no lock held during the write
+            state = self._open_group(decision_group, event, reason, row_id)
+        with self._lock:
             if not is_dup:
                 state.count += 1
             else:
@@ -668,7 +675,8 @@ class AlertPipeline:
                 update(EventRecord).where(EventRecord.id == event_id).values(group_id=row_id)
             )
         state = GroupState(row_id=row_id, channel=channel, title=title, reason=reason)
-        self.groups[key] = state
+        with self._lock:
+            self.groups[key] = state
         return state
 
     def _flush_outcomes(self) -> None:

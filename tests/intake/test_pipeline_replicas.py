@@ -275,3 +275,34 @@ def test_threads_not_posted_before_a_hand_over_are_posted_by_the_next_leader(
         if b is not None:
             b.stop()
         store.close()
+
+
+def test_the_leader_poll_and_a_storm_of_new_groups_do_not_wait_on_each_other(
+    tmp_path: Path,
+) -> None:
+    """The poll for stored events ran a transaction while waiting for the pipeline's lock,
+    which the processing thread held while it waited to write a new group: SQLite's 30 s
+    busy timeout ended each such wait, and the event it was opening was lost until a
+    restart (found by bench/storm.py). Real clock: the poll runs as often as it can."""
+    store = PipelineStore(tmp_path, alert_triage_workers=1)
+    pipeline = store.pipeline(assistant=NoveltyTriage(), poster=None, clock=time.time)
+    polling = threading.Event()
+
+    def poll() -> None:
+        while not polling.is_set():
+            pipeline.lead()
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        for batch in range(20):  # 400 alerts, each a problem of its own: 400 new groups
+            send(pipeline, *(alert(f"Problem{batch}x{i}", f"fp-{batch}-{i}") for i in range(20)))
+        assert pipeline.wait_idle(timeout=25), "grouping stalled"
+    finally:
+        polling.set()
+        poller.join()
+        pipeline.stop()
+    with session_scope(store.sessions) as session:
+        outcomes = [e.outcome for e in session.scalars(select(EventRecord))]
+    store.close()
+    assert outcomes.count("new_group") == 400
