@@ -118,6 +118,15 @@ class GroupState:
     def status(self) -> str:
         return "resolved" if self.resolved and not self.firing else "firing"
 
+    def mark(self, fingerprint: str, status: AlertStatus) -> None:
+        """Record the latest status of one alert of the group."""
+        if status == AlertStatus.RESOLVED:
+            self.firing.discard(fingerprint)
+            self.resolved.add(fingerprint)
+        else:
+            self.firing.add(fingerprint)
+            self.resolved.discard(fingerprint)
+
 
 class AlertPipeline:
     def __init__(
@@ -343,13 +352,7 @@ class AlertPipeline:
                 unposted.append((event_id, state, event, t))
             if not row.key.startswith("record:"):
                 self.grouper.restore(event, row.key, t)
-            fp = event.fingerprint or str(group_id)
-            if event.status == AlertStatus.RESOLVED:
-                state.firing.discard(fp)
-                state.resolved.add(fp)
-            else:
-                state.firing.add(fp)
-                state.resolved.discard(fp)
+            state.mark(event.fingerprint or str(event_id), event.status)
             if outcome == "new_group" and not state.title:
                 state.title = event.alertname or event.title or event.text[:80]
         with self._lock:
@@ -609,12 +612,7 @@ class AlertPipeline:
                 state.duplicates += 1
             name = event.alertname or event.title or "event"
             state.alertnames[name] = state.alertnames.get(name, 0) + (0 if is_dup else 1)
-            if event.status == AlertStatus.RESOLVED:
-                state.firing.discard(fp)
-                state.resolved.add(fp)
-            else:
-                state.firing.add(fp)
-                state.resolved.discard(fp)
+            state.mark(fp, event.status)
             if not is_new and reason not in state.reasons and not is_dup:
                 state.reasons.append(reason)
             state.dirty = True

@@ -32,6 +32,21 @@ def alert(name: str, fingerprint: str, channel: str = "") -> Event:
     )
 
 
+class FakePoster:
+    """Slack's chat.postMessage / chat.update, recorded (text only)."""
+
+    def __init__(self) -> None:
+        self.posts: list[str] = []
+        self.updates: list[tuple[str, str]] = []
+
+    def post(self, channel: str, text: str, blocks: Any) -> str:
+        self.posts.append(text)
+        return f"ts-{len(self.posts)}"
+
+    def update(self, channel: str, ts: str, text: str, blocks: Any) -> None:
+        self.updates.append((ts, text))
+
+
 class PipelineStore:
     """A migrated SQLite database and the settings the pipeline reads (CALERTS, WINDOW)."""
 

@@ -9,25 +9,12 @@ from typing import Any
 import pytest
 
 from bot.events import Event
-from tests.intake.pipeline_support import WINDOW, FakeClock, PipelineStore, alert
+from tests.intake.pipeline_support import WINDOW, FakeClock, FakePoster, PipelineStore, alert
 
 
 class NoTriage:
     def triage(self, event: Event) -> None:
         return None
-
-
-class FakePoster:
-    def __init__(self) -> None:
-        self.posts: list[str] = []
-        self.updates: list[tuple[str, str]] = []
-
-    def post(self, channel: str, text: str, blocks: Any) -> str:
-        self.posts.append(text)
-        return f"ts-{len(self.posts)}"
-
-    def update(self, channel: str, ts: str, text: str, blocks: Any) -> None:
-        self.updates.append((ts, text))
 
 
 @pytest.fixture

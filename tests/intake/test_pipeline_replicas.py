@@ -21,7 +21,7 @@ from bot.events import AlertStatus, Event
 from bot.store.db import session_scope
 from bot.store.models import AlertGroup, EventRecord
 from bot.triage_types import Triage
-from tests.intake.pipeline_support import FakeClock, PipelineStore, alert
+from tests.intake.pipeline_support import FakeClock, FakePoster, PipelineStore, alert
 
 
 class NoveltyTriage:
@@ -29,19 +29,6 @@ class NoveltyTriage:
 
     def triage(self, event: Event) -> Triage:
         return Triage(query=event.text, novel=True, novelty_score=0.12)
-
-
-class FakePoster:
-    def __init__(self) -> None:
-        self.posts: list[str] = []
-        self.updates: list[tuple[str, str]] = []
-
-    def post(self, channel: str, text: str, blocks: Any) -> str:
-        self.posts.append(text)
-        return f"ts-{len(self.posts)}"
-
-    def update(self, channel: str, ts: str, text: str, blocks: Any) -> None:
-        self.updates.append((ts, text))
 
 
 class Cluster:
