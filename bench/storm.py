@@ -212,6 +212,16 @@ def restart_leader(servers: list[Server], halfway: threading.Event, log: list[st
     role = "the leader" if leader.is_leader() else "a replica (none leads)"
     leader.stop()
     log.append(f"stopped {role} (port {leader.port}) at half the alerts")
+    others = [s for s in servers if s is not leader]
+    deadline = time.monotonic() + 60
+    while others and time.monotonic() < deadline:
+        if any(s.is_leader() for s in others):
+            log.append(
+                f"another replica was grouping {time.perf_counter() - started:.1f} s "
+                "after the SIGTERM"
+            )
+            break
+        time.sleep(0.1)
     leader.start()
     log.append(f"it was serving again after {time.perf_counter() - started:.1f} s")
 
