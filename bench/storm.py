@@ -15,7 +15,8 @@ starts two servers on one fresh PostgreSQL database (dropped at the end) and one
 and sends each request to a replica chosen at random, as a Service balances.
 `--restart-leader` stops the replica that groups (SIGTERM, as a rolling update does; the first
 replica if none says it leads) once half the alerts are sent and starts it again; the clients
-skip it while it is down. The figure to watch: threads posted = problems.
+skip it while it is down. `--kill-leader` does the same with SIGKILL (a crash). The figure
+to watch: threads posted = problems.
 """
 
 from __future__ import annotations
@@ -191,12 +192,16 @@ class Server:
             return False
         return "triagebot_alert_grouping_leader 1.0" in body
 
-    def stop(self) -> None:
+    def stop(self, kill: bool = False) -> None:
+        """SIGTERM (an orderly stop), or SIGKILL with ``kill`` (a crash)."""
         if self.process is None:
             return
         self.peak_mb = max(self.peak_mb, vm_hwm_mb(self.process.pid))
         self.up.clear()
-        self.process.terminate()
+        if kill:
+            self.process.kill()
+        else:
+            self.process.terminate()
         try:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -204,21 +209,25 @@ class Server:
         self.process = None
 
 
-def restart_leader(servers: list[Server], halfway: threading.Event, log: list[str]) -> None:
-    """Halfway through the storm: SIGTERM the grouping replica, then start it again."""
+def restart_leader(
+    servers: list[Server], halfway: threading.Event, log: list[str], kill: bool = False
+) -> None:
+    """Halfway through the storm: SIGTERM (SIGKILL with ``kill``) the grouping replica,
+    then start it again."""
     halfway.wait()
     leader = next((s for s in servers if s.is_leader()), servers[0])
     started = time.perf_counter()
     role = "the leader" if leader.is_leader() else "a replica (none leads)"
-    leader.stop()
-    log.append(f"stopped {role} (port {leader.port}) at half the alerts")
+    leader.stop(kill=kill)
+    signal = "SIGKILL" if kill else "SIGTERM"
+    log.append(f"sent {signal} to {role} (port {leader.port}) at half the alerts")
     others = [s for s in servers if s is not leader]
     deadline = time.monotonic() + 60
     while others and time.monotonic() < deadline:
         if any(s.is_leader() for s in others):
             log.append(
                 f"another replica was grouping {time.perf_counter() - started:.1f} s "
-                "after the SIGTERM"
+                f"after the {signal}"
             )
             break
         time.sleep(0.1)
@@ -258,6 +267,8 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=1)
     parser.add_argument("--postgres", default="", help="admin URL: run on a fresh database")
     parser.add_argument("--restart-leader", action="store_true")
+    parser.add_argument("--kill-leader", action="store_true",
+                        help="as --restart-leader, with SIGKILL (a crash)")
     args = parser.parse_args()
 
     fake = FakeSlackAPI().start()
@@ -305,10 +316,12 @@ def main() -> None:
             ).scalar()
         print(f"sending {len(alerts)} alerts in {len(bodies)} requests ...", flush=True)
         started = time.perf_counter()
-        halfway = threading.Event() if args.restart_leader else None
+        halfway = threading.Event() if args.restart_leader or args.kill_leader else None
         restarter = None
         if halfway is not None:
-            restarter = threading.Thread(target=restart_leader, args=(servers, halfway, restarts))
+            restarter = threading.Thread(
+                target=restart_leader, args=(servers, halfway, restarts, args.kill_leader)
+            )
             restarter.start()
         latencies, errors = asyncio.run(send_all(servers, bodies, args.concurrency, halfway))
         elapsed = time.perf_counter() - started
