@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -32,7 +33,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import httpx
@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 from _common import free_port  # noqa: E402
 
 from tests.fakes.slack_api import FakeSlackAPI  # noqa: E402
+from tests.postgres import fresh_database  # noqa: E402
 
 TOKEN = "bench-token"
 CHANNEL = "CSTORM"
@@ -235,27 +236,6 @@ def restart_leader(
     log.append(f"it was serving again after {time.perf_counter() - started:.1f} s")
 
 
-def fresh_postgres(admin_url: str) -> tuple[str, object]:
-    """A new empty database on the server of ``admin_url``; returns its URL and a dropper."""
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"triagebot_storm_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                     "WHERE datname = :n"), {"n": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
-
-    return admin_url.rsplit("/", 1)[0] + "/" + name, drop
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--alerts", type=int, default=10_000)
@@ -274,9 +254,12 @@ def main() -> None:
     fake = FakeSlackAPI().start()
     tmp = tempfile.mkdtemp(prefix="triagebot-storm-")
     data_dir = args.data_dir or Path(tmp) / "data"
-    database_url, drop_database = f"sqlite:///{data_dir / 'triagebot.db'}", None
+    cleanup = contextlib.ExitStack()
+    database_url = f"sqlite:///{data_dir / 'triagebot.db'}"
     if args.postgres:
-        database_url, drop_database = fresh_postgres(args.postgres)
+        database_url = cleanup.enter_context(
+            fresh_database(args.postgres, prefix="triagebot_storm")
+        )
     env = {
         **os.environ,
         "TRIAGEBOT_DATA_DIR": str(data_dir),
@@ -395,8 +378,7 @@ def main() -> None:
         for server in servers:
             server.stop()
         fake.stop()
-        if drop_database is not None:
-            drop_database()
+        cleanup.close()
 
 
 if __name__ == "__main__":

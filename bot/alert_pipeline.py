@@ -43,12 +43,13 @@ from bot.alert_messages import render_group_message
 from bot.answers import record_answer
 from bot.config import Settings
 from bot.events import AlertStatus, Event, EventKind, EventSource
-from bot.intake.grouping import AlertGrouper, GroupingRules
+from bot.intake.grouping import AlertGrouper, GroupingRules, to_timestamp
 from bot.metrics import ALERT_GROUPING_LEADER, EVENTS, TRIAGE_LATENCY
 from bot.routing import route_channel
 from bot.store import repository as repo
 from bot.store.db import session_scope
 from bot.store.models import AlertGroup, EventRecord, TriageAnswer
+from bot.triage_types import Triage
 
 log = logging.getLogger(__name__)
 
@@ -161,10 +162,12 @@ class AlertPipeline:
         self._lock = threading.Lock()
         self._next_evict = 0.0
         self._writes: queue.Queue[tuple[list[Event], Future[list[int]]]] = queue.Queue()
-        self._pending: list[tuple[int, int, str]] = []  # event row id, group row id, outcome
+        # event row id, group row id, outcome, when it was grouped (pipeline clock)
+        self._pending: list[tuple[int, int, str, float]] = []
         self._touched: set[str] = set()
         self._writing_outcomes = False
-        self._triage: queue.Queue[tuple[int, GroupState, Event]] = queue.Queue()
+        # event row id, its new group, the event, when it was grouped
+        self._triage: queue.Queue[tuple[int, GroupState, Event, float]] = queue.Queue()
         self.posts = 0
         self.updates = 0
         # Leadership of the grouping (see the module docstring).
@@ -305,9 +308,9 @@ class AlertPipeline:
                 self._flush_outcomes()
             except Exception as exc:  # noqa: BLE001 - those events stay "queued": redone
                 log.warning("cannot write the last grouping outcomes: %s", exc)
-            dropped = _drain(self._queue)  # still stored as "queued": the next leader's
-            # Threads not posted yet: their groups are restored and posted by the next leader.
-            dropped += _drain(self._triage)
+            # Both stay stored as "queued": the next leader queues the events again, and
+            # restores the groups whose thread is not posted and posts it.
+            dropped = _drain(self._queue) + _drain(self._triage)
             with self._lock:
                 self._queued_ids.clear()
         ALERT_GROUPING_LEADER.set(0)
@@ -346,7 +349,7 @@ class AlertPipeline:
         unposted: list[tuple[int, GroupState, Event, float]] = []
         for group_id, event_id, event, outcome, grouped_at in reversed(replay):
             row, state = by_id[group_id], states[group_id]
-            t = _seconds(grouped_at or row.last_seen)
+            t = to_timestamp(grouped_at or row.last_seen)
             if outcome == "queued":  # the first event of a group whose thread is not posted
                 state.posting = True
                 unposted.append((event_id, state, event, t))
@@ -377,7 +380,7 @@ class AlertPipeline:
             duplicates=int(summary.get("duplicates") or 0),
             alertnames={str(k): int(v) for k, v in (summary.get("alertnames") or {}).items()},
             reasons=[str(r) for r in summary.get("reasons") or []],
-            last_update=_seconds(row.last_seen),
+            last_update=to_timestamp(row.last_seen),
         )
         if row.thread_ts:
             answer = session.scalars(
@@ -389,11 +392,9 @@ class AlertPipeline:
                 .limit(1)
             ).first()
             if answer is not None:
-                from bot.slack.blocks import triage_from_dict
-
                 state.answer_id = answer.id
                 try:
-                    state.triage = triage_from_dict(answer.answer)
+                    state.triage = Triage.from_dict(answer.answer)
                 except Exception:  # noqa: BLE001 - the count is still updated, without triage
                     log.warning("stored answer %s cannot be shown again", answer.id)
         return state
@@ -932,13 +933,6 @@ def _snapshot(state: GroupState) -> GroupState:
 def _when(seconds: float) -> datetime:
     """The pipeline clock's seconds as a stored time."""
     return datetime.fromtimestamp(seconds, UTC)
-
-
-def _seconds(stored: datetime) -> float:
-    """A stored time as the pipeline clock's seconds (SQLite returns naive UTC times)."""
-    if stored.tzinfo is None:
-        stored = stored.replace(tzinfo=UTC)
-    return stored.timestamp()
 
 
 def _summary(state: GroupState) -> dict[str, Any]:

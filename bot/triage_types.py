@@ -6,6 +6,7 @@ Slack renderer and the audit log all show exactly the same answer.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -124,3 +125,47 @@ class Triage:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Triage:
+        """The inverse of :meth:`to_dict`, after a JSON round trip (a stored answer)."""
+
+        def evidence(items: Any) -> tuple[Evidence, ...]:
+            return tuple(Evidence(**e) for e in items or ())
+
+        return cls(
+            query=str(data.get("query", "")),
+            predictions=tuple(
+                LabelPrediction(
+                    field=p["field"],
+                    label=p.get("label"),
+                    confidence=float(p.get("confidence", 0.0)),
+                    candidates=tuple((str(c), float(s)) for c, s in p.get("candidates") or ()),
+                    model_version=p.get("model_version", ""),
+                    top_terms=tuple(p.get("top_terms") or ()),
+                    examples=tuple((str(r), str(lab), float(s))
+                                   for r, lab, s in p.get("examples") or ()),
+                )
+                for p in data.get("predictions") or ()
+            ),
+            similar=tuple(
+                SimilarIncident(**{**s, "reasons": tuple(s.get("reasons") or ())})
+                for s in data.get("similar") or ()
+            ),
+            runbooks=tuple(
+                RunbookMatch(**{**r, "reasons": tuple(r.get("reasons") or ())})
+                for r in data.get("runbooks") or ()
+            ),
+            hypotheses=tuple(
+                Hypothesis(h["text"], float(h.get("confidence", 0)), evidence(h.get("evidence")))
+                for h in data.get("hypotheses") or ()
+            ),
+            steps=tuple(
+                Step(s["text"], evidence(s.get("evidence"))) for s in data.get("steps") or ()
+            ),
+            novel=bool(data.get("novel", False)),
+            novelty_score=float(data.get("novelty_score", 0.0)),
+            model_versions=dict(data.get("model_versions") or {}),
+            index_version=str(data.get("index_version", "")),
+            elapsed_ms=float(data.get("elapsed_ms", 0.0)),
+        )

@@ -77,7 +77,9 @@ class _Group:
     title: str = ""
 
 
-def _ts(now: datetime | float | None) -> float:
+def to_timestamp(now: datetime | float | None) -> float:
+    """Seconds since the epoch: of ``now`` (a stored time without a zone is UTC, as SQLite
+    returns them), of a number as is, or of the current time for ``None``."""
     if now is None:
         return datetime.now(UTC).timestamp()
     if isinstance(now, datetime):
@@ -123,7 +125,7 @@ class AlertGrouper:
     # --- public ---------------------------------------------------------------------
     def assign(self, event: Event, now: datetime | float | None = None) -> GroupDecision:
         """Decide the group of ``event`` arriving at ``now`` (default: the current time)."""
-        t = _ts(now)
+        t = to_timestamp(now)
         if t >= self._next_prune:
             self.prune(t)
         fp = alert_fingerprint(event)
@@ -177,7 +179,7 @@ class AlertGrouper:
         Rebuilds the state from stored decisions (a restart, or another replica taking over
         the grouping): the event's fingerprint, rule keys and template point at ``group_id``
         as they would after :meth:`assign`. Replay events in the order they were grouped."""
-        t = _ts(now)
+        t = to_timestamp(now)
         group = self._groups.get(group_id)
         if group is None:
             group = _Group(group_id, t, t, title=event.alertname or event.title)
@@ -192,11 +194,11 @@ class AlertGrouper:
         """True while ``group_id`` can still take events at ``now``; False once it has
         expired (``window_seconds`` after its last event) or was pruned (``max_groups``).
         Read-only: it does not prune."""
-        return self._live_group(group_id, _ts(now)) is not None
+        return self._live_group(group_id, to_timestamp(now)) is not None
 
     def prune(self, now: datetime | float | None = None) -> None:
         """Forget expired groups, fingerprints, keys and (over the cap) templates."""
-        t = _ts(now)
+        t = to_timestamp(now)
         horizon = max(self.window_seconds, self.dedup_seconds)
         self._groups = {
             gid: g for gid, g in self._groups.items() if t - g.last_seen <= self.window_seconds

@@ -19,12 +19,13 @@ from slack_bolt import App
 
 from bot.metrics import FEEDBACK
 from bot.sanitize import clean_text
-from bot.slack.blocks import escape, render_details, triage_from_dict
+from bot.slack.blocks import escape, render_details
 from bot.slack.ids import NOT_HELPFUL_REASONS, ActionId, CallbackId, FeedbackKind
 from bot.slack.service import SlackBot, Where
 from bot.slack.views import modal_values, root_cause_modal
 from bot.store import repository as repo
 from bot.store.db import session_scope
+from bot.triage_types import Triage
 
 log = logging.getLogger(__name__)
 
@@ -325,7 +326,7 @@ def show_details(bot: SlackBot, click: Click, respond: Any) -> None:
     if data is None:
         _tell(bot, click, respond, f"That answer (#{answer_id}) no longer exists.")
         return
-    text, blocks = render_details(triage_from_dict(data), answer_id)
+    text, blocks = render_details(Triage.from_dict(data), answer_id)
     _tell(bot, click, respond, text, blocks)
 
 

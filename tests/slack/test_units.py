@@ -13,7 +13,6 @@ from bot.slack.blocks import (
     escape,
     render_details,
     render_triage,
-    triage_from_dict,
 )
 from bot.slack.client import ChannelPacer, SlackPoster, make_web_client
 from bot.slack.ids import ActionId
@@ -104,7 +103,7 @@ def test_answer_without_id_has_no_controls_and_round_trips():
     triage = huge_triage()
     _, blocks = render_triage(triage, None)
     assert not [b for b in blocks if b["type"] == "actions"]
-    restored = triage_from_dict(json.loads(json.dumps(triage.to_dict())))
+    restored = Triage.from_dict(json.loads(json.dumps(triage.to_dict())))
     assert restored == triage
 
 
