@@ -333,15 +333,18 @@ class AlertPipeline:
             if not rows:
                 return 0
             by_id = {row.id: row for row in rows}
-            events = session.scalars(
+            in_open_groups = EventRecord.group_id.in_(list(by_id))
+            grouped = session.scalars(
                 select(EventRecord)
-                .where(
-                    EventRecord.group_id.in_(list(by_id)),
-                    EventRecord.outcome.in_((*_DONE_OUTCOMES, "queued")),
-                )
+                .where(in_open_groups, EventRecord.outcome.in_(_DONE_OUTCOMES))
                 .order_by(EventRecord.id.desc())
                 .limit(RESTORE_EVENTS)
             ).all()
+            # First events of threads not posted yet: at most one per group, never capped.
+            unposted_first = session.scalars(
+                select(EventRecord).where(in_open_groups, EventRecord.outcome == "queued")
+            ).all()
+            events = sorted([*grouped, *unposted_first], key=lambda e: e.id, reverse=True)
             states = {row.id: self._restored_state(session, row) for row in rows}
             replay = [
                 (e.group_id, e.id, _event_from_row(e), e.outcome, e.grouped_at) for e in events

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.alert_pipeline import LEASE_TTL_SECONDS
+from bot.alert_pipeline import LEASE_TTL_SECONDS, RESTORE_EVENTS
 from bot.events import AlertStatus, Event
 from bot.store.db import session_scope
 from bot.store.models import AlertGroup, EventRecord
@@ -223,9 +223,13 @@ class GatedPoster(FakePoster):
         return super().post(channel, text, blocks)
 
 
+@pytest.mark.parametrize("restore_cap", [RESTORE_EVENTS, 1])
 def test_threads_not_posted_before_a_hand_over_are_posted_by_the_next_leader(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, restore_cap: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # With a cap of 1 replayed event, the unposted group's first event is past the cap:
+    # it must be found all the same.
+    monkeypatch.setattr("bot.alert_pipeline.RESTORE_EVENTS", restore_cap)
     store = PipelineStore(tmp_path, url=database_url, alert_triage_workers=1)
     clock, poster = FakeClock(1_700_000_000.0), GatedPoster()
     a = store.pipeline(assistant=NoveltyTriage(), poster=poster, clock=clock, holder="pod-a")
