@@ -82,8 +82,11 @@ def send(pipeline: Any, *events: Event) -> None:
 
 def crash(pipeline: Any) -> None:
     """The process dies: no more grouping, and its lease is not handed over."""
+    from bot.alert_pipeline import _release_holder
+
     pipeline._stopped.set()
     pipeline._step_down("crashed (test)")
+    _release_holder(pipeline.holder)  # its process is gone, and its name with it
 
 
 def test_only_the_lease_holder_groups_and_the_other_replicas_store(cluster: Cluster) -> None:
@@ -297,3 +300,61 @@ def test_the_leader_poll_and_a_storm_of_new_groups_do_not_wait_on_each_other(
         outcomes = [e.outcome for e in session.scalars(select(EventRecord))]
     store.close()
     assert outcomes.count("new_group") == 400
+
+
+def test_an_orderly_stop_hands_the_lease_over_at_once(cluster: Cluster) -> None:
+    a, b = cluster.replica("pod-a"), cluster.replica("pod-b")
+    assert a.leader and not b.lead()
+    assert grouping_leader_gauge() == 1
+    a.stop()
+    assert grouping_leader_gauge() == 0
+    cluster.clock.now += LEASE_TTL_SECONDS / 6  # b's next try, well before a's lease expires
+    assert b.lead()
+    assert grouping_leader_gauge() == 1
+
+
+def test_a_leader_cut_off_from_the_database_keeps_the_lease_until_it_expires(
+    tmp_path: Path,
+) -> None:
+    from tests.faults.conftest import DatabaseSwitch
+
+    store = PipelineStore(tmp_path)
+    clock = FakeClock(1_700_000_000.0)
+    a = store.pipeline(assistant=NoveltyTriage(), poster=None, clock=clock, holder="pod-a")
+    switch = DatabaseSwitch(store.engine)
+    try:
+        assert a.leader
+        switch.off()
+        clock.now += LEASE_TTL_SECONDS / 2  # renewal fails; nobody else can have the lease
+        assert a.lead() and a.leader
+        clock.now += LEASE_TTL_SECONDS / 2  # now it could have expired: stop grouping
+        assert not a.lead() and not a.leader
+        switch.on()
+        clock.now += LEASE_TTL_SECONDS / 6
+        assert a.lead()  # back: its own lease is free again, and it leads
+    finally:
+        switch.remove()
+        a.stop()
+        store.close()
+
+
+def grouping_leader_gauge() -> float | None:
+    from bot.metrics import REGISTRY
+
+    return REGISTRY.get_sample_value("triagebot_alert_grouping_leader")
+
+
+def test_a_container_restarted_after_a_crash_takes_its_own_lease_back_at_once(
+    cluster: Cluster,
+) -> None:
+    """Same host name and pid (a container restarted in its pod): same lease holder."""
+    a = cluster.replica("pod-a")
+    send(a, storm_alert("fp-1"))
+    assert a.wait_idle()
+    crash(a)
+    restarted = cluster.replica("pod-a")  # same clock: a's lease has not expired
+    assert restarted.leader and restarted.holder == "pod-a"
+    send(restarted, storm_alert("fp-2"))
+    assert restarted.wait_idle()
+    (group,) = cluster.groups()
+    assert group.count == 2 and len(cluster.poster.posts) == 1
