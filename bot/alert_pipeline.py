@@ -345,7 +345,11 @@ class AlertPipeline:
                 select(EventRecord).where(in_open_groups, EventRecord.outcome == "queued")
             ).all()
             events = sorted([*grouped, *unposted_first], key=lambda e: e.id, reverse=True)
-            states = {row.id: self._restored_state(session, row) for row in rows}
+            answers = self._thread_answers(session, rows)
+            states = {
+                row.id: self._restored_state(row, answers.get((row.channel, row.thread_ts)))
+                for row in rows
+            }
             replay = [
                 (e.group_id, e.id, _event_from_row(e), e.outcome, e.grouped_at) for e in events
             ]
@@ -371,7 +375,8 @@ class AlertPipeline:
         self.grouper.prune(now)
         return len(states)
 
-    def _restored_state(self, session: Any, row: AlertGroup) -> GroupState:
+    def _restored_state(self, row: AlertGroup, answer: TriageAnswer | None) -> GroupState:
+        """A group's state from its row and the answer its thread shows."""
         summary = row.summary or {}
         state = GroupState(
             row_id=row.id,
@@ -385,22 +390,31 @@ class AlertPipeline:
             reasons=[str(r) for r in summary.get("reasons") or []],
             last_update=to_timestamp(row.last_seen),
         )
-        if row.thread_ts:
-            answer = session.scalars(
-                select(TriageAnswer)
-                .where(
-                    TriageAnswer.channel == row.channel, TriageAnswer.message_ts == row.thread_ts
-                )
-                .order_by(TriageAnswer.id.desc())
-                .limit(1)
-            ).first()
-            if answer is not None:
-                state.answer_id = answer.id
-                try:
-                    state.triage = Triage.from_dict(answer.answer)
-                except Exception:  # noqa: BLE001 - the count is still updated, without triage
-                    log.warning("stored answer %s cannot be shown again", answer.id)
+        if answer is not None:
+            state.answer_id = answer.id
+            try:
+                state.triage = Triage.from_dict(answer.answer)
+            except Exception:  # noqa: BLE001 - the count is still updated, without triage
+                log.warning("stored answer %s cannot be shown again", answer.id)
         return state
+
+    @staticmethod
+    def _thread_answers(
+        session: Any, rows: Sequence[AlertGroup]
+    ) -> dict[tuple[str, str], TriageAnswer]:
+        """The answer each posted thread shows, by (channel, thread ts): one query per
+        ``WRITE_BATCH`` threads, not one per group, at a take-over."""
+        threads = [row.thread_ts for row in rows if row.thread_ts]
+        answers: dict[tuple[str, str], TriageAnswer] = {}
+        for start in range(0, len(threads), WRITE_BATCH):
+            chunk = threads[start : start + WRITE_BATCH]
+            for answer in session.scalars(
+                select(TriageAnswer)
+                .where(TriageAnswer.message_ts.in_(chunk))
+                .order_by(TriageAnswer.id)
+            ):
+                answers[(answer.channel, answer.message_ts)] = answer  # the newest wins
+        return answers
 
     def _queue_stored(self, now: float) -> int:
         """Queue the stored events nobody has grouped yet (ids not queued here already).
