@@ -346,15 +346,23 @@ class AlertPipeline:
             ).all()
             events = sorted([*grouped, *unposted_first], key=lambda e: e.id, reverse=True)
             answers = self._thread_answers(session, rows)
-            states = {
-                row.id: self._restored_state(row, answers.get((row.channel, row.thread_ts)))
-                for row in rows
-            }
+            states: dict[int, GroupState] = {}
+            for row in rows:
+                try:
+                    states[row.id] = self._restored_state(
+                        row, answers.get((row.channel, row.thread_ts))
+                    )
+                except (TypeError, ValueError, AttributeError) as exc:
+                    # One unreadable row must not keep every replica from grouping: that
+                    # group's later alerts open a new thread instead.
+                    log.warning("alert group %s cannot be restored: %s", row.id, exc)
             replay = [
                 (e.group_id, e.id, _event_from_row(e), e.outcome, e.grouped_at) for e in events
             ]
         unposted: list[tuple[int, GroupState, Event, float]] = []
         for group_id, event_id, event, outcome, grouped_at in reversed(replay):
+            if group_id not in states:
+                continue
             row, state = by_id[group_id], states[group_id]
             t = to_timestamp(grouped_at or row.last_seen)
             if outcome == "queued":  # the first event of a group whose thread is not posted

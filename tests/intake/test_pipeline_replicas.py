@@ -358,3 +358,22 @@ def test_a_container_restarted_after_a_crash_takes_its_own_lease_back_at_once(
     assert restarted.wait_idle()
     (group,) = cluster.groups()
     assert group.count == 2 and len(cluster.poster.posts) == 1
+
+
+def test_an_unreadable_stored_group_does_not_stop_the_take_over(cluster: Cluster) -> None:
+    first = cluster.replica("pod-a")
+    send(first, storm_alert("fp-1"), alert("PodCrash", "fp-2"))
+    assert first.wait_idle() and len(cluster.poster.posts) == 2
+    first.stop()
+    with session_scope(cluster.store.sessions) as session:
+        broken = session.scalars(select(AlertGroup).order_by(AlertGroup.id)).first()
+        broken.summary = {**broken.summary, "alertnames": {"DiskFull": "many"}}
+
+    restarted = cluster.replica("pod-a")
+    assert restarted.leader  # the other group is restored, the broken one skipped
+    send(restarted, storm_alert("fp-3"), alert("PodCrash", "fp-4"))
+    assert restarted.wait_idle()
+    groups = sorted((g.summary["title"], g.count) for g in cluster.groups())
+    # PodCrash kept its thread; DiskFull's new alert opened a new one.
+    assert groups == [("DiskFull", 1), ("DiskFull", 1), ("PodCrash", 2)]
+    assert len(cluster.poster.posts) == 3
