@@ -25,6 +25,7 @@ from bot.triage_types import LabelPrediction
 from classifiers.embcache import EmbeddingCache
 from classifiers.errors import ClassifierError
 from classifiers.evaluate import champion_challenger, evaluate, fingerprint
+from classifiers.hierarchy import finer_field
 from classifiers.model import TextClassifier
 from classifiers.persist import library_versions, load_model, save_model
 from classifiers.zeroshot import ZeroShotClassifier, load_taxonomy, zero_shot_model
@@ -39,6 +40,8 @@ FIELDS_BY_KIND = {
     "message": ("category", "severity", "priority", "team"),
 }
 HOLDOUT_SHARE = 0.2
+# incident columns that may refine a target (an alert's service decides its category)
+FINER_FIELDS = ("category", "severity", "priority", "team", "service")
 NEAREST_EXAMPLES = 3  # labelled examples shown beside each prediction
 ZERO_SHOT_CALIBRATION_ROWS = 2_000  # labelled examples a zero-shot threshold is chosen on
 INCIDENT_REF = "incident:"  # + incidents.id: how a model refers to a labelled record
@@ -333,6 +336,22 @@ class ClassifierService:
                          [ref for _, ref in found.values()])
                 for target, found in examples.items()}
 
+    def finer_labels(self, target: str, texts: Sequence[str],
+                     labels: Sequence[str]) -> tuple[str, list[str]]:
+        """A label field of the stored incidents that refines ``target`` (the service of an
+        alert for its category; see :mod:`classifiers.hierarchy`), and its value for each of
+        ``texts`` ("" where none is stored, e.g. a feedback correction); ``("", [])`` when no
+        field does. ``labels``: the training labels of ``texts``."""
+        by_text: dict[str, dict[str, str]] = {}
+        with session_scope(self._sessions) as session:
+            for row in repo.list_incidents(session=session):
+                if row.text:
+                    by_text[row.text] = {f: str(getattr(row, f, "") or "") for f in FINER_FIELDS}
+        fields = {f: [by_text.get(t, {}).get(f, "") for t in texts]
+                  for f in FINER_FIELDS if f != target}
+        name = finer_field(target, {**fields, target: list(labels)})
+        return (name, fields[name]) if name else ("", [])
+
     # --- training and promotion ------------------------------------------------------------
 
     def train(self, target: str, *, actor: str = "cli", force: bool = False) -> TrainOutcome:
@@ -356,8 +375,10 @@ class ClassifierService:
         if not force:
             self._check_something_changed(target, data_fingerprint)
         vectors = self.embed(texts)
+        finer, fine = self.finer_labels(target, tr_texts, tr_labels)
         model = TextClassifier(target, min_precision=self.min_precision)
-        model.fit(tr_texts, vectors[train_idx], tr_labels, refs=[refs[i] for i in train_idx])
+        model.fit(tr_texts, vectors[train_idx], tr_labels, refs=[refs[i] for i in train_idx],
+                  fine_labels=fine or None, fine_field=finer)
         challenger = evaluate(model, te_texts, vectors[test_idx], te_labels)
         with self._lock:
             current = self.active.get(target)

@@ -250,6 +250,10 @@ def eval_classify(
     train_sizes: Annotated[str, typer.Option(
         help="Learning curve: also train on this many random training rows, e.g. 30,100,300.",
     )] = "",
+    finer: Annotated[str, typer.Option(
+        help="A field that refines the target (alert service for category): 'auto' finds "
+             "one among the label fields, 'none' uses none.",
+    )] = "auto",
     as_json: JsonOption = False,
 ) -> None:
     """Classifier quality; TF-IDF word+char n-grams with LinearSVC beside it.
@@ -263,7 +267,7 @@ def eval_classify(
         train_file, test_file, target=target, min_precision=min_precision,
         test_fraction=test_fraction, seed=seed, preset=preset,
         mapping=parse_map(map_) or None, taxonomy=taxonomy,
-        train_sizes=parse_sizes(train_sizes),
+        train_sizes=parse_sizes(train_sizes), finer=finer,
     )
     _print_report(
         report,

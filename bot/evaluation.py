@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
@@ -164,10 +165,15 @@ def rank_report(ranks: Sequence[int | None]) -> dict[str, Any]:
 # --- classification ---------------------------------------------------------------------------
 
 
+def _labelled(records: Sequence[Any], target: str) -> list[Any]:
+    """The records that have both a text and a ``target`` label (blank is unlabelled)."""
+    return [r for r in records if r.text.strip() and _label(r, target)]
+
+
 def _texts_labels(records: Sequence[Any], target: str) -> tuple[list[str], list[str]]:
     """Text and label of every record that has both (blank labels count as unlabelled)."""
-    pairs = [(r.text.strip(), _label(r, target)) for r in records]
-    return [t for t, lab in pairs if t and lab], [lab for t, lab in pairs if t and lab]
+    kept = _labelled(records, target)
+    return [r.text.strip() for r in kept], [_label(r, target) for r in kept]
 
 
 @dataclass(frozen=True)
@@ -232,6 +238,11 @@ class LabelledSplit:
     how: str  # how the rows were split, for the report
     rows_skipped: int  # unreadable rows (bad JSON, no text, duplicate id) in both files
     first_skipped: str = ""  # "file: line N: why" of the first one
+    train_records: list[Any] = dataclass_field(default_factory=list)  # aligned with train_texts
+
+    def train_field(self, name: str) -> list[str]:
+        """Another field's labels of the training rows ("" where a row has none)."""
+        return [_label(r, name) for r in self.train_records]
 
 
 def split_rows(train_file: Path, test_file: Path, target: str, *, test_fraction: float = 0.2,
@@ -247,6 +258,7 @@ def split_rows(train_file: Path, test_file: Path, target: str, *, test_fraction:
 
     if train_file.resolve() != test_file.resolve():
         train, test = (_read_labelled(f, preset, mapping) for f in (train_file, test_file))
+        tr_records = _labelled(train.records, target)
         tr_texts, tr_labels = _texts_labels(train.records, target)
         te_texts, te_labels = _texts_labels(test.records, target)
         how = "train and test files"
@@ -255,13 +267,15 @@ def split_rows(train_file: Path, test_file: Path, target: str, *, test_fraction:
         records = train.records
         is_test = [r.extra.get("split") == "test" for r in records]
         if any(is_test):
-            tr_texts, tr_labels = _texts_labels(
+            tr_records = _labelled(
                 [r for r, t in zip(records, is_test, strict=True) if not t], target)
+            tr_texts, tr_labels = _texts_labels(tr_records, target)
             te_texts, te_labels = _texts_labels(
                 [r for r, t in zip(records, is_test, strict=True) if t], target)
             how = "the file's split field"
         else:
-            texts, labels = _texts_labels(records, target)
+            kept = _labelled(records, target)
+            texts, labels = _texts_labels(kept, target)
             if not texts:
                 raise _no_labels_error(train, target, "train")
             tr, te = stratified_split(labels, test_fraction, seed=seed)
@@ -269,6 +283,7 @@ def split_rows(train_file: Path, test_file: Path, target: str, *, test_fraction:
                 raise ValueError(f"{train_file.name}: {len(texts)} rows with a {target!r} label "
                                  "leave none to test on (every label needs 2 rows or more)")
             tr_texts, tr_labels = [texts[i] for i in tr], [labels[i] for i in tr]
+            tr_records = [kept[i] for i in tr]
             te_texts, te_labels = [texts[i] for i in te], [labels[i] for i in te]
             how = f"stratified {1 - test_fraction:.0%}/{test_fraction:.0%}, seed {seed}"
     if not tr_texts:
@@ -276,16 +291,20 @@ def split_rows(train_file: Path, test_file: Path, target: str, *, test_fraction:
     if not te_texts:
         raise _no_labels_error(test, target, "test")
     return LabelledSplit(tr_texts, tr_labels, te_texts, te_labels, how,
-                         *_skipped_rows(train, test))
+                         *_skipped_rows(train, test), train_records=tr_records)
 
 
 def evaluate_classification(
     train_file: Path, test_file: Path, *, target: str, min_precision: float = 0.9,
     test_fraction: float = 0.2, seed: int = 0, preset: str | None = None,
     mapping: dict[str, str] | None = None, taxonomy: Path | None = None,
-    train_sizes: Sequence[int] = (),
+    train_sizes: Sequence[int] = (), finer: str = "auto",
 ) -> dict[str, Any]:
     """Train through the product's classifier and compare with TF-IDF + LinearSVC.
+
+    ``finer``: a field of the training records that refines ``target`` (see
+    :mod:`classifiers.hierarchy`); "auto" looks among the label fields, as ``train`` does;
+    "none" measures without.
 
     With ``taxonomy`` the zero-shot model of ``target`` (what the product answers with
     before it has labels) is measured on the same test rows; with ``train_sizes`` both
@@ -306,7 +325,9 @@ def evaluate_classification(
     embedder = Embedder(settings.embedding_model, threads=settings.torch_threads)
     tr_emb = embedder.encode(tr_texts)
     te_emb = embedder.encode(te_texts)
-    model = TextClassifier(target, min_precision=min_precision).fit(tr_texts, tr_emb, tr_labels)
+    finer_name, fine = finer_labels(rows, target, finer)
+    model = TextClassifier(target, min_precision=min_precision).fit(
+        tr_texts, tr_emb, tr_labels, fine_labels=fine, fine_field=finer_name or "")
     ours = evaluate(model, te_texts, te_emb, te_labels)
     base = baseline_tfidf_svc(tr_texts, tr_labels, te_texts, te_labels)
     result: dict[str, Any] = {"target": target, "n_train": len(tr_texts),
@@ -318,6 +339,8 @@ def evaluate_classification(
         "embedding_weight": model.embedding_weight_,
         "knn_weight": model.knn_weight_,
         "semantic_weight": model.semantic_weight_,
+        "finer_field": finer_name,
+        "finer_weight": model.fine_weight_,
         "blend_temperature": round(model.blend_temperature_, 4),
         "threshold": round(model.threshold_, 4),
         "oof_accuracy": round(float(model.oof_metrics_.get("oof_accuracy", 0.0)), 4),
@@ -347,6 +370,29 @@ def evaluate_classification(
     result["split"] = rows.how
     result.update(skipped_fields(rows.rows_skipped, rows.first_skipped))
     return result
+
+
+def finer_labels(rows: LabelledSplit, target: str,
+                 finer: str) -> tuple[str | None, list[str] | None]:
+    """The finer field's name and labels for the training rows, or ``(None, None)``.
+
+    ``finer`` is "auto" (the first of the label fields that refines ``target``), "none", or
+    a field name, which must label some training rows.
+    """
+    from bot.intake.generic import LABEL_FIELDS
+    from classifiers.hierarchy import finer_field
+
+    if finer == "none":
+        return None, None
+    if finer != "auto":
+        fine = rows.train_field(finer)
+        if not any(fine):
+            raise ValueError(f"--finer {finer}: no training row has a {finer!r} label")
+        return finer, fine
+    fields = {name: rows.train_field(name) for name in LABEL_FIELDS
+              if name not in (target, "split")}
+    name = finer_field(target, {**fields, target: rows.train_labels})
+    return (name, fields[name]) if name else (None, None)
 
 
 def taxonomy_entry(taxonomy: Path, target: str) -> dict[str, str]:

@@ -32,6 +32,7 @@ from sklearn.metrics import f1_score
 from sklearn.svm import LinearSVC
 
 from classifiers.errors import ClassifierError, ModelNotFittedError
+from classifiers.hierarchy import fine_classes, to_coarse
 
 ESTIMATORS = ("svc", "logreg", "sgd")
 DUPLICATE_WEIGHTINGS = ("log", "count", "none")
@@ -235,20 +236,19 @@ def knn_votes(query: np.ndarray, ref: np.ndarray, ref_y: np.ndarray, n_classes: 
 
 
 def mix(linear: np.ndarray, votes: np.ndarray | None, knn_weight: float,
-        semantic: np.ndarray | None, semantic_weight: float) -> np.ndarray:
-    """Convex blend of the three components; the linear model gets what the others leave.
+        semantic: np.ndarray | None, semantic_weight: float,
+        fine: np.ndarray | None = None, fine_weight: float = 0.0) -> np.ndarray:
+    """Convex blend of the components; the linear model gets what the others leave.
 
     A component that is ``None`` counts as weight 0.
     """
-    k = knn_weight if votes is not None else 0.0
-    s = semantic_weight if semantic is not None else 0.0
-    if k <= 0.0 and s <= 0.0:
+    parts = [(p, w) for p, w in ((votes, knn_weight), (semantic, semantic_weight),
+                                 (fine, fine_weight)) if p is not None and w > 0.0]
+    if not parts:
         return linear
-    out = max(1.0 - k - s, 0.0) * linear
-    if k > 0.0:
-        out = out + k * votes
-    if s > 0.0:
-        out = out + s * semantic
+    out = max(1.0 - sum(w for _, w in parts), 0.0) * linear
+    for part, weight in parts:
+        out = out + weight * part
     return out
 
 
@@ -265,11 +265,11 @@ def fit_capped(est: Any, X: Any, y: np.ndarray, w: np.ndarray) -> Any:
     return est
 
 
-def blend_grid(knn_shares: Sequence[float],
-               semantic_shares: Sequence[float]) -> list[tuple[float, float]]:
-    """(kNN share, semantic share) pairs that leave the linear model a share >= 0."""
-    return [(float(k), float(s)) for k in knn_shares for s in semantic_shares
-            if k + s <= 1.0 + 1e-9]
+def blend_grid(knn_shares: Sequence[float], semantic_shares: Sequence[float],
+               fine_shares: Sequence[float] = (0.0,)) -> list[tuple[float, float, float]]:
+    """(kNN, semantic, finer-label) shares that leave the linear model a share >= 0."""
+    return [(float(k), float(s), float(f)) for k in knn_shares for s in semantic_shares
+            for f in fine_shares if k + s + f <= 1.0 + 1e-9]
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -320,6 +320,18 @@ def fit_temperature_on(scores: np.ndarray, y: np.ndarray, seen: np.ndarray) -> f
 # --------------------------------------------------------------------------- the estimator
 
 
+@dataclass(frozen=True)
+class FinePart:
+    """The finer-label model's out-of-fold view: coarse probabilities of the held-out rows
+    (in ``_out_of_fold`` order), its temperature, and what the final fit needs."""
+
+    oof: np.ndarray
+    temperature: float
+    to_coarse: np.ndarray  # coarse class id of every fine class
+    y: np.ndarray  # fine class id of every (merged) training row
+    class_weight: np.ndarray
+
+
 class TextClassifier(BaseEstimator):
     """Calibrated, abstaining text classifier for one target field (team, severity, ...).
 
@@ -337,6 +349,11 @@ class TextClassifier(BaseEstimator):
     on the embeddings alone (the "semantic" model, which carries paraphrases the n-grams miss);
     their shares are picked from ``knn_blend`` x ``semantic_blend`` by the same out-of-fold
     criterion (0 = not used; the linear model keeps the rest).
+
+    ``fit(..., fine_labels=...)`` adds a fourth part when the rows also carry a finer label
+    (the alert's service for its category, see :mod:`classifiers.hierarchy`): a linear model
+    trained on the finer labels, its probabilities summed into the target's labels, with a
+    share from ``fine_blend`` chosen the same way.
     """
 
     def __init__(
@@ -367,6 +384,7 @@ class TextClassifier(BaseEstimator):
         knn_k: int = 10,
         knn_blend: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5),
         semantic_blend: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
+        fine_blend: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
         semantic_C: float = 10.0,
         semantic_max_rows: int = 20_000,
         search_below: int = 3_000,
@@ -398,6 +416,7 @@ class TextClassifier(BaseEstimator):
         self.knn_k = knn_k
         self.knn_blend = knn_blend
         self.semantic_blend = semantic_blend
+        self.fine_blend = fine_blend
         self.semantic_C = semantic_C
         self.semantic_max_rows = semantic_max_rows
         self.search_below = search_below
@@ -433,6 +452,9 @@ class TextClassifier(BaseEstimator):
         shares = tuple(self.semantic_blend)
         if not shares or any(not 0.0 <= float(b) <= 1.0 for b in shares):
             raise ClassifierError("semantic_blend must be a non-empty tuple of weights in [0, 1]")
+        fine = tuple(self.fine_blend)
+        if not fine or any(not 0.0 <= float(b) <= 1.0 for b in fine):
+            raise ClassifierError("fine_blend must be a non-empty tuple of weights in [0, 1]")
         if not blend_grid(blends, shares):
             raise ClassifierError("knn_blend + semantic_blend leave no share for any model")
         if self.semantic_C <= 0 or self.semantic_max_rows < 2:
@@ -523,10 +545,12 @@ class TextClassifier(BaseEstimator):
     # ------------------------------------------------------------------ fit
 
     def fit(self, texts: Sequence[str], embeddings: np.ndarray, labels: Sequence[str],
-            refs: Sequence[str] | None = None) -> TextClassifier:
+            refs: Sequence[str] | None = None, *, fine_labels: Sequence[str] | None = None,
+            fine_field: str = "") -> TextClassifier:
         """``refs``: optional, one short description per text (its ticket id and title, say),
         kept with the stored examples so that :meth:`nearest_examples` can say which
-        labelled examples a prediction resembles."""
+        labelled examples a prediction resembles. ``fine_labels``: optional, per text, the
+        value of a field that refines ``labels`` ("" where unknown), named ``fine_field``."""
         self._check_params()
         texts_l = check_texts(texts)
         if not texts_l:
@@ -535,6 +559,8 @@ class TextClassifier(BaseEstimator):
         labels_l = check_labels(labels, len(texts_l))
         if refs is not None and len(refs) != len(texts_l):
             raise ClassifierError(f"{len(refs)} refs for {len(texts_l)} texts")
+        if fine_labels is not None and len(fine_labels) != len(texts_l):
+            raise ClassifierError(f"{len(fine_labels)} fine labels for {len(texts_l)} texts")
 
         counts = Counter(labels_l)
         if self.min_class_count > 1:
@@ -599,8 +625,13 @@ class TextClassifier(BaseEstimator):
         semantic_oof, semantic_t = self._semantic_out_of_fold(
             u_emb, y, w, cnt, balanced ** self.class_weight_power, splits, len(classes),
             semantic_shares, seen)
+        fine = self._fine_out_of_fold(
+            u_emb, ngrams, y, w, cnt,
+            [fine_labels[i] or "" for i in keep_a] if fine_labels is not None else None,
+            splits, len(classes))
         grid = blend_grid(self.knn_blend if knn_oof is not None else (0.0,),
-                          semantic_shares if semantic_oof is not None else (0.0,))
+                          semantic_shares if semantic_oof is not None else (0.0,),
+                          self.fine_blend if fine is not None else (0.0,))
         candidates = self._candidates(len(y))
         final: Any = None
         best: tuple[float, dict[str, Any]] | None = None
@@ -614,20 +645,22 @@ class TextClassifier(BaseEstimator):
                 break
             temperature = fit_temperature_on(scores, oof_y, seen)
             base = softmax(scores, temperature)
-            for knn_share, semantic_share in grid:
-                proba = mix(base, knn_oof, knn_share, semantic_oof, semantic_share)
+            for knn_share, semantic_share, fine_share in grid:
+                proba = mix(base, knn_oof, knn_share, semantic_oof, semantic_share,
+                            fine.oof if fine is not None else None, fine_share)
                 pred = proba.argmax(axis=1)
                 objective = float(np.mean(pred == oof_y)) + macro_f1(oof_y, pred)
                 if best is None or objective > best[0] + 1e-9:
                     best = (objective, dict(power=power, emb_weight=emb_weight,
                                             temperature=temperature, knn=knn_share,
-                                            semantic=semantic_share, proba=proba, y=oof_y))
+                                            semantic=semantic_share, fine=fine_share,
+                                            proba=proba, y=oof_y))
         self.timings_["out_of_fold"] = time.perf_counter() - clock
         clock = time.perf_counter()
         if best is None:  # no usable out-of-fold split (tiny data): defaults, never answer
             chosen: dict[str, Any] = dict(power=self.class_weight_power,
                                           emb_weight=self.embedding_weight, temperature=1.0,
-                                          knn=0.0, semantic=0.0)
+                                          knn=0.0, semantic=0.0, fine=0.0)
             self.threshold_ = NEVER
             self.oof_metrics_ = {"oof_n": 0}
         else:
@@ -635,7 +668,7 @@ class TextClassifier(BaseEstimator):
             proba, oof_y = chosen["proba"], chosen["y"]
             # A blend of calibrated parts is not calibrated itself (the mix of a sharp and a
             # flat distribution is underconfident): one more temperature, on the blend.
-            mixed = chosen["knn"] > 0.0 or chosen["semantic"] > 0.0
+            mixed = chosen["knn"] > 0.0 or chosen["semantic"] > 0.0 or chosen["fine"] > 0.0
             chosen["blend_temperature"] = (
                 fit_temperature_on(log_proba(proba), oof_y, seen) if mixed else 1.0)
             correct = (proba.argmax(axis=1) == oof_y).astype(np.float64)
@@ -657,6 +690,7 @@ class TextClassifier(BaseEstimator):
                 "embedding_weight": float(chosen["emb_weight"]),
                 "knn_weight": float(chosen["knn"]),
                 "semantic_weight": float(chosen["semantic"]),
+                "fine_weight": float(chosen["fine"]),
             }
         self.temperature_ = float(chosen["temperature"])
         self.blend_temperature_ = float(chosen.get("blend_temperature", 1.0))
@@ -668,6 +702,15 @@ class TextClassifier(BaseEstimator):
         self.semantic_estimator_ = (
             self._fit_semantic(u_emb, y, w, balanced ** self.class_weight_power)
             if self.semantic_weight_ > 0.0 else None)
+        self.fine_weight_ = float(chosen["fine"])
+        self.fine_field_ = fine_field if self.fine_weight_ > 0.0 else ""
+        self.fine_temperature_ = fine.temperature if fine is not None else 1.0
+        self.fine_to_coarse_ = (fine.to_coarse if fine is not None and self.fine_weight_ > 0.0
+                                else np.empty(0, dtype=np.int64))
+        self.fine_estimator_ = (
+            self._fit_one(self._stack(u_emb, self.embedding_weight, ngrams), fine.y, w,
+                          fine.class_weight)
+            if fine is not None and self.fine_weight_ > 0.0 else None)
 
         if final is None:
             X = self._stack(u_emb, self.embedding_weight_, ngrams)
@@ -776,6 +819,31 @@ class TextClassifier(BaseEstimator):
             return np.empty((0, n_classes)), np.empty(0, dtype=np.int64), final
         return np.vstack(scores), np.concatenate(ys), final
 
+    def _fine_out_of_fold(self, emb: np.ndarray, ngrams: list[sp.csr_matrix], y: np.ndarray,
+                          w: np.ndarray, cnt: np.ndarray, fine: list[str] | None,
+                          splits: list[tuple[np.ndarray, np.ndarray]],
+                          n_classes: int) -> FinePart | None:
+        """Out-of-fold coarse probabilities of a linear model trained on the finer labels.
+
+        ``None`` when there is nothing finer to learn (no fine labels, or no more fine
+        classes than coarse ones) or no share would use it.
+        """
+        if fine is None or not splits or not any(b > 0 for b in self.fine_blend):
+            return None
+        fine_y, fine_to_coarse = fine_classes(y, fine)
+        n_fine = len(fine_to_coarse)
+        if n_fine <= n_classes:
+            return None
+        counts = np.bincount(fine_y, weights=cnt, minlength=n_fine)
+        class_weight = (counts.sum() / (n_fine * counts)) ** self.class_weight_power
+        X = self._stack(emb, self.embedding_weight, ngrams)
+        scores, oof_fine_y, _ = self._out_of_fold(X, fine_y, w, cnt, class_weight, splits,
+                                                  n_fine)
+        temperature = fit_temperature_on(scores, oof_fine_y,
+                                         seen_in_fold(fine_y, cnt, splits))
+        oof = to_coarse(softmax(scores, temperature), fine_to_coarse, n_classes)
+        return FinePart(oof, temperature, fine_to_coarse, fine_y, class_weight)
+
     def _store_examples(self, emb: np.ndarray, y: np.ndarray, index: np.ndarray,
                         refs: Sequence[str] | None) -> None:
         if len(y) > self.max_examples:
@@ -823,8 +891,18 @@ class TextClassifier(BaseEstimator):
         if semantic_est is not None:
             semantic = softmax(self._semantic_log_proba(semantic_est, emb, n_classes),
                                self.semantic_temperature_)
+        fine = None
+        fine_est = getattr(self, "fine_estimator_", None)
+        if fine_est is not None:
+            X_fine = X
+            if self.embedding_weight_ != self.embedding_weight:  # same n-grams, other weight
+                X_fine = self._stack(emb, self.embedding_weight, [X[:, emb.shape[1]:]])
+            fine = to_coarse(
+                softmax(self._scores(fine_est, X_fine, len(self.fine_to_coarse_)),
+                        self.fine_temperature_), self.fine_to_coarse_, n_classes)
         blended = mix(proba, votes, knn_weight, semantic,
-                      float(getattr(self, "semantic_weight_", 0.0)))
+                      float(getattr(self, "semantic_weight_", 0.0)),
+                      fine, float(getattr(self, "fine_weight_", 0.0)))
         return recalibrate(blended, float(getattr(self, "blend_temperature_", 1.0)))
 
     def predict_proba(self, texts: Sequence[str], embeddings: np.ndarray) -> np.ndarray:

@@ -166,6 +166,11 @@ def _state(model: TextClassifier) -> dict[str, Any]:
         "semantic_weight": float(model.semantic_weight_),
         "semantic_temperature": float(model.semantic_temperature_),
         "semantic_estimator": model.semantic_estimator_,
+        "fine_weight": float(model.fine_weight_),
+        "fine_field": str(model.fine_field_),
+        "fine_temperature": float(model.fine_temperature_),
+        "fine_to_coarse": np.asarray(model.fine_to_coarse_, dtype=np.int64),
+        "fine_estimator": model.fine_estimator_,
         "n_features_in": int(model.n_features_in_),
         "n_train": int(model.n_train_),
         "oof_metrics": {k: float(v) for k, v in model.oof_metrics_.items()},
@@ -179,7 +184,7 @@ def _state(model: TextClassifier) -> dict[str, Any]:
 def _rebuild(state: dict[str, Any]) -> TextClassifier:
     params = dict(state["params"])
     target = params.pop("target")
-    for key in ("word_ngrams", "char_ngrams", "knn_blend", "semantic_blend"):
+    for key in ("word_ngrams", "char_ngrams", "knn_blend", "semantic_blend", "fine_blend"):
         if key in params:
             params[key] = tuple(params[key])
     model = TextClassifier(target, **params)
@@ -203,6 +208,12 @@ def _rebuild(state: dict[str, Any]) -> TextClassifier:
     model.semantic_weight_ = float(state.get("semantic_weight", 0.0))
     model.semantic_temperature_ = float(state.get("semantic_temperature", 1.0))
     model.semantic_estimator_ = state.get("semantic_estimator")
+    # artifacts written before the finer-label model: none
+    model.fine_weight_ = float(state.get("fine_weight", 0.0))
+    model.fine_field_ = str(state.get("fine_field", ""))
+    model.fine_temperature_ = float(state.get("fine_temperature", 1.0))
+    model.fine_to_coarse_ = np.asarray(state.get("fine_to_coarse", np.empty(0)), dtype=np.int64)
+    model.fine_estimator_ = state.get("fine_estimator")
     model.n_features_in_ = int(state["n_features_in"])
     model.n_train_ = int(state["n_train"])
     model.oof_metrics_ = dict(state["oof_metrics"])

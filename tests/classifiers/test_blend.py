@@ -45,7 +45,12 @@ def test_mix_gives_the_linear_model_what_the_others_leave():
     np.testing.assert_allclose(mix(lin, None, 0.2, sem, 1.0), sem)  # missing part: weight 0
     assert mix(lin, votes, 0.0, None, 0.5) is lin
     assert blend_grid((0.0, 0.5), (0.0, 0.5, 1.0)) == [
-        (0.0, 0.0), (0.0, 0.5), (0.0, 1.0), (0.5, 0.0), (0.5, 0.5)]
+        (0.0, 0.0, 0.0), (0.0, 0.5, 0.0), (0.0, 1.0, 0.0), (0.5, 0.0, 0.0), (0.5, 0.5, 0.0)]
+    # a third part (the finer-label model) shares what is left
+    assert blend_grid((0.0, 0.5), (0.5,), (0.0, 0.5, 1.0)) == [
+        (0.0, 0.5, 0.0), (0.0, 0.5, 0.5), (0.5, 0.5, 0.0)]
+    fine = np.array([[0.0, 1.0]])
+    np.testing.assert_allclose(mix(lin, votes, 0.2, sem, 0.4, fine, 0.4), [[0.2, 0.8]])
 
 
 # The same requests as the training tickets, in words the training tickets never use.
