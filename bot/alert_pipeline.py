@@ -20,7 +20,10 @@ queues its own events at once and polls the events the others stored (outcome "q
 A replica that takes the lease over (the leader stopped, or this replica restarted) first
 rebuilds the open groups from the database: the groups seen inside the window, their threads,
 counts and triage, and their events replayed into the grouper at the time they were grouped.
-So a storm keeps one thread across replicas, restarts and rolling updates.
+So a storm keeps one thread across replicas, restarts and rolling updates. A group restored
+without a thread may have been posted just before the previous leader died: its thread is
+searched for in Slack by the message metadata every top message carries, and adopted when
+found, before it is posted (:mod:`bot.thread_adoption`).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from bot.routing import route_channel
 from bot.store import repository as repo
 from bot.store.db import session_scope
 from bot.store.models import AlertGroup, EventRecord, TriageAnswer
+from bot.thread_adoption import PostedThreads, group_metadata, posted_threads
 from bot.triage_types import Triage
 
 log = logging.getLogger(__name__)
@@ -114,6 +118,10 @@ class GroupState:
     last_update: float = 0.0
     revision: int = 0  # +1 on every change; a render shows one revision
     posting: bool = False  # its first post (triage, chat.postMessage) is queued or running
+    # Restored without a thread while its first post was due: that post may have reached
+    # Slack before the previous leader died (see bot.thread_adoption).
+    maybe_posted: bool = False
+    opened_at: float = 0.0  # first_seen, pipeline clock
 
     @property
     def status(self) -> str:
@@ -170,6 +178,8 @@ class AlertPipeline:
         self._triage: queue.Queue[tuple[int, GroupState, Event, float]] = queue.Queue()
         self.posts = 0
         self.updates = 0
+        self.adopted = 0  # threads found in Slack instead of posted again
+        self._posted: dict[str, PostedThreads] = {}  # by channel, for this take-over
         # Leadership of the grouping (see the module docstring).
         self.holder = _claim_holder(holder)
         self.lease_ttl = float(lease_ttl)
@@ -296,6 +306,7 @@ class AlertPipeline:
             with self._lock:
                 self.groups = {}
             self._pending, self._touched = [], set()
+            self._posted = {}
             restored = self._restore(now)
             self.leader = True
         ALERT_GROUPING_LEADER.set(1)
@@ -366,7 +377,7 @@ class AlertPipeline:
             row, state = by_id[group_id], states[group_id]
             t = to_timestamp(grouped_at or row.last_seen)
             if outcome == "queued":  # the first event of a group whose thread is not posted
-                state.posting = True
+                state.posting = state.maybe_posted = True
                 unposted.append((event_id, state, event, t))
             if not row.key.startswith("record:"):
                 self.grouper.restore(event, row.key, t)
@@ -378,6 +389,9 @@ class AlertPipeline:
                 self.groups[by_id[group_id].key] = state
             for event_id, *_ in unposted:
                 self._queued_ids[event_id] = now
+        self._posted = posted_threads(
+            self.poster, [(s.row_id, s.channel, s.opened_at) for _, s, _, _ in unposted]
+        )
         for task in unposted:
             self._triage.put(task)
         self.grouper.prune(now)
@@ -397,6 +411,7 @@ class AlertPipeline:
             alertnames={str(k): int(v) for k, v in (summary.get("alertnames") or {}).items()},
             reasons=[str(r) for r in summary.get("reasons") or []],
             last_update=to_timestamp(row.last_seen),
+            opened_at=to_timestamp(row.first_seen),
         )
         if answer is not None:
             state.answer_id = answer.id
@@ -777,17 +792,22 @@ class AlertPipeline:
         ts = ""
         if self.poster is not None and state.channel:
             text, blocks = render_group_message(shown, result, answer_id)
+            adopted = False
             try:
-                ts = self.poster.post(state.channel, text, blocks) or ""
+                ts, adopted = self._post_or_adopt(state, text, blocks)
             except Exception:
                 log.exception("posting alert group %s failed", state.row_id)
             if ts:
                 with self._lock:
-                    self.posts += 1
+                    if adopted:
+                        self.adopted += 1
+                    else:
+                        self.posts += 1
                     state.thread_ts = ts
-                    state.last_update = self.clock()
-                    # Changes made while the post was in flight still need an update.
-                    state.dirty = state.revision != revision
+                    # An adopted message shows what the dead leader rendered: edit it at the
+                    # next flush. Changes made while a post was in flight need an edit too.
+                    state.last_update = 0.0 if adopted else self.clock()
+                    state.dirty = adopted or state.revision != revision
         with session_scope(self.sessions) as session:
             session.execute(
                 update(EventRecord)
@@ -804,6 +824,20 @@ class AlertPipeline:
                 if answer is not None:
                     answer.message_ts = ts
                     answer.thread_ts = ts
+
+    def _post_or_adopt(self, state: GroupState, text: str, blocks: Any) -> tuple[str, bool]:
+        """Post the group's top message, tagged with its id; returns (ts, adopted).
+
+        A group restored without a thread may have been posted already: its channel's history
+        is searched first (once per channel and take-over), and a message found is adopted.
+        A new group cannot have been posted, so it costs no search."""
+        lookup = self._posted.get(state.channel) if state.maybe_posted else None
+        found = lookup.ts_of(state.row_id) if lookup is not None else ""
+        if found:
+            log.info("alert group %s: thread %s posted before the take-over", state.row_id, found)
+            return found, True
+        ts = self.poster.post(state.channel, text, blocks, metadata=group_metadata(state.row_id))
+        return ts or "", False
 
     # --- coalesced updates of top messages ------------------------------------------------
 
@@ -832,7 +866,9 @@ class AlertPipeline:
         for state, shown, revision in due:
             text, blocks = render_group_message(shown, shown.triage, shown.answer_id)
             try:
-                self.poster.update(shown.channel, shown.thread_ts, text, blocks)
+                self.poster.update(
+                    shown.channel, shown.thread_ts, text, blocks, group_metadata(state.row_id)
+                )
             except Exception:
                 log.warning("chat.update failed for group %s", state.row_id, exc_info=True)
                 continue

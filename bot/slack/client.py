@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,8 @@ from bot.metrics import SLACK_CALLS
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 3900  # chat.postMessage "text" is truncated by Slack past 40k; keep fallbacks short
+HISTORY_PAGE = 200  # conversations.history messages per call (Slack allows up to 999)
+HISTORY_PAGES = 5  # calls at most per history search: the newest 1,000 top-level messages
 
 
 def add_retry_handlers(client: WebClient, *, rate_limit_retries: int = 3) -> WebClient:
@@ -107,6 +109,7 @@ class SlackPoster:
         self.client = add_retry_handlers(client)
         self.pacer = ChannelPacer(interval, clock=clock, sleep=sleep)
         self.update_pacer = ChannelPacer(update_interval, clock=clock, sleep=sleep)
+        self._bot_id = ""
 
     def call(self, method: str, func: Callable[[], Any]) -> Any:
         """Run one Web API call, counting its outcome in ``SLACK_CALLS``."""
@@ -127,8 +130,10 @@ class SlackPoster:
         text: str,
         blocks: Sequence[dict[str, Any]] | None,
         thread_ts: str | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> str:
-        """chat.postMessage; returns the new message's ts."""
+        """chat.postMessage; returns the new message's ts. ``metadata``: Slack message
+        metadata (``event_type``, ``event_payload``), read back by :meth:`tagged_messages`."""
 
         def send() -> Any:
             return self.client.chat_postMessage(
@@ -138,15 +143,22 @@ class SlackPoster:
                 thread_ts=thread_ts or None,
                 unfurl_links=False,
                 unfurl_media=False,
+                metadata=metadata or None,
             )
 
         response = self.pacer.run(channel, lambda: self.call("chat.postMessage", send))
         return str(response.get("ts", ""))
 
     def update(
-        self, channel: str, ts: str, text: str, blocks: Sequence[dict[str, Any]] | None
+        self,
+        channel: str,
+        ts: str,
+        text: str,
+        blocks: Sequence[dict[str, Any]] | None,
+        metadata: dict[str, Any] | None = None,
     ) -> None:
-        """chat.update of a message the bot posted (paced workspace-wide, see the class)."""
+        """chat.update of a message the bot posted (paced workspace-wide, see the class).
+        ``metadata``: sent again with the edit, so the message keeps it whatever Slack does."""
         self.update_pacer.run(
             UPDATES,
             lambda: self.call(
@@ -156,7 +168,48 @@ class SlackPoster:
                     ts=ts,
                     text=text[:MAX_TEXT],
                     blocks=list(blocks) if blocks else [],
+                    metadata=metadata or None,
                 ),
+            ),
+        )
+
+    def bot_id(self) -> str:
+        """This app's bot id (auth.test, asked once): whose messages are our own."""
+        if not self._bot_id:
+            response = self.call("auth.test", self.client.auth_test)
+            self._bot_id = str(response.get("bot_id") or "")
+        return self._bot_id
+
+    def tagged_messages(
+        self, channel: str, event_type: str, oldest: float
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(ts, event_payload) of this bot's top-level messages in ``channel`` newer than
+        ``oldest`` whose metadata has ``event_type``, newest first.
+
+        conversations.history with ``include_all_metadata`` (needs ``channels:history``, or
+        ``groups:history`` for a private channel), ``HISTORY_PAGE`` messages a call, at most
+        ``HISTORY_PAGES`` calls; stop iterating to make no further call. Raises on a failed
+        call (``SlackApiError`` with e.g. ``missing_scope``), counted in ``SLACK_CALLS``."""
+        own, cursor = self.bot_id(), None
+        for _ in range(HISTORY_PAGES):
+            page = self._history_page(channel, oldest, cursor)
+            for message in page.get("messages") or []:
+                meta = message.get("metadata") or {}
+                if message.get("bot_id") == own and meta.get("event_type") == event_type:
+                    yield str(message.get("ts", "")), dict(meta.get("event_payload") or {})
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not page.get("has_more") or not cursor:
+                return
+
+    def _history_page(self, channel: str, oldest: float, cursor: str | None) -> Any:
+        return self.call(
+            "conversations.history",
+            lambda: self.client.conversations_history(
+                channel=channel,
+                oldest=f"{oldest:.6f}",
+                limit=HISTORY_PAGE,
+                include_all_metadata=True,
+                cursor=cursor,
             ),
         )
 

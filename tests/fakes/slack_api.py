@@ -2,7 +2,11 @@
 
 Speaks the JSON of the methods triagebot uses, records every call (method, arguments) for
 assertions, accepts ``response_url`` posts and file uploads, and can be told to answer
-``429`` with ``Retry-After`` (or an API error) for the next N calls.
+``429`` with ``Retry-After`` (or an API error) for the next N calls. Messages posted with
+chat.postMessage (with their ``metadata``) are kept per channel, edited by chat.update, and
+read back by conversations.history as Slack does: top-level messages only, newest first,
+``oldest`` / ``latest`` / ``inclusive``, ``limit`` with cursor pages, and ``metadata`` only
+with ``include_all_metadata``.
 
     fake = FakeSlackAPI().start()
     WebClient(token="xoxb-test", base_url=fake.api_url)
@@ -11,6 +15,7 @@ assertions, accepts ``response_url`` posts and file uploads, and can be told to 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import itertools
 import json
@@ -24,8 +29,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 BOT_USER_ID = "UBOT"
 BOT_ID = "BBOT"
+APP_ID = "A0TRIAGE"
 TEAM_ID = "T0TEST"
-JSON_FIELDS = ("blocks", "view", "attachments", "files")
+JSON_FIELDS = ("blocks", "view", "attachments", "files", "metadata")
+HISTORY_LIMIT = 100  # conversations.history: default ``limit``
+HISTORY_MAX = 999  # and its largest
 
 
 @dataclass
@@ -44,10 +52,13 @@ class Call:
 
 
 class FakeSlackAPI:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = lambda: 1_700_000_000.0) -> None:
+        """``clock``: the seconds part of the ``ts`` of new messages (Slack's clock)."""
         self.calls: list[Call] = []
         self._cond = threading.Condition()
         self._ts = itertools.count(1)
+        self.clock = clock
+        self.messages: dict[str, list[dict[str, Any]]] = {}  # channel -> messages, oldest first
         self._failures: list[tuple[str | None, int, str, int]] = []  # method, status, error, n
         self.private_channels: set[str] = set()
         self._server: ThreadingHTTPServer | None = None
@@ -112,6 +123,11 @@ class FakeSlackAPI:
             self.calls.clear()
             self._failures.clear()
 
+    def top_messages(self, channel: str) -> list[dict[str, Any]]:
+        """The channel's top-level messages (thread replies left out), oldest first."""
+        with self._cond:
+            return [dict(m) for m in self.messages.get(channel, []) if not m.get("thread_ts")]
+
     def calls_of(self, method: str) -> list[Call]:
         with self._cond:
             return [c for c in self.calls if c.method == method and c.status == 200]
@@ -162,7 +178,7 @@ class FakeSlackAPI:
             failure = self._take_failure(method) if method not in ("upload",) else None
             status = failure[0] if failure else 200
             self.calls.append(Call(method, args, path, status=status))
-            ts = f"1700000000.{next(self._ts):06d}"
+            ts = f"{int(self.clock())}.{next(self._ts):06d}"
             self._cond.notify_all()
         headers: dict[str, str] = {}
         if failure and failure[0] == 429:
@@ -214,20 +230,13 @@ class FakeSlackAPI:
                 "is_enterprise_install": False,
             }
         if method == "chat.postMessage":
-            return {
-                "ok": True,
-                "channel": channel,
-                "ts": ts,
-                "message": {
-                    "type": "message",
-                    "text": args.get("text", ""),
-                    "ts": ts,
-                    "bot_id": BOT_ID,
-                    "user": BOT_USER_ID,
-                },
-            }
+            message = self._store_message(channel, args, ts)
+            return {"ok": True, "channel": channel, "ts": ts, "message": _shown(message, True)}
         if method == "chat.update":
+            self._edit_message(channel, args)
             return {"ok": True, "channel": channel, "ts": args.get("ts", ts)}
+        if method == "conversations.history":
+            return self._history(channel, args)
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": ts}
         if method in ("views.open", "views.publish", "views.update", "views.push"):
@@ -257,3 +266,77 @@ class FakeSlackAPI:
         if method in ("upload", "response_url"):
             return {"ok": True}
         return {"ok": True}
+
+    # --- messages kept for conversations.history ------------------------------------------------
+
+    def _store_message(self, channel: str, args: dict[str, Any], ts: str) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "type": "message",
+            "text": args.get("text", ""),
+            "user": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "app_id": APP_ID,
+            "team": TEAM_ID,
+            "ts": ts,
+        }
+        for name in ("blocks", "thread_ts", "metadata"):
+            if args.get(name):
+                message[name] = args[name]
+        with self._cond:
+            self.messages.setdefault(channel, []).append(message)
+        return message
+
+    def _edit_message(self, channel: str, args: dict[str, Any]) -> None:
+        """chat.update: new text and blocks; metadata is kept unless new metadata is given."""
+        with self._cond:
+            for message in self.messages.get(channel, []):
+                if message["ts"] == args.get("ts"):
+                    message["text"] = args.get("text", message["text"])
+                    message["blocks"] = args.get("blocks") or []
+                    if args.get("metadata"):
+                        message["metadata"] = args["metadata"]
+                    message["edited"] = {"user": BOT_USER_ID, "ts": message["ts"]}
+
+    def _history(self, channel: str, args: dict[str, Any]) -> dict[str, Any]:
+        """conversations.history over the kept top-level messages, newest first."""
+        oldest, latest = float(args.get("oldest") or 0), float(args.get("latest") or "inf")
+        inclusive = _flag(args.get("inclusive"))
+        limit = min(int(args.get("limit") or HISTORY_LIMIT), HISTORY_MAX)
+        cursor = str(args.get("cursor") or "")
+        if cursor:
+            latest, inclusive = float(base64.b64decode(cursor).decode().split(":", 1)[1]), False
+        with self._cond:
+            kept = [m for m in self.messages.get(channel, []) if not m.get("thread_ts")]
+        newest_first = sorted(kept, key=lambda m: float(m["ts"]), reverse=True)
+        window = [m for m in newest_first if _between(float(m["ts"]), oldest, latest, inclusive)]
+        page, has_more = window[:limit], len(window) > limit
+        next_cursor = ""
+        if has_more:
+            next_cursor = base64.b64encode(f"next_ts:{page[-1]['ts']}".encode()).decode()
+        with_metadata = _flag(args.get("include_all_metadata"))
+        return {
+            "ok": True,
+            "messages": [_shown(m, with_metadata) for m in page],
+            "has_more": has_more,
+            "pin_count": 0,
+            "channel_actions_ts": None,
+            "channel_actions_count": 0,
+            "response_metadata": {"next_cursor": next_cursor},
+        }
+
+
+def _shown(message: dict[str, Any], with_metadata: bool) -> dict[str, Any]:
+    """A kept message as the Web API returns it (``metadata`` only when asked for)."""
+    shown = {k: v for k, v in message.items() if k != "metadata"}
+    if with_metadata and "metadata" in message:
+        shown["metadata"] = message["metadata"]
+    return shown
+
+
+def _between(ts: float, oldest: float, latest: float, inclusive: bool) -> bool:
+    return oldest <= ts <= latest if inclusive else oldest < ts < latest
+
+
+def _flag(value: Any) -> bool:
+    """A boolean argument: slack_sdk sends ``1`` / ``0`` in queries, JSON bodies ``true``."""
+    return str(value).lower() in ("1", "true")

@@ -3,10 +3,12 @@ a fresh SQLite database (real schema), whose background flusher never edits on i
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from bot.events import AlertStatus, Event, EventKind, EventSource
+from bot.triage_types import Triage
 
 WINDOW = 60  # seconds; the pipeline sweeps expired groups at most every WINDOW / 4
 
@@ -32,19 +34,45 @@ def alert(name: str, fingerprint: str, channel: str = "") -> Event:
     )
 
 
+class NoveltyTriage:
+    """A real (if small) answer, so that the top message carries a triage section."""
+
+    def triage(self, event: Event) -> Triage:
+        return Triage(query=event.text, novel=True, novelty_score=0.12)
+
+
+def crash(pipeline: Any) -> None:
+    """The process dies: no more grouping, and its lease is not handed over."""
+    from bot.alert_pipeline import _release_holder
+
+    pipeline._stopped.set()
+    pipeline._step_down("crashed (test)")
+    _release_holder(pipeline.holder)  # its process is gone, and its name with it
+
+
 class FakePoster:
-    """Slack's chat.postMessage / chat.update, recorded (text only)."""
+    """Slack's chat.postMessage / chat.update, recorded (text only), and the search of a
+    channel's history for tagged messages answered from the posts recorded."""
 
     def __init__(self) -> None:
         self.posts: list[str] = []
+        self.tags: list[tuple[str, dict[str, Any] | None]] = []  # (channel, metadata) per post
         self.updates: list[tuple[str, str]] = []
 
-    def post(self, channel: str, text: str, blocks: Any) -> str:
+    def post(self, channel: str, text: str, blocks: Any, metadata: Any = None) -> str:
         self.posts.append(text)
+        self.tags.append((channel, metadata))
         return f"ts-{len(self.posts)}"
 
-    def update(self, channel: str, ts: str, text: str, blocks: Any) -> None:
+    def update(self, channel: str, ts: str, text: str, blocks: Any, metadata: Any = None) -> None:
         self.updates.append((ts, text))
+
+    def tagged_messages(
+        self, channel: str, event_type: str, oldest: float
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        for n, (posted_in, meta) in reversed(list(enumerate(self.tags, 1))):
+            if posted_in == channel and meta and meta["event_type"] == event_type:
+                yield f"ts-{n}", meta["event_payload"]
 
 
 class PipelineStore:

@@ -20,15 +20,14 @@ from bot.alert_pipeline import LEASE_TTL_SECONDS, RESTORE_EVENTS
 from bot.events import AlertStatus, Event
 from bot.store.db import session_scope
 from bot.store.models import AlertGroup, EventRecord
-from bot.triage_types import Triage
-from tests.intake.pipeline_support import FakeClock, FakePoster, PipelineStore, alert
-
-
-class NoveltyTriage:
-    """A real (if small) answer, so that the top message carries a triage section."""
-
-    def triage(self, event: Event) -> Triage:
-        return Triage(query=event.text, novel=True, novelty_score=0.12)
+from tests.intake.pipeline_support import (
+    FakeClock,
+    FakePoster,
+    NoveltyTriage,
+    PipelineStore,
+    alert,
+    crash,
+)
 
 
 class Cluster:
@@ -78,15 +77,6 @@ def storm_alert(fingerprint: str, status: AlertStatus = AlertStatus.FIRING) -> E
 
 def send(pipeline: Any, *events: Event) -> None:
     assert len(pipeline.accept(list(events))) == len(events)
-
-
-def crash(pipeline: Any) -> None:
-    """The process dies: no more grouping, and its lease is not handed over."""
-    from bot.alert_pipeline import _release_holder
-
-    pipeline._stopped.set()
-    pipeline._step_down("crashed (test)")
-    _release_holder(pipeline.holder)  # its process is gone, and its name with it
 
 
 def test_only_the_lease_holder_groups_and_the_other_replicas_store(cluster: Cluster) -> None:
@@ -221,9 +211,9 @@ class GatedPoster(FakePoster):
         super().__init__()
         self.gate = threading.Event()
 
-    def post(self, channel: str, text: str, blocks: Any) -> str:
+    def post(self, channel: str, text: str, blocks: Any, metadata: Any = None) -> str:
         assert self.gate.wait(10)
-        return super().post(channel, text, blocks)
+        return super().post(channel, text, blocks, metadata)
 
 
 @pytest.mark.parametrize("restore_cap", [RESTORE_EVENTS, 1])

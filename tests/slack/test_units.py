@@ -216,6 +216,8 @@ def test_manifest_declares_every_command_shortcut_and_the_one_url():
     assert {"app_mention", "app_home_opened", "message.channels"} <= events
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     assert {"app_mentions:read", "chat:write", "commands", "files:write"} <= scopes
+    # conversations.history: a thread posted by a leader that died before recording it
+    assert {"channels:history", "groups:history"} <= scopes
 
 
 def test_socket_mode_needs_an_app_token(tmp_path, fake_slack):
