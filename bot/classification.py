@@ -419,7 +419,8 @@ class ClassifierService:
                 kind="supervised",
                 status="candidate",
                 artifact_path=str(path),
-                metrics={**challenger.summary(), "confusion": challenger.to_dict()["confusion"]},
+                metrics={**challenger.summary(), "confusion": challenger.to_dict()["confusion"],
+                         "chosen_in_fit": model.chosen()},
                 decision={
                     "promote": promote,
                     "reason": reason,

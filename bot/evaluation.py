@@ -322,10 +322,10 @@ def evaluate_classification(
                       preset=preset, mapping=mapping)
     tr_texts, tr_labels, te_texts, te_labels = (
         rows.train_texts, rows.train_labels, rows.test_texts, rows.test_labels)
+    finer_name, fine = finer_labels(rows, target, finer)
     embedder = Embedder(settings.embedding_model, threads=settings.torch_threads)
     tr_emb = embedder.encode(tr_texts)
     te_emb = embedder.encode(te_texts)
-    finer_name, fine = finer_labels(rows, target, finer)
     model = TextClassifier(target, min_precision=min_precision).fit(
         tr_texts, tr_emb, tr_labels, fine_labels=fine, fine_field=finer_name or "")
     ours = evaluate(model, te_texts, te_emb, te_labels)
@@ -335,12 +335,8 @@ def evaluate_classification(
     result.update({k: round(v, 4) for k, v in ours.summary().items()})
     # what fit chose from out-of-fold predictions on the training rows (never the test rows)
     result["chosen_in_fit"] = {
-        "class_weight_power": model.class_weight_power_,
-        "embedding_weight": model.embedding_weight_,
-        "knn_weight": model.knn_weight_,
-        "semantic_weight": model.semantic_weight_,
-        "finer_field": finer_name,
-        "finer_weight": model.fine_weight_,
+        **model.chosen(),
+        "finer_field": finer_name,  # found, even when fit gave it no share
         "blend_temperature": round(model.blend_temperature_, 4),
         "threshold": round(model.threshold_, 4),
         "oof_accuracy": round(float(model.oof_metrics_.get("oof_accuracy", 0.0)), 4),
@@ -366,7 +362,8 @@ def evaluate_classification(
     if train_sizes:
         result["learning_curve"] = learning_curve(
             tr_texts, tr_emb, tr_labels, te_texts, te_emb, te_labels, target=target,
-            sizes=train_sizes, min_precision=min_precision, seed=seed, zero_shot=zero_shot)
+            sizes=train_sizes, min_precision=min_precision, seed=seed, zero_shot=zero_shot,
+            fine=fine, fine_field=finer_name or "")
     result["split"] = rows.how
     result.update(skipped_fields(rows.rows_skipped, rows.first_skipped))
     return result
@@ -427,13 +424,15 @@ def zero_shot_report(model: Any, texts: list[str], emb: Any,
 def learning_curve(tr_texts: list[str], tr_emb: Any, tr_labels: list[str],
                    te_texts: list[str], te_emb: Any, te_labels: list[str], *, target: str,
                    sizes: Sequence[int], min_precision: float, seed: int,
-                   zero_shot: Any = None) -> list[dict[str, Any]]:
+                   zero_shot: Any = None, fine: Sequence[str] | None = None,
+                   fine_field: str = "") -> list[dict[str, Any]]:
     """Our model and the baseline trained on a random ``n`` of the training rows, for each
     ``n`` in ``sizes`` (the rows a team would have labelled first: no stratification), all
     measured on the same test rows. Sizes at or above the training set are measured on
     all of it once; a subset with a single label cannot be trained and says so. With a
     ``zero_shot`` model, each point also gives its coverage once calibrated on those N rows
-    (its labels do not change; only what it dares to answer does)."""
+    (its labels do not change; only what it dares to answer does). ``fine``: the finer
+    labels of the training rows, given to our model as in the full run."""
     from classifiers.evaluate import baseline_tfidf_svc, evaluate
     from classifiers.model import TextClassifier
 
@@ -449,7 +448,8 @@ def learning_curve(tr_texts: list[str], tr_emb: Any, tr_labels: list[str],
             points.append(point)
             continue
         model = TextClassifier(target, min_precision=min_precision).fit(
-            texts, tr_emb[pick], labels)
+            texts, tr_emb[pick], labels, fine_field=fine_field,
+            fine_labels=[fine[i] for i in pick] if fine is not None else None)
         ours = evaluate(model, te_texts, te_emb, te_labels)
         base = baseline_tfidf_svc(texts, labels, te_texts, te_labels)
         point.update({k: round(v, 4) for k, v in ours.summary().items()

@@ -722,6 +722,19 @@ class TextClassifier(BaseEstimator):
         self.timings_["final_fit"] = time.perf_counter() - clock
         return self
 
+    def chosen(self) -> dict[str, Any]:
+        """What fit chose out of fold: class weights, embedding weight, the parts' shares and
+        the finer field (shown by ``eval classify`` and ``triagebot models show``)."""
+        self._check_fitted()
+        return {
+            "class_weight_power": self.class_weight_power_,
+            "embedding_weight": self.embedding_weight_,
+            "knn_weight": self.knn_weight_,
+            "semantic_weight": self.semantic_weight_,
+            "finer_field": getattr(self, "fine_field_", "") or None,
+            "finer_weight": float(getattr(self, "fine_weight_", 0.0)),
+        }
+
     def _candidates(self, n_rows: int) -> list[tuple[float, float]]:
         """(class-weight power, embedding weight) pairs to compare out of fold; defaults first.
 

@@ -119,6 +119,7 @@ def test_models_list_shows_whole_versions_and_show_takes_a_target(
     shown = run("models", "show", "category", env=env)  # a target: its active version
     assert shown.returncode == 0, shown.stderr
     assert '"status": "active"' in shown.stdout and '"target": "category"' in shown.stdout
+    assert '"chosen_in_fit"' in shown.stdout and '"finer_field"' in shown.stdout
     missing = run("models", "show", "no-such-thing", env=env)
     assert missing.returncode != 0 and "models list" in missing.stderr
 
@@ -135,6 +136,18 @@ def test_bad_train_sizes_give_one_line(sizes: str, message: str, tmp_path: Path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_a_finer_field_no_row_has_is_refused_in_one_line_before_any_embedding(
+        tmp_path: Path) -> None:
+    data = ROOT / "knowledge" / "samples" / "incidents.jsonl"
+    result = run("eval", "classify", "--train", str(data), "--test", str(data),
+                 "--target", "category", "--finer", "exporter",
+                 env={"TRIAGEBOT_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == ["error: --finer exporter: no training row has a 'exporter' label"], \
+        result.stderr
 
 
 def test_models_list_says_what_answers_a_field_without_a_trained_model(tmp_path: Path) -> None:
