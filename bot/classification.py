@@ -342,11 +342,8 @@ class ClassifierService:
         alert for its category; see :mod:`classifiers.hierarchy`), and its value for each of
         ``texts`` ("" where none is stored, e.g. a feedback correction); ``("", [])`` when no
         field does. ``labels``: the training labels of ``texts``."""
-        by_text: dict[str, dict[str, str]] = {}
         with session_scope(self._sessions) as session:
-            for row in repo.list_incidents(session=session):
-                if row.text:
-                    by_text[row.text] = {f: str(getattr(row, f, "") or "") for f in FINER_FIELDS}
+            by_text = repo.incident_label_columns(session=session, fields=FINER_FIELDS)
         fields = {f: [by_text.get(t, {}).get(f, "") for t in texts]
                   for f in FINER_FIELDS if f != target}
         name = finer_field(target, {**fields, target: list(labels)})

@@ -89,6 +89,21 @@ def list_incidents(*, session: Session, kind: str | None = None) -> list[Inciden
     return list(session.scalars(query))
 
 
+def incident_label_columns(*, session: Session,
+                           fields: Sequence[str]) -> dict[str, dict[str, str]]:
+    """``{text: {field: value}}`` of the incidents' label columns ``fields``, read without
+    loading whole rows (training reads them for every retrain). The text is
+    :attr:`Incident.text`; a later incident with the same text wins."""
+    columns = [getattr(Incident, f) for f in fields]
+    query = select(Incident.title, Incident.description, *columns).order_by(Incident.id)
+    out: dict[str, dict[str, str]] = {}
+    for title, description, *values in session.execute(query):
+        text = f"{title}\n{description}".strip()
+        if text:
+            out[text] = {f: str(v or "") for f, v in zip(fields, values, strict=True)}
+    return out
+
+
 def count_incidents(*, session: Session) -> int:
     return session.scalar(select(func.count()).select_from(Incident)) or 0
 
