@@ -285,6 +285,7 @@ def eval_classify(
         "baseline_tfidf_linearsvc",
     )
     if not as_json:
+        _print_finer(report)
         _print_cold_start(report)
 
 
@@ -298,6 +299,16 @@ def parse_sizes(value: str) -> list[int]:
     if any(n < 2 for n in sizes):
         raise UserError("--train-sizes: every size must be 2 or more")
     return sizes
+
+
+def _print_finer(report: dict) -> None:
+    """One line on the finer field, when one was found or given."""
+    chosen = report.get("chosen_in_fit") or {}
+    if chosen.get("finer_field"):
+        share = float(chosen.get("finer_weight") or 0.0)
+        use = (f"share {share:.1f} of the blend" if share > 0
+               else "not used: it did not help out of fold")
+        console.print(f"finer labels: {chosen['finer_field']} ({use})")
 
 
 def _print_cold_start(report: dict) -> None:

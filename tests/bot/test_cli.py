@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -148,6 +149,25 @@ def test_a_finer_field_no_row_has_is_refused_in_one_line_before_any_embedding(
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == ["error: --finer exporter: no training row has a 'exporter' label"], \
         result.stderr
+
+
+def test_eval_classify_says_which_finer_field_it_found(tmp_path: Path) -> None:
+    from tests.bot.test_finer_labels import SERVICES
+
+    rows = [{"id": f"r-{svc}-{i}-{n}", "title": f"{text} ({n})",
+             "description": f"rule {i} of {svc}", "category": cat, "service": svc}
+            for svc, (cat, texts) in SERVICES.items() for i, text in enumerate(texts)
+            for n in range(3)]
+    data = tmp_path / "rules.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    common = ("eval", "classify", "--train", str(data), "--test", str(data),
+              "--target", "category")
+    env = {"TRIAGEBOT_DATA_DIR": str(tmp_path / "d"), "COLUMNS": "100"}
+    found = run(*common, env=env)
+    assert found.returncode == 0, found.stderr
+    assert "finer labels: service (" in found.stdout
+    without = run(*common, "--finer", "none", env=env)
+    assert without.returncode == 0 and "finer labels" not in without.stdout
 
 
 def test_models_list_says_what_answers_a_field_without_a_trained_model(tmp_path: Path) -> None:
