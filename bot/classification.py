@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.store import repository as repo
 from bot.store.db import session_scope
+from bot.store.models import LABEL_COLUMNS
 from bot.triage_types import LabelPrediction
 from classifiers.embcache import EmbeddingCache
 from classifiers.errors import ClassifierError
@@ -40,8 +41,6 @@ FIELDS_BY_KIND = {
     "message": ("category", "severity", "priority", "team"),
 }
 HOLDOUT_SHARE = 0.2
-# incident columns that may refine a target (an alert's service decides its category)
-FINER_FIELDS = ("category", "severity", "priority", "team", "service")
 NEAREST_EXAMPLES = 3  # labelled examples shown beside each prediction
 ZERO_SHOT_CALIBRATION_ROWS = 2_000  # labelled examples a zero-shot threshold is chosen on
 INCIDENT_REF = "incident:"  # + incidents.id: how a model refers to a labelled record
@@ -342,11 +341,11 @@ class ClassifierService:
         alert for its category; see :mod:`classifiers.hierarchy`), and its value for each of
         ``texts`` ("" where none is stored, e.g. a feedback correction); ``("", [])`` when no
         field does. ``labels``: the training labels of ``texts``."""
+        others = [f for f in LABEL_COLUMNS if f != target]
         with session_scope(self._sessions) as session:
-            by_text = repo.incident_label_columns(session=session, fields=FINER_FIELDS)
-        fields = {f: [by_text.get(t, {}).get(f, "") for t in texts]
-                  for f in FINER_FIELDS if f != target}
-        name = finer_field(target, {**fields, target: list(labels)})
+            by_text = repo.incident_label_columns(session=session, fields=others)
+        fields = {f: [by_text.get(t, {}).get(f, "") for t in texts] for f in others}
+        name = finer_field(labels, fields)
         return (name, fields[name]) if name else ("", [])
 
     # --- training and promotion ------------------------------------------------------------

@@ -259,7 +259,7 @@ def split_rows(train_file: Path, test_file: Path, target: str, *, test_fraction:
     if train_file.resolve() != test_file.resolve():
         train, test = (_read_labelled(f, preset, mapping) for f in (train_file, test_file))
         tr_records = _labelled(train.records, target)
-        tr_texts, tr_labels = _texts_labels(train.records, target)
+        tr_texts, tr_labels = _texts_labels(tr_records, target)
         te_texts, te_labels = _texts_labels(test.records, target)
         how = "train and test files"
     else:
@@ -336,7 +336,6 @@ def evaluate_classification(
     # what fit chose from out-of-fold predictions on the training rows (never the test rows)
     result["chosen_in_fit"] = {
         **model.chosen(),
-        "finer_field": finer_name,  # found, even when fit gave it no share
         "blend_temperature": round(model.blend_temperature_, 4),
         "threshold": round(model.threshold_, 4),
         "oof_accuracy": round(float(model.oof_metrics_.get("oof_accuracy", 0.0)), 4),
@@ -373,10 +372,10 @@ def finer_labels(rows: LabelledSplit, target: str,
                  finer: str) -> tuple[str | None, list[str] | None]:
     """The finer field's name and labels for the training rows, or ``(None, None)``.
 
-    ``finer`` is "auto" (the first of the label fields that refines ``target``), "none", or
+    ``finer`` is "auto" (the label column that best refines ``target``, if any), "none", or
     a field name, which must label some training rows.
     """
-    from bot.intake.generic import LABEL_FIELDS
+    from bot.store.models import LABEL_COLUMNS
     from classifiers.hierarchy import finer_field
 
     if finer == "none":
@@ -386,9 +385,8 @@ def finer_labels(rows: LabelledSplit, target: str,
         if not any(fine):
             raise ValueError(f"--finer {finer}: no training row has a {finer!r} label")
         return finer, fine
-    fields = {name: rows.train_field(name) for name in LABEL_FIELDS
-              if name not in (target, "split")}
-    name = finer_field(target, {**fields, target: rows.train_labels})
+    fields = {name: rows.train_field(name) for name in LABEL_COLUMNS if name != target}
+    name = finer_field(rows.train_labels, fields)
     return (name, fields[name]) if name else (None, None)
 
 

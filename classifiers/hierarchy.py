@@ -40,22 +40,19 @@ def agreement(coarse: Sequence[str], fine: Sequence[str]) -> tuple[float, int, i
     return usual / n, n, len(by_fine)
 
 
-def finer_field(target: str, labels: Mapping[str, Sequence[str]]) -> str | None:
-    """The field of ``labels`` (one list per field, aligned by row) that refines ``target``.
+def finer_field(coarse: Sequence[str],
+                candidates: Mapping[str, Sequence[str]]) -> str | None:
+    """The field of ``candidates`` (one label list per field, aligned with ``coarse``, the
+    target's labels) that refines the target, or ``None``.
 
     A field qualifies when it labels at least half of the target's rows, has more distinct
     values there than the target, and its value decides the target's label on at least 98%
     of them. Among several, the one with the highest agreement, then the fewest values.
     """
-    coarse = labels.get(target)
-    if coarse is None:
-        return None
     n_target = sum(1 for c in coarse if c)
     n_classes = len({c for c in coarse if c})
     best: tuple[float, int, str] | None = None
-    for field, fine in labels.items():
-        if field == target:
-            continue
+    for field, fine in candidates.items():
         share, n, n_values = agreement(coarse, fine)
         if n < MIN_COVERAGE * n_target or n_values <= n_classes or share < MIN_AGREEMENT:
             continue

@@ -646,6 +646,8 @@ class TextClassifier(BaseEstimator):
             temperature = fit_temperature_on(scores, oof_y, seen)
             base = softmax(scores, temperature)
             for knn_share, semantic_share, fine_share in grid:
+                if fine_share > 0.0 and emb_weight != self.embedding_weight:
+                    continue  # the finer model reads the default features (see _proba)
                 proba = mix(base, knn_oof, knn_share, semantic_oof, semantic_share,
                             fine.oof if fine is not None else None, fine_share)
                 pred = proba.argmax(axis=1)
@@ -703,7 +705,7 @@ class TextClassifier(BaseEstimator):
             self._fit_semantic(u_emb, y, w, balanced ** self.class_weight_power)
             if self.semantic_weight_ > 0.0 else None)
         self.fine_weight_ = float(chosen["fine"])
-        self.fine_field_ = fine_field if self.fine_weight_ > 0.0 else ""
+        self.fine_field_ = fine_field if fine is not None else ""  # considered, maybe unused
         self.fine_temperature_ = fine.temperature if fine is not None else 1.0
         self.fine_to_coarse_ = (fine.to_coarse if fine is not None and self.fine_weight_ > 0.0
                                 else np.empty(0, dtype=np.int64))
@@ -731,8 +733,8 @@ class TextClassifier(BaseEstimator):
             "embedding_weight": self.embedding_weight_,
             "knn_weight": self.knn_weight_,
             "semantic_weight": self.semantic_weight_,
-            "finer_field": getattr(self, "fine_field_", "") or None,
-            "finer_weight": float(getattr(self, "fine_weight_", 0.0)),
+            "finer_field": self.fine_field_ or None,
+            "finer_weight": self.fine_weight_,
         }
 
     def _candidates(self, n_rows: int) -> list[tuple[float, float]]:
@@ -905,17 +907,14 @@ class TextClassifier(BaseEstimator):
             semantic = softmax(self._semantic_log_proba(semantic_est, emb, n_classes),
                                self.semantic_temperature_)
         fine = None
-        fine_est = getattr(self, "fine_estimator_", None)
-        if fine_est is not None:
-            X_fine = X
-            if self.embedding_weight_ != self.embedding_weight:  # same n-grams, other weight
-                X_fine = self._stack(emb, self.embedding_weight, [X[:, emb.shape[1]:]])
+        if self.fine_estimator_ is not None:
+            # fit gives the finer model a share only with the default embedding weight, so
+            # it reads the same features as the linear model
             fine = to_coarse(
-                softmax(self._scores(fine_est, X_fine, len(self.fine_to_coarse_)),
+                softmax(self._scores(self.fine_estimator_, X, len(self.fine_to_coarse_)),
                         self.fine_temperature_), self.fine_to_coarse_, n_classes)
         blended = mix(proba, votes, knn_weight, semantic,
-                      float(getattr(self, "semantic_weight_", 0.0)),
-                      fine, float(getattr(self, "fine_weight_", 0.0)))
+                      float(getattr(self, "semantic_weight_", 0.0)), fine, self.fine_weight_)
         return recalibrate(blended, float(getattr(self, "blend_temperature_", 1.0)))
 
     def predict_proba(self, texts: Sequence[str], embeddings: np.ndarray) -> np.ndarray:

@@ -31,6 +31,16 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict] = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
+# The incident columns that hold labels; a classifier target may be any of them (or a key of
+# ``labels``), and one may refine another (an alert's service decides its category).
+LABEL_COLUMNS = ("category", "severity", "priority", "team", "service")
+
+
+def incident_text(title: str, description: str) -> str:
+    """The text an incident is searched and classified by: title, then description."""
+    return f"{title}\n{description}".strip()
+
+
 class Incident(Base):
     """A past incident, alert or ticket: the history similar-incident search runs over."""
 
@@ -62,7 +72,7 @@ class Incident(Base):
 
     @property
     def text(self) -> str:
-        return f"{self.title}\n{self.description}".strip()
+        return incident_text(self.title, self.description)
 
     @property
     def resolved(self) -> bool:

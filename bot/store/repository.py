@@ -25,6 +25,7 @@ from bot.store.models import (
     RunbookDocument,
     SlackEventSeen,
     TriageAnswer,
+    incident_text,
 )
 
 INCIDENT_FIELDS = (
@@ -98,7 +99,7 @@ def incident_label_columns(*, session: Session,
     query = select(Incident.title, Incident.description, *columns).order_by(Incident.id)
     out: dict[str, dict[str, str]] = {}
     for title, description, *values in session.execute(query):
-        text = f"{title}\n{description}".strip()
+        text = incident_text(title, description)
         if text:
             out[text] = {f: str(v or "") for f, v in zip(fields, values, strict=True)}
     return out

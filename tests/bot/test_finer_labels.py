@@ -52,7 +52,12 @@ def test_training_uses_the_service_as_finer_labels_of_the_category(tmp_path: Pat
         outcome = clf.train("category", actor="test", force=True)
         assert outcome.promoted
         model = clf.active["category"].model
-        assert model.fine_field_ in ("service", "")  # used only where it helped out of fold
-        assert "fine_weight" in model.oof_metrics_
+        # found and weighed out of fold, whatever share it got; models show says so
+        assert model.fine_field_ == "service"
+        assert model.chosen()["finer_field"] == "service"
+        with session_scope(services.sessions) as session:
+            row = repo.get_model_version(session=session, version=outcome.version)
+            assert row is not None
+            assert row.metrics["chosen_in_fit"]["finer_field"] == "service"
     finally:
         services.close()

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from classifiers.errors import ClassifierError
 from classifiers.evaluate import evaluate
 from classifiers.hierarchy import agreement, fine_classes, finer_field, to_coarse
 from classifiers.model import TextClassifier
@@ -22,26 +23,24 @@ def test_a_field_that_decides_the_target_and_has_more_values_refines_it():
     service = ["postgres", "mysql"] * 2 + ["nginx", "haproxy"] * 2
     team = ["dba"] * 5 + ["web"] * 3  # disagrees with category
     assert agreement(category, service) == (1.0, 8, 4)
-    assert finer_field("category", {"category": category, "service": service,
-                                     "team": team}) == "service"
+    assert finer_field(category, {"service": service, "team": team}) == "service"
     # coarser, not finer: category does not refine service
-    assert finer_field("service", {"category": category, "service": service}) is None
+    assert finer_field(service, {"category": category}) is None
     # one row in 50 against its service's usual category is still a refinement; 2 in 20 not
     big_cat = ["db"] * 49 + ["net"] + ["net"] * 50
     big_svc = ["pg", "my"] * 25 + ["nginx", "lb"] * 25
-    assert finer_field("category", {"category": big_cat, "service": big_svc}) == "service"
+    assert finer_field(big_cat, {"service": big_svc}) == "service"
     noisy = ["db"] * 18 + ["net"] * 2 + ["net"] * 20
-    assert finer_field("category", {"category": noisy, "service": ["pg", "my"] * 10
-                                    + ["nginx", "lb"] * 10}) is None
+    assert finer_field(noisy, {"service": ["pg", "my"] * 10 + ["nginx", "lb"] * 10}) is None
 
 
 def test_a_field_that_labels_too_few_rows_or_names_every_row_apart_is_not_used():
     category = ["db", "net"] * 10
     service = ["pg", "nginx", "my", "lb"] * 2 + [""] * 12
-    assert finer_field("category", {"category": category, "service": service}) is None
+    assert finer_field(category, {"service": service}) is None
     # an id agrees with any label: values seen once are no evidence
     ids = [f"row-{i}" for i in range(20)]
-    assert finer_field("category", {"category": category, "id": ids}) is None
+    assert finer_field(category, {"id": ids}) is None
 
 
 def test_fine_classes_map_to_one_coarse_class_each_and_probabilities_add_up():
@@ -71,8 +70,11 @@ def test_a_model_with_a_finer_part_survives_save_and_load(tickets, tmp_path):
                                   model.predict_proba(texts, emb))
     # without fine labels, or with none finer than the target, there is no fourth part
     plain = TextClassifier("team", cv=4, fine_blend=(0.5,)).fit(
-        texts, emb, labels, fine_labels=labels)
+        texts, emb, labels, fine_labels=labels, fine_field="team again")
     assert plain.fine_weight_ == 0.0 and plain.fine_estimator_ is None
+    assert plain.chosen()["finer_field"] is None
+    with pytest.raises(ClassifierError, match="3 fine labels for 40 texts"):
+        TextClassifier("team").fit(texts, emb, labels, fine_labels=fine[:3])
 
 
 @pytest.mark.skipif(not ALERTS.exists(), reason="shared evaluation data (../shared/data) absent")
@@ -90,8 +92,8 @@ def test_the_alert_service_lifts_the_category_on_real_rules(embed):
     etr, ete = embed(xtr), embed(xte)
     category = [r["category"] for r in tr]
     service = [r["service"] for r in tr]
-    assert finer_field("category", {"category": category, "service": service,
-                                     "severity": [r["severity"] for r in tr]}) == "service"
+    assert finer_field(category, {"service": service,
+                                  "severity": [r["severity"] for r in tr]}) == "service"
     plain = TextClassifier("category").fit(xtr, etr, category)
     finer = TextClassifier("category").fit(xtr, etr, category, fine_labels=service,
                                            fine_field="service")
