@@ -296,9 +296,9 @@ def _import(kind: str, file: Path, preset: str | None, mapping: list[str], visib
             train: bool = True) -> None:
     from knowledge.records import read_records
 
-    if not file.is_file():
-        raise UserError(f"file not found: {file}")
     result = read_records(file, preset=preset, mapping=parse_map(mapping) or None)
+    if result.extra_columns:
+        console.print(extra_columns_line(result.extra_columns), markup=False, soft_wrap=True)
     svc = services()
     report = svc.knowledge.import_records(
         result.records, kind=kind, source_name=file.name, visibility=visibility
@@ -313,6 +313,14 @@ def _import(kind: str, file: Path, preset: str | None, mapping: list[str], visib
         console.print(f"  ... and {len(result.errors) - 50} more")
     if train and (report.added or report.updated):
         _train_cold_targets(svc)
+
+
+def extra_columns_line(columns: tuple[str, ...], shown: int = 20) -> str:
+    """The columns no record field reads, which the import keeps as extra labels."""
+    names = ", ".join(columns[:shown])
+    more = f" and {len(columns) - shown} more" if len(columns) > shown else ""
+    return (f"not record fields, kept as extra labels (use --map field=column to read one as "
+            f"a field): {names}{more}")
 
 
 def _train_cold_targets(svc: Any) -> None:

@@ -53,6 +53,8 @@ class RowError:
 class ReadResult:
     records: list[Record]
     errors: list[RowError]
+    # Columns / keys that no record field reads: their values are kept in Record.extra.
+    extra_columns: tuple[str, ...] = ()
 
 
 class RecordFileError(ValueError):
@@ -117,22 +119,50 @@ def read_records(
     bad = set(mapping or {}) - set(TEXT_FIELDS)
     if bad:
         raise RecordFileError(f"mapping names unknown record fields: {sorted(bad)}")
+    if path.is_dir():
+        raise RecordFileError(f"{path}: is a directory, not a JSONL or CSV file")
+    if not path.exists():
+        raise RecordFileError(f"file not found: {path}")
+    ext = path.suffix.lower()
+    if ext not in (".jsonl", ".ndjson", ".csv"):
+        raise RecordFileError(f"unsupported record file type {ext or '(none)'}: use .jsonl or .csv")
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise RecordFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if _looks_binary(raw):
+        raise RecordFileError(f"{path}: not a text {'CSV' if ext == '.csv' else 'JSONL'} file "
+                              "(binary content; UTF-8 or Latin-1 text expected)")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         text = raw.decode("latin-1")
-    ext = path.suffix.lower()
-    if ext in (".jsonl", ".ndjson"):
-        rows = _jsonl_rows(text)
-    elif ext == ".csv":
-        rows = _csv_rows(text)
+    if ext == ".csv":
+        names, rows = _csv_rows(text)
     else:
-        raise RecordFileError(f"unsupported record file type {ext or '(none)'}: use .jsonl or .csv")
+        rows = _jsonl_rows(text)
+        names = list(dict.fromkeys(k for _, row in rows if isinstance(row, dict) for k in row))
+    _check_mapping(mapping or {}, names, csv=ext == ".csv")
     return _to_records(rows, preset=preset, mapping=dict(mapping or {}), ids_optional=ids_optional)
+
+
+def _looks_binary(raw: bytes) -> bool:
+    """NUL bytes, or more than 1% other control bytes, in the first 8 KiB: not a text file."""
+    sample = raw[:8192]
+    controls = sum(1 for b in sample if b < 32 and b not in b"\t\n\r\f\v\x1b")
+    return b"\x00" in sample or controls > len(sample) / 100
+
+
+def _check_mapping(mapping: Mapping[str, str], names: list[str], *, csv: bool) -> None:
+    """Refuse a mapping to a column (CSV header) or key (any JSONL object) the file lacks,
+    matched as the reader matches it: exactly or after normalizing."""
+    normalized = {_norm(n) for n in names}
+    for f, col in mapping.items():
+        if col not in names and _norm(col) not in normalized:
+            where = "column {!r} is not in the CSV header" if csv else (
+                "key {!r} is in no JSON object of the file")
+            raise RecordFileError(f"--map {f}={col}: {where.format(col)} "
+                                  f"({'columns' if csv else 'keys'}: {', '.join(names) or 'none'})")
 
 
 # --------------------------------------------------------------------------- row sources
@@ -156,15 +186,16 @@ def _jsonl_rows(text: str) -> list[tuple[int, dict[str, Any] | str]]:
     return out
 
 
-def _csv_rows(text: str) -> list[tuple[int, dict[str, Any] | str]]:
+def _csv_rows(text: str) -> tuple[list[str], list[tuple[int, dict[str, Any] | str]]]:
+    """The header and (line, row) or (line, error message) for every non-blank row."""
     out: list[tuple[int, dict[str, Any] | str]] = []
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
     except StopIteration:
-        return out
+        return [], out
     except csv.Error as exc:
-        return [(1, f"invalid CSV header: {exc}")]
+        return [], [(1, f"invalid CSV header: {exc}")]
     header = [h.strip() for h in header]
     start = reader.line_num + 1
     while True:
@@ -183,7 +214,7 @@ def _csv_rows(text: str) -> list[tuple[int, dict[str, Any] | str]]:
             out.append((line, f"row has {len(row)} columns, header has {len(header)}"))
             continue
         out.append((line, dict(zip(header, row, strict=False))))
-    return out
+    return header, out
 
 
 # --------------------------------------------------------------------------- mapping
@@ -237,6 +268,7 @@ def _to_records(
     errors: list[RowError] = []
     seen: dict[str, int] = {}
     cache: dict[tuple[str, ...], dict[str, str]] = {}
+    extra_columns: dict[str, None] = {}  # ordered set
     for line, row in rows:
         if isinstance(row, str):
             errors.append(RowError(line, row))
@@ -245,6 +277,8 @@ def _to_records(
         sig = tuple(keys)
         if sig not in cache:
             cache[sig] = _resolve_columns(keys, preset, mapping)
+            used_here = set(cache[sig].values())
+            extra_columns.update((k, None) for k in keys if k not in used_here)
         cols = cache[sig]
         values = {f: _as_text(row.get(col)) for f, col in cols.items()}
         rid = values.get("id", "")
@@ -267,6 +301,6 @@ def _to_records(
         if not values.get("source") and preset in PRESET_SOURCE:
             values["source"] = PRESET_SOURCE[preset]
         records.append(Record(**{f: values.get(f, "") for f in TEXT_FIELDS}, extra=extra))
-    return ReadResult(records=records, errors=errors)
+    return ReadResult(records=records, errors=errors, extra_columns=tuple(extra_columns))
 
 

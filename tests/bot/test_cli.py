@@ -183,3 +183,41 @@ def test_models_list_says_what_answers_a_field_without_a_trained_model(tmp_path:
     broken = run("models", "list", "--target", "team", env=env)
     assert broken.returncode == 0 and "is not valid YAML (line 2:" in broken.stdout
     assert "team: no model" in broken.stdout and "severity" not in broken.stdout
+
+
+def test_import_refuses_what_it_cannot_read_in_one_line_before_writing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    csv_file = tmp_path / "t.csv"
+    csv_file.write_text("id,title,team\n1,Disk full,dba\n", encoding="utf-8")
+    binary = tmp_path / "b.csv"
+    binary.write_bytes(bytes(range(256)) * 4)
+    folder = tmp_path / "folder.csv"
+    folder.mkdir()
+    cases = [
+        (("tickets", str(csv_file), "--map", "team=nosuchcol"),
+         "--map team=nosuchcol: column 'nosuchcol' is not in the CSV header "
+         "(columns: id, title, team)"),
+        (("incidents", str(binary)), "b.csv: not a text CSV file"),
+        (("incidents", str(folder)), "folder.csv: is a directory"),
+    ]
+    for args, message in cases:
+        result = run("import", *args, env={"TRIAGEBOT_DATA_DIR": str(data)})
+        assert result.returncode == 1 and result.stdout == "", result.stdout
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and message in lines[0], result.stderr
+    assert not data.exists()  # refused before the database was opened
+    result = run("eval", "classify", "--train", str(csv_file), "--test", str(csv_file),
+                 "--target", "team", "--map", "team=nosuchcol",
+                 env={"TRIAGEBOT_DATA_DIR": str(data)})
+    assert result.returncode == 1 and "column 'nosuchcol' is not in the CSV" in result.stderr
+
+
+def test_import_names_the_columns_it_keeps_as_extra_labels(tmp_path: Path) -> None:
+    csv_file = tmp_path / "t.csv"
+    csv_file.write_text("id,title,grp,colour\n1,Disk full,dba,red\n", encoding="utf-8")
+    result = run("import", "tickets", str(csv_file), "--map", "team=grp", "--no-train",
+                 env={"TRIAGEBOT_DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr
+    assert "not record fields, kept as extra labels" in result.stdout
+    assert result.stdout.splitlines()[0].endswith(": colour")
+    assert "tickets: 1 added" in result.stdout

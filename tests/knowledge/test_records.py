@@ -113,3 +113,39 @@ def test_repair_leaves_clean_text_alone() -> None:
     for text in ("plain ascii & <b>html</b> &amp; \"quotes\"", "naïve “curly” ｆｕｌｌ", "日本語"):
         assert repair_text(text) == text
     assert repair_text("") == ""
+
+
+def test_a_mapping_to_a_column_the_file_lacks_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("id,Short description,team\n1,a,dba\n", encoding="utf-8")
+    with pytest.raises(RecordFileError) as exc:
+        read_records(path, mapping={"team": "nosuchcol"})
+    assert str(exc.value) == ("--map team=nosuchcol: column 'nosuchcol' is not in the CSV header "
+                              "(columns: id, Short description, team)")
+    # matched as the reader matches columns: exactly or normalized
+    assert read_records(path, mapping={"title": "short_description"}).records[0].title == "a"
+    jsonl = tmp_path / "t.jsonl"
+    jsonl.write_text(json.dumps({"id": "1", "title": "a", "grp": "x"}) + "\n", encoding="utf-8")
+    assert read_records(jsonl, mapping={"team": "grp"}).records[0].team == "x"
+    with pytest.raises(RecordFileError, match="key 'group' is in no JSON object"):
+        read_records(jsonl, mapping={"team": "group"})
+
+
+def test_columns_no_field_reads_are_reported_as_extra(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("id,title,colour,grp,size\n1,a,red,x,\n", encoding="utf-8")
+    result = read_records(path, mapping={"team": "grp"})
+    assert result.extra_columns == ("colour", "size")
+    assert result.records[0].extra == {"colour": "red"}  # empty values are dropped
+
+
+@pytest.mark.parametrize("name", ["b.csv", "b.jsonl"])
+def test_binary_files_and_directories_are_refused(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(RecordFileError, match=r"not a text (CSV|JSONL) file"):
+        read_records(path)
+    folder = tmp_path / "folder.csv"
+    folder.mkdir()
+    with pytest.raises(RecordFileError, match="is a directory"):
+        read_records(folder)
