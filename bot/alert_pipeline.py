@@ -50,7 +50,7 @@ from bot.intake.grouping import AlertGrouper, GroupingRules, to_timestamp
 from bot.metrics import ALERT_GROUPING_LEADER, EVENTS, TRIAGE_LATENCY
 from bot.routing import route_channel
 from bot.store import repository as repo
-from bot.store.db import session_scope
+from bot.store.db import session_scope, with_lock_wait
 from bot.store.models import AlertGroup, EventRecord, TriageAnswer
 from bot.thread_adoption import PostedThreads, group_metadata, posted_threads
 from bot.triage_types import Triage
@@ -63,6 +63,7 @@ LEASE_TTL_SECONDS = 30.0  # a leader that cannot renew for this long hands over
 POLL_BATCH = 5_000  # stored events fetched per poll of the "queued" ones
 RESTORE_EVENTS = 50_000  # newest events of the open groups replayed at a take-over
 SEEN_GRACE_SECONDS = 60.0  # an id queued here is not queued again for at least this long
+INTAKE_LOCK_WAIT_SECONDS = 5.0  # SQLite: longest wait for a write lock before spooling
 _DONE_OUTCOMES = ("new_group", "grouped", "duplicate")
 OUTCOME_FLUSH_SECONDS = 0.25
 _IDLE: Any = object()  # the processing thread's "nothing arrived": time to write outcomes
@@ -152,11 +153,16 @@ class AlertPipeline:
         lease_ttl: float = LEASE_TTL_SECONDS,
         lead_interval: float = 1.0,
         holder: str | None = None,
+        intake_lock_wait: float = INTAKE_LOCK_WAIT_SECONDS,
     ) -> None:
         self.settings = settings
         self.spool = spool
         self.on_spooled = on_spooled
         self.sessions = sessions
+        # Storing a call's alerts waits for another writer's SQLite lock (a long import,
+        # say) only this long, then spools them: the sender gets its 202 well within the
+        # 30 s that accept() waits, instead of a 503 for alerts that are stored anyway.
+        self._intake_sessions = with_lock_wait(sessions, intake_lock_wait)
         self.assistant = assistant
         self.poster = poster
         self.clock = clock
@@ -517,7 +523,7 @@ class AlertPipeline:
                 self._spool_batch(batch, None)
                 continue
             try:
-                with session_scope(self.sessions) as session:
+                with session_scope(self._intake_sessions) as session:
                     ids_per_call = _insert_events(session, [events for events, _ in batch])
             except Exception as exc:  # noqa: BLE001 - spooled, or every caller gets the error
                 from bot.spool import is_database_down

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,8 @@ RUNBOOKS = "runbooks"
 INCIDENTS = "incidents"
 
 Progress = Callable[[int, int], None]
+IMPORT_BATCH = 256  # records embedded, then written in one transaction, at a time
+SAVE_EVERY_SECONDS = 30.0  # a long import saves the index this often
 RERANK_EXTRA = 10
 NOVELTY_SAMPLE = 500
 NOVELTY_POOL = 20_000
@@ -341,29 +344,70 @@ class KnowledgeBase:
         visibility: str = "public",
         progress: Progress | None = None,
     ) -> ImportReport:
-        """Store records as incidents/tickets and index the new or changed ones."""
+        """Store records as incidents/tickets and index the new or changed ones.
+
+        Batch by batch, the slow part (embedding) runs with no transaction open and each
+        batch is written in one short transaction: on SQLite a long import used to hold the
+        write lock for minutes, so a server beside it could not store alerts or renew its
+        leases. An interrupted import leaves whole batches stored; running it again is safe
+        (rows are matched by id) and the index catches up with the database on the next load
+        or sync. The index is saved every ``SAVE_EVERY_SECONDS`` and at the end, so another
+        process picks up the vectors instead of computing them again.
+        """
         report = ImportReport()
+        rows = [clean_record(r) for r in records]
         with self._write_lock:
-            passages: list[Passage] = []
-            with session_scope(self._sessions) as session:
-                for record in map(clean_record, records):
-                    row, status = repo.upsert_incident(
-                        session=session,
-                        external_id=record.id,
-                        **record_fields(record, kind=kind, source_name=source_name),
-                        visibility=visibility,
-                    )
-                    setattr(report, status, getattr(report, status) + 1)
-                    if status != "unchanged":
-                        passages.append(incident_passage(row))
-                vectors = self.embed_passages(passages, progress=progress) if passages else None
-            if vectors is not None:
-                index = self.index(INCIDENTS)
-                index.remove([p.id for p in passages])
-                index.upsert(passages, vectors)
+            index = self.index(INCIDENTS)
+            unsaved, last_save = False, time.monotonic()
+            for start in range(0, len(rows), IMPORT_BATCH):
+                unsaved |= self._import_batch(rows[start:start + IMPORT_BATCH], index, report,
+                                              kind=kind, source_name=source_name,
+                                              visibility=visibility)
+                if unsaved and time.monotonic() - last_save >= SAVE_EVERY_SECONDS:
+                    self._save(INCIDENTS, index)
+                    unsaved, last_save = False, time.monotonic()
+                if progress:
+                    progress(min(start + IMPORT_BATCH, len(rows)), len(rows))
+            if unsaved:
                 self._save(INCIDENTS, index)
+            if report.added or report.updated:
                 index.warm_up()  # rebuild BM25 here rather than in the next user search
         return report
+
+    def _import_batch(self, batch: Sequence[Record], index: HybridIndex, report: ImportReport,
+                      *, kind: str, source_name: str, visibility: str) -> bool:
+        """Embed, write, then index one batch of records; True when the index changed."""
+        wanted = [(r.id, {**record_fields(r, kind=kind, source_name=source_name),
+                          "visibility": visibility}) for r in batch]
+        with session_scope(self._sessions) as session:
+            stored = repo.incidents_by_external_id(session=session, ids=[i for i, _ in wanted])
+        # the texts of the rows that will change, embedded before any write
+        vectors = self._embed_texts([
+            passage_text_for_embedding(incident_passage(Incident(external_id=i, **fields)))
+            for i, fields in wanted if i not in stored or repo.incident_differs(stored[i], fields)
+        ])
+        passages: list[Passage] = []
+        with session_scope(self._sessions) as session:
+            for external_id, fields in wanted:
+                row, status = repo.upsert_incident(session=session, external_id=external_id,
+                                                   **fields)
+                setattr(report, status, getattr(report, status) + 1)
+                if status != "unchanged":
+                    passages.append(incident_passage(row))
+        if not passages:
+            return False
+        texts = [passage_text_for_embedding(p) for p in passages]
+        # a row another process changed in between: its new text was not embedded yet
+        vectors.update(self._embed_texts([t for t in texts if t not in vectors]))
+        index.remove([p.id for p in passages])
+        index.upsert(passages, np.vstack([vectors[t] for t in texts]))
+        return True
+
+    def _embed_texts(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        unique = list(dict.fromkeys(texts))
+        if not unique:
+            return {}
+        return dict(zip(unique, self.embedder.encode(unique), strict=True))
 
     def add_incident(self, row_id: int) -> None:
         """Make one stored incident searchable at once (e.g. a root cause recorded in Slack)."""

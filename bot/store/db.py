@@ -18,6 +18,9 @@ from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+SQLITE_LOCK_WAIT_MS = 30_000  # how long a SQLite transaction waits for another writer
+LOCK_WAIT_OPTION = "triagebot_sqlite_lock_wait_ms"
+
 
 class DatabaseUnavailableError(RuntimeError):
     """The database cannot be reached or opened."""
@@ -29,7 +32,8 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": SQLITE_LOCK_WAIT_MS / 1000,
+                                                  "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -37,13 +41,16 @@ def make_engine(url: str) -> Engine:
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_LOCK_WAIT_MS}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
+            # per transaction: a pooled connection may come from sessions with another wait
+            wait_ms = conn.get_execution_options().get(LOCK_WAIT_OPTION, SQLITE_LOCK_WAIT_MS)
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={int(wait_ms)}")
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
@@ -52,6 +59,19 @@ def make_engine(url: str) -> Engine:
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def with_lock_wait(factory: sessionmaker[Session], seconds: float) -> sessionmaker[Session]:
+    """Sessions like ``factory``'s whose SQLite transactions wait at most ``seconds`` for
+    another writer's lock instead of 30 s, then fail with "database is locked" (an
+    ``OperationalError``). For callers with a better plan than waiting: the alert intake
+    spools. Other databases get ``factory`` back: their writers lock rows, not the file."""
+    engine = factory.kw["bind"]
+    if engine.dialect.name != "sqlite":
+        return factory
+    options = {k: v for k, v in factory.kw.items() if k != "bind"}
+    bound = engine.execution_options(**{LOCK_WAIT_OPTION: int(seconds * 1000)})
+    return sessionmaker(bind=bound, **options)
 
 
 @contextmanager

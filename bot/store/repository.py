@@ -3,7 +3,7 @@ the caller owns the transaction (see :func:`bot.store.db.session_scope`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -62,13 +62,25 @@ def upsert_incident(*, session: Session, external_id: str, **fields: Any) -> tup
         session.add(row)
         session.flush()
         return row, "added"
-    changed = False
+    changed = incident_differs(row, fields)
     for name, value in fields.items():
         if getattr(row, name) != value:
             setattr(row, name, value)
-            changed = True
     session.flush()
     return row, "updated" if changed else "unchanged"
+
+
+def incident_differs(row: Incident, fields: Mapping[str, Any]) -> bool:
+    """Whether storing ``fields`` would change ``row``."""
+    return any(getattr(row, name) != value for name, value in fields.items())
+
+
+def incidents_by_external_id(*, session: Session, ids: Iterable[str]) -> dict[str, Incident]:
+    wanted = list(set(ids))
+    if not wanted:
+        return {}
+    rows = session.scalars(select(Incident).where(Incident.external_id.in_(wanted)))
+    return {row.external_id: row for row in rows}
 
 
 def get_incident(*, session: Session, incident_id: int) -> Incident | None:

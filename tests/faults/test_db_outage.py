@@ -123,3 +123,31 @@ def test_unappliable_record_is_dead_lettered_not_dropped(app, tmp_path) -> None:
     assert "999999999" in letters[0]["error"]
     assert spooled("feedback", "dead_letter") == before + 1
     spool.close()
+
+
+def test_alert_meeting_a_locked_database_is_spooled_not_refused(app, faults_data_dir) -> None:
+    """Another writer (a long import, say) holds SQLite's write lock past the intake's lock
+    wait: the call is spooled and answered 202 before the webhook's own 30 s wait runs out,
+    and the alert is stored once when the lock is gone (it used to get a 503 while it was
+    also spooled, so Alertmanager's retry stored it twice)."""
+    import sqlite3
+
+    from bot.alert_pipeline import INTAKE_LOCK_WAIT_SECONDS
+
+    name = f"LockedDb{uuid.uuid4().hex[:6]}"
+    before = spooled("events", "spooled")
+    holder = sqlite3.connect(faults_data_dir / "triagebot.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        answer = send_alert(app, name)
+        assert INTAKE_LOCK_WAIT_SECONDS < 30.0
+        assert answer.status_code == 202, answer.text
+        assert spooled("events", "spooled") == before + 1
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    app.replayer.wake()
+    wait_until(lambda: app.spool.pending() == 0, what="the spool to drain")
+    assert app.pipeline.wait_idle(60)
+    count = sql(faults_data_dir, "SELECT count(*) FROM events WHERE title LIKE ?", name + "%")
+    assert count == [(1,)]
