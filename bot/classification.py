@@ -25,7 +25,7 @@ from bot.store.models import LABEL_COLUMNS
 from bot.triage_types import LabelPrediction
 from classifiers.embcache import EmbeddingCache
 from classifiers.errors import ClassifierError
-from classifiers.evaluate import champion_challenger, evaluate, fingerprint
+from classifiers.evaluate import Decision, champion_challenger, evaluate, fingerprint
 from classifiers.hierarchy import finer_field
 from classifiers.model import TextClassifier
 from classifiers.persist import library_versions, load_model, save_model
@@ -98,6 +98,26 @@ def nearest_labelled(model: Any, vector: np.ndarray, label: str | None,
     close = [n for n in nearest(vector, 20) if n.ref]
     same = [n for n in close if n.label == label]
     return tuple((n.ref, n.label, round(n.similarity, 4)) for n in (same or close)[:k])
+
+
+def promotion_reason(decision: Decision, *, cold: bool, forced: bool,
+                     champion_version: str) -> str:
+    """Why a challenger was promoted or rejected, as its version and audit row record it.
+    ``cold``: the champion is the zero-shot model; ``forced``: promoted whatever the figures."""
+    if decision.promote:
+        if not cold:
+            return decision.reason
+        return ("enough labels: replaces the zero-shot cold-start model "
+                f"(accuracy {decision.accuracy_gain:+.3f}, "
+                f"macro-F1 {decision.macro_f1_gain:+.3f} on the held-out split)")
+    why = decision.reason.removeprefix("keep champion: ")
+    kept = "the zero-shot cold-start model" if cold else f"the champion {champion_version}"
+    if forced:
+        return ("promoted because forced; the champion/challenger comparison alone would have "
+                f"kept {kept}: {why}")
+    if cold:
+        return f"{kept} stays, it is still better on the held-out split: {why}"
+    return decision.reason
 
 
 def in_holdout(text: str, share: float = HOLDOUT_SHARE) -> bool:
@@ -397,15 +417,8 @@ class ClassifierService:
         path.parent.mkdir(parents=True, exist_ok=True)
         card = save_model(model, path, metrics=challenger.summary(), fingerprint=data_fingerprint)
         champion_summary = champion.summary() if champion is not None else None
-        reason = decision.reason
-        if cold and decision.promote:
-            reason = ("enough labels: replaces the zero-shot cold-start model "
-                      f"(accuracy {decision.accuracy_gain:+.3f}, "
-                      f"macro-F1 {decision.macro_f1_gain:+.3f} on the held-out split)")
-        elif cold:
-            reason = ("the zero-shot cold-start model stays, it is still better on the "
-                      "held-out split: " + decision.reason.removeprefix("keep champion: "))
-        reason += " (forced)" if force and not decision.promote else ""
+        reason = promotion_reason(decision, cold=cold, forced=force,
+                                  champion_version=current.version if current else "")
         previous = ""
         with session_scope(self._sessions) as session:
             row = repo.add_model_version(

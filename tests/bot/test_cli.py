@@ -221,3 +221,17 @@ def test_import_names_the_columns_it_keeps_as_extra_labels(tmp_path: Path) -> No
     assert "not record fields, kept as extra labels" in result.stdout
     assert result.stdout.splitlines()[0].endswith(": colour")
     assert "tickets: 1 added" in result.stdout
+
+
+def test_samples_load_records_forced_promotions_as_forced(sample_data_dir: Path,
+                                                          tmp_path: Path) -> None:
+    from tests.conftest import copy_data_dir
+
+    env = {"TRIAGEBOT_DATA_DIR": str(copy_data_dir(sample_data_dir, tmp_path / "data"))}
+    result = run("audit", "export", "--since", "2020-01-01", env=env)
+    assert result.returncode == 0, result.stderr
+    reasons = [json.loads(line)["detail"]["reason"] for line in result.stdout.splitlines()
+               if json.loads(line)["action"] == "model_promoted"]
+    assert any(r.startswith("promoted because forced; the champion/challenger comparison "
+                            "alone would have kept the zero-shot") for r in reasons), reasons
+    assert not any("stays" in r for r in reasons), reasons

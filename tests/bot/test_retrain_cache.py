@@ -148,8 +148,13 @@ def test_cold_start_ends_when_an_import_brings_labels_that_beat_zero_shot(
                                 "which category-zero-shot beat") for r in again)
         # An admin can still overrule the measurement.
         forced = clf.train("category", actor="admin", force=True)
-        assert forced.promoted and forced.reason.endswith("(forced)")
+        assert forced.promoted and forced.reason.startswith(
+            "promoted because forced; the champion/challenger comparison alone would have kept "
+            "the zero-shot cold-start model: accuracy gain")
         assert clf.active["category"].kind == "supervised"
+        with session_scope(svc.sessions) as session:
+            row = repo.get_model_version(session=session, version=forced.version)
+            assert row is not None and row.decision["reason"] == forced.reason
     finally:
         svc.close()
 
@@ -233,3 +238,22 @@ def test_zero_shot_is_unsure_until_labels_exist_then_its_threshold_follows_them(
     finally:
         server.close()
         cli.close()
+
+
+@pytest.mark.parametrize(("cold", "forced", "reason"), [
+    (True, True, "promoted because forced; the champion/challenger comparison alone would have "
+                 "kept the zero-shot cold-start model: accuracy gain -0.100 < +0.000"),
+    (False, True, "promoted because forced; the champion/challenger comparison alone would have "
+                  "kept the champion category-1: accuracy gain -0.100 < +0.000"),
+    (True, False, "the zero-shot cold-start model stays, it is still better on the held-out "
+                  "split: accuracy gain -0.100 < +0.000"),
+    (False, False, "keep champion: accuracy gain -0.100 < +0.000"),
+])
+def test_a_forced_promotion_says_it_was_forced_not_that_the_champion_stays(
+        cold: bool, forced: bool, reason: str) -> None:
+    from bot.classification import promotion_reason
+    from classifiers.evaluate import Decision
+
+    lost = Decision(False, "keep champion: accuracy gain -0.100 < +0.000", -0.1, 0.0, 0.0)
+    assert promotion_reason(lost, cold=cold, forced=forced,
+                            champion_version="category-1") == reason
