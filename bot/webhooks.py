@@ -134,6 +134,7 @@ def webhook_routes(runtime: Any) -> list[Route]:
         try:
             events, dropped = await run_in_threadpool(decode_events, body, parsers[source])
         except BodyError as exc:
+            EVENTS.labels(source=source, outcome="rejected").inc()
             return _error(400, str(exc))
         except PayloadError as exc:
             EVENTS.labels(source=source, outcome="rejected").inc()

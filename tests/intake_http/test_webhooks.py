@@ -106,12 +106,18 @@ def test_hmac_signature_accepted_for_grafana(harness) -> None:
     ],
 )
 def test_malformed_payloads_get_4xx_naming_the_problem(harness, body, status, words) -> None:
+    from bot.metrics import EVENTS
+    from tests.conftest import counter_value
+
     client, services, _ = harness
     before = count_events(services)
+    rejected = counter_value(EVENTS, source="alertmanager", outcome="rejected")
     answer = post(client, body)
     assert answer.status_code == status
     assert words in answer.json()["error"]
     assert count_events(services) == before
+    # every malformed call is counted, so the "webhook rejected" alert sees it
+    assert counter_value(EVENTS, source="alertmanager", outcome="rejected") == rejected + 1
 
 
 def test_oversized_body_is_refused(harness) -> None:
