@@ -45,6 +45,7 @@ app.add_typer(audit_app, name="audit")
 console = Console()
 err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
+SEARCH_KINDS = ("runbook", "incident", "ticket", "alert")  # runbooks, and the incident kinds
 
 
 class UserError(Exception):
@@ -208,15 +209,20 @@ def triage(
 @friendly_errors
 def search(
     text: Annotated[str, typer.Argument(help="What to look for.")],
-    kind: Annotated[str, typer.Option(help="runbook, incident or ticket (all by default).")] = "",
+    kind: Annotated[str, typer.Option(
+        help=f"Only this kind: {', '.join(SEARCH_KINDS)} (all by default).")] = "",
     k: Annotated[int, typer.Option("-k", min=1, max=100, help="How many results.")] = 5,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Hybrid search over runbooks and past incidents."""
     from bot.render_text import render_hits
 
+    if kind and kind not in SEARCH_KINDS:
+        raise UserError(f"--kind {kind}: not a kind; use one of {', '.join(SEARCH_KINDS)}")
+    if not text.strip():
+        raise UserError("the search text is empty")
     svc = services()
-    hits = svc.assistant.search(text, kind=kind or None, k=k)
+    hits = svc.assistant.search(text.strip(), kind=kind or None, k=k)
     if as_json:
         print_json(hits)
     else:

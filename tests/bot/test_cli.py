@@ -235,3 +235,16 @@ def test_samples_load_records_forced_promotions_as_forced(sample_data_dir: Path,
     assert any(r.startswith("promoted because forced; the champion/challenger comparison "
                             "alone would have kept the zero-shot") for r in reasons), reasons
     assert not any("stays" in r for r in reasons), reasons
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("disk full", "--kind", "bogus"),
+     "error: --kind bogus: not a kind; use one of runbook, incident, ticket, alert"),
+    (("",), "error: the search text is empty"),
+    (("  \t",), "error: the search text is empty"),
+])
+def test_search_refuses_an_unknown_kind_and_an_empty_text(args: tuple[str, ...], message: str,
+                                                          tmp_path: Path) -> None:
+    result = run("search", *args, env={"TRIAGEBOT_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 1 and result.stdout == ""
+    assert [line for line in result.stderr.splitlines() if line.strip()] == [message]
