@@ -31,7 +31,8 @@ def render_triage(console: Console, result: Triage) -> None:
     for p in result.predictions:
         if p.unsure:
             alts = ", ".join(f"{label} {prob:.0%}" for label, prob in p.candidates[:3])
-            console.print(f"  {p.field}: [yellow]unsure[/yellow] ({alts})")
+            why = f" - {p.why_unsure()}" if p.why_unsure() else ""
+            console.print(f"  {p.field}: [yellow]unsure[/yellow] ({alts}){why}")
         else:
             console.print(f"  {p.field}: [bold]{p.label}[/bold] ({p.confidence:.0%})")
         if why := prediction_evidence(p):

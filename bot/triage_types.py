@@ -6,6 +6,7 @@ Slack renderer and the audit log all show exactly the same answer.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -27,10 +28,21 @@ class LabelPrediction:
     top_terms: tuple[str, ...] = ()
     # the closest labelled training examples: (what it is, its label, cosine similarity)
     examples: tuple[tuple[str, str, float], ...] = ()
+    # the confidence from which the model answers (> 1: it never does yet); None: unknown
+    threshold: float | None = None
 
     @property
     def unsure(self) -> bool:
         return self.label is None
+
+    def why_unsure(self) -> str:
+        """Why there is no answer, in a few words ("" when it answered or nobody knows):
+        a 98% top candidate is puzzling unless one also sees that the model needs 99%."""
+        if not self.unsure or self.threshold is None:
+            return ""
+        if self.threshold > 1.0:
+            return "too few labelled examples to vouch for an answer yet"
+        return f"answers from {math.ceil(self.threshold * 100)}% confidence"
 
 
 @dataclass(frozen=True)
@@ -145,6 +157,8 @@ class Triage:
                     top_terms=tuple(p.get("top_terms") or ()),
                     examples=tuple((str(r), str(lab), float(s))
                                    for r, lab, s in p.get("examples") or ()),
+                    threshold=(float(p["threshold"]) if p.get("threshold") is not None
+                               else None),
                 )
                 for p in data.get("predictions") or ()
             ),

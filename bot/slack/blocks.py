@@ -103,8 +103,9 @@ def prediction_text(p: LabelPrediction) -> str:
     name = p.field.capitalize()
     if p.unsure:
         alternatives = ", ".join(f"{escape(c)} {percent(s)}" for c, s in p.candidates[:2])
-        maybe = f" (maybe {alternatives})" if alternatives else ""
-        return f"*{name}:* unsure{maybe}"
+        maybe = f"maybe {alternatives}" if alternatives else ""
+        detail = "; ".join(x for x in (maybe, p.why_unsure()) if x)
+        return f"*{name}:* unsure ({detail})" if detail else f"*{name}:* unsure"
     return f"*{name}:* {escape(p.label or '')} ({percent(p.confidence)})"
 
 

@@ -205,7 +205,10 @@ def test_zero_shot_is_unsure_until_labels_exist_then_its_threshold_follows_them(
     try:
         text = "WAL volume on db-01 is 97% full"
         vector = server.embedder.encode([text])[0]
-        assert all(p.unsure for p in server.classifiers.predict(text, vector))
+        predictions = server.classifiers.predict(text, vector)
+        assert all(p.unsure for p in predictions)
+        # and says why: it never answers before labels exist
+        assert all("too few labelled examples" in p.why_unsure() for p in predictions)
         # its evidence in the answer: the taxonomy's description of its best guess
         from bot.events import Event, EventKind, EventSource
 

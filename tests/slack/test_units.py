@@ -11,6 +11,7 @@ from slack_sdk.models.blocks import Block
 from bot.slack.blocks import (
     clip,
     escape,
+    prediction_text,
     render_details,
     render_triage,
 )
@@ -428,3 +429,30 @@ def test_app_home_says_how_each_model_does_in_use() -> None:
     Block.parse_all(view["blocks"])
     text = json.dumps(view)
     assert "&lt;b&gt;1 of 2&lt;/b&gt; right" in text  # escaped like any other text
+
+
+def test_unsure_says_what_confidence_the_model_needs():
+    """A 98% top candidate with "unsure" is puzzling unless the answer says the model
+    answers only from 99% (or not at all yet), in Slack, in the CLI and after a round trip."""
+    import io
+
+    from rich.console import Console
+
+    from bot.render_text import render_triage as render_cli
+    from bot.triage_types import LabelPrediction, Triage
+
+    close = LabelPrediction("team", None, 0.98, (("dba", 0.98), ("net", 0.01)), "t-1",
+                            threshold=0.9812)
+    never = LabelPrediction("category", None, 0.6, (("disk", 0.6),), "zs", threshold=1.01)
+    sure = LabelPrediction("severity", "high", 0.95, (("high", 0.95),), "s-1", threshold=0.9)
+    assert prediction_text(close) == (
+        "*Team:* unsure (maybe dba 98%, net 1%; answers from 99% confidence)")
+    assert "too few labelled examples" in prediction_text(never)
+    assert prediction_text(sure) == "*Severity:* high (95%)"
+    assert LabelPrediction("team", None, 0.5, (("dba", 0.5),)).why_unsure() == ""
+
+    triage = Triage(query="q", predictions=(close, never, sure))
+    assert Triage.from_dict(json.loads(json.dumps(triage.to_dict()))) == triage
+    out = io.StringIO()
+    render_cli(Console(file=out, width=200), triage)
+    assert "unsure (dba 98%, net 1%) - answers from 99% confidence" in out.getvalue()
