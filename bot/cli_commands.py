@@ -361,14 +361,14 @@ def eval_incidents(
     target: Annotated[str, typer.Option()] = "category",
     as_json: JsonOption = False,
 ) -> None:
-    """Category voted by retrieved neighbours vs the true one; BM25 neighbours beside it."""
-    from bot.evaluation import evaluate_incidents
+    """Target voted by retrieved neighbours vs the true one; BM25 neighbours beside it."""
+    from bot.evaluation import evaluate_incidents, hit_key
 
     report = evaluate_incidents(history, test_file=test, target=target)
     _print_report(
         report,
         as_json,
-        ["n", "category_hit@1", "precision@5", "novel_rate"],
+        ["n", hit_key(target), "precision@5", "novel_rate"],
         "baseline_bm25_neighbours",
     )
 

@@ -552,15 +552,21 @@ def evaluate_incidents(
     report = {
         "target": target,
         "mode": "leave-one-out" if leave_one_out else "test file",
-        **_vote_metrics(ours, truth, labelled, k),
+        **_vote_metrics(ours, truth, labelled, k, target),
         "novel_rate": round(novel / len(queries), 4),
         "novelty_threshold": round(float(threshold), 4),
         "search_p50_ms": round(_percentile(latencies, 50), 2),
         "seconds": round(elapsed, 1),
-        "baseline_bm25_neighbours": _vote_metrics(base, truth, labelled, k),
+        "baseline_bm25_neighbours": _vote_metrics(base, truth, labelled, k, target),
         **skipped_fields(*_skipped_rows(*files)),
     }
     return report
+
+
+def hit_key(target: str) -> str:
+    """The report key of the share of queries whose neighbours voted the true ``target``
+    (``category_hit@1``, ``team_hit@1``, ...)."""
+    return f"{target}_hit@1"
 
 
 def _vote_metrics(
@@ -568,6 +574,7 @@ def _vote_metrics(
     truth: Sequence[str],
     labelled: dict[str, str],
     k: int,
+    target: str,
 ) -> dict[str, Any]:
     hits, precisions = 0, []
     for neighbours, label in zip(found, truth, strict=True):
@@ -577,7 +584,7 @@ def _vote_metrics(
     n = len(truth)
     return {
         "n": n,
-        "category_hit@1": round(hits / n, 4),
+        hit_key(target): round(hits / n, 4),
         "precision@5": round(float(np.mean(precisions)), 4),
     }
 

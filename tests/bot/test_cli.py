@@ -248,3 +248,20 @@ def test_search_refuses_an_unknown_kind_and_an_empty_text(args: tuple[str, ...],
     result = run("search", *args, env={"TRIAGEBOT_DATA_DIR": str(tmp_path)})
     assert result.returncode == 1 and result.stdout == ""
     assert [line for line in result.stderr.splitlines() if line.strip()] == [message]
+
+
+def test_eval_incidents_names_its_figure_after_the_target(tmp_path: Path) -> None:
+    rows = [{"id": f"i{n}", "title": f"{what} {n}", "team": team}
+            for n in range(3) for what, team in (("disk full on db", "dba"),
+                                                 ("laptop screen black", "desk"))]
+    history = tmp_path / "h.jsonl"
+    history.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    env = {"TRIAGEBOT_DATA_DIR": str(tmp_path / "d"), "HF_HUB_OFFLINE": "1", "COLUMNS": "120"}
+    result = run("eval", "incidents", "--history", str(history), "--target", "team", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "team_hit@1" in result.stdout and "category" not in result.stdout
+    as_json = run("eval", "incidents", "--history", str(history), "--target", "team", "--json",
+                  env=env)
+    report = json.loads(as_json.stdout)
+    assert "team_hit@1" in report and "team_hit@1" in report["baseline_bm25_neighbours"]
+    assert "category_hit@1" not in report
