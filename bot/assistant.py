@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
+from itertools import zip_longest
 from typing import Any
 
 from bot.classification import INCIDENT_REF, TAXONOMY_REF
@@ -171,18 +172,21 @@ class Assistant:
         before the top ``k`` is taken, so hidden items never crowd out visible ones.
         """
         vector = self.embedder.encode_one(text[: self.max_text_chars])
-        results: list[dict[str, Any]] = []
+        runbooks: list[dict[str, Any]] = []
+        incidents: list[dict[str, Any]] = []
         if kind in (None, "runbook"):
-            for hit in self.knowledge.search(RUNBOOKS, text, vector, k=k, visibility=visibility):
-                results.append(_hit_dict(hit, "runbook"))
+            runbooks = [_hit_dict(hit, "runbook") for hit in self.knowledge.search(
+                RUNBOOKS, text, vector, k=k, visibility=visibility)]
         if kind != "runbook":
-            kinds = [kind] if kind else None
-            for hit in self.knowledge.search(
-                INCIDENTS, text, vector, k=k, kinds=kinds, visibility=visibility
-            ):
-                results.append(_hit_dict(hit, hit.best.kind))
-        results.sort(key=lambda h: -h["score"])
-        return results[:k] if kind is None else results
+            incidents = [_hit_dict(hit, hit.best.kind) for hit in self.knowledge.search(
+                INCIDENTS, text, vector, k=k, kinds=[kind] if kind else None,
+                visibility=visibility)]
+        if kind is not None:
+            return runbooks if kind == "runbook" else incidents
+        # The two indexes fuse their signals differently, so their scores do not compare
+        # (sorting by them let five runbooks hide the incident that matched): take turns.
+        turns = (hit for pair in zip_longest(runbooks, incidents) for hit in pair if hit)
+        return list(turns)[:k]
 
     # --- database lookups (cached per index version) ----------------------------------------
 

@@ -176,3 +176,14 @@ def test_prometheus_runbook_steps_come_from_mitigation(tmp_path_factory) -> None
         assert checked >= len(queries) * 0.9
     finally:
         svc.close()
+
+
+def test_search_of_every_kind_takes_turns_between_runbooks_and_incidents(services) -> None:
+    """Runbook and incident scores come from different fusions and do not compare: sorted
+    together, five runbooks (a laptop and a mailbox among them) hid the incident that
+    matched "disk full on db-01" word for word."""
+    hits = services.assistant.search("disk full on db-01", k=5)
+    assert [h["kind"] for h in hits] == ["runbook", "incident", "runbook", "incident", "runbook"]
+    assert hits[1]["title"].startswith("Disk full on /var/lib/postgresql on db-01")
+    only = services.assistant.search("disk full on db-01", kind="incident", k=3)
+    assert len(only) == 3 and {h["kind"] for h in only} == {"incident"}
