@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -42,7 +43,17 @@ app.add_typer(samples_app, name="samples")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(audit_app, name="audit")
 
-console = Console()
+PIPE_WIDTH = 10_000  # stdout width when it is not a terminal: no line is wrapped or cut
+
+
+def stdout_console() -> Console:
+    """Rich wraps and cuts tables at 80 columns when stdout is not a terminal; a pipe or a
+    file gets whole lines instead (COLUMNS, when set, still gives the width)."""
+    wide = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
+    return Console(width=PIPE_WIDTH if wide else None)
+
+
+console = stdout_console()
 err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 SEARCH_KINDS = ("runbook", "incident", "ticket", "alert")  # runbooks, and the incident kinds

@@ -141,8 +141,10 @@ def _fmt(value: object) -> str:
 @friendly_errors
 def models_show(
     version: Annotated[str, typer.Argument(help="A version, or a target for its active one.")],
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="One JSON object, with the whole confusion matrix.")] = False,
 ) -> None:
-    """One version: metrics, decision, data fingerprint, library versions."""
+    """One version: metrics, decision, data fingerprint, library versions, top confusions."""
     from bot.store import repository as repo
     from bot.store.db import session_scope
 
@@ -153,21 +155,44 @@ def models_show(
         if m is None:
             raise UserError(f"no model version {version!r} and no active model for a target "
                             f"of that name (`triagebot models list` shows them)")
-        print_json(
-            {
-                "version": m.version,
-                "target": m.target,
-                "status": m.status,
-                "artifact": m.artifact_path,
-                "metrics": m.metrics,
-                "decision": m.decision,
-                "fingerprint": m.fingerprint,
-                "library_versions": m.library_versions,
-                "n_train": m.n_train,
-                "created_at": m.created_at,
-                "promoted_at": m.promoted_at,
-            }
-        )
+        shown = {
+            "version": m.version,
+            "target": m.target,
+            "status": m.status,
+            "artifact": m.artifact_path,
+            "metrics": m.metrics,
+            "decision": m.decision,
+            "fingerprint": m.fingerprint,
+            "library_versions": m.library_versions,
+            "n_train": m.n_train,
+            "created_at": m.created_at,
+            "promoted_at": m.promoted_at,
+        }
+    if as_json:
+        print_json(shown)
+        return
+    # The matrix printed by print_json takes a line per cell (hundreds); show its largest
+    # off-diagonal cells instead.
+    metrics = dict(shown["metrics"] or {})
+    confusion = metrics.pop("confusion", None)
+    print_json({**shown, "metrics": metrics})
+    if confusion:
+        for line in confusion_lines(confusion["labels"], confusion["matrix"]):
+            console.print(line, markup=False, soft_wrap=True)
+
+
+def confusion_lines(labels: list[str], matrix: list[list[int]], top: int = 10) -> list[str]:
+    """The ``top`` largest confusions of a held-out confusion matrix, "true -> predicted: n"."""
+    cells = sorted(((count, labels[i], labels[j]) for i, row in enumerate(matrix)
+                    for j, count in enumerate(row) if i != j and count),
+                   key=lambda c: (-c[0], c[1], c[2]))
+    if not cells:
+        return ["confusions on the held-out split: none"]
+    lines = ["largest confusions on the held-out split (true -> predicted: count):"]
+    lines += [f"  {true} -> {pred}: {count}" for count, true, pred in cells[:top]]
+    if len(cells) > top:
+        lines.append(f"  ... and {len(cells) - top} more (--json shows the whole matrix)")
+    return lines
 
 
 @models_app.command("promote")

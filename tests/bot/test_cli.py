@@ -121,6 +121,11 @@ def test_models_list_shows_whole_versions_and_show_takes_a_target(
     assert shown.returncode == 0, shown.stderr
     assert '"status": "active"' in shown.stdout and '"target": "category"' in shown.stdout
     assert '"chosen_in_fit"' in shown.stdout and '"finer_field"' in shown.stdout
+    # the confusion matrix as its largest cells, not a line per cell; --json has all of it
+    assert '"matrix"' not in shown.stdout and "confusions on the held-out split" in shown.stdout
+    assert len(shown.stdout.splitlines()) < 80
+    whole = json.loads(run("models", "show", "category", "--json", env=env).stdout)
+    assert whole["metrics"]["confusion"]["matrix"] and whole["status"] == "active"
     missing = run("models", "show", "no-such-thing", env=env)
     assert missing.returncode != 0 and "models list" in missing.stderr
 
@@ -265,3 +270,34 @@ def test_eval_incidents_names_its_figure_after_the_target(tmp_path: Path) -> Non
     report = json.loads(as_json.stdout)
     assert "team_hit@1" in report and "team_hit@1" in report["baseline_bm25_neighbours"]
     assert "category_hit@1" not in report
+
+
+def test_confusion_lines_name_the_largest_off_diagonal_cells_first() -> None:
+    from bot.cli_commands import confusion_lines
+
+    labels = ["db", "disk", "net"]
+    assert confusion_lines(labels, [[5, 2, 0], [3, 4, 1], [0, 0, 9]], top=2) == [
+        "largest confusions on the held-out split (true -> predicted: count):",
+        "  disk -> db: 3",
+        "  db -> disk: 2",
+        "  ... and 1 more (--json shows the whole matrix)",
+    ]
+    assert confusion_lines(labels, [[1, 0, 0], [0, 1, 0], [0, 0, 1]]) == [
+        "confusions on the held-out split: none"]
+
+
+def test_output_that_is_not_a_terminal_is_not_cut_at_80_columns(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from rich.table import Table
+
+    from bot.cli import stdout_console
+
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.delenv("COLUMNS", raising=False)
+    table = Table("version", "status", "n_train")
+    table.add_row("root_cause-" + "2" * 80, "active", "84")
+    stdout_console().print(table)
+    assert "2" * 80 in out.getvalue() and "n_train" in out.getvalue()
