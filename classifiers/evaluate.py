@@ -193,9 +193,15 @@ def champion_challenger(champion: ClassificationReport | None,
         fails.append(f"accuracy gain {acc:+.3f} < {min_accuracy_gain:+.3f}")
     if f1 < min_macro_f1_gain:
         fails.append(f"macro-F1 gain {f1:+.3f} < {min_macro_f1_gain:+.3f}")
+    # both measured here, on the same held-out rows: the active model's figures from its
+    # own training run (``models list``) came from another split and do not compare
+    figures = (f"accuracy {challenger.accuracy:.3f} vs {champion.accuracy:.3f}, macro-F1 "
+               f"{challenger.macro_f1:.3f} vs {champion.macro_f1:.3f} for the active model "
+               f"on the same {challenger.n_test} held-out rows")
     if fails:
-        return Decision(False, "keep champion: " + "; ".join(fails), acc, f1, cov)
-    return Decision(True, f"promote: accuracy {acc:+.3f}, macro-F1 {f1:+.3f}", acc, f1, cov)
+        return Decision(False, "keep champion: " + "; ".join(fails) + f" ({figures})",
+                        acc, f1, cov)
+    return Decision(True, f"promote: {figures}", acc, f1, cov)
 
 
 def fingerprint(texts: Sequence[str], labels: Sequence[str]) -> str:

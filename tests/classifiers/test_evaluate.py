@@ -61,8 +61,14 @@ def test_champion_challenger():
     assert champion_challenger(None, worse).promote
     d = champion_challenger(worse, better)
     assert d.promote and d.accuracy_gain == pytest.approx(0.2)
+    # both figures, and that they come from the same rows (the active model's own figures
+    # in `models list` were measured on another split)
+    assert d.reason == ("promote: accuracy 0.800 vs 0.600, macro-F1 "
+                        f"{better.macro_f1:.3f} vs {worse.macro_f1:.3f} for the active model "
+                        "on the same 10 held-out rows")
     d = champion_challenger(better, worse)
-    assert not d.promote and "accuracy" in d.reason
+    assert not d.promote and d.reason.startswith("keep champion: accuracy gain -0.200")
+    assert "accuracy 0.600 vs 0.800" in d.reason
     assert not champion_challenger(worse, better, min_accuracy_gain=0.3).promote
     with pytest.raises(ClassifierError, match="targets"):
         champion_challenger(worse, _report([True] * 10, target="other"))
