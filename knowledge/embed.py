@@ -41,7 +41,10 @@ class Embedder:
 
             torch.set_num_threads(max(1, int(threads)))
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
 
+        # No "Loading weights" progress bar on stderr at every start; warnings still show.
+        transformers_logging.disable_progress_bar()
         path = model or default_model_path()
         try:
             self._model: Any = SentenceTransformer(path, device="cpu")

@@ -20,3 +20,15 @@ def test_semantics(embedder) -> None:
     a, b, c = embedder.encode(
         ["the disk is full", "no space left on device", "user forgot password"])
     assert float(a @ b) > float(a @ c)
+
+
+def test_loading_the_model_draws_no_progress_bar_and_keeps_warnings(capfd) -> None:
+    from transformers.utils import logging as transformers_logging
+
+    from knowledge.embed import Embedder
+
+    transformers_logging.enable_progress_bar()  # as in a fresh process
+    verbosity = transformers_logging.get_verbosity()
+    Embedder()
+    assert "Loading weights" not in capfd.readouterr().err
+    assert transformers_logging.get_verbosity() == verbosity  # warnings are not silenced
