@@ -316,10 +316,19 @@ def _import(kind: str, file: Path, preset: str | None, mapping: list[str], visib
     result = read_records(file, preset=preset, mapping=parse_map(mapping) or None)
     if result.extra_columns:
         console.print(extra_columns_line(result.extra_columns), markup=False, soft_wrap=True)
+    from rich.progress import Progress
+
     svc = services()
-    report = svc.knowledge.import_records(
-        result.records, kind=kind, source_name=file.name, visibility=visibility
-    )
+    with Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task(f"importing {kind}s", total=len(result.records))
+
+        def step(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        report = svc.knowledge.import_records(
+            result.records, kind=kind, source_name=file.name, visibility=visibility,
+            progress=step,
+        )
     console.print(
         f"{kind}s: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
         f"{len(result.errors)} bad rows skipped"

@@ -53,8 +53,11 @@ def test_other_writers_get_through_while_an_import_embeds(sample_data_dir: Path,
     try:
         size = services.knowledge.sizes()[INCIDENTS]
         records = _records(IMPORT_BATCH + 10)  # two batches
-        report = services.knowledge.import_records(records, kind="incident", source_name="t")
+        steps: list[tuple[int, int]] = []
+        report = services.knowledge.import_records(
+            records, kind="incident", source_name="t", progress=lambda *s: steps.append(s))
         assert report.added == len(records)
+        assert steps == [(IMPORT_BATCH, len(records)), (len(records), len(records))]
         assert len(blocked) >= 2 and all(not b for b in blocked), blocked
         assert services.knowledge.sizes()[INCIDENTS] == size + len(records)
         query = "widget queue 3 stalls"
