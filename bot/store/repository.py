@@ -76,11 +76,16 @@ def incident_differs(row: Incident, fields: Mapping[str, Any]) -> bool:
 
 
 def incidents_by_external_id(*, session: Session, ids: Iterable[str]) -> dict[str, Incident]:
-    wanted = list(set(ids))
+    return _incidents_by(session, "external_id", ids)
+
+
+def _incidents_by(session: Session, key: str, values: Iterable[Any]) -> dict[Any, Incident]:
+    """``{value: row}`` of the incidents whose column ``key`` holds one of ``values``."""
+    wanted = list(set(values))
     if not wanted:
         return {}
-    rows = session.scalars(select(Incident).where(Incident.external_id.in_(wanted)))
-    return {row.external_id: row for row in rows}
+    rows = session.scalars(select(Incident).where(getattr(Incident, key).in_(wanted)))
+    return {getattr(row, key): row for row in rows}
 
 
 def get_incident(*, session: Session, incident_id: int) -> Incident | None:
@@ -88,11 +93,7 @@ def get_incident(*, session: Session, incident_id: int) -> Incident | None:
 
 
 def get_incidents(*, session: Session, ids: Iterable[int]) -> dict[int, Incident]:
-    wanted = list(set(ids))
-    if not wanted:
-        return {}
-    rows = session.scalars(select(Incident).where(Incident.id.in_(wanted)))
-    return {row.id: row for row in rows}
+    return _incidents_by(session, "id", ids)
 
 
 def list_incidents(*, session: Session, kind: str | None = None) -> list[Incident]:
