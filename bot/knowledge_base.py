@@ -44,7 +44,7 @@ INCIDENTS = "incidents"
 
 Progress = Callable[[int, int], None]
 IMPORT_BATCH = 256  # records embedded, then written in one transaction, at a time
-SAVE_EVERY_SECONDS = 30.0  # a long import saves the index this often
+SAVE_EVERY_SECONDS = 10.0  # a long import saves the index at most this often
 RERANK_EXTRA = 10
 NOVELTY_SAMPLE = 500
 NOVELTY_POOL = 20_000
@@ -351,21 +351,27 @@ class KnowledgeBase:
         write lock for minutes, so a server beside it could not store alerts or renew its
         leases. An interrupted import leaves whole batches stored; running it again is safe
         (rows are matched by id) and the index catches up with the database on the next load
-        or sync. The index is saved every ``SAVE_EVERY_SECONDS`` and at the end, so another
-        process picks up the vectors instead of computing them again.
+        or sync. The index is saved at most every ``SAVE_EVERY_SECONDS`` (and no more often
+        than ten times its saving time) and at the end, so that another process loads the
+        vectors instead of computing them again.
         """
         report = ImportReport()
         rows = [clean_record(r) for r in records]
         with self._write_lock:
             index = self.index(INCIDENTS)
-            unsaved, last_save = False, time.monotonic()
+            unsaved, last_save, save_cost = False, time.monotonic(), 0.0
             for start in range(0, len(rows), IMPORT_BATCH):
                 unsaved |= self._import_batch(rows[start:start + IMPORT_BATCH], index, report,
                                               kind=kind, source_name=source_name,
                                               visibility=visibility)
-                if unsaved and time.monotonic() - last_save >= SAVE_EVERY_SECONDS:
+                # saved often enough that a server beside it rarely embeds the same rows,
+                # seldom enough that saving a large index stays under a tenth of the time
+                if unsaved and time.monotonic() - last_save >= max(SAVE_EVERY_SECONDS,
+                                                                   10 * save_cost):
+                    clock = time.monotonic()
                     self._save(INCIDENTS, index)
                     unsaved, last_save = False, time.monotonic()
+                    save_cost = last_save - clock
                 if progress:
                     progress(min(start + IMPORT_BATCH, len(rows)), len(rows))
             if unsaved:
