@@ -10,7 +10,7 @@ import hashlib
 import logging
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -514,11 +514,14 @@ class ClassifierService:
     def train_all(self, *, actor: str = "scheduler") -> list[TrainOutcome | str]:
         return self.train_each(self.targets, actor=actor)
 
-    def train_each(self, targets: Sequence[str], *, actor: str,
-                   force: bool = False) -> list[TrainOutcome | str]:
-        """``train`` every target; a skipped one gives the reason (a string) instead."""
+    def train_each(self, targets: Sequence[str], *, actor: str, force: bool = False,
+                   on_start: Callable[[str], None] | None = None) -> list[TrainOutcome | str]:
+        """``train`` every target; a skipped one gives the reason (a string) instead.
+        ``on_start(target)`` is called before each (a CLI shows which one is training)."""
         results: list[TrainOutcome | str] = []
         for target in targets:
+            if on_start is not None:
+                on_start(target)
             try:
                 results.append(self.train(target, actor=actor, force=force))
             except TrainingSkipped as exc:

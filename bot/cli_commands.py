@@ -19,6 +19,7 @@ from bot.cli import (
     app,
     audit_app,
     console,
+    err_console,
     eval_app,
     friendly_errors,
     jobs_app,
@@ -49,7 +50,13 @@ def train(
     """Train challengers; each replaces the active model only if it measures at least as well."""
     svc = services()
     targets = [target] if target else list(svc.classifiers.targets)
-    outcomes = svc.classifiers.train_each(targets, actor="cli", force=force)
+    with err_console.status("training") as status:  # shown in a terminal only
+
+        def starting(name: str) -> None:
+            status.update(f"training {name} ({targets.index(name) + 1}/{len(targets)})")
+
+        outcomes = svc.classifiers.train_each(targets, actor="cli", force=force,
+                                              on_start=starting)
     if as_json:
         print_json([{"target": name, "skipped": o} if isinstance(o, str) else o.__dict__
                     for name, o in zip(targets, outcomes, strict=True)])

@@ -157,3 +157,21 @@ def test_replica_on_its_own_volume_embeds_only_what_changed(
     finally:
         server.close()
         admin.close()
+
+
+def test_train_each_says_which_target_it_starts(sample_data_dir: Path, tmp_path: Path) -> None:
+    """The CLI shows which target is training (minutes each on real data): every target is
+    announced before its turn, skipped ones too."""
+    from bot.app import build_services
+    from bot.config import Settings
+
+    data_dir = copy_data_dir(sample_data_dir, tmp_path / "data")
+    services = build_services(Settings(_env_file=None, data_dir=data_dir,
+                                       scheduler_enabled=False))
+    try:
+        started: list[str] = []
+        outcomes = services.classifiers.train_each(["category", "team"], actor="test",
+                                                   on_start=started.append)
+        assert started == ["category", "team"] and len(outcomes) == 2
+    finally:
+        services.close()
