@@ -42,7 +42,6 @@ FIELDS_BY_KIND = {
 }
 HOLDOUT_SHARE = 0.2
 NEAREST_EXAMPLES = 3  # labelled examples shown beside each prediction
-NEVER_ANSWERS = 1.01  # a prediction's threshold when its model never answers (yet)
 ZERO_SHOT_CALIBRATION_ROWS = 2_000  # labelled examples a zero-shot threshold is chosen on
 INCIDENT_REF = "incident:"  # + incidents.id: how a model refers to a labelled record
 TAXONOMY_REF = "taxonomy:"  # + "label: description": a zero-shot model's evidence
@@ -109,8 +108,7 @@ def promotion_reason(decision: Decision, *, cold: bool, forced: bool,
         if not cold:
             return decision.reason
         return ("enough labels: replaces the zero-shot cold-start model "
-                f"(accuracy {decision.accuracy_gain:+.3f}, "
-                f"macro-F1 {decision.macro_f1_gain:+.3f} on the held-out split)")
+                f"({decision.reason.removeprefix('promote: ')})")
     why = decision.reason.removeprefix("keep champion: ")
     kept = "the zero-shot cold-start model" if cold else f"the champion {champion_version}"
     if forced:
@@ -125,12 +123,6 @@ def in_holdout(text: str, share: float = HOLDOUT_SHARE) -> bool:
     """A stable held-out split: the same text is always on the same side, across retrains."""
     digest = hashlib.sha256(text.encode("utf-8", "replace")).digest()
     return int.from_bytes(digest[:4], "big") / 2**32 < share
-
-
-def answer_threshold(threshold: float) -> float:
-    """A model's abstention threshold as a prediction shows it: NEVER_ANSWERS when no
-    confidence reaches it (NEVER is a hair above 1.0, which rounding would lose)."""
-    return NEVER_ANSWERS if threshold > 1.0 else round(float(threshold), 4)
 
 
 class ClassifierService:
@@ -318,7 +310,7 @@ class ClassifierService:
                     model_version=loaded.version,
                     top_terms=tuple(getattr(p, "top_terms", ()) or ()),
                     examples=nearest_labelled(loaded.model, emb[0], p.top_label),
-                    threshold=answer_threshold(loaded.model.threshold_),
+                    threshold=float(loaded.model.threshold_),  # > 1: never answers
                 )
             )
         return out

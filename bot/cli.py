@@ -6,7 +6,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -57,6 +58,16 @@ console = stdout_console()
 err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 SEARCH_KINDS = ("runbook", "incident", "ticket", "alert")  # runbooks, and the incident kinds
+
+
+@contextmanager
+def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr (drawn in a terminal only) and its ``step(done, total)``."""
+    from rich.progress import Progress
+
+    with Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task(description, total=None)
+        yield lambda done, total: progress.update(task, completed=done, total=total)
 
 
 class UserError(Exception):
@@ -253,17 +264,10 @@ def index_runbooks(
     ),
 ) -> None:
     """Index a runbook folder (incremental; removes files that disappeared)."""
-    from rich.progress import Progress
-
     if not path.is_dir():
         raise UserError(f"runbook folder not found: {path}")
     svc = services()
-    with Progress(console=err_console, transient=True) as progress:
-        task = progress.add_task("embedding sections", total=None)
-
-        def step(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
-
+    with progress_bar("embedding sections") as step:
         report = svc.knowledge.index_runbooks(
             path, source=source or path.resolve().name, visibility=visibility, progress=step
         )
@@ -316,15 +320,8 @@ def _import(kind: str, file: Path, preset: str | None, mapping: list[str], visib
     result = read_records(file, preset=preset, mapping=parse_map(mapping) or None)
     if result.extra_columns:
         console.print(extra_columns_line(result.extra_columns), markup=False, soft_wrap=True)
-    from rich.progress import Progress
-
     svc = services()
-    with Progress(console=err_console, transient=True) as progress:
-        task = progress.add_task(f"importing {kind}s", total=len(result.records))
-
-        def step(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
-
+    with progress_bar(f"importing {kind}s") as step:
         report = svc.knowledge.import_records(
             result.records, kind=kind, source_name=file.name, visibility=visibility,
             progress=step,

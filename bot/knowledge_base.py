@@ -359,19 +359,18 @@ class KnowledgeBase:
         rows = [clean_record(r) for r in records]
         with self._write_lock:
             index = self.index(INCIDENTS)
-            unsaved, last_save, save_cost = False, time.monotonic(), 0.0
+            unsaved, next_save = False, time.monotonic() + SAVE_EVERY_SECONDS
             for start in range(0, len(rows), IMPORT_BATCH):
                 unsaved |= self._import_batch(rows[start:start + IMPORT_BATCH], index, report,
                                               kind=kind, source_name=source_name,
                                               visibility=visibility)
-                # saved often enough that a server beside it rarely embeds the same rows,
-                # seldom enough that saving a large index stays under a tenth of the time
-                if unsaved and time.monotonic() - last_save >= max(SAVE_EVERY_SECONDS,
-                                                                   10 * save_cost):
-                    clock = time.monotonic()
+                if unsaved and time.monotonic() >= next_save:
+                    # often enough that a server beside it rarely embeds the same rows,
+                    # seldom enough that saving a large index takes under a tenth of the time
+                    began = time.monotonic()
                     self._save(INCIDENTS, index)
-                    unsaved, last_save = False, time.monotonic()
-                    save_cost = last_save - clock
+                    unsaved, done = False, time.monotonic()
+                    next_save = done + max(SAVE_EVERY_SECONDS, 10 * (done - began))
                 if progress:
                     progress(min(start + IMPORT_BATCH, len(rows)), len(rows))
             if unsaved:

@@ -45,12 +45,17 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
+            _record.info[LOCK_WAIT_OPTION] = SQLITE_LOCK_WAIT_MS
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
-            # per transaction: a pooled connection may come from sessions with another wait
-            wait_ms = conn.get_execution_options().get(LOCK_WAIT_OPTION, SQLITE_LOCK_WAIT_MS)
-            conn.exec_driver_sql(f"PRAGMA busy_timeout={int(wait_ms)}")
+            # A pooled connection may last have served sessions with another lock wait
+            # (with_lock_wait): set this session's wait, only when it differs.
+            wait_ms = int(conn.get_execution_options().get(LOCK_WAIT_OPTION,
+                                                           SQLITE_LOCK_WAIT_MS))
+            if conn.info.get(LOCK_WAIT_OPTION) != wait_ms:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={wait_ms}")
+                conn.info[LOCK_WAIT_OPTION] = wait_ms
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine

@@ -3,6 +3,7 @@ is skipped when nothing it learns from has changed, and ends cold start after an
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -130,8 +131,14 @@ def test_cold_start_ends_when_an_import_brings_labels_that_beat_zero_shot(
             assert clf.active[o.target].kind == ("supervised" if o.promoted else "zero-shot")
         by_target = {o.target: o for o in outcomes}
         assert by_target["priority"].promoted
-        assert by_target["priority"].reason.startswith(
-            "enough labels: replaces the zero-shot cold-start model (accuracy +")
+        promoted = by_target["priority"]
+        assert re.fullmatch(
+            re.escape("enough labels: replaces the zero-shot cold-start model (accuracy "
+                      f"{promoted.challenger['accuracy']:.3f} vs "
+                      f"{promoted.champion['accuracy']:.3f}, macro-F1 "
+                      f"{promoted.challenger['macro_f1']:.3f} vs "
+                      f"{promoted.champion['macro_f1']:.3f} for the active model on the same ")
+            + r"\d+ held-out rows\)", promoted.reason), promoted.reason
         kept = by_target["category"]
         assert not kept.promoted
         assert kept.reason.startswith("the zero-shot cold-start model stays, it is still better")
