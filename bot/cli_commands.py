@@ -12,9 +12,13 @@ from typing import Annotated, Any
 import typer
 from rich.box import SIMPLE_HEAD
 from rich.markup import escape
+from rich.measure import Measurement
+from rich.padding import Padding
 from rich.table import Column, Table
+from rich.text import Text
 
 from bot.cli import (
+    PIPE_WIDTH,
     UserError,
     app,
     audit_app,
@@ -109,11 +113,23 @@ def models_list(
             _fmt(r["coverage"]),
             str(r["n_train"]),
         )
-    if rows:
+    if rows and _fits(table):
         console.print(table)
+    else:  # a terminal too narrow for the table: a block per version, nothing cut
+        for r in rows:
+            console.print(f"{r['version']}  {r['status']}", soft_wrap=True, highlight=False)
+            figures = (f"accuracy {_fmt(r['accuracy'])}  macro-F1 {_fmt(r['macro_f1'])}  "
+                       f"coverage {_fmt(r['coverage'])}  n_train {r['n_train']}")
+            console.print(Padding(Text(figures), (0, 0, 0, 2), expand=False))  # wrapped, never cut
     for line in _untrained_targets(svc.settings, {r["target"] for r in rows
                                                   if r["status"] == "active"}, target):
         console.print(line, soft_wrap=True)  # one line each, whatever the terminal width
+
+
+def _fits(table: Table) -> bool:
+    """Whether the table shows whole in the console's width (Rich cuts no_wrap columns)."""
+    unbounded = console.options.update(width=PIPE_WIDTH)  # a measure is clamped to its width
+    return Measurement.get(console, unbounded, table).maximum <= console.width
 
 
 def _untrained_targets(settings: Any, trained: set[str], only: str | None) -> list[str]:

@@ -117,6 +117,12 @@ def test_models_list_shows_whole_versions_and_show_takes_a_target(
     assert listed.returncode == 0, listed.stderr
     versions = [w for w in listed.stdout.split() if w.startswith("category-")]
     assert versions and "…" not in listed.stdout  # copyable from an 80-column terminal
+    narrow = run("models", "list", "--target", "category", env={**env, "COLUMNS": "50"})
+    assert narrow.returncode == 0, narrow.stderr
+    assert [w for w in narrow.stdout.split() if w.startswith("category-")] == versions
+    for figure in ("accuracy", "macro-F1", "coverage", "n_train"):  # a block per version
+        assert figure in narrow.stdout and "…" not in narrow.stdout
+    assert max(len(line) for line in narrow.stdout.splitlines()) <= 50
     shown = run("models", "show", "category", env=env)  # a target: its active version
     assert shown.returncode == 0, shown.stderr
     assert '"status": "active"' in shown.stdout and '"target": "category"' in shown.stdout
