@@ -20,6 +20,7 @@ Redaction is idempotent: markers are never matched again, so ``redact(redact(x))
 
 from __future__ import annotations
 
+import linecache
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -36,6 +37,7 @@ __all__ = [
     "RedactionResult",
     "Redactor",
     "default_redactor",
+    "redact_traceback",
     "secret_key_type",
 ]
 
@@ -139,6 +141,9 @@ _TOKEN_PATTERNS: tuple[tuple[str, str, int | str], ...] = (
         1,
     ),
 )
+
+# Token rules that read "name: value" / "name is value"; in program source the value is code.
+_PAIR_SHAPED_TOKENS = frozenset({"aws_secret_key", "bearer_token", "password"})
 
 # Pure-hex 40-character strings are git SHAs, not AWS secret keys.
 _AWS_SECRET_NEAR_KEY = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
@@ -390,12 +395,16 @@ class Redactor:
 
     # ---- public API --------------------------------------------------------------------------
 
-    def redact(self, text: str) -> RedactionResult:
+    def redact(self, text: str, *, code: bool = False) -> RedactionResult:
+        """``code=True`` is for program source (the lines a traceback quotes): the rules that
+        read ``name = value`` as a secret pair are skipped there, since in code the value is
+        an expression; token shapes, private keys, URL passwords and personal data still count.
+        """
         if not isinstance(text, str):
             raise TypeError(f"redact() needs a str, got {type(text).__name__}")
         limit = _scan_limit(text)
         head = text[:limit]
-        spans = self._merge(self._detect(head), head)
+        spans = self._merge(self._detect(head, code=code), head)
         out: list[str] = []
         pos = 0
         for s in spans:
@@ -461,10 +470,11 @@ class Redactor:
 
     # ---- detection -----------------------------------------------------------------------------
 
-    def _detect(self, text: str) -> Iterator[_Span]:
-        yield from self._detect_tokens(text)
+    def _detect(self, text: str, *, code: bool = False) -> Iterator[_Span]:
+        yield from self._detect_tokens(text, code=code)
         yield from self._detect_pem(text)
-        yield from self._detect_key_values(text)
+        if not code:
+            yield from self._detect_key_values(text)
         for pattern in self._extra:
             for m in pattern.finditer(text):
                 group = "value" if "value" in pattern.groupindex else 0
@@ -475,9 +485,11 @@ class Redactor:
             yield from self._detect_cards(text)
             yield from self._detect_phones(text)
 
-    def _detect_tokens(self, text: str) -> Iterator[_Span]:
+    def _detect_tokens(self, text: str, *, code: bool = False) -> Iterator[_Span]:
         aws_keys: list[re.Match[str]] = []
         for type_, pattern, group in self._tokens:
+            if code and type_ in _PAIR_SHAPED_TOKENS:
+                continue
             for m in pattern.finditer(text):
                 start, end = m.span(group)
                 if end <= start or _PLACEHOLDER_VALUE.match(m.group(group)):
@@ -638,7 +650,51 @@ class RedactingFilter(logging.Filter):
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redactor.redact_text(record.exc_text)
+            record.exc_text = redact_traceback(record.exc_text, redactor)
         if record.stack_info:
-            record.stack_info = redactor.redact_text(record.stack_info)
+            record.stack_info = redact_traceback(record.stack_info, redactor)
         return True
+
+
+_FRAME_HEADER = re.compile(r'^\s*File "(?P<file>[^"\n]{1,1000})", line (?P<line>\d{1,9})')
+_CARET_LINE = re.compile(r"^\s*[~^]+\s*$")
+
+
+def redact_traceback(text: str, redactor: Redactor) -> str:
+    """Redact a formatted traceback, reading the source lines it quotes as code.
+
+    Read as text, ``signature = request.headers[...]`` is a secret pair; as code only token
+    shapes count (``Redactor.redact(code=True)``). A line counts as code only when it is what
+    that file holds at that line, so an exception message that imitates a frame gets no
+    leniency. The other lines are redacted as text, each run of them in one call so that a
+    secret spanning lines (a PEM block) is still seen whole.
+    """
+    out: list[str] = []
+    data: list[str] = []
+    frame: re.Match[str] | None = None  # the header just read: its source line may follow
+    in_code = False
+    for line in text.splitlines(keepends=True):
+        code = (frame is not None and _is_source_line(line, frame)) or (
+            in_code and bool(_CARET_LINE.match(line)))
+        if code:
+            if data:
+                out.append(redactor.redact_text("".join(data)))
+                data = []
+            out.append(redactor.redact(line, code=True).text)
+        else:
+            data.append(line)
+        in_code = code
+        frame = _FRAME_HEADER.match(line)
+    if data:
+        out.append(redactor.redact_text("".join(data)))
+    return "".join(out)
+
+
+def _is_source_line(line: str, frame: re.Match[str]) -> bool:
+    # Only files that formatting the traceback already read are consulted: a path named in
+    # hostile text (/dev/zero, a FIFO) is never opened.
+    entry = linecache.cache.get(frame.group("file"))
+    if not line[:1].isspace() or not entry or len(entry) != 4:
+        return False
+    lines, number = entry[2], int(frame.group("line"))
+    return 0 < number <= len(lines) and lines[number - 1].strip() == line.strip() != ""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -324,6 +325,34 @@ def test_logging_filter_redacts_message_args_and_exceptions() -> None:
     assert "FAKEsecret9" not in records[1] and "host db-01" in records[1]
     assert "Traceback" in records[1]
     assert len(records) == 3
+
+
+
+def _check_signature(headers: dict[str, str]) -> str:
+    signature = headers["X-Slack-Signature"]  # a source line that reads like a secret pair
+    return signature
+
+
+def test_traceback_keeps_its_source_lines_and_redacts_its_messages() -> None:
+    from bot.redact import redact_traceback
+
+    try:
+        _check_signature({"token": "xoxb-FAKE0123456789-abcdefghij"})
+    except KeyError:
+        formatted = traceback.format_exc()
+    hostile = (formatted + "ValueError: bad input\n"
+               f'  File "{__file__}", line 1\n    password=FAKEhunter22\n'
+               '  File "/dev/zero", line 1\n    secret=FAKEs3cr3tvalue\n')
+    redacted = redact_traceback(hostile, Redactor())
+    assert 'signature = headers["X-Slack-Signature"]' in redacted  # code, kept as it is
+    # text that imitates a frame is not code: the file does not hold it at that line
+    assert "FAKEhunter22" not in redacted and "FAKEs3cr3tvalue" not in redacted
+    # code still gets the token shapes: the token written into the calling line is not printed
+    assert "xoxb-FAKE" not in redacted and "[REDACTED:slack_token]" in redacted
+    assert redacted.count("[REDACTED:") == 3
+    pem = ("RuntimeError: key\n-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n"
+           "-----END PRIVATE KEY-----\n")
+    assert "MIIEvQ" not in redact_traceback(formatted + pem, Redactor())  # lines seen whole
 
 
 if __name__ == "__main__":
