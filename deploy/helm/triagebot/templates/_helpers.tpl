@@ -65,7 +65,11 @@ Create the name of the service account to use
 Image reference: repository:tag, the tag defaulting to the chart's appVersion.
 */}}
 {{- define "triagebot.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -108,11 +112,30 @@ Render one env value: strings as they are, maps/lists/numbers/booleans as JSON.
 {{- end }}
 
 {{/*
+The environment variable each field of secrets.keys sets (the variable names are fixed: they are
+what bot/config.py reads; only the key inside the Secret is configurable). YAML, for fromYaml.
+*/}}
+{{- define "triagebot.secretEnvVars" -}}
+slackBotToken: SLACK_BOT_TOKEN
+slackSigningSecret: SLACK_SIGNING_SECRET
+slackAppToken: SLACK_APP_TOKEN
+databaseUrl: TRIAGEBOT_DATABASE_URL
+webhookTokens: TRIAGEBOT_WEBHOOK_TOKENS
+webhookHmacSecrets: TRIAGEBOT_WEBHOOK_HMAC_SECRETS
+{{- end }}
+
+{{/*
 Refuse configurations that cannot work.
 */}}
 {{- define "triagebot.validate" -}}
-{{- if and (gt (int .Values.replicaCount) 1) (not .Values.secrets.existingSecret) }}
-{{- fail "replicaCount > 1 needs PostgreSQL: set secrets.existingSecret to a Secret holding TRIAGEBOT_DATABASE_URL (SQLite cannot be shared by several pods)" }}
+{{- $secretVars := include "triagebot.secretEnvVars" . | fromYaml }}
+{{- if and (gt (int .Values.replicaCount) 1) (not (and .Values.secrets.existingSecret .Values.secrets.keys.databaseUrl)) }}
+{{- fail "replicaCount > 1 needs PostgreSQL: set secrets.existingSecret to a Secret holding TRIAGEBOT_DATABASE_URL (and keep secrets.keys.databaseUrl set); SQLite cannot be shared by several pods" }}
+{{- end }}
+{{- range $field, $_ := .Values.secrets.keys }}
+{{- if not (hasKey $secretVars $field) }}
+{{- fail (printf "secrets.keys.%s is unknown; known fields: %s" $field (keys $secretVars | sortAlpha | join ", ")) }}
+{{- end }}
 {{- end }}
 {{- range $key := list "TRIAGEBOT_HOST" "TRIAGEBOT_PORT" "TRIAGEBOT_DATA_DIR" }}
 {{- if hasKey $.Values.env $key }}
@@ -120,7 +143,7 @@ Refuse configurations that cannot work.
 {{- end }}
 {{- end }}
 {{- range $key, $_ := $.Values.env }}
-{{- if has $key (list "SLACK_BOT_TOKEN" "SLACK_SIGNING_SECRET" "SLACK_APP_TOKEN" "TRIAGEBOT_DATABASE_URL" "TRIAGEBOT_WEBHOOK_TOKENS" "TRIAGEBOT_WEBHOOK_HMAC_SECRETS") }}
+{{- if has $key (values $secretVars) }}
 {{- fail (printf "env.%s is a secret: put it in the Secret named by secrets.existingSecret" $key) }}
 {{- end }}
 {{- end }}
