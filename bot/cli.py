@@ -195,6 +195,9 @@ def samples_load(
 
     load_models(svc)
     result = load_samples(svc, if_empty=if_empty)
+    if not result.loaded:  # another replica loaded them meanwhile
+        console.print(f"sample knowledge: {result.reason}, nothing loaded")
+        return
     console.print(
         f"sample knowledge loaded: {result.runbooks} runbooks, {result.incidents} incidents"
     )

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
+import threading
+import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from bot.app import SAMPLES_DIR, Services
 from bot.store import repository as repo
@@ -10,6 +16,13 @@ from bot.store.db import session_scope
 from knowledge.records import read_records
 
 SAMPLE_SOURCE = "samples"
+# One loader at a time across processes: replicas of a fresh install all run
+# `samples load --if-empty` at start and would all find the database empty.
+LEASE_NAME = "samples-load"
+# Renewed every quarter of it while loading: a loader that died frees it within a minute.
+LEASE_TTL = timedelta(seconds=60)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -28,8 +41,47 @@ def database_is_empty(services: Services) -> bool:
         )
 
 
-def load_samples(services: Services, *, if_empty: bool = False) -> SampleLoadResult:
-    """Index the sample runbooks, import the sample incidents and train the first models."""
+def load_samples(
+    services: Services, *, if_empty: bool = False, poll_seconds: float = 1.0
+) -> SampleLoadResult:
+    """Index the sample runbooks, import the sample incidents and train the first models.
+
+    Holds the ``samples-load`` lease meanwhile: another process that loads at the same time
+    (a second replica starting on the same empty database) waits for it, then finds the
+    database no longer empty."""
+    holder = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+    waiting = False
+    while not _take_lease(services, holder):
+        if not waiting:
+            log.warning("another process is loading the sample knowledge; waiting for it")
+            waiting = True
+        time.sleep(poll_seconds)
+    done = threading.Event()
+
+    def renew() -> None:
+        while not done.wait(LEASE_TTL.total_seconds() / 4):
+            try:
+                _take_lease(services, holder)
+            except Exception as exc:  # noqa: BLE001 - tried again; at worst it expires
+                log.warning("cannot renew the samples-load lease: %s", exc)
+
+    renewer = threading.Thread(target=renew, name="samples-lease", daemon=True)
+    renewer.start()
+    try:
+        return _load(services, if_empty=if_empty)
+    finally:
+        done.set()
+        renewer.join()
+        with session_scope(services.sessions) as session:
+            repo.release_lease(session=session, name=LEASE_NAME, holder=holder)
+
+
+def _take_lease(services: Services, holder: str) -> bool:
+    with session_scope(services.sessions) as session:
+        return repo.acquire_lease(session=session, name=LEASE_NAME, holder=holder, ttl=LEASE_TTL)
+
+
+def _load(services: Services, *, if_empty: bool) -> SampleLoadResult:
     if if_empty and not database_is_empty(services):
         return SampleLoadResult(False, reason="database already holds knowledge")
     knowledge = services.knowledge
