@@ -25,7 +25,7 @@ def render_group_message(state: Any, triage: Any, answer_id: int | None) -> tupl
     why = ""
     if state.reasons:
         why = "Grouped because: " + "; ".join(_escape(r) for r in state.reasons[:3])
-    text = f"[{status}] {state.title}: {state.count} alert(s)"
+    text = f"[{status}] {_escape(state.title)}: {state.count} alert(s)"  # mrkdwn too
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": header[:MAX_SECTION]}},
     ]
@@ -38,11 +38,11 @@ def render_group_message(state: Any, triage: Any, answer_id: int | None) -> tupl
             }
         )
     if triage is not None:
-        from bot.slack.blocks import render_triage
+        from bot.slack.blocks import cut_text, render_triage
 
         triage_text, triage_blocks = render_triage(triage, answer_id)
         room = 50 - len(blocks) - 1
         blocks.append({"type": "divider"})
         blocks.extend(triage_blocks[:room])
-        text = f"{text}\n{triage_text}"[:3000]
+        text = cut_text(f"{text}\n{triage_text}", 3000)
     return text, blocks

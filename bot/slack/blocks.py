@@ -291,23 +291,34 @@ def feedback_actions(
 # --- whole answers -----------------------------------------------------------------------------
 
 
+def cut_text(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters without leaving half an HTML entity behind."""
+    if len(text) <= limit:
+        return text
+    return re.sub(r"&[a-z]{0,4}$", "", text[:limit])
+
+
 def fallback_text(triage: Triage) -> str:
-    """The notification / screen-reader text beside the blocks."""
+    """The notification / screen-reader text beside the blocks.
+
+    Slack reads it as mrkdwn too (it is what notifications show): stored titles and fixes are
+    escaped, so a ``<!channel>`` or ``<http://...|label>`` typed into one never pings or
+    links from an answer that quotes it."""
     parts = []
     for p in triage.predictions:
-        parts.append(f"{p.field}: {'unsure' if p.unsure else p.label}")
+        parts.append(f"{escape(p.field)}: {'unsure' if p.unsure else escape(p.label or '')}")
     line = "Triage: " + (", ".join(parts) if parts else "no classification")
     if triage.novel:
         line += " (looks new)"
     if triage.similar:
         top = triage.similar[0]
-        line += f"\nMost similar: {top.external_id} {one_line(top.title, 120)}"
+        line += f"\nMost similar: {escape(top.external_id)} {escape(one_line(top.title, 120))}"
         if top.resolution:
-            line += f" (fix: {one_line(top.resolution, 200)})"
+            line += f" (fix: {escape(one_line(top.resolution, 200))})"
     if triage.runbooks:
         rb = triage.runbooks[0]
-        line += f"\nRunbook: {rb.document_title} {rb.section}".rstrip()
-    return line[:MAX_FALLBACK]
+        line += f"\nRunbook: {escape(rb.document_title)} {escape(rb.section)}".rstrip()
+    return cut_text(line, MAX_FALLBACK)
 
 
 def render_triage(
@@ -371,7 +382,7 @@ def render_details(triage: Triage, answer_id: int | None) -> tuple[str, list[Blo
         blocks.append(section(steps_text(triage.steps, 10)))
     blocks.append(context(versions_text(triage, answer_id)))
     text = "Triage details\n" + fallback_text(triage)
-    return text[:MAX_FALLBACK], blocks[:MAX_BLOCKS]
+    return cut_text(text, MAX_FALLBACK), blocks[:MAX_BLOCKS]
 
 
 def render_search_results(
@@ -382,7 +393,7 @@ def render_search_results(
     blocks: list[Block] = [section(f"*{escape(title)}*")]
     if not rows:
         blocks.append(section(escape(empty)))
-        return f"{title}: {empty}", blocks
+        return escape(f"{title}: {empty}"), blocks
     lines = []
     for r in rows[:10]:
         where = escape(str(r.get("title", "")))
@@ -392,4 +403,4 @@ def render_search_results(
         lines.append(f"• *{where}* ({float(r.get('score', 0)):.2f}) _{ref}_")
     blocks.append(section("\n".join(lines)))
     text = f"{title}: " + "; ".join(str(r.get("title", "")) for r in rows[:5])
-    return text[:MAX_FALLBACK], blocks
+    return cut_text(escape(text), MAX_FALLBACK), blocks

@@ -330,6 +330,37 @@ def test_root_cause_modal_creates_an_incident_found_by_the_next_triage(harness, 
     assert "zorblax session table overflow" in again.blocks_text()
 
 
+def test_notification_text_never_carries_mentions_or_links_from_stored_text(harness, fake_slack):
+    """A message's ``text`` is mrkdwn too (it is the notification): a title or fix someone
+    typed with ``<!channel>`` or ``<http://...|label>`` must not ping the channel or hide a
+    link in every later answer that quotes that incident."""
+    # Slack sends a typed "<!channel>" as "&lt;!channel&gt;"; the stored query has it raw.
+    payload, reply = ask(harness, "COPS", "frobnitz-queue on mq-11 wedged &lt;!channel&gt;")
+    answer_id = int(action_values(reply)[ActionId.RECORD_ROOT_CAUSE])
+    submission = load_payload(
+        "view_submission_root_cause.json",
+        answer_id=answer_id,
+        thread_ts=payload["event"]["ts"],
+        root_cause="frobnitz consumer deadlock <!here>",
+        fix="restart frobnitz <!channel> see <http://evil.example|the runbook>",
+    )
+    assert post(harness.client, interaction_body(submission)).status_code == 200
+    ephemerals(fake_slack, f"`slack:COPS:{payload['event']['ts']}`")
+    _, again = ask(harness, "COPS", "frobnitz-queue wedged again on mq-11")
+    text = again.args["text"]
+    assert "Most similar: slack:COPS:" in text  # the recorded incident is quoted
+    assert "<!" not in text and "<http" not in text
+    assert "&lt;!channel&gt;" in text and "&lt;http://evil.example|the runbook&gt;" in text
+    response_url = fake_slack.response_url("similar-escape")
+    command = load_payload("slash_triage.json", response_url=response_url)
+    command.update(command="/similar", text="frobnitz-queue wedged &lt;!channel&gt;")
+    assert post(harness.client, command_body(command)).status_code == 200
+    (found,) = fake_slack.wait_for(
+        lambda c: c.method == "response_url" and c.path.endswith("similar-escape")
+    )
+    assert "<!" not in found.args["text"] and "&lt;!channel&gt;" in found.args["text"]
+
+
 def test_root_cause_modal_requires_both_fields(harness):
     submission = load_payload(
         "view_submission_root_cause.json", answer_id=1, thread_ts="1.1", root_cause="", fix=""
