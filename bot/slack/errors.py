@@ -13,19 +13,22 @@ from bot.slack.service import SlackBot, Where
 
 def where_from_body(body: Mapping[str, Any]) -> Where:
     """Channel, user and thread of any Slack payload (event, command, action, view)."""
+    # Only a thread that exists: Slack does not show an ephemeral message in a thread
+    # without replies (a failed answer to a top-level message never opened one).
     event = body.get("event") or {}
     if event:
         return Where(
             str(event.get("channel", "")),
             str(event.get("user", "")),
-            str(event.get("thread_ts") or event.get("ts") or ""),
+            str(event.get("thread_ts") or ""),
         )
     if "command" in body:
         return Where(str(body.get("channel_id", "")), str(body.get("user_id", "")), "")
     user = str((body.get("user") or {}).get("id", ""))
     channel = str((body.get("channel") or {}).get("id", ""))
     message = body.get("message") or {}
-    thread_ts = str(message.get("thread_ts") or message.get("ts") or "")
+    container = body.get("container") or {}
+    thread_ts = str(message.get("thread_ts") or container.get("thread_ts") or "")
     view = body.get("view") or {}
     if not channel and view.get("private_metadata"):
         try:
@@ -34,7 +37,7 @@ def where_from_body(body: Mapping[str, Any]) -> Where:
             meta = {}
         if isinstance(meta, dict):
             channel = str(meta.get("channel", ""))
-            thread_ts = str(meta.get("thread_ts", ""))
+            thread_ts = str(meta.get("reply_ts", meta.get("thread_ts", "")))
     return Where(channel, user, thread_ts)
 
 

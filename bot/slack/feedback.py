@@ -115,27 +115,41 @@ def register(app: App, bot: SlackBot) -> None:
         except json.JSONDecodeError:
             meta = {}
         user = (body.get("user") or {}).get("id", "")
-        where = Where(str(meta.get("channel", "")), user, str(meta.get("thread_ts", "")))
+        where = Where(str(meta.get("channel", "")), user, _reply_ts(meta))
         bot.submit(save_root_cause, bot, user, meta, values, where=where)
 
 
 class Click:
-    """The parts of a block_actions payload that feedback needs."""
+    """The parts of a block_actions payload that feedback needs.
 
-    def __init__(self, *, answer_id: int | None, user: str, channel: str, thread_ts: str) -> None:
+    ``thread_ts``: the conversation the answer belongs to (its thread, or the answer itself
+    when it is a top-level message such as a /triage answer or an alert-group message);
+    ``reply_ts``: the thread notes to the person go to, empty for a top-level answer without
+    replies (Slack does not show an ephemeral message in a thread that does not exist yet).
+    """
+
+    def __init__(
+        self,
+        *,
+        answer_id: int | None,
+        user: str,
+        channel: str,
+        thread_ts: str,
+        reply_ts: str | None = None,
+    ) -> None:
         self.answer_id = answer_id
         self.user = user
         self.channel = channel
         self.thread_ts = thread_ts
+        self.reply_ts = thread_ts if reply_ts is None else reply_ts
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any], answer_value: str) -> Click:
         message = body.get("message") or {}
         container = body.get("container") or {}
         channel = (body.get("channel") or {}).get("id") or container.get("channel_id") or ""
-        thread_ts = (
-            message.get("thread_ts") or message.get("ts") or container.get("message_ts") or ""
-        )
+        reply_ts = message.get("thread_ts") or container.get("thread_ts") or ""
+        thread_ts = reply_ts or message.get("ts") or container.get("message_ts") or ""
         try:
             answer_id: int | None = int(str(answer_value).strip())
         except ValueError:
@@ -145,11 +159,12 @@ class Click:
             user=(body.get("user") or {}).get("id", ""),
             channel=channel,
             thread_ts=thread_ts,
+            reply_ts=reply_ts,
         )
 
     @property
     def where(self) -> Where:
-        return Where(self.channel, self.user, self.thread_ts)
+        return Where(self.channel, self.user, self.reply_ts)
 
     def require_answer_id(self) -> int:
         if self.answer_id is None:
@@ -168,6 +183,7 @@ def open_root_cause_modal(bot: SlackBot, client: Any, click: Click, trigger_id: 
         answer_id=answer_id,
         channel=click.channel,
         thread_ts=click.thread_ts,
+        reply_ts=click.reply_ts,
         categories=categories,
         default_category=default,
     )
@@ -330,6 +346,12 @@ def show_details(bot: SlackBot, click: Click, respond: Any) -> None:
     _tell(bot, click, respond, text, blocks)
 
 
+def _reply_ts(meta: Mapping[str, Any]) -> str:
+    """Where notes about a root-cause form go: its answer's thread, if it has one (forms
+    opened before ``reply_ts`` was stored use ``thread_ts``)."""
+    return str(meta.get("reply_ts", meta.get("thread_ts", "")))
+
+
 def _predicted(bot: SlackBot, answer_id: int, field: str) -> str:
     services = bot.services()
     with session_scope(services.sessions) as session:
@@ -350,7 +372,7 @@ def save_root_cause(bot: SlackBot, user: str, meta: Mapping[str, Any], values: d
         raise BadActionValueError("the modal does not carry an answer id") from exc
     channel = str(meta.get("channel", ""))
     thread_ts = str(meta.get("thread_ts", ""))
-    where = Where(channel, user, thread_ts)
+    where = Where(channel, user, _reply_ts(meta))
     values = {k: clean_text(v) if isinstance(v, str) else v for k, v in values.items()}
     spooled_meta = {"answer_id": answer_id, "channel": channel, "thread_ts": thread_ts}
     try:

@@ -64,8 +64,9 @@ def register(app: App, bot: SlackBot) -> None:
         bot.learn_identity(body, context)
         if bot.is_self(event) or event.get("subtype") == "message_changed":
             return
-        thread_ts = event.get("thread_ts") or event.get("ts", "")
-        where = Where(event.get("channel", ""), event.get("user", ""), thread_ts)
+        # Notes about a failure go to the mention's thread only when it is in one (the
+        # answer would open it; Slack hides an ephemeral message in a thread without replies).
+        where = Where(event.get("channel", ""), event.get("user", ""), event.get("thread_ts", ""))
         bot.submit(
             triage_mention,
             bot,
@@ -82,8 +83,7 @@ def register(app: App, bot: SlackBot) -> None:
         channel = (shortcut.get("channel") or {}).get("id", "")
         user = (shortcut.get("user") or {}).get("id", "")
         message = shortcut.get("message") or {}
-        thread_ts = message.get("thread_ts") or message.get("ts", "")
-        where = Where(channel, user, thread_ts)
+        where = Where(channel, user, message.get("thread_ts", ""))
         bot.submit(triage_shortcut, bot, channel, user, dict(message), respond, where=where)
 
 

@@ -20,9 +20,15 @@ def root_cause_modal(
     thread_ts: str,
     categories: Sequence[str],
     default_category: str = "",
+    reply_ts: str | None = None,
 ) -> dict[str, Any]:
-    """The "Record root cause and fix" modal; ``private_metadata`` carries the answer id."""
-    metadata = json.dumps({"answer_id": answer_id, "channel": channel, "thread_ts": thread_ts})
+    """The "Record root cause and fix" modal; ``private_metadata`` carries the answer id, its
+    conversation (``thread_ts``) and the thread notes go to (``reply_ts``, empty for a
+    top-level answer without replies)."""
+    reply_ts = thread_ts if reply_ts is None else reply_ts
+    metadata = json.dumps(
+        {"answer_id": answer_id, "channel": channel, "thread_ts": thread_ts, "reply_ts": reply_ts}
+    )
     blocks: list[dict[str, Any]] = [
         {
             "type": "input",

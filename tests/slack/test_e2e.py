@@ -361,6 +361,81 @@ def test_notification_text_never_carries_mentions_or_links_from_stored_text(harn
     assert "<!" not in found.args["text"] and "&lt;!channel&gt;" in found.args["text"]
 
 
+def seen_by_the_user(fake, call) -> bool:
+    """Slack shows an ephemeral message posted into a thread only when that thread already
+    has replies (chat.postEphemeral, ``thread_ts``); else the person sees nothing."""
+    thread = call.args.get("thread_ts")
+    kept = fake.messages.get(call.args["channel"], [])
+    return not thread or any(m.get("thread_ts") == thread for m in kept)
+
+
+def test_feedback_on_a_top_level_answer_is_acknowledged_where_the_user_sees_it(
+    harness, fake_slack
+):
+    """/triage answers (and alert-group messages) are top-level messages without a thread:
+    the "Thanks, recorded" notes, "More" and the root-cause confirmation must not go into a
+    thread that does not exist."""
+    url = fake_slack.response_url("triage-top-level")
+    command = load_payload("slash_triage.json", response_url=url)
+    command.update(channel_id="CTOP", text="kafka broker kafka-3 under-replicated partitions")
+    assert post(harness.client, command_body(command)).status_code == 200
+    (answer,) = fake_slack.wait_for(lambda c: c.path.endswith("/triage-top-level"))
+    answer_id = int(action_values(answer)[ActionId.HELPFUL])
+    answer_ts = unique_ts()  # the ts Slack gave the posted answer; it has no thread
+
+    def top_level_click(name: str, **subs):
+        payload = load_payload(
+            name, answer_id=answer_id, response_url=fake_slack.response_url("c"), **subs
+        )
+        payload["channel"]["id"] = payload["container"]["channel_id"] = "CTOP"
+        payload["container"]["message_ts"] = payload["message"]["ts"] = answer_ts
+        payload["container"].pop("thread_ts", None)
+        payload["message"].pop("thread_ts", None)
+        assert post(harness.client, interaction_body(payload)).status_code == 200
+
+    top_level_click("block_actions_helpful.json")
+    top_level_click("block_actions_more.json")
+    top_level_click("block_actions_record_root_cause.json")
+    (opened,) = fake_slack.wait_for(
+        lambda c: c.method == "views.open"
+        and json.loads(c.args["view"]["private_metadata"])["answer_id"] == answer_id
+    )
+    meta = json.loads(opened.args["view"]["private_metadata"])
+    submission = load_payload(
+        "view_submission_root_cause.json",
+        answer_id=answer_id,
+        thread_ts=answer_ts,
+        root_cause="ISR shrink after kafka-3 lost its disk",
+        fix="replaced the disk, partitions caught up",
+    )
+    submission["view"]["private_metadata"] = json.dumps(meta)
+    assert post(harness.client, interaction_body(submission)).status_code == 200
+    notes = fake_slack.wait_for(
+        lambda c: c.method == "chat.postEphemeral" and c.args.get("channel") == "CTOP", count=3
+    )
+    assert {n.args["text"].split(":")[0].split("\n")[0] for n in notes} == {
+        "Thanks, recorded",
+        "Triage details",
+    }
+    assert [n.args.get("thread_ts") for n in notes if not seen_by_the_user(fake_slack, n)] == []
+    with session_scope(harness.services.sessions) as session:
+        found = repo.incidents_by_external_id(session=session, ids=[f"slack:CTOP:{answer_ts}"])
+    assert found  # the answer's own ts still names the recorded incident
+
+
+def test_error_on_a_top_level_mention_is_shown_in_the_channel(harness, fake_slack):
+    """The answer to a top-level mention opens its thread; when posting it fails there is no
+    thread, so the error note must go to the channel to be seen."""
+    fake_slack.fail("chat.postMessage", "invalid_blocks")
+    payload = mention("CTOPERR", "haproxy backend web-pool all servers down")
+    assert post(harness.client, event_body(payload)).status_code == 200
+    (note,) = fake_slack.wait_for(
+        lambda c: c.method == "chat.postEphemeral" and c.args.get("channel") == "CTOPERR"
+    )
+    assert note.args["text"].startswith("Something went wrong (ref ")
+    assert seen_by_the_user(fake_slack, note), note.args
+
+
 def test_root_cause_modal_requires_both_fields(harness):
     submission = load_payload(
         "view_submission_root_cause.json", answer_id=1, thread_ts="1.1", root_cause="", fix=""
@@ -373,7 +448,11 @@ def test_root_cause_modal_requires_both_fields(harness):
 
 def test_bad_action_value_reports_a_reference_id(harness, fake_slack):
     click(harness, "block_actions_record_root_cause.json", "not-a-number")
-    (call,) = ephemerals(fake_slack, "Something went wrong (ref ")
+    (call,) = [
+        c
+        for c in ephemerals(fake_slack, "Something went wrong (ref ")
+        if c.args["channel"] == "COPS"
+    ]
     ref = call.args["text"].split("(ref ")[1][:8]
     assert len(ref) == 8 and int(ref, 16) >= 0
 
