@@ -12,6 +12,7 @@ from typing import Any
 from slack_bolt import App
 
 from bot.drift import answered_by, feedback_verdicts
+from bot.jobs import HOLDER, LEASE_TTL
 from bot.slack.blocks import escape
 from bot.slack.ids import ActionId
 from bot.slack.service import SlackBot, Where
@@ -22,6 +23,7 @@ from bot.store.db import session_scope
 log = logging.getLogger(__name__)
 
 REFUSAL = "Only triagebot admins can do that (see TRIAGEBOT_ADMIN_USERS)."
+LEASED_TASKS = ("retrain", "reindex")  # the names of their scheduled jobs (bot/jobs.py)
 WATCH_DAYS = 7  # the window of the feedback figure beside each model (as the drift check)
 
 
@@ -112,23 +114,44 @@ def admin_task(bot: SlackBot, user: str, task: str, target: str = "") -> None:
         return
     services = bot.services()
     subject = target or task
+    # Retrain and reindex run under the scheduled job's lease: a second click, another
+    # admin or the nightly job must not start a second run beside one that takes minutes.
+    lease = task if task in LEASED_TASKS else ""
+    holder = f"slack:{user}:{HOLDER}"
     with session_scope(services.sessions) as session:
-        repo.audit(session=session, actor=user, action=f"home_{task}_requested", subject=subject)
-    publish_home(bot, user, notice=f":hourglass_flowing_sand: {task} started by <@{user}>…")
-    if task == "reindex":
-        summary = reindex(bot)
-    elif task == "retrain":
-        summary = retrain(bot, user)
-    else:
-        summary = rollback(bot, user, target)
-    with session_scope(services.sessions) as session:
-        repo.audit(
-            session=session,
-            actor=user,
-            action=f"home_{task}_done",
-            subject=subject,
-            detail={"summary": summary},
-        )
+        if lease and not repo.acquire_lease(
+            session=session, name=lease, holder=holder, ttl=LEASE_TTL
+        ):
+            busy = True
+        else:
+            busy = False
+            repo.audit(
+                session=session, actor=user, action=f"home_{task}_requested", subject=subject
+            )
+    if busy:
+        publish_home(bot, user, notice=f":hourglass_flowing_sand: A {task} is already running "
+                     "(the scheduled job or another admin); try again once it has finished.")
+        return
+    try:
+        publish_home(bot, user, notice=f":hourglass_flowing_sand: {task} started by <@{user}>…")
+        if task == "reindex":
+            summary = reindex(bot)
+        elif task == "retrain":
+            summary = retrain(bot, user)
+        else:
+            summary = rollback(bot, user, target)
+        with session_scope(services.sessions) as session:
+            repo.audit(
+                session=session,
+                actor=user,
+                action=f"home_{task}_done",
+                subject=subject,
+                detail={"summary": summary},
+            )
+    finally:
+        if lease:
+            with session_scope(services.sessions) as session:
+                repo.release_lease(session=session, name=lease, holder=holder)
     publish_home(bot, user, notice=summary)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 
 import pytest
 from slack_sdk.models.blocks import Block
@@ -551,6 +552,51 @@ def test_home_rollback_says_why_it_did_nothing(harness, fake_slack, target, noti
         done = [a for a in repo.list_audit(session=session)
                 if a.actor == ADMIN and a.action == "home_rollback_done" and a.subject == target]
     assert done and notice.split(":")[0] in done[-1].detail["summary"]
+
+
+def audited(session, action: str) -> list:
+    return [a for a in repo.list_audit(session=session) if a.action == action]
+
+
+@pytest.mark.parametrize("task", ["retrain", "reindex"])
+def test_home_retrain_and_reindex_wait_for_the_run_already_going(harness, fake_slack, task):
+    """A retrain takes minutes on real history: a second click (or the nightly job running
+    meanwhile) must not start a second one beside it. The Home buttons take the job's lease."""
+    with session_scope(harness.services.sessions) as session:
+        assert repo.acquire_lease(
+            session=session, name=task, holder="nightly-job", ttl=timedelta(hours=1)
+        )
+        versions = len(repo.list_model_versions(session=session))
+        requested = len(audited(session, f"home_{task}_requested"))
+    try:
+        payload = load_payload("block_actions_home_retrain.json", user=ADMIN)
+        payload["actions"][0].update(action_id=f"home_{task}", value=task)
+        assert post(harness.client, interaction_body(payload)).status_code == 200
+        fake_slack.wait_for(
+            lambda c: c.method == "views.publish" and c.args["user_id"] == ADMIN
+            and f"A {task} is already running" in json.dumps(c.args["view"])
+        )
+        with session_scope(harness.services.sessions) as session:
+            assert len(repo.list_model_versions(session=session)) == versions
+            assert len(audited(session, f"home_{task}_requested")) == requested  # not started
+    finally:
+        with session_scope(harness.services.sessions) as session:
+            repo.release_lease(session=session, name=task, holder="nightly-job")
+
+
+def test_home_reindex_frees_its_lease_when_done(harness, fake_slack):
+    payload = load_payload("block_actions_home_retrain.json", user=ADMIN)
+    payload["actions"][0].update(action_id="home_reindex", value="reindex")
+    assert post(harness.client, interaction_body(payload)).status_code == 200
+    fake_slack.wait_for(
+        lambda c: c.method == "views.publish" and c.args["user_id"] == ADMIN
+        and "no runbook sources configured" in json.dumps(c.args["view"])
+    )
+    with session_scope(harness.services.sessions) as session:  # free for the nightly job
+        assert repo.acquire_lease(
+            session=session, name="reindex", holder="nightly-job", ttl=timedelta(hours=1)
+        )
+        repo.release_lease(session=session, name="reindex", holder="nightly-job")
 
 
 def test_not_configured_answers_503(tmp_path, fake_slack):
