@@ -377,6 +377,7 @@ class AlertPipeline:
                 (e.group_id, e.id, _event_from_row(e), e.outcome, e.grouped_at) for e in events
             ]
         unposted: list[tuple[int, GroupState, Event, float]] = []
+        received: dict[str, float] = {}  # fingerprint -> latest notification replayed
         for group_id, event_id, event, outcome, grouped_at in reversed(replay):
             if group_id not in states:
                 continue
@@ -387,7 +388,11 @@ class AlertPipeline:
                 unposted.append((event_id, state, event, t))
             if not row.key.startswith("record:"):
                 self.grouper.restore(event, row.key, t)
-            state.mark(event.fingerprint or str(event_id), event.status)
+            # Stored in id order, not always received in it: the latest notification wins.
+            fp, when = event.fingerprint or str(event_id), to_timestamp(event.received_at)
+            if when >= received.get(fp, float("-inf")):
+                received[fp] = when
+                state.mark(fp, event.status)
             if outcome == "new_group" and not state.title:
                 state.title = event.alertname or event.title or event.text[:80]
         with self._lock:
@@ -639,13 +644,15 @@ class AlertPipeline:
             is_new = decision_group not in self.groups
             is_dup = not is_new
             reason = "ticket" if is_new else "same record received again"
+            stale = False
         else:
             decision = self.grouper.assign(event, now)
-            decision_group, is_new, is_dup, reason = (
+            decision_group, is_new, is_dup, reason, stale = (
                 decision.group_id,
                 decision.is_new_group,
                 decision.is_duplicate,
                 decision.reason,
+                decision.stale,
             )
         fp = event.fingerprint or str(row_id)
         with self._lock:
@@ -659,7 +666,8 @@ class AlertPipeline:
                 state.duplicates += 1
             name = event.alertname or event.title or "event"
             state.alertnames[name] = state.alertnames.get(name, 0) + (0 if is_dup else 1)
-            state.mark(fp, event.status)
+            if not stale:  # an older notification than the one shown: its status is not
+                state.mark(fp, event.status)
             if not is_new and reason not in state.reasons and not is_dup:
                 state.reasons.append(reason)
             state.dirty = True

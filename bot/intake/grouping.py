@@ -65,6 +65,9 @@ class GroupDecision:
     is_duplicate: bool
     reason: str
     count: int  # events in the group (duplicates not counted)
+    # A duplicate because it was received before the alert's latest notification already
+    # grouped (its status, even if different, is out of date).
+    stale: bool = False
 
 
 @dataclass
@@ -75,6 +78,11 @@ class _Group:
     count: int = 1
     duplicates: int = 0
     title: str = ""
+
+
+def _received(event: Event, default: float) -> float:
+    """When ``event`` was received (seconds), or ``default`` when it does not say."""
+    return to_timestamp(event.received_at) if event.received_at is not None else default
 
 
 def to_timestamp(now: datetime | float | None) -> float:
@@ -110,7 +118,8 @@ class AlertGrouper:
         self.rules = rules or GroupingRules()
         self._new_id = id_factory or (lambda: uuid.uuid4().hex[:16])
         self._groups: dict[str, _Group] = {}
-        # fingerprint -> [group_id, status, last_seen]
+        # fingerprint -> [group_id, status, last_seen, received]: ``received`` is when the
+        # notification that set ``status`` was received (its event's received_at)
         self._fingerprints: dict[str, list[Any]] = {}
         # rule key -> group_id
         self._keys: dict[str, str] = {}
@@ -130,23 +139,29 @@ class AlertGrouper:
             self.prune(t)
         fp = alert_fingerprint(event)
         status = str(event.status)
+        received = _received(event, t)
 
         seen = self._fingerprints.get(fp)
         if seen is not None:
             group = self._live_group(seen[0], t)
             if group is not None and t - seen[2] <= self.dedup_seconds:
+                # Events are not always processed in the order they were received (another
+                # replica's, a spool replayed): an older notification changes nothing.
+                stale = received < seen[3]
                 same_status = seen[1] == status
-                seen[1], seen[2] = status, t
+                seen[2] = t
                 group.last_seen = t
-                if same_status:
+                if same_status or stale:
                     group.duplicates += 1
+                    seen[3] = max(seen[3], received)
+                    why = (f"duplicate: alert {fp} received before its latest notification "
+                           f"({seen[1]}), older" if stale and not same_status else
+                           f"duplicate: alert {fp} is already in this group ({status})")
                     return GroupDecision(
-                        group.group_id,
-                        False,
-                        True,
-                        f"duplicate: alert {fp} is already in this group ({status})",
-                        group.count,
+                        group.group_id, False, True, why, group.count,
+                        stale=stale and not same_status,
                     )
+                seen[1], seen[3] = status, received
                 group.count += 1
                 return GroupDecision(
                     group.group_id, False, False, f"same alert {fp}, now {status}", group.count
@@ -159,12 +174,12 @@ class AlertGrouper:
             if group is not None:
                 group.count += 1
                 group.last_seen = t
-                self._remember(event, fp, status, group.group_id, keys, t)
+                self._remember(event, fp, status, group.group_id, keys, t, received)
                 return GroupDecision(group.group_id, False, False, reason, group.count)
 
         group = _Group(self._new_id(), t, t, title=event.alertname or event.title)
         self._groups[group.group_id] = group
-        self._remember(event, fp, status, group.group_id, keys, t)
+        self._remember(event, fp, status, group.group_id, keys, t, received)
         return GroupDecision(
             group.group_id,
             True,
@@ -188,7 +203,12 @@ class AlertGrouper:
             group.count += 1
             group.last_seen = max(group.last_seen, t)
         keys = self._rule_keys(event)
-        self._remember(event, alert_fingerprint(event), str(event.status), group_id, keys, t)
+        fp, received = alert_fingerprint(event), _received(event, t)
+        status = str(event.status)
+        seen = self._fingerprints.get(fp)
+        if seen is not None and seen[0] == group_id and received < seen[3]:
+            status, received = seen[1], seen[3]  # stored late, received earlier: stale
+        self._remember(event, fp, status, group_id, keys, t, received)
 
     def is_open(self, group_id: str, now: datetime | float | None = None) -> bool:
         """True while ``group_id`` can still take events at ``now``; False once it has
@@ -244,7 +264,7 @@ class AlertGrouper:
         for g in data.get("groups", []):
             grouper._groups[str(g["group_id"])] = _Group(**g)
         grouper._fingerprints = {
-            str(fp): [str(v[0]), str(v[1]), float(v[2])]
+            str(fp): [str(v[0]), str(v[1]), float(v[2]), float(v[3] if len(v) > 3 else v[2])]
             for fp, v in data.get("fingerprints", {}).items()
         }
         grouper._keys = {str(k): str(v) for k, v in data.get("keys", {}).items()}
@@ -295,8 +315,9 @@ class AlertGrouper:
         gid: str,
         keys: list[tuple[str, str]],
         t: float,
+        received: float,
     ) -> None:
-        self._fingerprints[fp] = [gid, status, t]
+        self._fingerprints[fp] = [gid, status, t, received]
         for key, _ in keys:
             if self._live_group(self._keys.get(key), t) is None:
                 self._keys[key] = gid

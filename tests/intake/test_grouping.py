@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from datetime import UTC, datetime, timedelta
@@ -136,3 +137,32 @@ def test_group_lines_offline() -> None:
     assert ids[2] == ids[4]
     assert len({ids[0], ids[2], ids[5]}) == 3
     assert group_lines([]) == []
+
+
+def test_a_notification_older_than_the_alerts_latest_is_a_duplicate() -> None:
+    """Events are not always processed in the order they were received: the grouping
+    leader takes its own alerts at once and the other replicas' a second later, and a
+    replica's spool is stored after its outage. An older status must not undo a newer one."""
+    g = AlertGrouper(window_seconds=300, id_factory=_ids())
+
+    def received(seconds: float, status: AlertStatus) -> Event:
+        return dataclasses.replace(ev(fingerprint="fp1", status=status), received_at=at(seconds))
+
+    first = g.assign(received(0, AlertStatus.FIRING), at(0))
+    resolved = g.assign(received(10, AlertStatus.RESOLVED), at(11))
+    assert not resolved.is_duplicate and resolved.count == 2
+    late = g.assign(received(5, AlertStatus.FIRING), at(12))  # received before the resolve
+    assert late.is_duplicate and late.stale and late.group_id == first.group_id
+    assert late.count == 2 and "older" in late.reason
+    again = g.assign(received(10, AlertStatus.RESOLVED), at(13))  # the same resolve, twice
+    assert again.is_duplicate and not again.stale
+    refired = g.assign(received(20, AlertStatus.FIRING), at(20))
+    assert not refired.is_duplicate and refired.count == 3
+
+    # Rebuilt from stored events in id order (a take-over): the late firing, stored last,
+    # does not make the alert firing again either.
+    h = AlertGrouper(window_seconds=300, id_factory=_ids())
+    h.restore(received(0, AlertStatus.FIRING), "g1", at(0))
+    h.restore(received(10, AlertStatus.RESOLVED), "g1", at(11))
+    h.restore(received(5, AlertStatus.FIRING), "g1", at(12))
+    assert h.assign(received(30, AlertStatus.RESOLVED), at(30)).is_duplicate
