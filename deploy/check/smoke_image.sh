@@ -44,7 +44,8 @@ rm -rf $B/run && mkdir -p $B/run/home $B/run/app $B/run/models && chown 10001:10
 PIDS=()
 for i in $(seq 1 $N); do
   mkdir -p $B/run/data$i && chown 10001:10001 $B/run/data$i
-  # models.shared: one claim at /data/models for all pods, /data itself per pod (emptyDir)
+  # models.shared: one claim at /data/models for all pods, /data itself per pod (its own claim
+  # in the chart's StatefulSet, or an emptyDir)
   [ "$N" -gt 1 ] && ln -s $B/run/models $B/run/data$i/models
   port=$((BASEPORT + i))
   (cd $B/run/app && env -i PATH=$B/imgvenv/bin:/usr/bin:/bin HOME=$B/run/home \

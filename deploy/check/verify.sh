@@ -52,6 +52,53 @@ for values in "" "$CHART/ci/production-values.yaml"; do
 done
 echo "-- ServiceMonitor (production values)"
 check "$PY" deploy/check/check_servicemonitor.py "$OUT/production.yaml"
+echo "-- workload (default, production values)"
+check "$PY" deploy/check/check_workload.py "$OUT/default.yaml" Deployment claim:triagebot-data
+check "$PY" deploy/check/check_workload.py "$OUT/production.yaml" StatefulSet per-pod
+
+step "Helm chart: where each pod's /data lives"
+PG=(--set secrets.existingSecret=tb)
+layout() {  # layout NAME KIND DATA [--set ...]: render, validate, check the workload
+  local name=$1 kind=$2 data=$3; shift 3
+  echo "-- $name: $*"
+  if ! "${HELM[@]}" template "$CHART" "$@" >"$OUT/layout-$name.yaml" 2>"$OUT/layout-$name.notes"
+  then
+    echo "FAILED: $(head -c 300 "$OUT/layout-$name.notes")"; failures=$((failures + 1)); return
+  fi
+  check "$TOOLS/bin/kubernetes-validate" --strict --quiet -k 1.30.0 "$OUT/layout-$name.yaml"
+  check "$TOOLS/bin/kubernetes-validate" --strict --quiet -k 1.37.0 "$OUT/layout-$name.yaml"
+  check "$PY" deploy/check/check_workload.py "$OUT/layout-$name.yaml" "$kind" "$data" \
+    ${SAME_POD:+--same-pod-as "$SAME_POD"}
+}
+# The production values with one claim for all pods (perPod=false): the same pod template as the
+# StatefulSet's, apart from the data volume.
+layout shared-claim Deployment claim:triagebot-data -f "$CHART/ci/production-values.yaml" \
+  --set persistence.perPod=false --set persistence.accessMode=ReadWriteMany
+SAME_POD="$OUT/layout-shared-claim.yaml" layout production StatefulSet per-pod \
+  -f "$CHART/ci/production-values.yaml"
+layout sqlite-1 Deployment claim:triagebot-data
+layout auto-3 StatefulSet per-pod "${PG[@]}" --set replicaCount=3 \
+  --set models.shared.enabled=true
+layout auto-1-postgres Deployment claim:triagebot-data "${PG[@]}"
+layout perpod-1-sqlite StatefulSet per-pod --set persistence.perPod=true
+layout existing-claim-3 Deployment claim:shared "${PG[@]}" --set replicaCount=3 \
+  --set persistence.existingClaim=shared --set persistence.accessMode=ReadWriteMany
+layout emptydir-3 Deployment emptyDir "${PG[@]}" --set replicaCount=3 \
+  --set persistence.enabled=false --set models.shared.enabled=true
+layout storage-class StatefulSet per-pod "${PG[@]}" --set replicaCount=2 \
+  --set models.shared.enabled=true --set persistence.storageClass=fast --set persistence.size=3Gi
+check grep -q 'storageClassName: "fast"' "$OUT/layout-storage-class.yaml"
+check grep -q 'storage: 3Gi' "$OUT/layout-storage-class.yaml"
+echo "-- helm upgrade --reuse-values from chart 0.1.1 (its values.yaml: no perPod, no statefulSet)"
+old=$(mktemp -d) && cp -r "$CHART" "$old/" \
+  && git show 39798f1:deploy/helm/triagebot/values.yaml >"$old/triagebot/values.yaml"
+if "${HELM[@]}" template "$old/triagebot" "${PG[@]}" --set replicaCount=3 \
+  --set models.shared.enabled=true >"$OUT/layout-reuse.yaml" 2>"$OUT/layout-reuse.notes"; then
+  check "$PY" deploy/check/check_workload.py "$OUT/layout-reuse.yaml" StatefulSet per-pod
+else
+  echo "FAILED: $(head -c 300 "$OUT/layout-reuse.notes")"; failures=$((failures + 1))
+fi
+rm -rf "$old"
 
 step "Helm chart refuses what cannot work"
 refuses() {  # refuses "expected error text" --set ...
@@ -72,6 +119,16 @@ refuses "secrets.keys.databaseURL is unknown" --set secrets.existingSecret=tb \
 refuses "env.TRIAGEBOT_PORT is set by the chart" --set env.TRIAGEBOT_PORT=9000
 refuses "env.SLACK_BOT_TOKEN is a secret" --set env.SLACK_BOT_TOKEN=xoxb-1
 refuses "env.TRIAGEBOT_DATABASE_URL is a secret" --set env.TRIAGEBOT_DATABASE_URL=postgresql://x
+refuses "set models.shared.enabled=true" --set replicaCount=3 --set secrets.existingSecret=tb
+refuses "set models.shared.enabled=true" --set persistence.perPod=true --set replicaCount=2 \
+  --set secrets.existingSecret=tb
+refuses "persistence.perPod is \"yes\"" --set persistence.perPod=yes
+refuses "cannot be combined with persistence.existingClaim" --set persistence.perPod=true \
+  --set persistence.existingClaim=mine
+refuses "persistence.perPod=true needs persistence.enabled=true" --set persistence.perPod=true \
+  --set persistence.enabled=false
+refuses "is longer than 52 characters" --set persistence.perPod=true \
+  --set fullnameOverride=triagebot-with-a-release-name-much-too-long-for-pods1
 echo "-- a renamed key in the Secret keeps the variable's name"
 "${HELM[@]}" template "$CHART" --set secrets.existingSecret=tb \
   --set secrets.keys.databaseUrl=db-url >"$OUT/renamed.yaml" 2>/dev/null

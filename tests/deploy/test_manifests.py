@@ -115,7 +115,7 @@ def test_image_healthcheck_and_start_command(get_routes: dict[str, set[str]]) ->
 
 def test_chart_probes_hit_get_routes_on_the_named_port(get_routes: dict[str, set[str]]) -> None:
     values = _yaml(CHART / "values.yaml")
-    deployment = (CHART / "templates" / "deployment.yaml").read_text(encoding="utf-8")
+    deployment = (CHART / "templates" / "workload.yaml").read_text(encoding="utf-8")
     assert "- name: http\n              containerPort: {{ .Values.containerPort }}" in deployment
     paths = {}
     for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
@@ -133,7 +133,7 @@ def test_chart_env_names_are_settings() -> None:
     names = set(_yaml(CHART / "values.yaml")["env"])
     # The commented examples under env: are meant to be uncommented as they are.
     names |= set(re.findall(r"^  # (TRIAGEBOT_[A-Z0-9_]+):", values_text, re.M))
-    deployment = (CHART / "templates" / "deployment.yaml").read_text(encoding="utf-8")
+    deployment = (CHART / "templates" / "workload.yaml").read_text(encoding="utf-8")
     names |= set(re.findall(r"- name: ([A-Z][A-Z0-9_]+)$", deployment, re.M))
     names |= set(_secret_env_vars().values())
     assert {"TRIAGEBOT_HOST", "TRIAGEBOT_PORT", "TRIAGEBOT_DATA_DIR"} <= names
@@ -161,6 +161,108 @@ def test_chart_refuses_several_replicas_without_postgresql() -> None:
     assert condition, "the chart must refuse replicaCount > 1 on SQLite"
     assert ".Values.secrets.existingSecret" in condition.group(1)
     assert ".Values.secrets.keys.databaseUrl" in condition.group(1)
+
+
+# --- the chart: where /data lives -----------------------------------------------------------
+
+
+def _template(name: str) -> str:
+    return (CHART / "templates" / name).read_text(encoding="utf-8")
+
+
+def _block(text: str, start: str) -> str:
+    """From the line holding ``start`` to the next line indented as little or less."""
+    lines = text[text.index(start):].splitlines()
+    indent = len(lines[0]) - len(lines[0].lstrip())
+    out = [lines[0]]
+    for line in lines[1:]:
+        if line.strip() and len(line) - len(line.lstrip()) <= indent:
+            break
+        out.append(line)
+    return "\n".join(out)
+
+
+def test_data_dir_contents_are_where_the_chart_mounts_them() -> None:
+    # The chart sets TRIAGEBOT_DATA_DIR=/data and mounts models.shared at /data/models: the bot's
+    # SQLite file, indexes and spool must lie under /data (the per-pod claim), its classifier
+    # artifacts exactly at the shared mount.
+    settings = Settings(_env_file=None, data_dir=Path("/data"), database_url=None)
+    workload = _template("workload.yaml")
+    assert '- name: TRIAGEBOT_DATA_DIR\n              value: "/data"' in workload
+    assert "mountPath: /data\n" in workload
+    assert f"mountPath: {settings.models_dir}\n" in workload
+    for folder in (settings.index_dir, settings.spool_dir):
+        assert folder.parent == Path("/data")
+    assert settings.resolved_database_url == "sqlite:////data/triagebot.db"
+
+
+def test_model_artifacts_are_files_so_per_pod_data_needs_shared_models() -> None:
+    # The database records only an artifact's path (no blob): a model trained on one pod's
+    # volume is missing on the others. Hence the chart's refusal of several replicas with a
+    # claim per pod and no models.shared; if artifacts ever move into the database, relax it.
+    from bot.store.models import ModelVersion
+
+    types = {c.name: type(c.type).__name__ for c in ModelVersion.__table__.columns}
+    assert "artifact_path" in types
+    assert not {"LargeBinary", "BLOB", "BYTEA"} & set(types.values()), types
+    validate = _helper("triagebot.validate")
+    refusal = re.search(r'if include "triagebot.perPodData" \.(.*?)\{\{- end \}\}', validate, re.S)
+    assert refusal and "not .Values.models.shared.enabled" in refusal.group(1)
+
+
+def test_several_replicas_with_persistence_get_a_claim_per_pod() -> None:
+    helper = _helper("triagebot.perPodData")
+    # auto: per pod exactly when replicaCount > 1; an existing claim is one claim for all pods
+    assert '(eq $mode "auto") (gt (int .Values.replicaCount) 1)' in helper
+    assert "not .Values.persistence.existingClaim" in helper
+    assert '$mode := "auto"' in helper  # a release without the value (--reuse-values) is auto
+    values = _yaml(CHART / "values.yaml")
+    assert values["persistence"]["perPod"] == "auto"
+    assert values["statefulSet"]["podManagementPolicy"] == "Parallel"
+    assert values["statefulSet"]["updateStrategy"] == {"type": "RollingUpdate"}
+    production = _yaml(CHART / "ci" / "production-values.yaml")
+    assert production["replicaCount"] > 1
+    assert production["persistence"]["enabled"] is True
+    assert production["persistence"]["perPod"] is True
+    assert production["models"]["shared"]["enabled"] is True
+
+
+def test_one_pod_template_for_both_workload_kinds() -> None:
+    workload = _template("workload.yaml")
+    # One file, one pod template: the StatefulSet's pods have the Deployment's probes, security
+    # contexts, env and mounts by construction.
+    assert "kind: {{ if $perPod }}StatefulSet{{ else }}Deployment{{ end }}" in workload
+    assert workload.count("\n  template:\n") == 1
+    assert "serviceName: {{ include \"triagebot.headlessServiceName\" . }}" in workload
+    assert "podManagementPolicy: {{ $sts.podManagementPolicy }}" in workload
+    # The per-pod claim replaces the pod volume "data"; the release's one claim is not made.
+    volumes = _block(workload, "      volumes:")
+    assert re.search(r"\{\{- if not \$perPod \}\}\s*- name: data\n", volumes)
+    assert 'not (include "triagebot.perPodData" .)' in _template("pvc.yaml").split("---")[0]
+
+
+def test_claim_template_has_only_stable_labels() -> None:
+    # volumeClaimTemplates cannot change on an existing StatefulSet: a chart or app version
+    # label there would make every upgrade of the chart fail.
+    claims = _block(_template("workload.yaml"), "  volumeClaimTemplates:")
+    assert "- metadata:\n        name: data\n" in claims
+    assert 'include "triagebot.selectorLabels"' in claims
+    assert 'include "triagebot.labels"' not in claims and ".Chart" not in claims
+    assert "storage: {{ .Values.persistence.size }}" in claims
+    assert 'dict "storageClass" .Values.persistence.storageClass' in claims
+    selector = _helper("triagebot.selectorLabels")
+    assert ".Chart" not in selector and "version" not in selector
+
+
+def test_headless_service_is_not_scraped_twice() -> None:
+    service = _template("service.yaml")
+    headless = service.split("---", 1)[1]
+    assert 'include "triagebot.perPodData"' in service.split("---", 1)[0].splitlines()[-1]
+    assert 'name: {{ include "triagebot.headlessServiceName" . }}' in headless
+    assert "clusterIP: None" in headless
+    (label,) = re.findall(r"^    ([a-z0-9./-]+): \"true\"$", headless, re.M)
+    monitor = _template("servicemonitor.yaml")
+    assert f"- key: {label}\n        operator: DoesNotExist" in monitor
 
 
 def test_ingress_exposes_only_slack_and_webhooks(get_routes: dict[str, set[str]]) -> None:

@@ -73,6 +73,39 @@ Image reference: repository:tag, the tag defaulting to the chart's appVersion.
 {{- end }}
 
 {{/*
+"true" when every pod gets its own /data claim: the pods then run as a StatefulSet whose
+volumeClaimTemplates make one claim per pod (data-<fullname>-<ordinal>), kept across restarts
+and rolling updates. Empty: a Deployment with one claim for the release (or
+persistence.existingClaim, or an emptyDir). See persistence.perPod in values.yaml.
+A value missing from the release (helm upgrade --reuse-values from chart 0.1.x) counts as "auto".
+*/}}
+{{- define "triagebot.perPodData" -}}
+{{- $mode := "auto" }}
+{{- if not (kindIs "invalid" .Values.persistence.perPod) }}
+{{- $mode = toString .Values.persistence.perPod }}
+{{- end }}
+{{- if and .Values.persistence.enabled (not .Values.persistence.existingClaim) }}
+{{- if or (eq $mode "true") (and (eq $mode "auto") (gt (int .Values.replicaCount) 1)) }}true{{ end }}
+{{- end }}
+{{- end }}
+
+{{/*
+statefulSet values, with defaults when the release has none (helm upgrade --reuse-values from
+chart 0.1.x reuses the old chart's values, which had no statefulSet section).
+*/}}
+{{- define "triagebot.statefulSet" -}}
+{{- $defaults := dict "podManagementPolicy" "Parallel" "updateStrategy" (dict "type" "RollingUpdate") }}
+{{- merge (deepCopy (.Values.statefulSet | default dict)) $defaults | toYaml }}
+{{- end }}
+
+{{/*
+Name of the headless Service that governs the StatefulSet (spec.serviceName).
+*/}}
+{{- define "triagebot.headlessServiceName" -}}
+{{- printf "%s-headless" (include "triagebot.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
 Name of the claim mounted at /data.
 */}}
 {{- define "triagebot.dataClaimName" -}}
@@ -131,6 +164,27 @@ Refuse configurations that cannot work.
 {{- $secretVars := include "triagebot.secretEnvVars" . | fromYaml }}
 {{- if and (gt (int .Values.replicaCount) 1) (not (and .Values.secrets.existingSecret .Values.secrets.keys.databaseUrl)) }}
 {{- fail "replicaCount > 1 needs PostgreSQL: set secrets.existingSecret to a Secret holding TRIAGEBOT_DATABASE_URL (and keep secrets.keys.databaseUrl set); SQLite cannot be shared by several pods" }}
+{{- end }}
+{{- $perPodMode := "auto" }}
+{{- if not (kindIs "invalid" .Values.persistence.perPod) }}
+{{- $perPodMode = toString .Values.persistence.perPod }}
+{{- end }}
+{{- if not (has $perPodMode (list "auto" "true" "false")) }}
+{{- fail (printf "persistence.perPod is %q; expected auto, true or false" $perPodMode) }}
+{{- end }}
+{{- if and (eq $perPodMode "true") (not .Values.persistence.enabled) }}
+{{- fail "persistence.perPod=true needs persistence.enabled=true (a claim per pod); without persistence /data is an emptyDir" }}
+{{- end }}
+{{- if and (eq $perPodMode "true") .Values.persistence.existingClaim }}
+{{- fail "persistence.perPod=true makes a claim per pod; it cannot be combined with persistence.existingClaim (one claim shared by every pod)" }}
+{{- end }}
+{{- if include "triagebot.perPodData" . }}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.models.shared.enabled) }}
+{{- fail "replicaCount > 1 with persistence gives each pod its own /data claim (StatefulSet), so a model trained on one pod would be missing on the others (the database only records the artifact's path): set models.shared.enabled=true (a ReadWriteMany claim at /data/models), or keep one claim for all pods with persistence.perPod=false or persistence.existingClaim" }}
+{{- end }}
+{{- if gt (len (include "triagebot.fullname" .)) 52 }}
+{{- fail (printf "the StatefulSet name %q is longer than 52 characters: its pods' controller-revision-hash label would exceed 63; shorten the release name or set fullnameOverride" (include "triagebot.fullname" .)) }}
+{{- end }}
 {{- end }}
 {{- range $field, $_ := .Values.secrets.keys }}
 {{- if not (hasKey $secretVars $field) }}
