@@ -40,6 +40,17 @@ MENTION_USAGE = (
     "Mention me with an alert or a question, e.g. `@triagebot disk full on db-01`, and I reply "
     "in the thread with the likely category, similar past incidents, the runbook and next steps."
 )
+DM_USAGE = (
+    "Send me an alert or a question, e.g. `disk full on db-01`, and I reply in the thread with "
+    "the likely category, similar past incidents, the runbook and next steps."
+)
+# A mention or direct message of only these words asks how to use the bot: answered with
+# the usage, not classified (a triage of "help" finds "need help to reset password").
+ASKS_FOR_USAGE = {"", "help", "usage", "hi", "hello", "hey", "how", "what"}
+
+
+def asks_for_usage(text: str) -> bool:
+    return text.strip(" \t\n?!.:,").lower() in ASKS_FOR_USAGE
 
 
 def register(app: App, bot: SlackBot) -> None:
@@ -107,6 +118,10 @@ def triage_channel_message(bot: SlackBot, event: dict) -> None:
     text = message_text(event, strip_user=bot.bot_user_id or None)
     if not text.strip():
         return
+    if event.get("channel_type") == "im" and asks_for_usage(text):
+        ts = event.get("ts", "")
+        bot.poster.post(channel, DM_USAGE, None, thread_ts=ts)
+        return
     from_integration = event.get("subtype") == "bot_message" or bool(event.get("bot_id"))
     if mode == ChannelMode.HELPDESK:
         kind = EventKind.TICKET
@@ -127,7 +142,7 @@ def triage_mention(bot: SlackBot, event: dict) -> None:
     user = event.get("user", "")
     text = message_text(event, strip_user=bot.bot_user_id or None)
     text = _strip_leading_mentions(text)
-    if not text:
+    if asks_for_usage(text):
         bot.poster.post(channel, MENTION_USAGE, None, thread_ts=thread_ts)
         return
     mode = bot.channel_mode(channel)

@@ -102,6 +102,26 @@ def test_mention_inside_a_thread_answers_in_that_thread(harness):
     assert reply.args["channel"] == "COPS"
 
 
+@pytest.mark.parametrize("text", ["help", "Help?", "  ", "hi"])
+def test_mention_asking_for_help_gets_the_usage_not_a_triage(harness, fake_slack, text):
+    """"@triagebot help" is the first thing a new user types: it is not an incident to
+    classify (it drew similar tickets such as "need help to reset password")."""
+    payload = mention("COPS", text)
+    assert post(harness.client, event_body(payload)).status_code == 200
+    (reply,) = replies_in(fake_slack, payload["event"]["ts"])
+    assert reply.args["text"].startswith("Mention me with an alert or a question")
+    assert answers_for(harness, message_ts=payload["event"]["ts"]) == []
+
+
+def test_direct_message_asking_for_help_gets_the_usage(harness, fake_slack):
+    payload = channel_message("D0HELP", "help")
+    payload["event"]["channel_type"] = "im"
+    assert post(harness.client, event_body(payload)).status_code == 200
+    (reply,) = replies_in(fake_slack, payload["event"]["ts"])
+    assert reply.args["text"].startswith("Send me an alert or a question")
+    assert answers_for(harness, message_ts=payload["event"]["ts"]) == []
+
+
 def test_retried_event_is_answered_once_even_after_restart(harness, slack_services, fake_slack):
     payload = mention("COPS", "nginx 502 bad gateway on web-03")
     ts = payload["event"]["ts"]
