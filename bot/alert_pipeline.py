@@ -66,6 +66,12 @@ SEEN_GRACE_SECONDS = 60.0  # an id queued here is not queued again for at least 
 INTAKE_LOCK_WAIT_SECONDS = 5.0  # SQLite: longest wait for a write lock before spooling
 _DONE_OUTCOMES = ("new_group", "grouped", "duplicate")
 OUTCOME_FLUSH_SECONDS = 0.25
+# A write of the grouping that fails because the database is unreachable (a failover, a
+# terminated connection) is tried again after 1 s, doubling up to 30 s, while this replica
+# leads; logged at most every DB_WARN_SECONDS.
+DB_RETRY_FIRST_SECONDS = 1.0
+DB_RETRY_MAX_SECONDS = 30.0
+DB_WARN_SECONDS = 30.0
 _IDLE: Any = object()  # the processing thread's "nothing arrived": time to write outcomes
 
 _holders_lock = threading.Lock()
@@ -196,6 +202,7 @@ class AlertPipeline:
         self._lead_lock = threading.Lock()
         self._process_lock = threading.RLock()  # grouping state: processing vs take-over
         self._queued_ids: dict[int, float] = {}  # event id -> when queued here
+        self._db_warned = float("-inf")  # monotonic time of the last "database" warning
         self._stopped = threading.Event()
         for i in range(settings.alert_triage_workers):
             # Daemon threads, like the others: exiting never waits for paced posts.
@@ -623,19 +630,57 @@ class AlertPipeline:
                 with self._process_lock:
                     # Not leading (stepped down): the event stays "queued" for the next leader.
                     if item is not _IDLE and self.leader:
-                        self._process(*item)
+                        self._process_or_requeue(*item)
                     due = len(self._pending) >= WRITE_BATCH or (
                         self._queue.empty()
                         and time.monotonic() - last_flush >= OUTCOME_FLUSH_SECONDS
                     )
                     if due and (self._pending or self._touched):
+                        last_flush = time.monotonic()  # tried again after the same pause
                         self._flush_outcomes()
-                        last_flush = time.monotonic()
-            except Exception:
-                log.exception("alert processing failed")
+            except Exception as exc:
+                if _database_down(exc):  # the outcomes stay pending: written at the next try
+                    self._warn_db("cannot write alert grouping outcomes", exc)
+                else:
+                    log.exception("alert processing failed")
             finally:
                 if item is not _IDLE:
                     self._queue.task_done()
+
+    def _process_or_requeue(self, row_id: int, event: Event) -> None:
+        """Group one event; when a write fails because the database is unreachable, the
+        event (still "queued" in the database) is queued again by the next poll."""
+        try:
+            self._process(row_id, event)
+        except Exception as exc:
+            if not _database_down(exc):
+                raise
+            self._warn_db(f"cannot group event {row_id} now; it is queued again", exc)
+            with self._lock:
+                self._queued_ids.pop(row_id, None)
+
+    def _warn_db(self, what: str, exc: BaseException) -> None:
+        """One warning line for a database error, at most every ``DB_WARN_SECONDS``."""
+        now = time.monotonic()
+        if now - self._db_warned >= DB_WARN_SECONDS:
+            self._db_warned = now
+            log.warning("%s: database unreachable (%s)", what, str(exc).splitlines()[0])
+
+    def _retry_db(self, what: str, write: Callable[[], Any]) -> Any:
+        """``write()``, tried again while it fails because the database is unreachable and
+        this pipeline still leads (a replica that stepped down leaves the work to the next
+        leader, which finds the event "queued")."""
+        delay = DB_RETRY_FIRST_SECONDS
+        while True:
+            try:
+                return write()
+            except Exception as exc:
+                if not _database_down(exc) or self._stopped.is_set() or not self.leader:
+                    raise
+                self._warn_db(f"{what}; trying again", exc)
+            if self._stopped.wait(delay):
+                raise RuntimeError(f"{what}: stopped before the database answered")
+            delay = min(DB_RETRY_MAX_SECONDS, delay * 2)
 
     def _process(self, row_id: int, event: Event) -> None:
         now = self.clock()
@@ -659,6 +704,8 @@ class AlertPipeline:
             state = self.groups.get(decision_group)
         if state is None:  # only this thread opens groups; no lock held during the write
             state = self._open_group(decision_group, event, reason, row_id)
+            if not is_new:  # opening it failed before (the grouper knew it): this opens it
+                is_new, is_dup, stale = True, False, False
         with self._lock:
             if not is_dup:
                 state.count += 1
@@ -745,6 +792,14 @@ class AlertPipeline:
     def _write_outcomes(self) -> None:
         pending, self._pending = self._pending, []
         touched, self._touched = self._touched, set()
+        try:
+            self._write(pending, touched)
+        except BaseException:  # kept for the next try: otherwise those events stay "queued"
+            self._pending = pending + self._pending
+            self._touched |= touched
+            raise
+
+    def _write(self, pending: list[tuple[int, int, str, float]], touched: set[str]) -> None:
         with self._lock:
             states = [self.groups[key] for key in touched if key in self.groups]
         with session_scope(self.sessions) as session:
@@ -797,8 +852,10 @@ class AlertPipeline:
             result = None
         answer_id = None
         if result is not None:
-            answer_id = record_answer(
-                self.sessions, event=event, triage=result, surface="webhook", channel=state.channel
+            answer_id = self._retry_db(
+                f"cannot store the triage of alert group {state.row_id}",
+                lambda: record_answer(self.sessions, event=event, triage=result,
+                                      surface="webhook", channel=state.channel),
             )
         with self._lock:
             state.answer_id, state.triage = answer_id, result
@@ -822,22 +879,10 @@ class AlertPipeline:
                     # next flush. Changes made while a post was in flight need an edit too.
                     state.last_update = 0.0 if adopted else self.clock()
                     state.dirty = adopted or state.revision != revision
-        with session_scope(self.sessions) as session:
-            session.execute(
-                update(EventRecord)
-                .where(EventRecord.id == row_id)
-                .values(group_id=state.row_id, outcome="new_group", grouped_at=_when(grouped_at))
-            )
-            if not ts:
-                return
-            group = session.get(AlertGroup, state.row_id)
-            if group is not None:
-                group.thread_ts = ts
-            if answer_id:
-                answer = repo.get_answer(session=session, answer_id=answer_id)
-                if answer is not None:
-                    answer.message_ts = ts
-                    answer.thread_ts = ts
+        self._retry_db(
+            f"cannot store the thread of alert group {state.row_id}",
+            lambda: _store_posted(self.sessions, row_id, state.row_id, grouped_at, ts, answer_id),
+        )
 
     def _post_or_adopt(self, state: GroupState, text: str, blocks: Any) -> tuple[str, bool]:
         """Post the group's top message, tagged with its id; returns (ts, adopted).
@@ -892,6 +937,35 @@ class AlertPipeline:
                 self.updates += 1
             done += 1
         return done
+
+
+def _store_posted(
+    sessions: Any, event_id: int, group_id: int, grouped_at: float, ts: str,
+    answer_id: int | None,
+) -> None:
+    """Record that a new group's first event is done and where its thread is (``ts``)."""
+    with session_scope(sessions) as session:
+        session.execute(
+            update(EventRecord)
+            .where(EventRecord.id == event_id)
+            .values(group_id=group_id, outcome="new_group", grouped_at=_when(grouped_at))
+        )
+        if not ts:
+            return
+        group = session.get(AlertGroup, group_id)
+        if group is not None:
+            group.thread_ts = ts
+        if answer_id:
+            answer = repo.get_answer(session=session, answer_id=answer_id)
+            if answer is not None:
+                answer.message_ts = ts
+                answer.thread_ts = ts
+
+
+def _database_down(exc: BaseException) -> bool:
+    from bot.spool import is_database_down
+
+    return is_database_down(exc)
 
 
 def _drain(tasks: queue.Queue[Any]) -> int:
