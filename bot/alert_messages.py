@@ -11,8 +11,12 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def render_group_message(state: Any, triage: Any, answer_id: int | None) -> tuple[str, list]:
-    """Text fallback and blocks for one alert group (header first, then the triage)."""
+def render_group_message(
+    state: Any, triage: Any, answer_id: int | None, label_options: Any = None
+) -> tuple[str, list]:
+    """Text fallback and blocks for one alert group (header first, then the triage).
+
+    ``label_options``: labels per target offered for corrections (None: the candidates)."""
     status = state.status.upper()
     icon = ":white_check_mark:" if state.status == "resolved" else ":rotating_light:"
     names = ", ".join(
@@ -40,7 +44,9 @@ def render_group_message(state: Any, triage: Any, answer_id: int | None) -> tupl
     if triage is not None:
         from bot.slack.blocks import cut_text, render_triage
 
-        triage_text, triage_blocks = render_triage(triage, answer_id)
+        triage_text, triage_blocks = render_triage(
+            triage, answer_id, label_options=label_options
+        )
         room = 50 - len(blocks) - 1
         blocks.append({"type": "divider"})
         blocks.extend(triage_blocks[:room])

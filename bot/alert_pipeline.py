@@ -223,6 +223,9 @@ class AlertPipeline:
         )
         self._leader_thread.start()
 
+    # Labels per target offered for corrections (the Slack app's, set by from_runtime).
+    label_options: Callable[[], Any] | None = None
+
     @classmethod
     def from_runtime(cls, runtime: Any) -> AlertPipeline:
         services = runtime.services
@@ -235,7 +238,7 @@ class AlertPipeline:
             slack_app_for(runtime)
             poster = runtime.components["slack_bot"].poster
         replayer = runtime.components.get("spool_replayer")
-        return cls(
+        pipeline = cls(
             settings=runtime.settings,
             sessions=services.sessions,
             assistant=services.assistant,
@@ -243,6 +246,20 @@ class AlertPipeline:
             spool=runtime.components.get("spool"),
             on_spooled=replayer.wake if replayer is not None else None,
         )
+        if poster is not None:  # corrections offer every known label, as answers in Slack do
+            pipeline.label_options = runtime.components["slack_bot"].label_options
+        return pipeline
+
+    def known_labels(self) -> Any:
+        """The labels a correction on a group's message offers per target; None when unknown
+        (the prediction's own candidates are offered)."""
+        if self.label_options is None:
+            return None
+        try:
+            return self.label_options()
+        except Exception:
+            log.warning("cannot list the known labels for corrections", exc_info=True)
+            return None
 
     # --- leadership of the grouping -------------------------------------------------------
 
@@ -668,14 +685,15 @@ class AlertPipeline:
 
     def _retry_db(self, what: str, write: Callable[[], Any]) -> Any:
         """``write()``, tried again while it fails because the database is unreachable and
-        this pipeline still leads (a replica that stepped down leaves the work to the next
-        leader, which finds the event "queued")."""
+        this pipeline still leads (a replica that stepped down, or whose lease ran out, leaves
+        the work to the next leader, which finds the event "queued")."""
         delay = DB_RETRY_FIRST_SECONDS
         while True:
             try:
                 return write()
             except Exception as exc:
-                if not _database_down(exc) or self._stopped.is_set() or not self.leader:
+                leading = self.leader and self.clock() < self._lease_until
+                if not _database_down(exc) or self._stopped.is_set() or not leading:
                     raise
                 self._warn_db(f"{what}; trying again", exc)
             if self._stopped.wait(delay):
@@ -703,7 +721,12 @@ class AlertPipeline:
         with self._lock:
             state = self.groups.get(decision_group)
         if state is None:  # only this thread opens groups; no lock held during the write
-            state = self._open_group(decision_group, event, reason, row_id)
+            # Tried again in place while this replica's lease lasts: the grouper has counted
+            # the event already, so queueing it again would count it as its own duplicate.
+            state = self._retry_db(
+                f"cannot store a new alert group for event {row_id}",
+                lambda: self._open_group(decision_group, event, reason, row_id),
+            )
             if not is_new:  # opening it failed before (the grouper knew it): this opens it
                 is_new, is_dup, stale = True, False, False
         with self._lock:
@@ -862,7 +885,7 @@ class AlertPipeline:
             shown, revision = _snapshot(state), state.revision
         ts = ""
         if self.poster is not None and state.channel:
-            text, blocks = render_group_message(shown, result, answer_id)
+            text, blocks = render_group_message(shown, result, answer_id, self.known_labels())
             adopted = False
             try:
                 ts, adopted = self._post_or_adopt(state, text, blocks)
@@ -923,7 +946,9 @@ class AlertPipeline:
             ]
         done = 0
         for state, shown, revision in due:
-            text, blocks = render_group_message(shown, shown.triage, shown.answer_id)
+            text, blocks = render_group_message(
+                shown, shown.triage, shown.answer_id, self.known_labels()
+            )
             try:
                 self.poster.update(
                     shown.channel, shown.thread_ts, text, blocks, group_metadata(state.row_id)

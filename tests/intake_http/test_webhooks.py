@@ -182,3 +182,39 @@ def test_resolved_alert_marks_its_thread_resolved(harness, fake) -> None:
     pipeline().flush(force=True)
     updates = fake.wait_for(lambda c: c.method == "chat.update" and "RESOLVED" in c.args["text"])
     assert updates
+
+
+def test_alert_thread_offers_every_known_label_for_a_correction(harness, fake) -> None:
+    """The on-call corrects a wrong label on the alert's own message: every label the
+    models know is offered (as in answers to messages), not only the top three candidates
+    the prediction ranked, which the right label is often not among."""
+    import threading
+    from types import SimpleNamespace
+
+    from bot.slack.service import SlackBot
+
+    client, services, pipeline = harness
+    fake.reset()
+    body = notification([alert("RedisMemoryHigh", "cache-09", service="cache")], group_key="rl")
+    assert post(client, body).status_code == 202
+    assert pipeline().wait_idle()
+    (posted,) = fake.wait_for(lambda c: c.method == "chat.postMessage")
+    correction = next(
+        e
+        for b in posted.args["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == "triage_correct_label"
+    )
+    offered = {
+        g["label"]["text"]: [o["text"]["text"] for o in g["options"]]
+        for g in correction["option_groups"]
+    }
+    ready = threading.Event()
+    ready.set()
+    runtime = SimpleNamespace(
+        settings=services.settings, services=services, components={}, ready=ready
+    )
+    known = SlackBot(runtime, pipeline().poster).label_options()  # what message answers offer
+    assert len(known["category"]) > 3
+    assert offered["Category"] == known["category"]
