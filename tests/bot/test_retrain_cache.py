@@ -32,7 +32,8 @@ def test_second_retrain_embeds_nothing_and_a_broken_cache_is_bypassed(services) 
 
     folders = list((clf.models_dir / "embcache").iterdir())
     assert len(folders) == 1 and clf.embedder.model_name.split("/")[-1][:20] in folders[0].name
-    (folders[0] / "index.txt").write_text("not-a-key\n", encoding="ascii")  # inconsistent
+    generation = (folders[0] / "current").read_text(encoding="ascii").strip()
+    (folders[0] / f"index.{generation}.txt").write_text("not-a-key\n", encoding="ascii")
     embedded.clear()
     third = clf.train("category", actor="test", force=True)
     assert sum(embedded) > 0  # embedded afresh
