@@ -128,9 +128,12 @@ def test_a_failed_write_of_the_outcomes_is_written_again(leader: Leader) -> None
 
 
 def test_a_failed_write_of_a_new_group_opens_it_on_the_next_try(leader: Leader) -> None:
-    """A new group is stored (alert_groups) when its first alert is grouped."""
-    leader.interrupt("alert_groups", lambda: leader.pipeline.accept([alert("DiskFull", "fp-1")]))
-    leader.wait(lambda: leader.outcomes() == ["new_group"], "the first alert's outcome")
-    assert leader.groups() == [("DiskFull", 1, True)]
+    """A new group is stored (alert_groups) when its first alert is grouped; the second
+    alert of the same notification must not open it in its place and leave the first
+    uncounted."""
+    both = [alert("DiskFull", "fp-1"), alert("DiskFull", "fp-2")]
+    leader.interrupt("alert_groups", lambda: leader.pipeline.accept(both))
+    leader.wait(lambda: leader.outcomes() == ["new_group", "grouped"], "both outcomes")
+    assert leader.groups() == [("DiskFull", 2, True)]
     (top,) = leader.fake.top_messages(CHANNEL)
     assert top["text"].startswith("[FIRING] DiskFull")
