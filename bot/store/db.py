@@ -14,9 +14,10 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 SQLITE_LOCK_WAIT_MS = 30_000  # how long a SQLite transaction waits for another writer
 LOCK_WAIT_OPTION = "triagebot_sqlite_lock_wait_ms"
@@ -101,12 +102,54 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+# pg_advisory_lock key of schema upgrades (any constant; "tbot" in ASCII)
+MIGRATION_LOCK_KEY = 0x74626F74
+
+
 def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the schema up to date (idempotent)."""
+    """Bring the schema up to date (idempotent). One process at a time: replicas started
+    together all run it, and without the lock each created the same tables (one succeeded,
+    the others failed on "already exists" and their containers exited)."""
     try:
-        command.upgrade(alembic_config(url), revision)
+        with _migration_lock(url):
+            command.upgrade(alembic_config(url), revision)
     except OperationalError as exc:
         raise DatabaseUnavailableError(f"cannot upgrade database: {exc.orig}") from exc
+
+
+@contextmanager
+def _migration_lock(url: str) -> Iterator[None]:
+    """PostgreSQL: a session advisory lock; SQLite: an flock on a file beside the database
+    (its DDL is not transactional, so the database cannot serialise it by itself)."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if not path or path == ":memory:":
+            yield
+            return
+        import fcntl
+
+        lock_path = Path(path).with_name(Path(path).name + ".migrate.lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with lock_path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+            yield
+        return
+    if not url.startswith("postgresql"):
+        yield
+        return
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"),
+                             {"key": MIGRATION_LOCK_KEY})
+                conn.commit()
+    finally:
+        engine.dispose()
 
 
 def is_current(engine: Engine) -> bool:
