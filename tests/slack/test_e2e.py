@@ -336,7 +336,7 @@ def test_root_cause_modal_creates_an_incident_found_by_the_next_triage(harness, 
     )
     response = post(harness.client, interaction_body(submission))
     assert response.status_code == 200
-    ephemerals(fake_slack, "root cause and fix saved")
+    ephemerals(fake_slack, f"saved as incident `slack:COPS:{payload['event']['ts']}`")  # this one
     with session_scope(harness.services.sessions) as session:
         (incident,) = [i for i in repo.list_incidents(session=session) if i.root_cause == cause]
         assert (incident.kind, incident.source_name, incident.visibility) == (
@@ -469,11 +469,11 @@ def test_root_cause_modal_requires_both_fields(harness):
 
 def test_bad_action_value_reports_a_reference_id(harness, fake_slack):
     click(harness, "block_actions_record_root_cause.json", "not-a-number")
-    (call,) = [
-        c
-        for c in ephemerals(fake_slack, "Something went wrong (ref ")
-        if c.args["channel"] == "COPS"
-    ]
+    (call,) = fake_slack.wait_for(
+        lambda c: c.method == "chat.postEphemeral"
+        and c.args["channel"] == "COPS"
+        and "Something went wrong (ref " in c.args.get("text", "")
+    )
     ref = call.args["text"].split("(ref ")[1][:8]
     assert len(ref) == 8 and int(ref, 16) >= 0
 
