@@ -14,12 +14,26 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 SQLITE_LOCK_WAIT_MS = 30_000  # how long a SQLite transaction waits for another writer
+# libpq connection parameters of PostgreSQL, unless the URL sets them: a host that stops
+# answering (a failover, a dropped network path) fails a connection attempt after
+# connect_timeout seconds and a connection in use once its data stays unacknowledged for
+# tcp_user_timeout ms (or its keepalives go unanswered), instead of waiting for the kernel's
+# TCP timeouts (minutes to hours): then the intake spools alerts instead of answering 503
+# after 30 s with nothing spooled.
+POSTGRES_CONNECT_ARGS = {
+    "connect_timeout": 5,
+    "tcp_user_timeout": 15_000,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
 LOCK_WAIT_OPTION = "triagebot_sqlite_lock_wait_ms"
 
 
@@ -60,7 +74,12 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    connect_args = {}
+    if url.startswith("postgresql"):
+        given = make_url(url).query
+        connect_args = {k: v for k, v in POSTGRES_CONNECT_ARGS.items() if k not in given}
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                         connect_args=connect_args)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
