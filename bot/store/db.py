@@ -74,12 +74,16 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    connect_args = {}
-    if url.startswith("postgresql"):
-        given = make_url(url).query
-        connect_args = {k: v for k, v in POSTGRES_CONNECT_ARGS.items() if k not in given}
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
-                         connect_args=connect_args)
+                         connect_args=postgres_connect_args(url))
+
+
+def postgres_connect_args(url: str) -> dict[str, int]:
+    """:data:`POSTGRES_CONNECT_ARGS` less those the URL sets (none for other databases)."""
+    if not url.startswith("postgresql"):
+        return {}
+    given = make_url(url).query
+    return {k: v for k, v in POSTGRES_CONNECT_ARGS.items() if k not in given}
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -156,7 +160,7 @@ def _migration_lock(url: str) -> Iterator[None]:
     if not url.startswith("postgresql"):
         yield
         return
-    engine = create_engine(url, poolclass=NullPool)
+    engine = create_engine(url, poolclass=NullPool, connect_args=postgres_connect_args(url))
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})

@@ -111,3 +111,12 @@ def test_an_alert_is_spooled_within_seconds_when_postgres_stops_answering(
         finally:
             spool.close()
             engine.dispose()
+
+
+def test_db_upgrade_against_a_silent_postgres_host_says_so_within_seconds() -> None:
+    """`triagebot db upgrade` (and `serve`, which upgrades first) waited forever."""
+    with silent_host() as url:
+        done, result, seconds = in_thread(lambda: db.upgrade(url), timeout=30)
+        assert done, "db upgrade was still waiting after 30 s"
+        assert isinstance(result, db.DatabaseUnavailableError), result
+        assert "cannot upgrade database" in str(result) and seconds < 15
