@@ -126,6 +126,7 @@ def load_models(services: Services) -> None:
         taxonomy_path=taxonomy_path(settings),
         min_accuracy_gain=settings.promote_min_accuracy_gain,
         min_macro_f1_gain=settings.promote_min_macro_f1_gain,
+        max_coverage_loss=settings.promote_max_coverage_loss,
     )
     classifiers.load()
     services.embedder = embedder

@@ -138,6 +138,7 @@ class ClassifierService:
         taxonomy_path: Path | None = None,
         min_accuracy_gain: float = 0.0,
         min_macro_f1_gain: float = 0.0,
+        max_coverage_loss: float = 0.05,
     ) -> None:
         self._sessions = session_factory
         self.embedder = embedder
@@ -148,6 +149,7 @@ class ClassifierService:
         self.taxonomy_path = taxonomy_path
         self.min_accuracy_gain = min_accuracy_gain
         self.min_macro_f1_gain = min_macro_f1_gain
+        self.max_coverage_loss = max_coverage_loss
         self.active: dict[str, LoadedModel] = {}
         # active versions in the database at the last load, broken artifacts included, so
         # that sync() does not reload every minute because one artifact cannot be read
@@ -410,6 +412,8 @@ class ClassifierService:
             challenger,
             min_accuracy_gain=0.0 if cold else self.min_accuracy_gain,
             min_macro_f1_gain=0.0 if cold else self.min_macro_f1_gain,
+            max_coverage_loss=self.max_coverage_loss,
+            min_precision=self.min_precision,
         )
         promote = decision.promote or force
         version = f"{target}-{datetime.now(UTC):%Y%m%d%H%M%S%f}"

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     min_precision: float = Field(0.9, gt=0, le=1)
     promote_min_accuracy_gain: float = 0.0
     promote_min_macro_f1_gain: float = 0.0
+    promote_max_coverage_loss: float = Field(
+        0.05, ge=0, le=1,
+        description="A retrained model answering this much less often is not promoted.")
     min_labels_per_target: int = Field(
         30, ge=2, description="Below this, a target uses zero-shot classification."
     )

@@ -168,11 +168,23 @@ class Decision:
     coverage_gain: float
 
 
+# A champion whose answers on the held-out rows are this close to the target precision
+# still answers trustworthily: its coverage is worth defending.
+COVERED_ACCURACY_SLACK = 0.05
+
+
 def champion_challenger(champion: ClassificationReport | None,
                         challenger: ClassificationReport, *, min_accuracy_gain: float = 0.0,
-                        min_macro_f1_gain: float = 0.0) -> Decision:
-    """Promote the challenger only if it is at least as good on accuracy and macro-F1.
+                        min_macro_f1_gain: float = 0.0, max_coverage_loss: float = 0.05,
+                        min_precision: float = 0.9) -> Decision:
+    """Promote the challenger only if it is at least as good on accuracy and macro-F1, and
+    answers (rather than "unsure") at most ``max_coverage_loss`` fewer of the held-out rows
+    (or fewer by no more than noise) than a champion whose answers there are about as accurate
+    as ``min_precision`` asks.
 
+    Without the coverage rule a challenger that ties on accuracy and macro-F1 but never
+    reaches its threshold replaced a model answering 83% of the rows: every answer became
+    "unsure". A champion whose answers fall short of the target precision is not defended.
     Both reports must be for the same target and measured on the same test set size.
     """
     if champion is None:
@@ -193,6 +205,12 @@ def champion_challenger(champion: ClassificationReport | None,
         fails.append(f"accuracy gain {acc:+.3f} < {min_accuracy_gain:+.3f}")
     if f1 < min_macro_f1_gain:
         fails.append(f"macro-F1 gain {f1:+.3f} < {min_macro_f1_gain:+.3f}")
+    if -cov > max(max_coverage_loss, _coverage_noise(champion, challenger)) and (
+            champion.covered_accuracy >= min_precision - COVERED_ACCURACY_SLACK):
+        fails.append(f"it would answer {challenger.coverage:.0%} of the rows instead of "
+                     f"{champion.coverage:.0%} (the active model's answers are "
+                     f"{champion.covered_accuracy:.0%} right; loss allowed "
+                     f"{max_coverage_loss:.0%})")
     # both measured here, on the same held-out rows: the active model's figures from its
     # own training run (``models list``) came from another split and do not compare
     figures = (f"accuracy {challenger.accuracy:.3f} vs {champion.accuracy:.3f}, macro-F1 "
@@ -202,6 +220,13 @@ def champion_challenger(champion: ClassificationReport | None,
         return Decision(False, "keep champion: " + "; ".join(fails) + f" ({figures})",
                         acc, f1, cov)
     return Decision(True, f"promote: {figures}", acc, f1, cov)
+
+
+def _coverage_noise(a: ClassificationReport, b: ClassificationReport) -> float:
+    """Two standard errors of a coverage difference on these rows: on a few dozen held-out
+    rows, three rows more or less answered is noise, not a model that stopped answering."""
+    p = (a.coverage + b.coverage) / 2
+    return 2.0 * float(np.sqrt(2.0 * p * (1.0 - p) / max(1, a.n_test)))
 
 
 def fingerprint(texts: Sequence[str], labels: Sequence[str]) -> str:

@@ -76,6 +76,25 @@ def test_champion_challenger():
         champion_challenger(worse, _report([True] * 4))
 
 
+def test_a_challenger_that_would_stop_answering_is_not_promoted():
+    y = ["a", "b"] * 5
+    answering = build_report("team", 10, y, y, [[v] for v in y], [True] * 9 + [False])
+    mute = build_report("team", 10, y, y, [[v] for v in y], [False] * 10)  # same labels
+    d = champion_challenger(answering, mute)
+    assert not d.promote and d.coverage_gain == pytest.approx(-0.9)
+    assert "it would answer 0% of the rows instead of 90%" in d.reason
+    assert champion_challenger(answering, mute, max_coverage_loss=1.0).promote
+    assert champion_challenger(mute, answering).promote  # answering more is never held back
+    # a champion whose answers are mostly wrong is not defended for answering often
+    wrong = [("b" if v == "a" else "a") for v in y[:6]] + y[6:]
+    reckless = build_report("team", 10, y, wrong, [[v] for v in wrong], [True] * 10)
+    careful = build_report("team", 10, y, wrong, [[v] for v in wrong], [False] * 10)
+    assert champion_challenger(reckless, careful).promote
+    # one row fewer answered of ten is noise, not a model that stopped answering
+    fewer = build_report("team", 10, y, y, [[v] for v in y], [True] * 8 + [False] * 2)
+    assert champion_challenger(answering, fewer).promote
+
+
 def test_fingerprint_is_order_independent():
     a = fingerprint(["x", "y"], ["1", "2"])
     assert a == fingerprint(["y", "x"], ["2", "1"])
