@@ -550,7 +550,17 @@ def jobs_run(
     svc = services()
     run = run_job(name, svc)
     if run is None:
-        console.print(f"{name} is running elsewhere; not started")
+        from bot.store.db import session_scope
+        from bot.store.models import JobLease
+
+        with session_scope(svc.sessions) as session:
+            lease = session.get(JobLease, name)
+            where = ""
+            if lease is not None:
+                until = lease.expires_at  # SQLite gives it back without a zone: UTC
+                until = until.astimezone(UTC) if until.tzinfo else until
+                where = f" ({lease.holder}, lease renewed until {until:%H:%M:%S} UTC)"
+        console.print(f"{name} is running elsewhere{where}; not started")
         raise typer.Exit(1)
     print_json({"job": name, "outcome": run.outcome, "detail": run.detail})
     if run.outcome != "ok":

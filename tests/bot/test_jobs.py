@@ -1,11 +1,26 @@
-"""bot.jobs.job_crons: one schedule per job, read from the settings."""
+"""bot.jobs: one schedule per job, read from the settings; the lease of a job run."""
 
 from __future__ import annotations
 
-from apscheduler.triggers.cron import CronTrigger
+import subprocess
+import sys
+import threading
+import time
+import types
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import select
+
+from bot import jobs
 from bot.config import Settings
-from bot.jobs import HOUSEKEEPING_CRON, JOBS, job_crons
+from bot.jobs import HOUSEKEEPING_CRON, JOBS, RUN_LEASE_TTL, job_crons, run_job
+from bot.store.db import session_scope
+from bot.store.models import JobLease, JobRun
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_job_has_a_valid_cron_from_the_settings() -> None:
@@ -32,3 +47,74 @@ def test_defaults() -> None:
         "drift": "41 * * * *",
         "housekeeping": "7 4 * * *",
     }
+
+
+# --- the lease of a run: renewed while it runs, freed soon when its process dies ----------
+
+DEAD_RUN = """
+import os, sys, types
+from bot.jobs import JOBS, run_job
+from bot.store import db
+
+engine = db.make_engine(sys.argv[1])
+services = types.SimpleNamespace(sessions=db.make_session_factory(engine))
+JOBS["housekeeping"] = lambda services, notify: os._exit(9)  # the pod dies mid-job (OOM)
+run_job("housekeeping", services, holder="pod-a")
+"""
+
+
+@pytest.fixture
+def job_services(database_url: str):
+    from bot.store import db
+
+    db.upgrade(database_url)
+    engine = db.make_engine(database_url)
+    yield types.SimpleNamespace(sessions=db.make_session_factory(engine))
+    engine.dispose()
+
+
+def test_a_job_whose_process_died_is_free_to_run_again_within_minutes(
+    database_url: str, job_services
+) -> None:
+    """A replica killed during a job (OOMKilled in a retrain, SIGKILL) kept the job's lease
+    for an hour: the scheduled runs were skipped as "running elsewhere", `jobs run` refused,
+    and `jobs list` showed the dead run as running for good."""
+    dead = subprocess.run([sys.executable, "-c", DEAD_RUN, database_url],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert dead.returncode == 9, dead.stderr
+    with session_scope(job_services.sessions) as session:
+        lease = session.get(JobLease, "housekeeping")
+        (run,) = session.scalars(select(JobRun)).all()
+        assert lease is not None and lease.holder == "pod-a" and run.outcome == "running"
+        expires = lease.expires_at.replace(tzinfo=lease.expires_at.tzinfo or UTC)
+    assert expires - datetime.now(UTC) <= RUN_LEASE_TTL
+
+    later = datetime.now(UTC) + RUN_LEASE_TTL + timedelta(seconds=1)
+    again = run_job("housekeeping", job_services, holder="pod-b", now=later)
+    assert again is not None and again.outcome == "ok"
+    with session_scope(job_services.sessions) as session:
+        outcomes = [r.outcome for r in session.scalars(select(JobRun).order_by(JobRun.id))]
+    assert outcomes == ["interrupted", "ok"]
+
+
+def test_a_long_job_keeps_its_lease(job_services, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobs, "RUN_LEASE_TTL", timedelta(seconds=1))
+    started, finish = threading.Event(), threading.Event()
+
+    def slow(services: object, notify: object) -> dict:
+        started.set()
+        finish.wait(10)
+        return {}
+
+    monkeypatch.setitem(JOBS, "housekeeping", slow)
+    first = threading.Thread(target=run_job, args=("housekeeping", job_services),
+                             kwargs={"holder": "pod-a"})
+    first.start()
+    try:
+        assert started.wait(10)
+        time.sleep(2.5)  # well past the TTL: renewed meanwhile
+        assert run_job("housekeeping", job_services, holder="pod-b") is None
+    finally:
+        finish.set()
+        first.join(10)
+    assert run_job("housekeeping", job_services, holder="pod-b") is not None
