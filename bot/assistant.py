@@ -178,9 +178,14 @@ class Assistant:
             runbooks = [_hit_dict(hit, "runbook") for hit in self.knowledge.search(
                 RUNBOOKS, text, vector, k=k, visibility=visibility)]
         if kind != "runbook":
-            incidents = [_hit_dict(hit, hit.best.kind) for hit in self.knowledge.search(
-                INCIDENTS, text, vector, k=k, kinds=[kind] if kind else None,
-                visibility=visibility)]
+            hits = self.knowledge.search(INCIDENTS, text, vector, k=k,
+                                         kinds=[kind] if kind else None, visibility=visibility)
+            views = self._incident_views(h.best.id for h in hits)
+            incidents = [_hit_dict(hit, hit.best.kind) for hit in hits]
+            for row, hit in zip(incidents, hits, strict=True):
+                view = views.get(hit.best.id)
+                if view is not None:  # what was found and done: why a past case helps
+                    row["root_cause"], row["resolution"] = view.root_cause, view.resolution
         if kind is not None:
             return runbooks if kind == "runbook" else incidents
         # The two indexes fuse their signals differently, so their scores do not compare
@@ -453,6 +458,7 @@ def _hit_dict(hit: DocumentHit, kind: str) -> dict[str, Any]:
         "id": p.id,
         "title": p.title,
         "section": p.section,
+        "excerpt": " ".join(p.text.split())[:300],
         "score": round(float(hit.score), 4),
         "dense": round(float(hit.dense), 4),
         "lexical": round(float(hit.lexical), 4),

@@ -394,13 +394,19 @@ def render_search_results(
     if not rows:
         blocks.append(section(escape(empty)))
         return escape(f"{title}: {empty}"), blocks
-    lines = []
     for r in rows[:10]:
         where = escape(str(r.get("title", "")))
         if r.get("section"):
             where += f" › {escape(str(r['section']))}"
         ref = escape(str(r.get("ref", "")))
-        lines.append(f"• *{where}* ({float(r.get('score', 0)):.2f}) _{ref}_")
-    blocks.append(section("\n".join(lines)))
+        # the cosine of the best passage: a similarity in [0, 1] (the fused rank score is not)
+        line = f"• *{where}* _{ref}_ (similarity {float(r.get('dense', 0)):.2f})"
+        detail = [f"{name}: {one_line(str(r[key]), 200)}"
+                  for name, key in (("Cause", "root_cause"), ("Fix", "resolution")) if r.get(key)]
+        if not detail and r.get("excerpt"):
+            detail = [one_line(str(r["excerpt"]), 240)]
+        if detail:
+            line += "\n    " + escape(" · ".join(detail))
+        blocks.append(section(line))
     text = f"{title}: " + "; ".join(str(r.get("title", "")) for r in rows[:5])
     return cut_text(escape(text), MAX_FALLBACK), blocks

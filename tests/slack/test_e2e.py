@@ -4,6 +4,7 @@ embedded samples, and assertions on the calls the fake Web API received."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import timedelta
 
@@ -248,6 +249,14 @@ def test_similar_and_runbook_answer_ephemerally(harness, fake_slack):
         (call,) = fake_slack.wait_for(lambda c, n=name: c.path.endswith(f"/response/{n}"))
         assert call.args["response_type"] == "ephemeral"
         assert_valid_blocks(call.args["blocks"])
+        rows = [b["text"]["text"] for b in call.args["blocks"][1:]]
+        assert rows
+        for row in rows:  # a similarity in [0, 1], not the fused rank score (1.38 was shown)
+            (similarity,) = re.findall(r"\(similarity (\d+\.\d\d)\)", row)
+            assert 0.0 <= float(similarity) <= 1.0
+            assert "\n" in row  # and what the hit says, not its title alone
+        if command == "/similar":  # past cases show what was found and done
+            assert any("Fix: " in row for row in rows), rows
 
 
 def test_message_shortcut_replies_in_that_messages_thread(harness, fake_slack):
