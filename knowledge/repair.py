@@ -18,6 +18,13 @@ _CONFIG = ftfy.TextFixerConfig(
 )
 
 
+# Bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069): they make
+# text display in another order than it reads ("Trojan Source"), so an echoed "asked: ..."
+# or a stored title could show something else than it says. Right-to-left scripts need none
+# of them (the Unicode bidi algorithm orders them); the marks U+200E/U+200F are kept.
+_BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+
+
 def repair_text(text: str) -> str:
-    """``text`` with mojibake and control characters repaired (idempotent)."""
-    return ftfy.fix_text(text, _CONFIG) if text else text
+    """``text`` with mojibake, control characters and bidi overrides repaired (idempotent)."""
+    return ftfy.fix_text(text, _CONFIG).translate(_BIDI_CONTROLS) if text else text

@@ -113,6 +113,14 @@ def test_repair_leaves_clean_text_alone() -> None:
     for text in ("plain ascii & <b>html</b> &amp; \"quotes\"", "naïve “curly” ｆｕｌｌ", "日本語"):
         assert repair_text(text) == text
     assert repair_text("") == ""
+    assert repair_text("שרת הדואר לא עונה") == "שרת הדואר לא עונה"  # right-to-left text as is
+
+
+def test_repair_drops_bidi_overrides() -> None:
+    # "invoice\u202egpj.exe" displays as "invoiceexe.jpg"
+    assert repair_text("open invoice\u202egpj.exe now") == "open invoicegpj.exe now"
+    assert repair_text("a\u2066b\u2069c\u202ad\u202c") == "abcd"
+    assert repair_text("mark\u200fkept") == "mark\u200fkept"
 
 
 def test_a_mapping_to_a_column_the_file_lacks_is_refused(tmp_path: Path) -> None:
