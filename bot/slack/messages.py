@@ -18,6 +18,7 @@ from bot.events import EventKind
 from bot.metrics import EVENTS
 from bot.slack.ids import CallbackId, Surface
 from bot.slack.normalize import (
+    has_words,
     is_top_level,
     is_triaged_subtype,
     message_text,
@@ -117,6 +118,9 @@ def triage_channel_message(bot: SlackBot, event: dict) -> None:
         return
     text = message_text(event, strip_user=bot.bot_user_id or None)
     if not text.strip():
+        return
+    if event.get("channel_type") != "im" and not has_words(text):
+        EVENTS.labels(source="slack", outcome="no_words").inc()  # emoji, mentions, "+1"
         return
     if event.get("channel_type") == "im" and asks_for_usage(text):
         ts = event.get("ts", "")

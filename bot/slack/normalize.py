@@ -172,3 +172,12 @@ def slack_event(
         external_id=f"slack:{channel}:{ts}" if ts else "",
         raw=dict(raw or {}),
     )
+
+
+_NOT_WORDS = re.compile(r":[a-z0-9_+'-]{1,100}:|@[UWB][A-Z0-9]{2,20}|#C[A-Z0-9]{2,20}")
+
+
+def has_words(text: str) -> bool:
+    """Whether a message says anything once emoji (``:fire:``) and mentions of people or
+    channels are left out: "+1 :eyes: @U123" in an alert channel is a reaction, not a report."""
+    return re.search(r"[^\W\d_]{2}", _NOT_WORDS.sub(" ", text)) is not None

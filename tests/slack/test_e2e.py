@@ -189,6 +189,18 @@ def test_people_message_in_alerts_channel_is_triaged(harness):
     assert answer.surface == "slack_message"
 
 
+def test_reactions_in_words_of_emoji_and_mentions_get_no_triage(harness):
+    quiet = [channel_message("CALERTS", text)
+             for text in (":eyes:", "+1 :white_check_mark:", "<@U0BOB> :point_up:", "👀 +1")]
+    for payload in quiet:
+        assert post(harness.client, event_body(payload)).status_code == 200
+    sentinel = channel_message("CALERTS", ":fire: redis evicting keys on cache-02")
+    assert post(harness.client, event_body(sentinel)).status_code == 200
+    replies_in(harness.fake, sentinel["event"]["ts"])  # a report with an emoji is answered
+    for payload in quiet:
+        assert answers_for(harness, message_ts=payload["event"]["ts"]) == []
+
+
 def test_own_messages_edits_replies_and_off_channels_are_ignored(harness):
     ignored_ts = []
     own = load_payload("message_from_self.json")
