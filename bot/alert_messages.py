@@ -11,6 +11,18 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def alert_count(state: Any) -> str:
+    """How many distinct alerts the group holds, and how many of them are resolved: a
+    storm of 13 alerts of which 12 resolved reads "13 alert(s): 1 firing, 12 resolved", not
+    "25 alert(s)" (the group's event count also counts each alert's status changes)."""
+    firing, resolved = len(state.firing), len(state.resolved)
+    if not firing and not resolved:  # records without alert identities
+        return f"{state.count} alert(s)"
+    if firing and resolved:
+        return f"{firing + resolved} alert(s): {firing} firing, {resolved} resolved"
+    return f"{firing + resolved} alert(s)"
+
+
 def render_group_message(
     state: Any, triage: Any, answer_id: int | None, label_options: Any = None
 ) -> tuple[str, list]:
@@ -22,14 +34,15 @@ def render_group_message(
     names = ", ".join(
         f"{_escape(n)} x{c}" for n, c in sorted(state.alertnames.items(), key=lambda kv: -kv[1])[:5]
     )
-    header = f"{icon} *[{status}] {_escape(state.title)}*: {state.count} alert(s)"
+    count = alert_count(state)
+    header = f"{icon} *[{status}] {_escape(state.title)}*: {count}"
     if state.duplicates:
         header += f", {state.duplicates} repeat notification(s)"
     detail = f"Alerts: {names}" if names else ""
     why = ""
     if state.reasons:
         why = "Grouped because: " + "; ".join(_escape(r) for r in state.reasons[:3])
-    text = f"[{status}] {_escape(state.title)}: {state.count} alert(s)"  # mrkdwn too
+    text = f"[{status}] {_escape(state.title)}: {count}"  # mrkdwn too
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": header[:MAX_SECTION]}},
     ]

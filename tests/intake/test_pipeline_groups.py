@@ -70,3 +70,21 @@ def test_a_group_with_a_pending_update_is_kept_until_flushed(make_pipeline: Any)
     clock.now += WINDOW
     send(pipeline, alert("HighLatency", "fp-d"))
     assert group_a not in pipeline.groups
+
+
+def test_the_top_message_counts_alerts_not_their_status_changes(make_pipeline: Any) -> None:
+    from dataclasses import replace
+
+    from bot.events import AlertStatus
+
+    poster = FakePoster()
+    pipeline, clock = make_pipeline(poster)
+    for n in range(3):
+        send(pipeline, alert("DiskFull", f"fp-{n}"))
+        clock.now += 1
+    for n in range(2):  # two of the three resolve
+        send(pipeline, replace(alert("DiskFull", f"fp-{n}"), status=AlertStatus.RESOLVED))
+        clock.now += 1
+    pipeline.flush(force=True)
+    text = poster.updates[-1][1] if poster.updates else poster.posts[-1]
+    assert "[FIRING] DiskFull: 3 alert(s): 1 firing, 2 resolved" in text, text
