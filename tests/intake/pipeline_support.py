@@ -111,3 +111,13 @@ class PipelineStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def slack_replica(store: Any, api_url: str, clock: Any, holder: str) -> Any:
+    """A pipeline of ``store`` posting through a real Slack client to the fake at ``api_url``
+    (no pacing), as one replica named ``holder``."""
+    from bot.slack.client import SlackPoster, make_web_client
+
+    poster = SlackPoster(make_web_client("xoxb-test", api_url, timeout=60))
+    poster.pacer.interval = poster.update_pacer.interval = 0.0
+    return store.pipeline(assistant=NoveltyTriage(), poster=poster, clock=clock, holder=holder)

@@ -28,7 +28,14 @@ from bot.store.models import AlertGroup, EventRecord
 from bot.thread_adoption import CLOCK_MARGIN_SECONDS, GROUP_EVENT_TYPE
 from tests.conftest import counter_value
 from tests.fakes.slack_api import FakeSlackAPI
-from tests.intake.pipeline_support import FakeClock, NoveltyTriage, PipelineStore, alert, crash
+from tests.intake.pipeline_support import (
+    FakeClock,
+    NoveltyTriage,
+    PipelineStore,
+    alert,
+    crash,
+    slack_replica,
+)
 
 CHANNEL = "CALERTS"
 
@@ -58,13 +65,7 @@ class Replicas:
     pipelines: list[Any]
 
     def replica(self, holder: str) -> Any:
-        from bot.slack.client import SlackPoster, make_web_client
-
-        poster = SlackPoster(make_web_client("xoxb-test", self.fake.api_url, timeout=60))
-        poster.pacer.interval = poster.update_pacer.interval = 0.0
-        pipeline = self.store.pipeline(
-            assistant=NoveltyTriage(), poster=poster, clock=self.clock, holder=holder
-        )
+        pipeline = slack_replica(self.store, self.fake.api_url, self.clock, holder)
         self.pipelines.append(pipeline)
         return pipeline
 

@@ -22,7 +22,7 @@ from bot.events import AlertStatus, Event
 from bot.store.db import session_scope
 from bot.store.models import AlertGroup, EventRecord
 from tests.fakes.slack_api import FakeSlackAPI
-from tests.intake.pipeline_support import FakeClock, NoveltyTriage, PipelineStore, alert, crash
+from tests.intake.pipeline_support import FakeClock, PipelineStore, alert, crash, slack_replica
 
 CHANNEL = "CALERTS"
 RECEIVED = datetime(2026, 12, 2, 14, 5, tzinfo=UTC)
@@ -35,13 +35,7 @@ class Replicas:
         self.pipelines: list[Any] = []
 
     def replica(self, holder: str) -> Any:
-        from bot.slack.client import SlackPoster, make_web_client
-
-        poster = SlackPoster(make_web_client("xoxb-test", self.fake.api_url, timeout=60))
-        poster.pacer.interval = poster.update_pacer.interval = 0.0
-        pipeline = self.store.pipeline(
-            assistant=NoveltyTriage(), poster=poster, clock=self.clock, holder=holder
-        )
+        pipeline = slack_replica(self.store, self.fake.api_url, self.clock, holder)
         self.pipelines.append(pipeline)
         return pipeline
 
