@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
 
+from bot.leases import held_lease
 from bot.metrics import JOB_RUNS
 from bot.store import repository as repo
 from bot.store.db import session_scope
@@ -25,9 +25,8 @@ from bot.store.models import JobRun, SlackEventSeen
 
 log = logging.getLogger(__name__)
 
-LEASE_TTL = timedelta(hours=1)  # a lease taken without renewal (App Home admin tasks)
-# A job run's lease, renewed every quarter of it while the job runs: a replica killed in a
-# job (OOMKilled in a retrain) frees it within this time instead of an hour.
+# A job run's lease, renewed every quarter of it while the job runs (bot.leases): a replica
+# killed in a job (OOMKilled in a retrain) frees it within this time instead of an hour.
 RUN_LEASE_TTL = timedelta(minutes=2)
 HOLDER = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -116,48 +115,33 @@ def run_job(
     """Run one job under its lease. Returns the run record, or None when another holds it."""
     if name not in JOBS:
         raise ValueError(f"unknown job {name!r}; known: {', '.join(JOBS)}")
-    ttl = RUN_LEASE_TTL
-    with session_scope(services.sessions) as session:
-        if not repo.acquire_lease(session=session, name=name, holder=holder, ttl=ttl, now=now):
+    with held_lease(services.sessions, name, holder, RUN_LEASE_TTL, now=now) as held:
+        if not held:
             log.info("job %s is running elsewhere; skipped", name)
             return None
-        # Runs of this job still "running" lost their lease: their process died.
-        session.execute(
-            update(JobRun)
-            .where(JobRun.name == name, JobRun.finished_at.is_(None))
-            .values(outcome="interrupted", finished_at=datetime.now(UTC))
-        )
-        run = repo.start_job_run(session=session, name=name, holder=holder)
-        run_id = run.id
-    outcome, detail = "ok", {}
-    done = threading.Event()
-
-    def renew() -> None:
-        while not done.wait(ttl.total_seconds() / 4):
-            try:
-                with session_scope(services.sessions) as session:
-                    repo.acquire_lease(session=session, name=name, holder=holder, ttl=ttl)
-            except Exception as exc:  # noqa: BLE001 - tried again; at worst it expires
-                log.warning("cannot renew the lease of job %s: %s", name, exc)
-
-    renewer = threading.Thread(target=renew, name=f"lease-{name}", daemon=True)
-    renewer.start()
-    try:
-        detail = JOBS[name](services, notify)
-    except Exception as exc:
-        log.exception("job %s failed", name)
-        outcome, detail = "failed", {"error": f"{exc.__class__.__name__}: {exc}"}
-    finally:
-        done.set()
-        renewer.join()
         with session_scope(services.sessions) as session:
-            run = session.get(JobRun, run_id)
-            run.finished_at = datetime.now(UTC)
-            run.outcome = outcome
-            run.detail = _jsonable(detail)
-            repo.release_lease(session=session, name=name, holder=holder)
-            session.expunge(run)
-        JOB_RUNS.labels(job=name, outcome=outcome).inc()
+            # Runs of this job still "running" lost their lease: their process died.
+            session.execute(
+                update(JobRun)
+                .where(JobRun.name == name, JobRun.finished_at.is_(None))
+                .values(outcome="interrupted", finished_at=datetime.now(UTC))
+            )
+            run_id = repo.start_job_run(session=session, name=name, holder=holder).id
+        outcome, detail = "ok", {}
+        try:
+            detail = JOBS[name](services, notify)
+        except Exception as exc:
+            log.exception("job %s failed", name)
+            outcome, detail = "failed", {"error": f"{exc.__class__.__name__}: {exc}"}
+        finally:
+            with session_scope(services.sessions) as session:
+                run = session.get(JobRun, run_id)
+                run.finished_at = datetime.now(UTC)
+                run.outcome = outcome
+                run.detail = _jsonable(detail)
+                session.flush()  # an expunged object's changes are not committed
+                session.expunge(run)
+            JOB_RUNS.labels(job=name, outcome=outcome).inc()
     return run
 
 

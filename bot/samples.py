@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from bot.app import SAMPLES_DIR, Services
+from bot.leases import held_lease
 from bot.store import repository as repo
 from bot.store.db import session_scope
 from knowledge.records import read_records
@@ -51,34 +52,14 @@ def load_samples(
     database no longer empty."""
     holder = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
     waiting = False
-    while not _take_lease(services, holder):
+    while True:
+        with held_lease(services.sessions, LEASE_NAME, holder, LEASE_TTL) as held:
+            if held:
+                return _load(services, if_empty=if_empty)
         if not waiting:
             log.warning("another process is loading the sample knowledge; waiting for it")
             waiting = True
         time.sleep(poll_seconds)
-    done = threading.Event()
-
-    def renew() -> None:
-        while not done.wait(LEASE_TTL.total_seconds() / 4):
-            try:
-                _take_lease(services, holder)
-            except Exception as exc:  # noqa: BLE001 - tried again; at worst it expires
-                log.warning("cannot renew the samples-load lease: %s", exc)
-
-    renewer = threading.Thread(target=renew, name="samples-lease", daemon=True)
-    renewer.start()
-    try:
-        return _load(services, if_empty=if_empty)
-    finally:
-        done.set()
-        renewer.join()
-        with session_scope(services.sessions) as session:
-            repo.release_lease(session=session, name=LEASE_NAME, holder=holder)
-
-
-def _take_lease(services: Services, holder: str) -> bool:
-    with session_scope(services.sessions) as session:
-        return repo.acquire_lease(session=session, name=LEASE_NAME, holder=holder, ttl=LEASE_TTL)
 
 
 def _load(services: Services, *, if_empty: bool) -> SampleLoadResult:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,8 @@ from typing import Any
 from slack_bolt import App
 
 from bot.drift import answered_by, feedback_verdicts
-from bot.jobs import HOLDER, LEASE_TTL
+from bot.jobs import HOLDER, RUN_LEASE_TTL
+from bot.leases import held_lease
 from bot.slack.blocks import escape
 from bot.slack.ids import ActionId
 from bot.slack.service import SlackBot, Where
@@ -116,23 +118,17 @@ def admin_task(bot: SlackBot, user: str, task: str, target: str = "") -> None:
     subject = target or task
     # Retrain and reindex run under the scheduled job's lease: a second click, another
     # admin or the nightly job must not start a second run beside one that takes minutes.
-    lease = task if task in LEASED_TASKS else ""
-    holder = f"slack:{user}:{HOLDER}"
-    with session_scope(services.sessions) as session:
-        if lease and not repo.acquire_lease(
-            session=session, name=lease, holder=holder, ttl=LEASE_TTL
-        ):
-            busy = True
-        else:
-            busy = False
-            repo.audit(
-                session=session, actor=user, action=f"home_{task}_requested", subject=subject
-            )
-    if busy:
-        publish_home(bot, user, notice=f":hourglass_flowing_sand: A {task} is already running "
-                     "(the scheduled job or another admin); try again once it has finished.")
-        return
-    try:
+    lease = (held_lease(services.sessions, task, f"slack:{user}:{HOLDER}", RUN_LEASE_TTL)
+             if task in LEASED_TASKS else nullcontext(True))
+    with lease as held:
+        if not held:
+            publish_home(bot, user, notice=f":hourglass_flowing_sand: A {task} is already "
+                         "running (the scheduled job or another admin); try again once it has "
+                         "finished.")
+            return
+        with session_scope(services.sessions) as session:
+            repo.audit(session=session, actor=user, action=f"home_{task}_requested",
+                       subject=subject)
         publish_home(bot, user, notice=f":hourglass_flowing_sand: {task} started by <@{user}>…")
         if task == "reindex":
             summary = reindex(bot)
@@ -148,10 +144,6 @@ def admin_task(bot: SlackBot, user: str, task: str, target: str = "") -> None:
                 subject=subject,
                 detail={"summary": summary},
             )
-    finally:
-        if lease:
-            with session_scope(services.sessions) as session:
-                repo.release_lease(session=session, name=lease, holder=holder)
     publish_home(bot, user, notice=summary)
 
 
