@@ -555,9 +555,7 @@ class AlertPipeline:
                 with session_scope(self._intake_sessions) as session:
                     ids_per_call = _insert_events(session, [events for events, _ in batch])
             except Exception as exc:  # noqa: BLE001 - spooled, or every caller gets the error
-                from bot.spool import is_database_down
-
-                if self.spool is not None and is_database_down(exc):
+                if self.spool is not None and _database_down(exc):
                     log.warning("database unreachable; spooling %d calls: %s", len(batch), exc)
                     self._spool_batch(batch, exc)
                     continue

@@ -44,9 +44,9 @@ class DatabaseUnavailableError(RuntimeError):
 def make_engine(url: str) -> Engine:
     """Create an engine with the pragmas and pool settings each backend needs."""
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = sqlite_file(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": SQLITE_LOCK_WAIT_MS / 1000,
                                                   "check_same_thread": False})
 
@@ -76,6 +76,12 @@ def make_engine(url: str) -> Engine:
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
                          connect_args=postgres_connect_args(url))
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL; None for an in-memory database."""
+    path = make_url(url).database
+    return Path(path) if path and path != ":memory:" else None
 
 
 def postgres_connect_args(url: str) -> dict[str, int]:
@@ -145,13 +151,13 @@ def _migration_lock(url: str) -> Iterator[None]:
     """PostgreSQL: a session advisory lock; SQLite: an flock on a file beside the database
     (its DDL is not transactional, so the database cannot serialise it by itself)."""
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if not path or path == ":memory:":
+        path = sqlite_file(url)
+        if path is None:
             yield
             return
         import fcntl
 
-        lock_path = Path(path).with_name(Path(path).name + ".migrate.lock")
+        lock_path = path.with_name(path.name + ".migrate.lock")
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         with lock_path.open("a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
