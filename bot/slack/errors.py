@@ -9,6 +9,7 @@ from typing import Any
 from slack_bolt import App
 
 from bot.slack.service import SlackBot, Where
+from bot.slack.views import form_reply_ts
 
 
 def where_from_body(body: Mapping[str, Any]) -> Where:
@@ -37,7 +38,7 @@ def where_from_body(body: Mapping[str, Any]) -> Where:
             meta = {}
         if isinstance(meta, dict):
             channel = str(meta.get("channel", ""))
-            thread_ts = str(meta.get("reply_ts", meta.get("thread_ts", "")))
+            thread_ts = form_reply_ts(meta)
     return Where(channel, user, thread_ts)
 
 

@@ -22,7 +22,7 @@ from bot.sanitize import clean_text
 from bot.slack.blocks import escape, render_details
 from bot.slack.ids import NOT_HELPFUL_REASONS, ActionId, CallbackId, FeedbackKind
 from bot.slack.service import SlackBot, Where
-from bot.slack.views import modal_values, root_cause_modal
+from bot.slack.views import form_reply_ts, modal_values, root_cause_modal
 from bot.store import repository as repo
 from bot.store.db import session_scope
 from bot.triage_types import Triage
@@ -115,7 +115,7 @@ def register(app: App, bot: SlackBot) -> None:
         except json.JSONDecodeError:
             meta = {}
         user = (body.get("user") or {}).get("id", "")
-        where = Where(str(meta.get("channel", "")), user, _reply_ts(meta))
+        where = Where(str(meta.get("channel", "")), user, form_reply_ts(meta))
         bot.submit(save_root_cause, bot, user, meta, values, where=where)
 
 
@@ -346,12 +346,6 @@ def show_details(bot: SlackBot, click: Click, respond: Any) -> None:
     _tell(bot, click, respond, text, blocks)
 
 
-def _reply_ts(meta: Mapping[str, Any]) -> str:
-    """Where notes about a root-cause form go: its answer's thread, if it has one (forms
-    opened before ``reply_ts`` was stored use ``thread_ts``)."""
-    return str(meta.get("reply_ts", meta.get("thread_ts", "")))
-
-
 def _predicted(bot: SlackBot, answer_id: int, field: str) -> str:
     services = bot.services()
     with session_scope(services.sessions) as session:
@@ -372,7 +366,7 @@ def save_root_cause(bot: SlackBot, user: str, meta: Mapping[str, Any], values: d
         raise BadActionValueError("the modal does not carry an answer id") from exc
     channel = str(meta.get("channel", ""))
     thread_ts = str(meta.get("thread_ts", ""))
-    where = Where(channel, user, _reply_ts(meta))
+    where = Where(channel, user, form_reply_ts(meta))
     values = {k: clean_text(v) if isinstance(v, str) else v for k, v in values.items()}
     spooled_meta = {"answer_id": answer_id, "channel": channel, "thread_ts": thread_ts}
     try:

@@ -196,3 +196,9 @@ def _quality(metrics: Mapping[str, Any]) -> str:
     if parts and metrics.get("measured_on"):  # a zero-shot model, on the labels so far
         parts.append(f"on the {metrics['measured_on']} labelled examples so far")
     return (" — " + ", ".join(parts)) if parts else " — not measured"
+
+
+def form_reply_ts(meta: Mapping[str, Any]) -> str:
+    """Where notes about a root-cause form go (its ``private_metadata``): the answer's thread,
+    if it has one (forms opened before ``reply_ts`` was stored use ``thread_ts``)."""
+    return str(meta.get("reply_ts", meta.get("thread_ts", "")))
