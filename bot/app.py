@@ -67,7 +67,7 @@ def build_store(
 ) -> tuple[Engine, sessionmaker[Session]]:
     url = settings.resolved_database_url
     if upgrade:
-        db.upgrade(url)
+        log.info("database: %s", db.upgrade(url).describe())
     engine = db.make_engine(url)
     return engine, db.make_session_factory(engine)
 

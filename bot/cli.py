@@ -172,8 +172,8 @@ def db_upgrade() -> None:
 
     settings = load_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.resolved_database_url)
-    console.print("database is up to date")
+    result = upgrade(settings.resolved_database_url)
+    console.print(f"database: {result.describe()}")
 
 
 @samples_app.command("load")

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -135,15 +138,60 @@ def alembic_config(url: str) -> Config:
 MIGRATION_LOCK_KEY = 0x74626F74
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the schema up to date (idempotent). One process at a time: replicas started
-    together all run it, and without the lock each created the same tables (one succeeded,
-    the others failed on "already exists" and their containers exited)."""
+@dataclass(frozen=True)
+class UpgradeResult:
+    """What :func:`upgrade` did: the revision before (None: there was no schema), the
+    revision after, and the migrations it applied, oldest first."""
+
+    before: str | None
+    after: str | None
+    applied: tuple[str, ...]
+
+    def describe(self) -> str:
+        """One line for people, e.g. "upgraded from revision 0001 to 0002 (1 migration)"."""
+        count = f"{len(self.applied)} migration{'' if len(self.applied) == 1 else 's'}"
+        if not self.applied:
+            if self.before is None:
+                return "no schema, and no migration to apply"
+            return f"already up to date at revision {self.after}"
+        if self.before is None:
+            return f"created the schema at revision {self.after} ({count})"
+        return f"upgraded from revision {self.before} to {self.after} ({count})"
+
+
+def upgrade(url: str, revision: str = "head") -> UpgradeResult:
+    """Bring the schema up to date (idempotent) and say what was done. One process at a
+    time: replicas started together all run it, and without the lock each created the same
+    tables (one succeeded, the others failed on "already exists" and their containers
+    exited); with it, the first creates the schema and the others find it up to date."""
+    config = alembic_config(url)
     try:
         with _migration_lock(url):
-            command.upgrade(alembic_config(url), revision)
+            before = current_revision(url)
+            command.upgrade(config, revision)
+            after = current_revision(url)
     except OperationalError as exc:
         raise DatabaseUnavailableError(f"cannot upgrade database: {exc.orig}") from exc
+    return UpgradeResult(before, after, _revisions_between(config, before, after))
+
+
+def current_revision(url: str) -> str | None:
+    """The schema's Alembic revision; None when it has not been created."""
+    engine = create_engine(url, poolclass=NullPool, connect_args=postgres_connect_args(url))
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def _revisions_between(config: Config, before: str | None, after: str | None) -> tuple[str, ...]:
+    """The revisions after ``before`` up to ``after``, oldest first."""
+    if after is None or after == before:
+        return ()
+    scripts = ScriptDirectory.from_config(config)
+    newest_first = scripts.iterate_revisions(after, before or "base")
+    return tuple(reversed([script.revision for script in newest_first]))
 
 
 @contextmanager

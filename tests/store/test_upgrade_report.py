@@ -1,0 +1,60 @@
+"""`triagebot db upgrade` says what it did: created the schema, upgraded it, or found it current."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.script import ScriptDirectory
+
+from bot.store.db import alembic_config, current_revision, upgrade
+from tests.bot.test_cli import run
+
+
+def migrations(url: str) -> list[str]:
+    """Every revision, oldest first."""
+    scripts = ScriptDirectory.from_config(alembic_config(url))
+    return [script.revision for script in reversed(list(scripts.walk_revisions()))]
+
+
+def plural(n: int) -> str:
+    return f"{n} migration{'' if n == 1 else 's'}"
+
+
+def test_db_upgrade_says_whether_it_created_upgraded_or_found_the_schema_current(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    history = migrations(url)
+    head = history[-1]
+    env = {"TRIAGEBOT_DATA_DIR": str(tmp_path), "TRIAGEBOT_DATABASE_URL": url}
+
+    created = run("db", "upgrade", env=env)
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.strip() == (
+        f"database: created the schema at revision {head} ({plural(len(history))})"
+    )
+    again = run("db", "upgrade", env=env)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == f"database: already up to date at revision {head}"
+
+    older = f"sqlite:///{tmp_path / 'older.db'}"
+    upgrade(older, history[0])
+    upgraded = run("db", "upgrade", env={**env, "TRIAGEBOT_DATABASE_URL": older})
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert upgraded.stdout.strip() == (
+        f"database: upgraded from revision {history[0]} to {head} "
+        f"({plural(len(history) - 1)})"
+    )
+
+
+def test_upgrade_reports_the_revisions_it_applied(database_url: str) -> None:
+    history = migrations(database_url)
+    assert current_revision(database_url) is None
+
+    first = upgrade(database_url, history[0])
+    assert (first.before, first.after, first.applied) == (None, history[0], (history[0],))
+    rest = upgrade(database_url)
+    assert (rest.before, rest.after, rest.applied) == (history[0], history[-1], tuple(history[1:]))
+    again = upgrade(database_url)
+    assert (again.before, again.after, again.applied) == (history[-1], history[-1], ())
+    assert current_revision(database_url) == history[-1]
