@@ -289,7 +289,7 @@ def eval_classify(
         min=0.01, max=0.99,
         help="Share held out when --train and --test name one file without a split field.",
     )] = 0.2,
-    seed: Annotated[int, typer.Option(help="Seed of that stratified split.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of that stratified split (or of the folds).")] = 0,
     preset: Annotated[str | None, typer.Option(help="CSV preset: servicenow or jira.")] = None,
     map_: Annotated[list[str], typer.Option("--map", help="field=column (repeatable).")] = [],  # noqa: B006
     taxonomy: Annotated[Path | None, typer.Option(
@@ -302,6 +302,11 @@ def eval_classify(
         help="A field that refines the target (alert service for category): 'auto' finds "
              "one among the label fields, 'none' uses none.",
     )] = "auto",
+    folds: Annotated[int, typer.Option(
+        min=0, max=20,
+        help="Cross-validate one file in this many stratified folds (every row tested "
+             "once) instead of one split; 0 = one split.",
+    )] = 0,
     as_json: JsonOption = False,
 ) -> None:
     """Classifier quality; TF-IDF word+char n-grams with LinearSVC beside it.
@@ -315,7 +320,7 @@ def eval_classify(
         train_file, test_file, target=target, min_precision=min_precision,
         test_fraction=test_fraction, seed=seed, preset=preset,
         mapping=parse_map(map_) or None, taxonomy=taxonomy,
-        train_sizes=parse_sizes(train_sizes), finer=finer,
+        train_sizes=parse_sizes(train_sizes), finer=finer, folds=folds,
     )
     _print_report(
         report,
@@ -335,6 +340,7 @@ def eval_classify(
     if not as_json:
         _print_finer(report)
         _print_cold_start(report)
+        _print_cross_validation(report)
 
 
 def parse_sizes(value: str) -> list[int]:
@@ -357,6 +363,19 @@ def _print_finer(report: dict) -> None:
         use = (f"share {share:.1f} of the blend" if share > 0
                else "not used: it did not help out of fold")
         console.print(f"finer labels: {chosen['finer_field']} ({use})")
+
+
+def _print_cross_validation(report: dict) -> None:
+    """The margin over the baseline fold by fold, when the file was cross-validated."""
+    cv = report.get("cross_validation")
+    if not cv:
+        return
+    for figure in ("accuracy", "macro_f1"):
+        m = cv[f"{figure}_margin"]
+        folds = ", ".join(f"{100 * d:+.1f}" for d in m["per_fold"])
+        console.print(f"{figure} margin over the baseline: {100 * m['mean']:+.1f} points "
+                      f"(standard error {100 * m['standard_error']:.1f}; folds {folds})")
+    console.print(report["split"])
 
 
 def _print_cold_start(report: dict) -> None:

@@ -298,9 +298,11 @@ def evaluate_classification(
     train_file: Path, test_file: Path, *, target: str, min_precision: float = 0.9,
     test_fraction: float = 0.2, seed: int = 0, preset: str | None = None,
     mapping: dict[str, str] | None = None, taxonomy: Path | None = None,
-    train_sizes: Sequence[int] = (), finer: str = "auto",
+    train_sizes: Sequence[int] = (), finer: str = "auto", folds: int = 0,
 ) -> dict[str, Any]:
     """Train through the product's classifier and compare with TF-IDF + LinearSVC.
+
+    ``folds`` >= 2 cross-validates one file instead (:func:`cross_validate_classification`).
 
     ``finer``: a field of the training records that refines ``target`` (see
     :mod:`classifiers.hierarchy`); "auto" looks among the label fields, as ``train`` does;
@@ -315,6 +317,13 @@ def evaluate_classification(
     from classifiers.model import TextClassifier
     from knowledge.embed import Embedder
 
+    if folds:
+        if taxonomy is not None or train_sizes:
+            raise ValueError("--folds does not combine with --taxonomy or --train-sizes; "
+                             "measure those on one split")
+        return cross_validate_classification(
+            train_file, test_file, target=target, folds=folds, min_precision=min_precision,
+            seed=seed, preset=preset, mapping=mapping, finer=finer)
     settings = Settings()
     # read first: a wrong taxonomy should fail before minutes of embedding and training
     descriptions = taxonomy_entry(taxonomy, target) if taxonomy is not None else None
@@ -334,15 +343,7 @@ def evaluate_classification(
                               "n_test": len(te_texts)}
     result.update({k: round(v, 4) for k, v in ours.summary().items()})
     # what fit chose from out-of-fold predictions on the training rows (never the test rows)
-    result["chosen_in_fit"] = {
-        **model.chosen(),
-        "blend_temperature": round(model.blend_temperature_, 4),
-        "threshold": round(model.threshold_, 4),
-        "oof_accuracy": round(float(model.oof_metrics_.get("oof_accuracy", 0.0)), 4),
-        "oof_macro_f1": round(float(model.oof_metrics_.get("oof_macro_f1", 0.0)), 4),
-        "oof_calibration_error": round(
-            float(model.oof_metrics_.get("oof_calibration_error", 0.0)), 4),
-    }
+    result["chosen_in_fit"] = chosen_in_fit(model)
     result["baseline_tfidf_linearsvc"] = {
         k: round(v, 4) for k, v in base.summary().items()
     }
@@ -366,6 +367,106 @@ def evaluate_classification(
     result["split"] = rows.how
     result.update(skipped_fields(rows.rows_skipped, rows.first_skipped))
     return result
+
+
+def chosen_in_fit(model: Any) -> dict[str, Any]:
+    """What fit chose from out-of-fold predictions on the training rows (never test rows)."""
+    return {
+        **model.chosen(),
+        "blend_temperature": round(model.blend_temperature_, 4),
+        "threshold": round(model.threshold_, 4),
+        "oof_accuracy": round(float(model.oof_metrics_.get("oof_accuracy", 0.0)), 4),
+        "oof_macro_f1": round(float(model.oof_metrics_.get("oof_macro_f1", 0.0)), 4),
+        "oof_calibration_error": round(
+            float(model.oof_metrics_.get("oof_calibration_error", 0.0)), 4),
+    }
+
+
+def cross_validate_classification(
+    train_file: Path, test_file: Path, *, target: str, folds: int = 5,
+    min_precision: float = 0.9, seed: int = 0, preset: str | None = None,
+    mapping: dict[str, str] | None = None, finer: str = "auto",
+) -> dict[str, Any]:
+    """K-fold cross-validation of our classifier and the baseline on one labelled file.
+
+    Every row is tested once, by models trained on the other folds (a label with a single
+    row is only ever trained on). The headline figures pool the answers of all folds, so
+    they rest on every row rather than on one 20% split; ``cross_validation`` adds the
+    margin over the baseline fold by fold, its mean and standard error, which says how
+    much a single split's margin may move by chance. The file's ``split`` field, if any,
+    is ignored: every row takes part.
+    """
+    from classifiers.evaluate import Answers, answers_of, baseline_answers, stratified_folds
+    from classifiers.model import TextClassifier
+    from knowledge.embed import Embedder
+
+    if train_file.resolve() != test_file.resolve():
+        raise ValueError("--folds cross-validates one file: give it as both --train and --test")
+    labelled = _read_labelled(train_file, preset, mapping)
+    records = _labelled(labelled.records, target)
+    texts, labels = _texts_labels(records, target)
+    if not texts:
+        raise _no_labels_error(labelled, target, "train")
+    fold_of = stratified_folds(labels, folds, seed=seed)
+    if len({f for f in fold_of if f >= 0}) < folds:
+        raise ValueError(f"{train_file.name}: {len(texts)} rows with a {target!r} label are "
+                         f"too few for {folds} folds")
+    settings = Settings()
+    embeddings = Embedder(settings.embedding_model, threads=settings.torch_threads).encode(texts)
+    ours_all, base_all = Answers(), Answers(confidence=None)
+    per_fold: list[dict[str, Any]] = []
+    for k in range(folds):
+        test_idx = np.flatnonzero(fold_of == k)
+        train_idx = np.flatnonzero(fold_of != k)
+        rows = LabelledSplit(
+            [texts[i] for i in train_idx], [labels[i] for i in train_idx],
+            [texts[i] for i in test_idx], [labels[i] for i in test_idx], how=f"fold {k + 1}",
+            rows_skipped=0, train_records=[records[i] for i in train_idx])
+        finer_name, fine = finer_labels(rows, target, finer)
+        model = TextClassifier(target, min_precision=min_precision).fit(
+            rows.train_texts, embeddings[train_idx], rows.train_labels, fine_labels=fine,
+            fine_field=finer_name or "")
+        ours = answers_of(model, rows.test_texts, embeddings[test_idx], rows.test_labels)
+        base = baseline_answers(rows.train_texts, rows.train_labels, rows.test_texts,
+                                rows.test_labels)
+        ours_all.extend(ours)
+        base_all.extend(base)
+        ours_r, base_r = ours.report(target, len(train_idx)), base.report(target, len(train_idx))
+        per_fold.append({
+            "fold": k + 1, "n_train": len(train_idx), "n_test": len(test_idx),
+            **{key: round(v, 4) for key, v in ours_r.summary().items()},
+            "baseline_accuracy": round(base_r.accuracy, 4),
+            "baseline_macro_f1": round(base_r.macro_f1, 4),
+            "chosen_in_fit": chosen_in_fit(model),
+        })
+    n_train = round(float(np.mean([f["n_train"] for f in per_fold])))
+    ours_pooled, base_pooled = ours_all.report(target, n_train), base_all.report(target, n_train)
+    result: dict[str, Any] = {"target": target, "n_train": n_train,
+                              "n_test": ours_pooled.n_test}
+    result.update({key: round(v, 4) for key, v in ours_pooled.summary().items()})
+    result["baseline_tfidf_linearsvc"] = {
+        key: round(v, 4) for key, v in base_pooled.summary().items()}
+    result["cross_validation"] = {
+        "folds": folds, "seed": seed,
+        "accuracy_margin": _margin(per_fold, "accuracy"),
+        "macro_f1_margin": _margin(per_fold, "macro_f1"),
+        "per_fold": per_fold,
+    }
+    result["split"] = (f"{folds}-fold cross-validation, stratified, seed {seed}"
+                       + (" (the file's split field is ignored)"
+                          if any(r.extra.get("split") for r in records) else ""))
+    result.update(skipped_fields(labelled.skipped,
+                                 f"{train_file.name}: {labelled.first_error}"
+                                 if labelled.skipped else ""))
+    return result
+
+
+def _margin(per_fold: Sequence[dict[str, Any]], figure: str) -> dict[str, Any]:
+    """Our figure minus the baseline's, per fold: each, their mean, standard error, minimum."""
+    diffs = np.array([f[figure] - f[f"baseline_{figure}"] for f in per_fold])
+    se = float(diffs.std(ddof=1) / np.sqrt(len(diffs))) if len(diffs) > 1 else 0.0
+    return {"mean": round(float(diffs.mean()), 4), "standard_error": round(se, 4),
+            "min": round(float(diffs.min()), 4), "per_fold": [round(float(d), 4) for d in diffs]}
 
 
 def finer_labels(rows: LabelledSplit, target: str,

@@ -6,7 +6,7 @@ import hashlib
 import json
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -118,26 +118,53 @@ def build_report(target: str, n_train: int, y_true: Sequence[str], y_top: Sequen
     )
 
 
-def evaluate(model: Predictor, texts: Sequence[str], embeddings: np.ndarray,
-             labels: Sequence[str], *, target: str | None = None) -> ClassificationReport:
-    """Evaluate any model whose ``predict`` returns :class:`Prediction` objects."""
+@dataclass
+class Answers:
+    """What a model answered on each test item, kept as rows so that the answers of several
+    folds can be pooled into one report (every row tested once, by a model that never saw
+    it)."""
+
+    y_true: list[str] = field(default_factory=list)
+    y_top: list[str | None] = field(default_factory=list)
+    top3: list[list[str]] = field(default_factory=list)
+    answered: list[bool] = field(default_factory=list)
+    confidence: list[float] | None = field(default_factory=list)  # None: no probabilities
+
+    def extend(self, other: Answers) -> None:
+        self.y_true += other.y_true
+        self.y_top += other.y_top
+        self.top3 += other.top3
+        self.answered += other.answered
+        if self.confidence is not None and other.confidence is not None:
+            self.confidence += other.confidence
+        else:
+            self.confidence = None
+
+    def report(self, target: str, n_train: int) -> ClassificationReport:
+        return build_report(target, n_train, self.y_true, self.y_top, self.top3,
+                            self.answered, self.confidence)
+
+
+def answers_of(model: Predictor, texts: Sequence[str], embeddings: np.ndarray,
+               labels: Sequence[str]) -> Answers:
+    """The answers of any model whose ``predict`` returns :class:`Prediction` objects."""
     texts_l = check_texts(texts)
     labels_l = check_labels(labels, len(texts_l))
     preds = model.predict(texts_l, embeddings, explain=False)  # figures need no top terms
-    return build_report(
-        target or str(getattr(model, "target", "")),
-        int(getattr(model, "n_train_", 0)),
-        labels_l,
-        [p.top_label for p in preds],
-        [[c for c, _ in p.candidates] for p in preds],
-        [p.label is not None for p in preds],
-        [p.confidence for p in preds],
-    )
+    return Answers(labels_l, [p.top_label for p in preds],
+                   [[c for c, _ in p.candidates] for p in preds],
+                   [p.label is not None for p in preds], [p.confidence for p in preds])
 
 
-def baseline_tfidf_svc(train_texts: Sequence[str], train_labels: Sequence[str],
-                       test_texts: Sequence[str], test_labels: Sequence[str],
-                       *, target: str = "") -> ClassificationReport:
+def evaluate(model: Predictor, texts: Sequence[str], embeddings: np.ndarray,
+             labels: Sequence[str], *, target: str | None = None) -> ClassificationReport:
+    """Evaluate any model whose ``predict`` returns :class:`Prediction` objects."""
+    return answers_of(model, texts, embeddings, labels).report(
+        target or str(getattr(model, "target", "")), int(getattr(model, "n_train_", 0)))
+
+
+def baseline_answers(train_texts: Sequence[str], train_labels: Sequence[str],
+                     test_texts: Sequence[str], test_labels: Sequence[str]) -> Answers:
     """Reference point: TF-IDF word + char n-grams and a plain LinearSVC, no tuning."""
     tr = check_texts(train_texts, "train_texts")
     te = check_texts(test_texts, "test_texts")
@@ -156,7 +183,15 @@ def baseline_tfidf_svc(train_texts: Sequence[str], train_labels: Sequence[str],
         scores = np.column_stack([-scores, scores])
     order = np.argsort(-scores, axis=1)[:, :3]
     top3 = [[str(classes[j]) for j in row] for row in order]
-    return build_report(target, len(tr), yte, [t[0] for t in top3], top3, [True] * len(te))
+    return Answers(yte, [t[0] for t in top3], top3, [True] * len(te), None)
+
+
+def baseline_tfidf_svc(train_texts: Sequence[str], train_labels: Sequence[str],
+                       test_texts: Sequence[str], test_labels: Sequence[str],
+                       *, target: str = "") -> ClassificationReport:
+    """The baseline's report on one split (see :func:`baseline_answers`)."""
+    return baseline_answers(train_texts, train_labels, test_texts, test_labels).report(
+        target, len(train_texts))
 
 
 @dataclass(frozen=True)
@@ -252,3 +287,23 @@ def stratified_split(labels: Sequence[str], test_size: float = 0.2,
     y = np.unique(np.asarray(list(labels), dtype=object).astype(str), return_inverse=True)[1]
     mask = holdout_mask(y, test_size, seed)
     return np.flatnonzero(~mask), np.flatnonzero(mask)
+
+
+def stratified_folds(labels: Sequence[str], k: int, seed: int = 0) -> np.ndarray:
+    """A fold number (0 .. k-1) per row for k-fold cross-validation, stratified per label:
+    each label's rows are dealt round the folds in a seeded random order, from a random
+    first fold so that small labels do not all land in fold 0. A label with a single row
+    gets -1: it is always trained on and never tested, as :func:`stratified_split` keeps it
+    in training (no model could answer it)."""
+    if k < 2:
+        raise ClassifierError("cross-validation needs at least 2 folds")
+    y = np.asarray(list(labels), dtype=object).astype(str)
+    rng = np.random.default_rng(seed)
+    folds = np.full(len(y), -1, dtype=int)
+    for label in sorted(set(y)):
+        rows = np.flatnonzero(y == label)
+        if len(rows) < 2:
+            continue
+        rows = rng.permutation(rows)
+        folds[rows] = (np.arange(len(rows)) + rng.integers(k)) % k
+    return folds

@@ -162,6 +162,18 @@ def test_a_finer_field_no_row_has_is_refused_in_one_line_before_any_embedding(
         result.stderr
 
 
+def test_eval_classify_folds_prints_the_margin_fold_by_fold(tmp_path: Path) -> None:
+    data = ROOT / "knowledge" / "samples" / "incidents.jsonl"
+    result = run("eval", "classify", "--train", str(data), "--test", str(data),
+                 "--target", "team", "--folds", "2",
+                 env={"TRIAGEBOT_DATA_DIR": str(tmp_path), "COLUMNS": "120"})
+    assert result.returncode == 0, result.stderr
+    margin = [line for line in result.stdout.splitlines()
+              if line.startswith("accuracy margin over the baseline: ")]
+    assert len(margin) == 1 and margin[0].count(",") == 1  # two folds listed
+    assert "2-fold cross-validation, stratified, seed 0" in result.stdout
+
+
 def test_eval_classify_says_which_finer_field_it_found(tmp_path: Path) -> None:
     from tests.bot.test_finer_labels import SERVICES
 

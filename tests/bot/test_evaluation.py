@@ -118,6 +118,48 @@ def test_one_file_is_split_by_its_split_field_or_stratified(tmp_path: Path) -> N
     assert set(split.train_labels) | set(split.test_labels) == {"l0", "l1"}  # first of each list
 
 
+def test_cross_validation_tests_every_row_once_beside_the_baseline(tmp_path: Path) -> None:
+    rows = [json.loads(line) for line in INCIDENTS.read_text().splitlines()]
+    data = tmp_path / "incidents.jsonl"
+    data.write_text("".join(json.dumps({**r, "split": "train"}) + "\n" for r in rows)
+                    + "{broken\n")
+    report = evaluate_classification(data, data, target="category", folds=3, seed=1)
+    cv = report["cross_validation"]
+    per_fold = cv["per_fold"]
+    assert [f["fold"] for f in per_fold] == [1, 2, 3]
+    # every labelled row tested once (the split field is ignored), the broken line counted
+    labelled = sum(1 for r in rows if r.get("category"))
+    assert report["n_test"] == sum(f["n_test"] for f in per_fold) == labelled
+    assert all(f["n_train"] + f["n_test"] == labelled for f in per_fold)
+    assert report["split"] == ("3-fold cross-validation, stratified, seed 1 "
+                               "(the file's split field is ignored)")
+    assert report["rows_skipped"] == 1
+    # pooled figures are the row-weighted mean of the folds'
+    pooled = sum(f["accuracy"] * f["n_test"] for f in per_fold) / report["n_test"]
+    assert report["accuracy"] == pytest.approx(pooled, abs=1e-3)
+    margins = [f["accuracy"] - f["baseline_accuracy"] for f in per_fold]
+    assert cv["accuracy_margin"]["per_fold"] == pytest.approx(margins, abs=1e-3)
+    assert cv["accuracy_margin"]["mean"] == pytest.approx(sum(margins) / 3, abs=1e-3)
+    assert cv["accuracy_margin"]["standard_error"] > 0.0
+    assert all(f["chosen_in_fit"]["threshold"] > 0.0 for f in per_fold)
+    assert report["accuracy"] > 0.5 and "accuracy" in report["baseline_tfidf_linearsvc"]
+
+
+def test_cross_validation_refuses_what_it_cannot_do(tmp_path: Path) -> None:
+    other = tmp_path / "other.jsonl"
+    other.write_text(INCIDENTS.read_text())
+    with pytest.raises(ValueError, match="give it as both --train and --test"):
+        evaluate_classification(INCIDENTS, other, target="category", folds=5)
+    with pytest.raises(ValueError, match="does not combine"):
+        evaluate_classification(INCIDENTS, INCIDENTS, target="category", folds=5,
+                                train_sizes=[30])
+    few = tmp_path / "few.jsonl"
+    few.write_text("".join(json.dumps({"title": f"t {i}", "team": "ab"[i % 2]}) + "\n"
+                           for i in range(4)))
+    with pytest.raises(ValueError, match="too few for 5 folds"):
+        evaluate_classification(few, few, target="team", folds=5)
+
+
 def test_evaluation_files_need_no_ids_and_skipped_rows_are_counted(tmp_path: Path) -> None:
     """A CSV export without an id column, with a broken row, is still measurable."""
     data = tmp_path / "export.csv"

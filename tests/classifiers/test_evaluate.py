@@ -8,12 +8,14 @@ import pytest
 
 from classifiers.errors import ClassifierError
 from classifiers.evaluate import (
+    Answers,
     baseline_tfidf_svc,
     build_report,
     champion_challenger,
     evaluate,
     expected_calibration_error,
     fingerprint,
+    stratified_folds,
     stratified_split,
 )
 from classifiers.model import TextClassifier
@@ -110,6 +112,33 @@ def test_stratified_split_survives_singletons():
     assert test_labels.count("a") == 10 and test_labels.count("b") == 2
     assert "d" not in test_labels and "d" in [labels[i] for i in tr]
     assert np.array_equal(te, stratified_split(labels, 0.2, seed=1)[1])
+
+
+def test_stratified_folds_test_every_row_once_except_singletons():
+    labels = ["a"] * 50 + ["b"] * 10 + ["c"] * 2 + ["d"]
+    folds = stratified_folds(labels, 5, seed=3)
+    assert set(folds) == {-1, 0, 1, 2, 3, 4}
+    assert [labels[i] for i in np.flatnonzero(folds == -1)] == ["d"]  # trained on, never tested
+    for k in range(5):
+        test = [labels[i] for i in np.flatnonzero(folds == k)]
+        assert test.count("a") == 10 and test.count("b") == 2  # each label dealt evenly
+    # a 2-row label is tested twice, each time with its other row in training
+    assert len({folds[i] for i, lab in enumerate(labels) if lab == "c"}) == 2
+    assert np.array_equal(folds, stratified_folds(labels, 5, seed=3))
+    assert not np.array_equal(folds, stratified_folds(labels, 5, seed=4))
+    with pytest.raises(ClassifierError, match="at least 2 folds"):
+        stratified_folds(labels, 1)
+
+
+def test_answers_of_folds_pool_into_one_report():
+    first = Answers(["a", "b"], ["a", None], [["a"], ["a", "b"]], [True, False], [0.9, 0.4])
+    second = Answers(["b"], ["b"], [["b"]], [True], [0.8])
+    first.extend(second)
+    report = first.report("team", 10)
+    assert (report.n_test, report.accuracy, report.coverage) == (3, 2 / 3, 2 / 3)
+    assert report.top3_accuracy == 1.0 and report.calibration_error is not None
+    first.extend(Answers(["a"], ["a"], [["a"]], [True], None))  # a model without probabilities
+    assert first.report("team", 10).calibration_error is None
 
 
 def test_evaluate_and_baseline_on_own_texts(tickets, embed):
