@@ -221,30 +221,102 @@ def label_options_for(
     return out
 
 
+def correction_value(answer_id: int, field: str, label: str) -> str:
+    """The value of a correction option: ``id|field|label``."""
+    return f"{answer_id}|{field}|{label}"
+
+
+def offered_labels(
+    triage: Triage | None, known: Mapping[str, Sequence[str]] | None, answer_id: int
+) -> dict[str, list[str]]:
+    """The labels a correction of answer ``answer_id`` offers per field, and so the only
+    ones the correction handler accepts: those of :func:`label_options_for`, less any whose
+    option value would be longer than Slack's 150 characters (a cut value would store a
+    label nobody chose). ``triage`` None (the answer is not at hand): every known label."""
+    if triage is not None:
+        options = label_options_for(triage, known)
+    else:
+        options = {f: [str(x) for x in labels] for f, labels in (known or {}).items()}
+    out: dict[str, list[str]] = {}
+    for field, labels in options.items():
+        fitting = [
+            label
+            for label in dict.fromkeys(labels)
+            if label and len(correction_value(answer_id, field, label)) <= MAX_OPTION_VALUE
+        ]
+        if fitting:
+            out[field] = fitting
+    return out
+
+
+def matching_labels(labels: Sequence[str], query: str) -> list[str]:
+    """``labels`` that contain ``query`` (ignoring case), in their order."""
+    needle = " ".join(query.split()).casefold()
+    return [label for label in labels if needle in label.casefold()]
+
+
+def correction_option_groups(
+    answer_id: int, options: Mapping[str, Sequence[str]], query: str = ""
+) -> list[dict[str, Any]]:
+    """Option groups per field for the labels matching ``query`` (all of a field's labels
+    when the query names the field, e.g. "team"), at most 100 options in all: what the
+    external select of a long correction menu shows as the person types."""
+    groups = []
+    budget = MAX_OPTIONS
+    needle = " ".join(query.split()).casefold()
+    for field, labels in options.items():
+        named = needle and needle in field.casefold()
+        shown = list(labels) if named else matching_labels(labels, query)
+        opts = [_option(label, correction_value(answer_id, field, label))
+                for label in shown[:budget]]
+        budget -= len(opts)
+        if opts:
+            groups.append({"label": plain(field.capitalize(), 75), "options": opts})
+    return groups
+
+
 def correction_select(
     answer_id: int, options: Mapping[str, Sequence[str]]
 ) -> dict[str, Any] | None:
-    """One static select with an option group per field; values are ``id|field|label``."""
-    groups = []
-    budget = MAX_OPTIONS
-    for field, labels in options.items():
-        opts = []
-        for label in labels:
-            value = f"{answer_id}|{field}|{label}"
-            if budget <= 0 or len(value) > MAX_OPTION_VALUE:
-                continue
-            opts.append(_option(label, value))
-            budget -= 1
-        if opts:
-            groups.append({"label": plain(field.capitalize(), 75), "options": opts})
-    if not groups:
+    """The "Correct a label…" menu; option values are ``id|field|label``.
+
+    Up to 100 labels in all (Slack's limit for a static menu): a static select with an
+    option group per field. More: an external select, whose options the ``app.options``
+    listener in :mod:`bot.slack.feedback` sends as the person types
+    (:func:`correction_option_groups`), so that no label is left out of reach."""
+    total = sum(len(labels) for labels in options.values())
+    if not total:
         return None
+    if total > MAX_OPTIONS:
+        return {
+            "type": "external_select",
+            "action_id": ActionId.CORRECT_LABEL,
+            "placeholder": plain("Correct a label (type to search)…", 150),
+            "min_query_length": 0,
+        }
     return {
         "type": "static_select",
         "action_id": ActionId.CORRECT_LABEL,
         "placeholder": plain("Correct a label…", 150),
-        "option_groups": groups,
+        "option_groups": correction_option_groups(answer_id, options),
     }
+
+
+def feedback_block_id(answer_id: int) -> str:
+    """The feedback block's id; it carries the answer id to the options requests of an
+    external select (a ``block_suggestion`` payload has no message and no option value)."""
+    return f"{BlockId.FEEDBACK}:{answer_id}"
+
+
+def answer_id_of_block(block_id: str) -> int | None:
+    """The answer id in a :func:`feedback_block_id`; None for any other block id."""
+    prefix, _, answer = str(block_id).partition(":")
+    if prefix != BlockId.FEEDBACK:
+        return None
+    try:
+        return int(answer)
+    except ValueError:
+        return None
 
 
 def feedback_actions(
@@ -285,7 +357,7 @@ def feedback_actions(
                 "value": value,
             }
         )
-    return {"type": "actions", "block_id": BlockId.FEEDBACK, "elements": elements}
+    return {"type": "actions", "block_id": feedback_block_id(answer_id), "elements": elements}
 
 
 # --- whole answers -----------------------------------------------------------------------------
@@ -346,7 +418,7 @@ def render_triage(
         blocks.append(section(steps_text(triage.steps, 5)))
     blocks.append(context(versions_text(triage, answer_id)))
     if answer_id is not None:
-        options = label_options_for(triage, label_options)
+        options = offered_labels(triage, label_options, answer_id)
         blocks.append(feedback_actions(answer_id, options))
     return fallback_text(triage), blocks[:MAX_BLOCKS]
 

@@ -5,13 +5,18 @@ Every click is stored against the answer id carried in the control's value (or t
 ``private_metadata``), audited, counted, and acknowledged with an ephemeral "Thanks, recorded".
 When the database is unreachable, the click (or root cause) goes to the durable local spool
 (:mod:`bot.spool`) and is stored when it is back; the person is told "Thanks, recorded" too.
+
+A correction becomes a training label, so only a label the menu offers for that answer and
+field is accepted (:func:`bot.slack.blocks.offered_labels`; the root-cause modal's category:
+:func:`bot.slack.views.modal_categories`). Anything else (a forged or replayed payload, a
+label removed since the answer was posted) is refused with a note and nothing is stored.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,10 +24,25 @@ from slack_bolt import App
 
 from bot.metrics import FEEDBACK
 from bot.sanitize import clean_text
-from bot.slack.blocks import escape, render_details
-from bot.slack.ids import NOT_HELPFUL_REASONS, ActionId, CallbackId, FeedbackKind
+from bot.slack.blocks import (
+    MAX_OPTIONS,
+    answer_id_of_block,
+    correction_option_groups,
+    escape,
+    matching_labels,
+    offered_labels,
+    one_line,
+    render_details,
+)
+from bot.slack.ids import NOT_HELPFUL_REASONS, ActionId, BlockId, CallbackId, FeedbackKind
 from bot.slack.service import SlackBot, Where
-from bot.slack.views import form_reply_ts, modal_values, root_cause_modal
+from bot.slack.views import (
+    category_option,
+    form_reply_ts,
+    modal_categories,
+    modal_values,
+    root_cause_modal,
+)
 from bot.store import repository as repo
 from bot.store.db import session_scope
 from bot.triage_types import Triage
@@ -32,6 +52,37 @@ log = logging.getLogger(__name__)
 
 class BadActionValueError(ValueError):
     """A control's value does not carry a usable answer id."""
+
+
+class RejectedCorrectionError(ValueError):
+    """A correction names a field or label that the menu of that answer does not offer."""
+
+    def __init__(self, field: str, value: str) -> None:
+        super().__init__(f"correction {printable(field, 40)!r} -> {printable(value, 80)!r} "
+                         "is not among the labels offered")
+        self.field = field
+        self.value = value
+
+    def note(self) -> str:
+        """What the person who sent it is told."""
+        label = escape(printable(self.value, 80)) or "(empty)"
+        field = escape(printable(self.field, 40)) or "(none)"
+        return (
+            f":warning: Not recorded: “{label}” is not one of the {field} labels offered for "
+            "this answer (they may have changed since it was posted). Please pick one from "
+            "the menu."
+        )
+
+
+def printable(text: str, limit: int) -> str:
+    """``text`` on one line without control characters, cut to ``limit`` characters."""
+    return one_line("".join(c if c.isprintable() else " " for c in str(text)), limit)
+
+
+def check_correction(offered: Mapping[str, Sequence[str]], field: str, value: str) -> None:
+    """Raise :class:`RejectedCorrectionError` unless ``value`` is offered for ``field``."""
+    if value not in offered.get(field, ()):
+        raise RejectedCorrectionError(field, value)
 
 
 def register(app: App, bot: SlackBot) -> None:
@@ -80,6 +131,26 @@ def register(app: App, bot: SlackBot) -> None:
             where=click.where,
         )
 
+    @app.options(ActionId.CORRECT_LABEL)
+    def on_correction_options(ack: Any, payload: dict) -> None:
+        """The options of a long correction menu (an external select) as the person types."""
+        answer_id = answer_id_of_block(payload.get("block_id", ""))
+        groups: list[dict[str, Any]] = []
+        if answer_id is not None and bot.runtime.ready.is_set():
+            query = str(payload.get("value") or "")
+            groups = correction_option_groups(answer_id, correction_offer(bot, answer_id), query)
+        if groups:
+            ack(option_groups=groups)
+        else:
+            ack(options=[])
+
+    @app.options(ActionId.ROOT_CAUSE_CATEGORY)
+    def on_category_options(ack: Any, payload: dict) -> None:
+        """The options of the root-cause modal's category when there are more than 100."""
+        categories = root_cause_categories(bot) if bot.runtime.ready.is_set() else []
+        shown = matching_labels(categories, str(payload.get("value") or ""))[:MAX_OPTIONS]
+        ack(options=[category_option(c) for c in shown])
+
     @app.action(ActionId.RECORD_ROOT_CAUSE)
     def on_record_root_cause(ack: Any, body: dict, action: dict, client: Any) -> None:
         ack()
@@ -106,6 +177,12 @@ def register(app: App, bot: SlackBot) -> None:
             errors["rc_root_cause"] = "Please describe the root cause."
         if not values["fix"]:
             errors["rc_fix"] = "Please describe the fix."
+        category = values["category"]
+        # (before start-up finishes, save_root_cause checks it on the worker instead)
+        if category and bot.runtime.ready.is_set() and category not in root_cause_categories(bot):
+            errors[BlockId.CATEGORY] = (
+                "This category is not offered (any more). Please pick one from the list."
+            )
         if errors:
             ack(response_action="errors", errors=errors)
             return
@@ -172,12 +249,45 @@ class Click:
         return self.answer_id
 
 
+def root_cause_categories(bot: SlackBot) -> list[str]:
+    """The categories the root-cause modal offers, and so the only ones it accepts."""
+    return modal_categories(bot.label_options().get("category", []))
+
+
+def correction_offer(bot: SlackBot, answer_id: int) -> dict[str, list[str]]:
+    """The labels per field that the correction menu of answer ``answer_id`` offers; only
+    the known labels when its stored answer cannot be read."""
+    try:
+        triage = _stored_triage(bot, answer_id)
+    except Exception as exc:  # noqa: BLE001 - an options request must still be answered
+        log.warning("cannot read answer #%s for its correction menu: %s", answer_id, exc)
+        triage = None
+    return offered_labels(triage, bot.label_options(), answer_id)
+
+
+def _stored_triage(bot: SlackBot, answer_id: int) -> Triage | None:
+    with session_scope(bot.services().sessions) as session:
+        answer = repo.get_answer(session=session, answer_id=answer_id)
+        return _triage_of(answer)
+
+
+def _triage_of(answer: Any) -> Triage | None:
+    """The stored answer as a Triage; None when it is gone or cannot be read."""
+    if answer is None:
+        return None
+    try:
+        return Triage.from_dict(dict(answer.answer))
+    except (TypeError, ValueError, KeyError):
+        log.warning("stored answer #%s cannot be read as a triage", answer.id)
+        return None
+
+
 def open_root_cause_modal(bot: SlackBot, client: Any, click: Click, trigger_id: str) -> None:
     answer_id = click.require_answer_id()
     categories: list[str] = []
     default = ""
     if bot.runtime.ready.is_set():
-        categories = bot.label_options().get("category", [])
+        categories = root_cause_categories(bot)
         default = _predicted(bot, answer_id, "category")
     view = root_cause_modal(
         answer_id=answer_id,
@@ -213,9 +323,8 @@ def record_click(
 ) -> None:
     services = bot.services()
     answer_id = click.require_answer_id()
-    if kind == FeedbackKind.CORRECTION and not (field and value):
-        raise BadActionValueError("a correction needs a field and a label")
-    fields = {
+    known = bot.label_options() if kind == FeedbackKind.CORRECTION else {}
+    fields: dict[str, Any] = {
         "answer_id": answer_id,
         "kind": str(kind),
         "user_id": click.user,
@@ -224,8 +333,15 @@ def record_click(
         "reason": reason,
     }
     try:
+        if kind == FeedbackKind.CORRECTION and field in known:
+            # checked before the database too, so that junk is not even spooled
+            check_correction(offered_labels(None, known, answer_id), field, value)
         with session_scope(services.sessions) as session:
-            found = store_click(session, **fields)
+            found = store_click(session, known=known, **fields)
+    except RejectedCorrectionError as exc:
+        log.warning("answer #%s: %s (user %s)", answer_id, exc, click.user)
+        _tell(bot, click, respond, exc.note())
+        return
     except Exception as exc:
         if not spool_feedback(bot, "click", fields, exc):
             raise
@@ -249,6 +365,7 @@ def record_click(
 def store_click(
     session: Any,
     *,
+    known: Mapping[str, Sequence[str]],
     answer_id: int,
     kind: str,
     user_id: str,
@@ -256,10 +373,16 @@ def store_click(
     value: str,
     reason: str,
 ) -> bool:
-    """Store one click (feedback row, label correction, audit); False when the answer is gone."""
+    """Store one click (feedback row, label correction, audit); False when the answer is gone.
+
+    ``known``: the known labels per target (:meth:`SlackBot.label_options`). A correction
+    whose label the answer's menu does not offer raises :class:`RejectedCorrectionError`
+    before anything is written."""
     answer = repo.get_answer(session=session, answer_id=answer_id)
     if answer is None:
         return False
+    if kind == FeedbackKind.CORRECTION:
+        check_correction(offered_labels(_triage_of(answer), known, answer_id), field, value)
     row = repo.record_feedback(
         session=session,
         answer_id=answer_id,
@@ -324,10 +447,11 @@ def apply_spooled_feedback(bot: SlackBot, record: Any) -> str:
     if op != "click":
         raise ValueError(f"unknown spooled feedback operation {op!r}")
     services = bot.services()
+    known = bot.label_options() if payload.get("kind") == FeedbackKind.CORRECTION else {}
     with session_scope(services.sessions) as session:
         if already_applied(session, record.id):
             return "duplicate"
-        if not store_click(session, **{k: payload[k] for k in CLICK_FIELDS}):
+        if not store_click(session, known=known, **{k: payload[k] for k in CLICK_FIELDS}):
             raise AnswerGoneError(f"answer #{payload['answer_id']} does not exist")
         mark_applied(session, record)
     return "applied"
@@ -367,6 +491,15 @@ def save_root_cause(bot: SlackBot, user: str, meta: Mapping[str, Any], values: d
     channel = str(meta.get("channel", ""))
     thread_ts = str(meta.get("thread_ts", ""))
     where = Where(channel, user, form_reply_ts(meta))
+    category = values.get("category") or ""
+    if category and category not in root_cause_categories(bot):
+        # only when it was submitted before start-up finished (on_root_cause_submitted)
+        bot.safe_ephemeral(
+            where,
+            f":warning: Not recorded: the category “{escape(printable(category, 80))}” is not "
+            "offered (any more). Please record the root cause again.",
+        )
+        return
     values = {k: clean_text(v) if isinstance(v, str) else v for k, v in values.items()}
     spooled_meta = {"answer_id": answer_id, "channel": channel, "thread_ts": thread_ts}
     try:

@@ -285,7 +285,12 @@ class SlackBot:
     # --- labels offered for corrections ----------------------------------------------------------
 
     def label_options(self) -> dict[str, list[str]]:
-        """Known labels per target: from the active models, else from the taxonomy file."""
+        """Known labels per target: those of the active models, else of the taxonomy file.
+
+        A taxonomy file of your own (``TRIAGEBOT_TAXONOMY_FILE``) declares your labels: those
+        an active model has not learnt yet follow its labels, so that people can teach them
+        through corrections. The bundled sample taxonomy (the default) only stands in for
+        targets without a model: its labels are not yours."""
         services = self.services()
         classifiers = services.classifiers
         out: dict[str, list[str]] = {}
@@ -294,9 +299,12 @@ class SlackBot:
             if labels:
                 out[target] = labels
         taxonomy_path = getattr(classifiers, "taxonomy_path", None)
+        declared = getattr(self.settings, "taxonomy_file", None) is not None
         for target, labels in self._taxonomy_labels(taxonomy_path).items():
             if target not in out:
                 out[target] = list(labels)
+            elif declared:
+                out[target] += [label for label in labels if label not in out[target]]
         return out
 
     def _taxonomy_labels(self, taxonomy_path: Any) -> dict[str, list[str]]:

@@ -6,7 +6,15 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bot.slack.blocks import context, escape, plain, section
+from bot.slack.blocks import (
+    MAX_OPTION_TEXT,
+    MAX_OPTION_VALUE,
+    MAX_OPTIONS,
+    context,
+    escape,
+    plain,
+    section,
+)
 from bot.slack.ids import ActionId, BlockId, CallbackId
 
 MAX_VIEW_BLOCKS = 100
@@ -55,17 +63,23 @@ def root_cause_modal(
             },
         },
     ]
-    options = [{"text": plain(c, 75), "value": c[:150]} for c in list(categories)[:100]]
-    if options:
-        element: dict[str, Any] = {
-            "type": "static_select",
-            "action_id": ActionId.ROOT_CAUSE_CATEGORY,
-            "placeholder": plain("Category", 150),
-            "options": options,
-        }
-        initial = next((o for o in options if o["value"] == default_category), None)
-        if initial is not None:
-            element["initial_option"] = initial
+    categories = modal_categories(categories)
+    if categories:
+        element: dict[str, Any] = {"action_id": ActionId.ROOT_CAUSE_CATEGORY}
+        if len(categories) > MAX_OPTIONS:  # the options come from app.options as one types
+            element.update(
+                type="external_select",
+                placeholder=plain("Category (type to search)", 150),
+                min_query_length=0,
+            )
+        else:
+            element.update(
+                type="static_select",
+                placeholder=plain("Category", 150),
+                options=[category_option(c) for c in categories],
+            )
+        if default_category in categories:
+            element["initial_option"] = category_option(default_category)
         blocks.append(
             {
                 "type": "input",
@@ -84,6 +98,18 @@ def root_cause_modal(
         "private_metadata": metadata[:MAX_METADATA],
         "blocks": blocks,
     }
+
+
+def modal_categories(categories: Sequence[str]) -> list[str]:
+    """The categories the root-cause modal offers, and so the only ones it accepts: each
+    once, none longer than an option value may be (150 characters; a cut one would store a
+    category nobody chose)."""
+    unique = dict.fromkeys(str(c) for c in categories)
+    return [c for c in unique if c and len(c) <= MAX_OPTION_VALUE]
+
+
+def category_option(category: str) -> dict[str, Any]:
+    return {"text": plain(category, MAX_OPTION_TEXT), "value": category}
 
 
 def modal_values(view: Mapping[str, Any]) -> dict[str, str]:

@@ -13,6 +13,7 @@ from bot.spool import Spool
 from tests.conftest import counter_value
 from tests.faults.conftest import ALERTS, wait_until
 from tests.faults.helpers import answer_id_of, ask, click_helpful, send_alert, sql
+from tests.slack.helpers import interaction_body, load_payload, post
 
 
 def spooled(kind: str, outcome: str) -> float:
@@ -151,3 +152,60 @@ def test_alert_meeting_a_locked_database_is_spooled_not_refused(app, faults_data
     assert app.pipeline.wait_idle(60)
     count = sql(faults_data_dir, "SELECT count(*) FROM events WHERE title LIKE ?", name + "%")
     assert count == [(1,)]
+
+
+def click_correction(app, answer_id: int, value: str, user: str) -> None:
+    payload = load_payload(
+        "block_actions_correct_label.json",
+        answer_id=answer_id,
+        response_url=app.fake.response_url("correct"),
+        label="x",
+    )
+    payload["user"]["id"] = user
+    payload["actions"][0]["selected_option"]["value"] = value
+    assert post(app.client, interaction_body(payload)).status_code == 200
+
+
+def test_outage_spools_an_offered_correction_and_refuses_a_forged_one(app, faults_data_dir):
+    """The labels of a correction are checked before the database too: junk is not even
+    spooled (the person is told it was not recorded), an offered label is spooled as usual."""
+    _, reply = ask(app, ALERTS, "WAL volume on db-09 at 97% and growing")
+    answer_id = answer_id_of(reply)
+    user = "U" + uuid.uuid4().hex[:8].upper()
+    app.switch.off()
+    try:
+        click_correction(app, answer_id, f"{answer_id}|category|" + "junk " * 1000, user)
+        app.fake.wait_for(lambda c: c.method == "chat.postEphemeral"
+                          and c.args.get("user") == user
+                          and "Not recorded" in c.args.get("text", ""))
+        assert app.spool.pending() == 0
+        click_correction(app, answer_id, f"{answer_id}|category|database", user)
+        app.fake.wait_for(lambda c: c.method == "chat.postEphemeral"
+                          and c.args.get("user") == user
+                          and "should be *database*" in c.args.get("text", ""))
+        assert app.spool.pending() == 1
+    finally:
+        app.switch.on()
+    app.replayer.wake()
+    wait_until(lambda: app.spool.pending() == 0, what="the spool to drain")
+    query = "SELECT field, value FROM feedback WHERE user_id = ?"
+    assert sql(faults_data_dir, query, user) == [("category", "database")]
+
+
+def test_a_spooled_correction_with_a_label_not_offered_is_dead_lettered(app, tmp_path):
+    """A spooled correction is checked again when it is replayed (a record written by an
+    older version, or a label removed meanwhile): not stored, kept in the dead letters."""
+    _, reply = ask(app, ALERTS, "certificate for api.internal expires in 2 days")
+    answer_id = answer_id_of(reply)
+    spool = Spool(tmp_path / "spool")
+    spool.append("feedback", {"op": "click", "answer_id": answer_id, "kind": "correction",
+                              "user_id": "USPOOL", "field": "category",
+                              "value": "no-such-category", "reason": ""})
+    result = spool.replay(app.runtime.apply_spooled)
+    assert (result.applied, result.dead_lettered, result.remaining) == (0, 1, 0)
+    (letter,) = spool.dead_letters()
+    assert "RejectedCorrectionError" in letter["error"]
+    assert sql(app.settings.data_dir, "SELECT count(*) FROM feedback WHERE user_id = 'USPOOL'") == [
+        (0,)
+    ]
+    spool.close()

@@ -29,7 +29,8 @@ from tests.slack.helpers import (
     post,
 )
 
-# Categories the first (weak) model never saw: users teach them through corrections.
+# Categories the first (weak) model never saw: users teach them through corrections. The
+# correction menu offers them because the deployment's own taxonomy file declares them.
 HIDDEN = ("memory", "certificates", "latency", "errors", "messaging", "email", "hardware")
 
 
@@ -69,10 +70,11 @@ def wait_for_corrections(h: SlackHarness, count: int) -> None:
 
 @pytest.fixture(scope="module")
 def loop(sample_data_dir: Path, tmp_path_factory: pytest.TempPathFactory, fake_slack: Any):
-    from bot.app import build_services
+    from bot.app import SAMPLES_DIR, build_services
 
     data_dir = copy_data_dir(sample_data_dir, tmp_path_factory.mktemp("loop") / "data")
-    services = build_services(make_settings(data_dir, fake_slack.api_url))
+    taxonomy = SAMPLES_DIR / "taxonomy.yaml"  # every category, HIDDEN ones included
+    services = build_services(make_settings(data_dir, fake_slack.api_url, taxonomy_file=taxonomy))
     # The history starts with only some categories labelled: a weak first model.
     with session_scope(services.sessions) as session:
         hidden = session.query(Incident).filter(Incident.category.in_(HIDDEN)).all()
@@ -95,6 +97,8 @@ def active_version(h: SlackHarness) -> str:
 def test_corrections_promote_a_better_model_and_a_worse_one_is_rejected(loop) -> None:
     h, truth, weak_version = loop
     assert active_version(h) == weak_version
+    offered = h.bot.label_options()["category"]  # the model's labels, then the taxonomy's
+    assert set(HIDDEN) <= set(offered)
 
     # 1. Answers are given and people correct the category on each of them.
     for text, label in truth.items():

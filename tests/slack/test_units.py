@@ -212,6 +212,8 @@ def test_manifest_declares_every_command_shortcut_and_the_one_url():
     urls = {c["url"] for c in features["slash_commands"]}
     urls |= {settings["event_subscriptions"]["request_url"]}
     urls |= {settings["interactivity"]["request_url"]}
+    # the options of an external select (a correction menu with more than 100 labels)
+    urls |= {settings["interactivity"]["message_menu_options_url"]}
     assert urls == {"https://YOUR-HOST/slack/events"}
     events = set(settings["event_subscriptions"]["bot_events"])
     assert {"app_mention", "app_home_opened", "message.channels"} <= events
@@ -246,7 +248,7 @@ class _StubClient:
         return {"channel": {"id": channel, "is_private": channel in self.private}}
 
 
-def _stub_bot(classifiers=None):
+def _stub_bot(classifiers=None, settings=None):
     from types import SimpleNamespace
 
     from bot.slack.service import SlackBot
@@ -255,7 +257,7 @@ def _stub_bot(classifiers=None):
     ready.set()
     services = SimpleNamespace(assistant=object(), classifiers=classifiers)
     runtime = SimpleNamespace(
-        settings=SimpleNamespace(), services=services, ready=ready, components={}
+        settings=settings or SimpleNamespace(), services=services, ready=ready, components={}
     )
     client = _StubClient()
     return SlackBot(runtime, SimpleNamespace(client=client)), client
@@ -287,6 +289,53 @@ def test_label_options_parse_the_taxonomy_once_until_the_file_changes(tmp_path, 
     os.utime(taxonomy, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
     assert bot.label_options() == {"category": ["database", "network", "storage"]}
     assert len(parses) == 2
+
+
+def test_label_options_add_the_labels_of_your_own_taxonomy_to_a_models(tmp_path):
+    """A taxonomy file of your own declares labels a model may not have learnt yet: they are
+    offered after the model's (to be taught through corrections). The bundled sample taxonomy
+    (no TRIAGEBOT_TAXONOMY_FILE) only stands in for targets without a model."""
+    from types import SimpleNamespace
+
+    taxonomy = tmp_path / "taxonomy.yaml"
+    taxonomy.write_text("category: [network, certificates]\nteam: [dba, sre]\n", encoding="utf-8")
+    model = SimpleNamespace(model=SimpleNamespace(classes_=["database", "network"]))
+    classifiers = SimpleNamespace(active={"category": model}, taxonomy_path=taxonomy)
+
+    own, _ = _stub_bot(classifiers, SimpleNamespace(taxonomy_file=taxonomy))
+    assert own.label_options() == {
+        "category": ["database", "network", "certificates"],
+        "team": ["dba", "sre"],
+    }
+    bundled, _ = _stub_bot(classifiers, SimpleNamespace(taxonomy_file=None))
+    assert bundled.label_options() == {"category": ["database", "network"], "team": ["dba", "sre"]}
+
+
+def test_a_correction_menu_offers_what_fits_and_searches_beyond_100_labels():
+    from bot.slack.blocks import correction_option_groups, correction_select, offered_labels
+
+    triage = huge_triage()  # category "disk", severity unsure (high, low), team "x" * 200
+    offered = offered_labels(triage, {"category": ["disk", "db", "a" * 140]}, 42)
+    # known labels, else the prediction's candidates; none whose value would pass 150 chars
+    assert offered == {"category": ["disk", "db"], "severity": ["high", "low"]}
+    assert offered_labels(None, {"category": ["disk"]}, 42) == {"category": ["disk"]}
+
+    hundred = {"category": [f"c{i}" for i in range(97)], "severity": ["high", "low", "info"]}
+    select = correction_select(42, hundred)
+    assert select["type"] == "static_select"
+    assert sum(len(g["options"]) for g in select["option_groups"]) == 100  # none left out
+    more = {**hundred, "team": ["dba"]}
+    select = correction_select(42, more)
+    assert select["type"] == "external_select" and select["min_query_length"] == 0
+    Block.parse({"type": "actions", "elements": [select]}).validate_json()
+
+    groups = correction_option_groups(42, more, "")
+    assert sum(len(g["options"]) for g in groups) == 100  # Slack takes at most 100
+    groups = correction_option_groups(42, more, " C9 ")
+    assert [o["value"] for g in groups for o in g["options"]] == [
+        "42|category|c9", *(f"42|category|c{i}" for i in range(90, 97))
+    ]
+    assert [g["label"]["text"] for g in correction_option_groups(42, more, "team")] == ["Team"]
 
 
 def test_private_channel_cache_expires(monkeypatch):
