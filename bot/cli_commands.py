@@ -538,22 +538,28 @@ def jobs_list(as_json: JsonOption = False) -> None:
         last = {}
         for r in runs:
             last.setdefault(r.name, r)
-        rows = [
-            {
-                "job": name,
-                "cron": crons[name],
-                "last_run": last[name].started_at.isoformat() if name in last else "",
-                "outcome": last[name].outcome if name in last else "",
-            }
-            for name in JOBS
-        ]
+        rows = [{"job": name, "cron": crons[name], **_last_run(last.get(name))}
+                for name in JOBS]
     if as_json:
         print_json(rows)
         return
-    table = Table("job", "cron (UTC)", "last run", "outcome")
+    table = Table("job", "cron (UTC)", "last run", "outcome", "took", "replica")
     for r in rows:
-        table.add_row(r["job"], r["cron"], r["last_run"] or "-", r["outcome"] or "-")
+        took = "-" if r["seconds"] is None else f"{r['seconds']:.0f} s"
+        table.add_row(r["job"], r["cron"], r["last_run"] or "-", r["outcome"] or "-", took,
+                      r["replica"] or "-")
     console.print(table)
+
+
+def _last_run(run: Any) -> dict[str, Any]:
+    """When a job last started, how it ended, how long it took and on which replica
+    (``host:pid``; with several replicas, where to look for its logs)."""
+    if run is None:
+        return {"last_run": "", "outcome": "", "seconds": None, "replica": ""}
+    seconds = (None if run.finished_at is None
+               else round((run.finished_at - run.started_at).total_seconds(), 1))
+    return {"last_run": run.started_at.isoformat(), "outcome": run.outcome,
+            "seconds": seconds, "replica": run.holder}
 
 
 @jobs_app.command("run")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -319,3 +320,19 @@ def test_output_that_is_not_a_terminal_is_not_cut_at_80_columns(
     table.add_row("root_cause-" + "2" * 80, "active", "84")
     stdout_console().print(table)
     assert "2" * 80 in out.getvalue() and "n_train" in out.getvalue()
+
+
+def test_jobs_list_says_how_long_the_last_run_took_and_on_which_replica(tmp_path: Path) -> None:
+    env = {"TRIAGEBOT_DATA_DIR": str(tmp_path), "COLUMNS": "160"}
+    assert run("jobs", "run", "housekeeping", env=env).returncode == 0
+    listed = run("jobs", "list", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    rows = {r["job"]: r for r in json.loads(listed.stdout)}
+    done = rows["housekeeping"]
+    assert done["outcome"] == "ok" and done["seconds"] >= 0.0
+    host, pid = done["replica"].rsplit(":", 1)
+    assert host == socket.gethostname() and pid.isdigit()
+    assert rows["retrain"] | {"cron": ""} == {"job": "retrain", "cron": "", "last_run": "",
+                                              "outcome": "", "seconds": None, "replica": ""}
+    table = run("jobs", "list", env=env).stdout
+    assert "replica" in table and socket.gethostname() in table
