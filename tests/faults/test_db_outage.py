@@ -13,7 +13,7 @@ from bot.spool import Spool
 from tests.conftest import counter_value
 from tests.faults.conftest import ALERTS, wait_until
 from tests.faults.helpers import answer_id_of, ask, click_helpful, send_alert, sql
-from tests.slack.helpers import interaction_body, load_payload, post
+from tests.slack.helpers import correction_payload, interaction_body, post
 
 
 def spooled(kind: str, outcome: str) -> float:
@@ -155,14 +155,7 @@ def test_alert_meeting_a_locked_database_is_spooled_not_refused(app, faults_data
 
 
 def click_correction(app, answer_id: int, value: str, user: str) -> None:
-    payload = load_payload(
-        "block_actions_correct_label.json",
-        answer_id=answer_id,
-        response_url=app.fake.response_url("correct"),
-        label="x",
-    )
-    payload["user"]["id"] = user
-    payload["actions"][0]["selected_option"]["value"] = value
+    payload = correction_payload(answer_id, value, user, app.fake.response_url("correct"))
     assert post(app.client, interaction_body(payload)).status_code == 200
 
 

@@ -131,3 +131,16 @@ def action_values(call: Any) -> dict[str, str]:
             elif el.get("option_groups"):
                 out[el["action_id"]] = el["option_groups"][0]["options"][0]["value"]
     return out
+
+
+def correction_payload(answer_id: int, value: str, user: str, response_url: str) -> dict[str, Any]:
+    """The correction menu's block_actions for answer ``answer_id``, choosing the option
+    value ``value`` (``id|field|label`` when it came from the menu; anything when forged)."""
+    payload = load_payload("block_actions_correct_label.json", answer_id=answer_id,
+                           response_url=response_url, label="x")
+    payload["user"]["id"] = user
+    payload["actions"][0]["selected_option"] = {
+        "text": {"type": "plain_text", "text": value[:75] or "-", "emoji": True},
+        "value": value,
+    }
+    return payload

@@ -21,6 +21,7 @@ from tests.conftest import copy_data_dir
 from tests.slack.conftest import SlackHarness, make_settings
 from tests.slack.helpers import (
     action_values,
+    correction_payload,
     event_body,
     interaction_body,
     load_payload,
@@ -53,17 +54,7 @@ def correction_menu(reply: Any) -> dict[str, Any]:
 
 def correct(h: SlackHarness, answer_id: int, value: str, user: str, **action: Any) -> None:
     """Send the correction menu's block_actions with the option value ``value``."""
-    payload = load_payload(
-        "block_actions_correct_label.json",
-        answer_id=answer_id,
-        response_url=h.fake.response_url("correct"),
-        label="x",
-    )
-    payload["user"]["id"] = user
-    payload["actions"][0]["selected_option"] = {
-        "text": {"type": "plain_text", "text": value[:75] or "-", "emoji": True},
-        "value": value,
-    }
+    payload = correction_payload(answer_id, value, user, h.fake.response_url("correct"))
     payload["actions"][0].update(action)
     assert post(h.client, interaction_body(payload)).status_code == 200
 
