@@ -313,8 +313,6 @@ def evaluate_classification(
     trained models are also fitted on random subsets of that many training rows (a learning
     curve: how many labels a team needs before training beats zero-shot).
     """
-    from classifiers.evaluate import baseline_tfidf_svc, evaluate
-    from classifiers.model import TextClassifier
     from knowledge.embed import Embedder
 
     if folds:
@@ -335,18 +333,15 @@ def evaluate_classification(
     embedder = Embedder(settings.embedding_model, threads=settings.torch_threads)
     tr_emb = embedder.encode(tr_texts)
     te_emb = embedder.encode(te_texts)
-    model = TextClassifier(target, min_precision=min_precision).fit(
-        tr_texts, tr_emb, tr_labels, fine_labels=fine, fine_field=finer_name or "")
-    ours = evaluate(model, te_texts, te_emb, te_labels)
-    base = baseline_tfidf_svc(tr_texts, tr_labels, te_texts, te_labels)
+    model, ours, base = train_both(rows, tr_emb, te_emb, target=target,
+                                   min_precision=min_precision, finer_name=finer_name,
+                                   fine=fine)
     result: dict[str, Any] = {"target": target, "n_train": len(tr_texts),
                               "n_test": len(te_texts)}
-    result.update({k: round(v, 4) for k, v in ours.summary().items()})
+    result.update(_rounded(ours.report(target, len(tr_texts))))
     # what fit chose from out-of-fold predictions on the training rows (never the test rows)
     result["chosen_in_fit"] = chosen_in_fit(model)
-    result["baseline_tfidf_linearsvc"] = {
-        k: round(v, 4) for k, v in base.summary().items()
-    }
+    result["baseline_tfidf_linearsvc"] = _rounded(base.report(target, len(tr_texts)))
     zero_shot = None
     if descriptions is not None:
         from classifiers.zeroshot import zero_shot_model
@@ -367,6 +362,29 @@ def evaluate_classification(
     result["split"] = rows.how
     result.update(skipped_fields(rows.rows_skipped, rows.first_skipped))
     return result
+
+
+def train_both(rows: LabelledSplit, tr_emb: Any, te_emb: Any, *, target: str,
+               min_precision: float, finer_name: str | None, fine: list[str] | None,
+               ) -> tuple[Any, Any, Any]:
+    """Our classifier (with the finer labels of :func:`finer_labels`, if any) and the TF-IDF
+    + LinearSVC baseline trained on the training rows of ``rows``: (our model, our answers
+    on the test rows, the baseline's), answers as :class:`classifiers.evaluate.Answers`."""
+    from classifiers.evaluate import answers_of, baseline_answers
+    from classifiers.model import TextClassifier
+
+    model = TextClassifier(target, min_precision=min_precision).fit(
+        rows.train_texts, tr_emb, rows.train_labels, fine_labels=fine,
+        fine_field=finer_name or "")
+    ours = answers_of(model, rows.test_texts, te_emb, rows.test_labels)
+    base = baseline_answers(rows.train_texts, rows.train_labels, rows.test_texts,
+                            rows.test_labels)
+    return model, ours, base
+
+
+def _rounded(report: Any) -> dict[str, float]:
+    """A report's headline figures, rounded for output."""
+    return {key: round(value, 4) for key, value in report.summary().items()}
 
 
 def chosen_in_fit(model: Any) -> dict[str, Any]:
@@ -396,8 +414,7 @@ def cross_validate_classification(
     much a single split's margin may move by chance. The file's ``split`` field, if any,
     is ignored: every row takes part.
     """
-    from classifiers.evaluate import Answers, answers_of, baseline_answers, stratified_folds
-    from classifiers.model import TextClassifier
+    from classifiers.evaluate import Answers, stratified_folds
     from knowledge.embed import Embedder
 
     if train_file.resolve() != test_file.resolve():
@@ -423,18 +440,15 @@ def cross_validate_classification(
             [texts[i] for i in test_idx], [labels[i] for i in test_idx], how=f"fold {k + 1}",
             rows_skipped=0, train_records=[records[i] for i in train_idx])
         finer_name, fine = finer_labels(rows, target, finer)
-        model = TextClassifier(target, min_precision=min_precision).fit(
-            rows.train_texts, embeddings[train_idx], rows.train_labels, fine_labels=fine,
-            fine_field=finer_name or "")
-        ours = answers_of(model, rows.test_texts, embeddings[test_idx], rows.test_labels)
-        base = baseline_answers(rows.train_texts, rows.train_labels, rows.test_texts,
-                                rows.test_labels)
+        model, ours, base = train_both(rows, embeddings[train_idx], embeddings[test_idx],
+                                       target=target, min_precision=min_precision,
+                                       finer_name=finer_name, fine=fine)
         ours_all.extend(ours)
         base_all.extend(base)
         ours_r, base_r = ours.report(target, len(train_idx)), base.report(target, len(train_idx))
         per_fold.append({
             "fold": k + 1, "n_train": len(train_idx), "n_test": len(test_idx),
-            **{key: round(v, 4) for key, v in ours_r.summary().items()},
+            **_rounded(ours_r),
             "baseline_accuracy": round(base_r.accuracy, 4),
             "baseline_macro_f1": round(base_r.macro_f1, 4),
             "chosen_in_fit": chosen_in_fit(model),
@@ -443,9 +457,8 @@ def cross_validate_classification(
     ours_pooled, base_pooled = ours_all.report(target, n_train), base_all.report(target, n_train)
     result: dict[str, Any] = {"target": target, "n_train": n_train,
                               "n_test": ours_pooled.n_test}
-    result.update({key: round(v, 4) for key, v in ours_pooled.summary().items()})
-    result["baseline_tfidf_linearsvc"] = {
-        key: round(v, 4) for key, v in base_pooled.summary().items()}
+    result.update(_rounded(ours_pooled))
+    result["baseline_tfidf_linearsvc"] = _rounded(base_pooled)
     result["cross_validation"] = {
         "folds": folds, "seed": seed,
         "accuracy_margin": _margin(per_fold, "accuracy"),
@@ -455,9 +468,7 @@ def cross_validate_classification(
     result["split"] = (f"{folds}-fold cross-validation, stratified, seed {seed}"
                        + (" (the file's split field is ignored)"
                           if any(r.extra.get("split") for r in records) else ""))
-    result.update(skipped_fields(labelled.skipped,
-                                 f"{train_file.name}: {labelled.first_error}"
-                                 if labelled.skipped else ""))
+    result.update(skipped_fields(*_skipped_rows(labelled)))
     return result
 
 
