@@ -532,11 +532,18 @@ class AlertPipeline:
         one per request. When the database is unreachable and a spool is configured, the
         events are spooled instead (the result's ``spooled`` is True). Raises when neither
         the database nor the spool can take them."""
-        if not events:
-            return AcceptedIds()
+        return self.submit(events).result(timeout=timeout)
+
+    def submit(self, events: Sequence[Event]) -> Future[list[int]]:
+        """:meth:`accept` without the wait: the future of the events' row ids, set by the
+        writer thread once they are stored (or spooled). The webhook awaits it on the event
+        loop instead of holding a worker thread while the group commit runs."""
         done: Future[list[int]] = Future()
+        if not events:
+            done.set_result(AcceptedIds())
+            return done
         self._writes.put((list(events), done))
-        return done.result(timeout=timeout)
+        return done
 
     def _write_loop(self) -> None:
         while True:
