@@ -1,9 +1,10 @@
 """Scheduled jobs: retrain, re-index runbook sources, drift check, housekeeping.
 
 APScheduler 3 runs the triggers in each replica, but every run first takes a lease row in
-the database, so with several replicas a job runs once. Missed runs coalesce into one.
-Every run is recorded in ``job_runs`` with its outcome; ``triagebot jobs run NAME`` runs the
-same code by hand.
+the database, so two runs of a job never overlap, and records the fire time it was scheduled
+for (its slot), so with several replicas each slot runs once even when the job is over before
+the next replica's trigger fires. Missed runs coalesce into one. Every run is recorded in
+``job_runs`` with its outcome; ``triagebot jobs run NAME`` runs the same code by hand, at once.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from bot.leases import held_lease
 from bot.metrics import JOB_RUNS
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 # killed in a job (OOMKilled in a retrain) frees it within this time instead of an hour.
 RUN_LEASE_TTL = timedelta(minutes=2)
 HOLDER = f"{socket.gethostname()}:{os.getpid()}"
+# A fire time missed by this much (the replica was busy or starting) still runs, late.
+MISFIRE_GRACE = timedelta(hours=1)
 
 
 def job_retrain(services: Any, notify: Callable[..., None] | None = None) -> dict[str, Any]:
@@ -111,8 +114,10 @@ def run_job(
     notify: Callable[..., None] | None = None,
     holder: str = HOLDER,
     now: datetime | None = None,
+    slot: datetime | None = None,
 ) -> JobRun | None:
-    """Run one job under its lease. Returns the run record, or None when another holds it."""
+    """Run one job under its lease. Returns the run record, or None when another replica
+    holds the lease or already ran the scheduled fire time ``slot`` (None: run regardless)."""
     if name not in JOBS:
         raise ValueError(f"unknown job {name!r}; known: {', '.join(JOBS)}")
     with held_lease(services.sessions, name, holder, RUN_LEASE_TTL, now=now) as held:
@@ -126,7 +131,12 @@ def run_job(
                 .where(JobRun.name == name, JobRun.finished_at.is_(None))
                 .values(outcome="interrupted", finished_at=datetime.now(UTC))
             )
-            run_id = repo.start_job_run(session=session, name=name, holder=holder).id
+            if slot is not None and _slot_ran(session, name, slot):
+                log.info("job %s already ran for its %s schedule; skipped", name,
+                         slot.isoformat())
+                return None
+            run_id = repo.start_job_run(session=session, name=name, holder=holder,
+                                        slot=slot).id
         outcome, detail = "ok", {}
         try:
             detail = JOBS[name](services, notify)
@@ -143,6 +153,43 @@ def run_job(
                 session.expunge(run)
             JOB_RUNS.labels(job=name, outcome=outcome).inc()
     return run
+
+
+def _slot_ran(session: Any, name: str, slot: datetime) -> bool:
+    """Whether a run of ``name`` for fire time ``slot`` ended (well or not; an interrupted
+    one, whose replica died, does not count)."""
+    return session.scalar(
+        select(JobRun.id)
+        .where(JobRun.name == name, JobRun.slot == slot, JobRun.outcome.in_(("ok", "failed")))
+        .limit(1)
+    ) is not None
+
+
+def scheduled_slot(trigger: Any, now: datetime) -> datetime | None:
+    """The fire time of ``trigger`` that a run starting at ``now`` serves: the latest one at
+    or before ``now`` within :data:`MISFIRE_GRACE` (None when there is none). Replicas whose
+    clocks differ by seconds agree on it."""
+    slot = None
+    fire = trigger.get_next_fire_time(None, now - MISFIRE_GRACE)
+    while fire is not None and fire <= now:
+        slot = fire
+        fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+    return None if slot is None else slot.astimezone(UTC)
+
+
+def run_scheduled_job(
+    name: str,
+    services: Any,
+    trigger: Any,
+    *,
+    notify: Callable[..., None] | None = None,
+    holder: str = HOLDER,
+    now: datetime | None = None,
+) -> JobRun | None:
+    """What the scheduler calls: :func:`run_job` for the fire time now due, once across the
+    replicas."""
+    slot = scheduled_slot(trigger, now or datetime.now(UTC))
+    return run_job(name, services, notify=notify, holder=holder, now=now, slot=slot)
 
 
 def sync_replica(services: Any) -> None:
@@ -177,7 +224,8 @@ def start_scheduler(runtime: Any) -> Any:
     notify = admin_notifier(runtime)
     scheduler = BackgroundScheduler(
         timezone="UTC",
-        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
+        job_defaults={"coalesce": True, "max_instances": 1,
+                      "misfire_grace_time": int(MISFIRE_GRACE.total_seconds())},
     )
     crons = job_crons(settings) if settings.scheduler_enabled else {}
     if settings.sync_seconds:
@@ -186,10 +234,11 @@ def start_scheduler(runtime: Any) -> Any:
             name="sync", replace_existing=True,
         )
     for name, cron in crons.items():
+        trigger = CronTrigger.from_crontab(cron, timezone="UTC")
         scheduler.add_job(
-            run_job,
-            CronTrigger.from_crontab(cron, timezone="UTC"),
-            args=[name, services],
+            run_scheduled_job,
+            trigger,
+            args=[name, services, trigger],
             kwargs={"notify": notify},
             id=name,
             name=name,

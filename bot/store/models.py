@@ -253,6 +253,10 @@ class JobRun(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     outcome: Mapped[str] = mapped_column(String(20), default="running")
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The cron fire time a scheduled run belongs to (None for `triagebot jobs run`): a slot
+    # that ran is not run again by the next replica whose trigger fires a moment later.
+    slot: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True,
+                                                  index=True)
 
 
 class JobLease(Base):

@@ -422,8 +422,10 @@ def release_lease(*, session: Session, name: str, holder: str) -> None:
     session.execute(delete(JobLease).where(JobLease.name == name, JobLease.holder == holder))
 
 
-def start_job_run(*, session: Session, name: str, holder: str) -> JobRun:
-    row = JobRun(name=name, holder=holder)
+def start_job_run(
+    *, session: Session, name: str, holder: str, slot: datetime | None = None
+) -> JobRun:
+    row = JobRun(name=name, holder=holder, slot=slot)
     session.add(row)
     session.flush()
     return row
