@@ -10,6 +10,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -82,6 +83,20 @@ def build_services(settings: Settings, *, upgrade: bool = True, models: bool = T
     return services
 
 
+def make_embedder(settings: Settings) -> Any:
+    """The embedding model of the settings (model, backend, batch size, threads, text cut)."""
+    from knowledge.embed import load_embedder
+
+    return load_embedder(
+        settings.embedding_model,
+        backend=settings.embedding_backend,
+        cache_dir=settings.onnx_dir,
+        batch_size=settings.embedding_batch_size,
+        threads=settings.torch_threads,
+        max_chars=settings.max_text_chars,
+    )
+
+
 def load_models(services: Services) -> None:
     """Load the embedding model, the indexes and the active classifiers."""
     import bm25s  # noqa: F401 - imported first so that its logger level can be reset
@@ -89,7 +104,6 @@ def load_models(services: Services) -> None:
     from bot.assistant import Assistant
     from bot.classification import ClassifierService
     from bot.knowledge_base import KnowledgeBase
-    from knowledge.embed import Embedder
 
     # bm25s sets its own logger to DEBUG on import; keep it at our level.
     logging.getLogger("bm25s").setLevel(max(logging.WARNING, logging.getLogger().level))
@@ -99,12 +113,7 @@ def load_models(services: Services) -> None:
     faiss.omp_set_num_threads(1)
     threadpool_limits(limits=1, user_api="blas")  # see configure_runtime
     settings = services.settings
-    embedder = Embedder(
-        settings.embedding_model,
-        batch_size=settings.embedding_batch_size,
-        threads=settings.torch_threads,
-        max_chars=settings.max_text_chars,
-    )
+    embedder = make_embedder(settings)
     knowledge = KnowledgeBase(
         session_factory=services.sessions,
         embedder=embedder,

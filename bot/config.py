@@ -9,6 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -53,6 +54,9 @@ class Settings(BaseSettings):
     embedding_model: str | None = Field(
         None, description="sentence-transformers model name or path; default bundled MiniLM."
     )
+    embedding_backend: Literal["torch", "onnx-int8"] = Field(
+        "torch", description="torch (sentence-transformers) or onnx-int8 (an int8 ONNX export "
+        "run by onnxruntime: about 3x less CPU per text, vectors within cosine 0.99).")
     embedding_batch_size: int = Field(32, ge=1, le=1024)
     torch_threads: int = Field(2, ge=1, le=64)
     max_text_chars: int = Field(4000, ge=100)
@@ -158,6 +162,11 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
+
+    @property
+    def onnx_dir(self) -> Path:
+        """Where the onnx-int8 embedding backend keeps its export of the model."""
+        return self.models_dir / "onnx"
 
     @property
     def spool_dir(self) -> Path:

@@ -313,7 +313,7 @@ def evaluate_classification(
     trained models are also fitted on random subsets of that many training rows (a learning
     curve: how many labels a team needs before training beats zero-shot).
     """
-    from knowledge.embed import Embedder
+    from bot.app import make_embedder
 
     if folds:
         if taxonomy is not None or train_sizes:
@@ -330,7 +330,7 @@ def evaluate_classification(
     tr_texts, tr_labels, te_texts, te_labels = (
         rows.train_texts, rows.train_labels, rows.test_texts, rows.test_labels)
     finer_name, fine = finer_labels(rows, target, finer)
-    embedder = Embedder(settings.embedding_model, threads=settings.torch_threads)
+    embedder = make_embedder(settings)
     tr_emb = embedder.encode(tr_texts)
     te_emb = embedder.encode(te_texts)
     model, ours, base = train_both(rows, tr_emb, te_emb, target=target,
@@ -414,8 +414,8 @@ def cross_validate_classification(
     much a single split's margin may move by chance. The file's ``split`` field, if any,
     is ignored: every row takes part.
     """
+    from bot.app import make_embedder
     from classifiers.evaluate import Answers, stratified_folds
-    from knowledge.embed import Embedder
 
     if train_file.resolve() != test_file.resolve():
         raise ValueError("--folds cross-validates one file: give it as both --train and --test")
@@ -429,7 +429,7 @@ def cross_validate_classification(
         raise ValueError(f"{train_file.name}: {len(texts)} rows with a {target!r} label are "
                          f"too few for {folds} folds")
     settings = Settings()
-    embeddings = Embedder(settings.embedding_model, threads=settings.torch_threads).encode(texts)
+    embeddings = make_embedder(settings).encode(texts)
     ours_all, base_all = Answers(), Answers(confidence=None)
     per_fold: list[dict[str, Any]] = []
     for k in range(folds):

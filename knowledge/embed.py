@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,33 @@ def default_model_path() -> str:
 
 class EmbeddingError(RuntimeError):
     """The model could not be loaded or used."""
+
+
+BACKENDS = ("torch", "onnx-int8")
+
+
+def load_embedder(
+    model: str | None = None,
+    *,
+    backend: str = "torch",
+    cache_dir: Path | None = None,
+    batch_size: int = 32,
+    threads: int | None = None,
+    max_chars: int = MAX_CHARS,
+) -> Any:
+    """The embedder of ``backend``: ``torch`` (sentence-transformers, :class:`Embedder`) or
+    ``onnx-int8`` (:class:`knowledge.embed_onnx.OnnxEmbedder`, whose export is kept in
+    ``cache_dir``). Both have ``encode``, ``encode_one``, ``dim`` and ``model_name``."""
+    if backend == "torch":
+        return Embedder(model, batch_size=batch_size, threads=threads, max_chars=max_chars)
+    if backend == "onnx-int8":
+        if cache_dir is None:
+            raise ValueError("the onnx-int8 backend needs a cache_dir for its export")
+        from knowledge.embed_onnx import OnnxEmbedder
+
+        return OnnxEmbedder(model, cache_dir=cache_dir, batch_size=batch_size, threads=threads,
+                            max_chars=max_chars)
+    raise ValueError(f"unknown embedding backend {backend!r}; known: {', '.join(BACKENDS)}")
 
 
 class Embedder:
