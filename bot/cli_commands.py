@@ -27,6 +27,7 @@ from bot.cli import (
     eval_app,
     friendly_errors,
     jobs_app,
+    load_settings,
     models_app,
     parse_map,
     print_json,
@@ -43,6 +44,15 @@ FieldOption = Annotated[str, typer.Option(help="text or text_without_name")]
 # --- training and the model registry ----------------------------------------------------------
 
 
+def _check_target(target: str | None) -> None:
+    """Refuse a --target that is not one of the classified fields (a typo, or a field missing
+    from TRIAGEBOT_TARGETS), before anything is loaded."""
+    fields = load_settings().target_fields
+    if target is not None and target not in fields:
+        raise UserError(f"--target {target}: not a classified field; TRIAGEBOT_TARGETS lists "
+                        f"{', '.join(fields)}")
+
+
 @app.command()
 @friendly_errors
 def train(
@@ -52,6 +62,7 @@ def train(
     as_json: JsonOption = False,
 ) -> None:
     """Train challengers; each replaces the active model only if it measures at least as well."""
+    _check_target(target)
     svc = services()
     targets = [target] if target else list(svc.classifiers.targets)
     with err_console.status("training") as status:  # shown in a terminal only
@@ -97,6 +108,10 @@ def models_list(
         ]
     if as_json:
         print_json(rows)
+        return
+    if not rows and target and target not in svc.settings.target_fields:
+        console.print(f"no model versions of {target!r} (classified fields: "
+                      f"{', '.join(svc.settings.target_fields)})", markup=False, soft_wrap=True)
         return
     # the version is what `models show|promote` take: never shortened in an 80-column terminal
     width = max((len(r["version"]) for r in rows), default=7)
@@ -602,6 +617,7 @@ def models_drift(
     """Recent events vs training data, predicted-label mix, feedback accuracy; retrain advice."""
     from bot.drift import check_drift_all
 
+    _check_target(target)
     reports = check_drift_all(services(), days=days, targets=[target] if target else None)
     if as_json:
         print_json(reports)

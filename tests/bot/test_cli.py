@@ -336,3 +336,26 @@ def test_jobs_list_says_how_long_the_last_run_took_and_on_which_replica(tmp_path
                                               "outcome": "", "seconds": None, "replica": ""}
     table = run("jobs", "list", env=env).stdout
     assert "replica" in table and socket.gethostname() in table
+
+
+@pytest.mark.parametrize("args", [("train", "--target", "servce"),
+                                  ("models", "drift", "--target", "servce")])
+def test_a_target_that_is_not_classified_is_refused_in_one_line(args: tuple[str, ...],
+                                                                tmp_path: Path) -> None:
+    # train used to answer "skipped: servce: 0 labelled examples ... (zero-shot stays
+    # active)" and drift "servce: no retrain needed"
+    env = {"TRIAGEBOT_DATA_DIR": str(tmp_path / "data"), "TRIAGEBOT_TARGETS": "category,team"}
+    result = run(*args, env=env)
+    assert result.returncode == 1, result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == ["error: --target servce: not a classified field; TRIAGEBOT_TARGETS "
+                     "lists category, team"], result.stderr
+    assert not (tmp_path / "data").exists()  # refused before anything was loaded
+
+
+def test_models_list_of_a_target_without_versions_says_so(tmp_path: Path) -> None:
+    env = {"TRIAGEBOT_DATA_DIR": str(tmp_path / "data"), "TRIAGEBOT_TARGETS": "category"}
+    result = run("models", "list", "--target", "servce", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ("no model versions of 'servce' (classified fields: "
+                                     "category)"), result.stdout
