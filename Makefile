@@ -2,9 +2,13 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-HOST   ?= 127.0.0.1
-PORT   ?= 8080
 STAMP  := $(VENV)/.installed
+# `make run HOST=0.0.0.0 PORT=9000` overrides the address; without them TRIAGEBOT_HOST and
+# TRIAGEBOT_PORT (environment or .env) decide, as for `triagebot serve`. Only the make command
+# line counts: a HOST or PORT variable some environments export is not ours.
+cli = $(if $(filter command line,$(origin $(1))),$($(1)))
+SERVE_FLAGS := $(if $(call cli,HOST),--host $(HOST)) $(if $(call cli,PORT),--port $(PORT))
+SHOWN := http://$(or $(call cli,HOST),$(TRIAGEBOT_HOST),127.0.0.1):$(or $(call cli,PORT),$(TRIAGEBOT_PORT),8080)
 
 .PHONY: run test setup lint bench clean-data
 
@@ -23,11 +27,11 @@ run: $(STAMP)
 	$(BIN)/triagebot db upgrade
 	$(BIN)/triagebot samples load --if-empty
 	@echo ""
-	@echo "triagebot is starting on http://$(HOST):$(PORT)  (Ctrl-C to stop)"
-	@echo "  curl http://$(HOST):$(PORT)/readyz"
+	@echo "triagebot is starting on $(SHOWN)  (Ctrl-C to stop)"
+	@echo "  curl $(SHOWN)/readyz"
 	@echo "  $(BIN)/triagebot triage \"disk full on /var/lib/postgresql on db-01\""
 	@echo ""
-	TRIAGEBOT_HOST=$(HOST) TRIAGEBOT_PORT=$(PORT) $(BIN)/triagebot serve
+	$(BIN)/triagebot serve $(SERVE_FLAGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
