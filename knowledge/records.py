@@ -189,7 +189,7 @@ def _jsonl_rows(text: str) -> list[tuple[int, dict[str, Any] | str]]:
 def _csv_rows(text: str) -> tuple[list[str], list[tuple[int, dict[str, Any] | str]]]:
     """The header and (line, row) or (line, error message) for every non-blank row."""
     out: list[tuple[int, dict[str, Any] | str]] = []
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_separator(text))
     try:
         header = next(reader)
     except StopIteration:
@@ -215,6 +215,14 @@ def _csv_rows(text: str) -> tuple[list[str], list[tuple[int, dict[str, Any] | st
             continue
         out.append((line, dict(zip(header, row, strict=False))))
     return header, out
+
+
+def _separator(text: str) -> str:
+    """The column separator of a CSV file: the one its header line holds most of, a comma
+    unless semicolons or tabs outnumber commas (Excel writes semicolons where the decimal
+    mark is a comma)."""
+    header = text.split("\n", 1)[0]
+    return max((",", ";", "\t"), key=header.count)  # max keeps the first of a tie: ","
 
 
 # --------------------------------------------------------------------------- mapping

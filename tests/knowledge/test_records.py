@@ -157,3 +157,23 @@ def test_binary_files_and_directories_are_refused(tmp_path: Path, name: str) -> 
     folder.mkdir()
     with pytest.raises(RecordFileError, match="is a directory"):
         read_records(folder)
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_a_csv_separated_by_semicolons_or_tabs_is_read(tmp_path: Path, sep: str) -> None:
+    # Excel saves "CSV" with semicolons where the decimal mark is a comma (de, fr, ...); it
+    # used to be one column named "Number;Short description;..." and every row "missing id"
+    path = tmp_path / "export.csv"
+    path.write_text(sep.join(["Number", "Short description", "Assignment group"]) + "\n"
+                    + sep.join(["INC001", "Disk full, db-01 down", "dba"]) + "\n",
+                    encoding="utf-8")
+    result = read_records(path, preset="servicenow")
+    assert not result.errors and result.extra_columns == ()
+    [record] = result.records
+    assert (record.id, record.title, record.team) == ("INC001", "Disk full, db-01 down", "dba")
+
+
+def test_a_comma_csv_with_semicolons_in_its_text_stays_a_comma_csv(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text('id,title\n1,"a; b; c"\n', encoding="utf-8")
+    assert [r.title for r in read_records(path).records] == ["a; b; c"]
