@@ -58,6 +58,8 @@ console = stdout_console()
 err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 SEARCH_KINDS = ("runbook", "incident", "ticket", "alert")  # runbooks, and the incident kinds
+VISIBILITY_HELP = ("Where answers may use it: public (every channel), helpdesk (help-desk "
+                   "channels) or private:<channel id> (that channel only).")
 
 
 @contextmanager
@@ -237,7 +239,7 @@ def search(
     kind: Annotated[str, typer.Option(
         help=f"Only this kind: {', '.join(SEARCH_KINDS)} (all by default).")] = "",
     k: Annotated[int, typer.Option("-k", min=1, max=100, help="How many results.")] = 5,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON list.")] = False,
 ) -> None:
     """Hybrid search over runbooks and past incidents."""
     from bot.render_text import render_hits
@@ -262,9 +264,7 @@ def search(
 def index_runbooks(
     path: Annotated[Path, typer.Argument(help="Folder of Markdown, HTML or text runbooks.")],
     source: Annotated[str, typer.Option(help="Name of this runbook source.")] = "",
-    visibility: Annotated[str, typer.Option(help="public, helpdesk or private:<channel>")] = (
-        "public"
-    ),
+    visibility: Annotated[str, typer.Option(help=VISIBILITY_HELP)] = "public",
 ) -> None:
     """Index a runbook folder (incremental; removes files that disappeared)."""
     if not path.is_dir():
@@ -370,7 +370,7 @@ def import_incidents(
     file: Annotated[Path, typer.Argument(help="JSONL or CSV file.")],
     preset: Annotated[str | None, typer.Option(help="CSV preset: servicenow or jira.")] = None,
     map_: Annotated[list[str], typer.Option("--map", help="field=column (repeatable).")] = [],  # noqa: B006
-    visibility: Annotated[str, typer.Option()] = "public",
+    visibility: Annotated[str, typer.Option(help=VISIBILITY_HELP)] = "public",
     train: Annotated[bool, typer.Option(
         help="Train the first model of each target that now has enough labels.")] = True,
 ) -> None:
@@ -384,7 +384,7 @@ def import_tickets(
     file: Annotated[Path, typer.Argument(help="JSONL or CSV file.")],
     preset: Annotated[str | None, typer.Option(help="CSV preset: servicenow or jira.")] = None,
     map_: Annotated[list[str], typer.Option("--map", help="field=column (repeatable).")] = [],  # noqa: B006
-    visibility: Annotated[str, typer.Option()] = "public",
+    visibility: Annotated[str, typer.Option(help=VISIBILITY_HELP)] = "public",
     train: Annotated[bool, typer.Option(
         help="Train the first model of each target that now has enough labels.")] = True,
 ) -> None:

@@ -84,7 +84,7 @@ def train(
 @models_app.command("list")
 @friendly_errors
 def models_list(
-    target: Annotated[str | None, typer.Option()] = None,
+    target: Annotated[str | None, typer.Option(help="One field (default: all).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """All model versions with status and held-out figures."""
@@ -235,7 +235,8 @@ def confusion_lines(labels: list[str], matrix: list[list[int]], top: int = 10) -
 
 @models_app.command("promote")
 @friendly_errors
-def models_promote(version: Annotated[str, typer.Argument()]) -> None:
+def models_promote(version: Annotated[str, typer.Argument(
+        help="A version from `triagebot models list`.")]) -> None:
     """Make a stored version the active one."""
     svc = services()
     svc.classifiers.promote(version, actor="cli")
@@ -296,10 +297,13 @@ def eval_retrieval(
 @eval_app.command("classify")
 @friendly_errors
 def eval_classify(
-    train_file: Annotated[Path, typer.Option("--train")],
-    test_file: Annotated[Path, typer.Option("--test")],
-    target: Annotated[str, typer.Option()],
-    min_precision: Annotated[float, typer.Option(min=0.01, max=1.0)] = 0.9,
+    train_file: Annotated[Path, typer.Option(
+        "--train", help="Labelled rows to train on (JSONL or CSV).")],
+    test_file: Annotated[Path, typer.Option(
+        "--test", help="Labelled rows to test on; the same file as --train is split.")],
+    target: Annotated[str, typer.Option(help="The label field to predict, e.g. team.")],
+    min_precision: Annotated[float, typer.Option(
+        min=0.01, max=1.0, help="Precision an answer must reach; below it 'unsure'.")] = 0.9,
     test_fraction: Annotated[float, typer.Option(
         min=0.01, max=0.99,
         help="Share held out when --train and --test name one file without a split field.",
@@ -326,8 +330,8 @@ def eval_classify(
 ) -> None:
     """Classifier quality; TF-IDF word+char n-grams with LinearSVC beside it.
 
-    Files are read as `triagebot import` reads them (JSONL or CSV, --preset, --map); ids are
-    optional. The target may be any field of the records, e.g. a CSV column.
+    Reads files as `triagebot import` does (JSONL or CSV, --preset, --map),
+    ids optional. The target may be any field of the records, e.g. a CSV column.
     """
     from bot.evaluation import evaluate_classification
 
@@ -440,7 +444,8 @@ def _answered(coverage: float, covered_accuracy: float) -> str:
 def eval_incidents(
     history: Annotated[Path, typer.Option(help="JSONL of past incidents.")],
     test: Annotated[Path | None, typer.Option(help="Queries; leave-one-out when absent.")] = None,
-    target: Annotated[str, typer.Option()] = "category",
+    target: Annotated[str, typer.Option(help="The label field the neighbours vote on.")] = (
+        "category"),
     as_json: JsonOption = False,
 ) -> None:
     """Target voted by retrieved neighbours vs the true one; BM25 neighbours beside it."""
@@ -610,7 +615,7 @@ def jobs_run(
 @models_app.command("drift")
 @friendly_errors
 def models_drift(
-    days: Annotated[int, typer.Option(min=1)] = 7,
+    days: Annotated[int, typer.Option(min=1, help="Recent events: this many days.")] = 7,
     target: Annotated[str | None, typer.Option(help="One field (default: every target).")] = None,
     as_json: JsonOption = False,
 ) -> None:

@@ -359,3 +359,22 @@ def test_models_list_of_a_target_without_versions_says_so(tmp_path: Path) -> Non
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ("no model versions of 'servce' (classified fields: "
                                      "category)"), result.stdout
+
+
+def test_every_option_and_argument_says_what_it_is() -> None:
+    import typer.main
+
+    from bot import cli_commands
+
+    def walk(command, path: str):  # typer's own click: no isinstance check with click's
+        if hasattr(command, "commands"):
+            for name, sub in command.commands.items():
+                yield from walk(sub, f"{path} {name}")
+        else:
+            yield path, command
+
+    silent = [f"{path} {param.name}"
+              for path, command in walk(typer.main.get_command(cli_commands.app), "triagebot")
+              for param in command.params
+              if param.name != "help" and not (getattr(param, "help", None) or "").strip()]
+    assert silent == []
