@@ -95,6 +95,10 @@ def friendly_errors(func: F) -> F:
             return func(*args, **kwargs)
         except typer.Exit:
             raise
+        except BrokenPipeError:  # `triagebot audit export | head`: the reader has enough
+            # stdout's last buffered bytes would fail again at exit: send them nowhere
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(0) from None
         except (UserError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
             _say(str(exc))
         except ValidationError as exc:

@@ -378,3 +378,18 @@ def test_every_option_and_argument_says_what_it_is() -> None:
               for param in command.params
               if param.name != "help" and not (getattr(param, "help", None) or "").strip()]
     assert silent == []
+
+
+def test_output_piped_into_a_reader_that_stops_early_is_no_error(tmp_path: Path) -> None:
+    # `triagebot audit export | head -3` printed "error: BrokenPipeError: [Errno 32] ..."
+    import os
+
+    env = {**os.environ, "TRIAGEBOT_DATA_DIR": str(tmp_path / "data")}
+    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "audit", "export", "--format",
+                             "csv"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            cwd=ROOT)
+    proc.stdout.close()  # long before the command writes its first line
+    stderr = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=300) == 0
+    assert stderr == ""
