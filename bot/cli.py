@@ -58,6 +58,13 @@ console = stdout_console()
 err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 SEARCH_KINDS = ("runbook", "incident", "ticket", "alert")  # runbooks, and the incident kinds
+def check_visibility(value: str) -> None:
+    """Refuse a visibility no channel would match (the items would be shown nowhere)."""
+    channel = value.removeprefix("private:")
+    if value not in ("public", "helpdesk") and not (channel != value and channel.strip()):
+        raise UserError(f"--visibility {value}: use public, helpdesk or private:<channel id>")
+
+
 VISIBILITY_HELP = ("Where answers may use it: public (every channel), helpdesk (help-desk "
                    "channels) or private:<channel id> (that channel only).")
 
@@ -271,8 +278,11 @@ def index_runbooks(
     visibility: Annotated[str, typer.Option(help=VISIBILITY_HELP)] = "public",
 ) -> None:
     """Index a runbook folder (incremental; removes files that disappeared)."""
+    if path.is_file():
+        raise UserError(f"{path}: not a folder (index runbooks takes a folder of runbooks)")
     if not path.is_dir():
         raise UserError(f"runbook folder not found: {path}")
+    check_visibility(visibility)
     svc = services()
     with progress_bar("embedding sections") as step:
         report = svc.knowledge.index_runbooks(
@@ -324,6 +334,7 @@ def _import(kind: str, file: Path, preset: str | None, mapping: list[str], visib
             train: bool = True) -> None:
     from knowledge.records import read_records
 
+    check_visibility(visibility)
     result = read_records(file, preset=preset, mapping=parse_map(mapping) or None)
     if result.extra_columns:
         console.print(extra_columns_line(result.extra_columns), markup=False, soft_wrap=True)

@@ -393,3 +393,28 @@ def test_output_piped_into_a_reader_that_stops_early_is_no_error(tmp_path: Path)
     proc.stderr.close()
     assert proc.wait(timeout=300) == 0
     assert stderr == ""
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("index", "runbooks", "{folder}", "--visibility", "privat:C0123"),
+     "--visibility privat:C0123: use public, helpdesk or private:<channel id>"),
+    (("import", "tickets", "{file}", "--visibility", "Public"),
+     "--visibility Public: use public, helpdesk or private:<channel id>"),
+    (("import", "tickets", "{file}", "--visibility", "private:"),
+     "--visibility private:: use public, helpdesk or private:<channel id>"),
+    (("index", "runbooks", "{file}"),
+     "{file}: not a folder (index runbooks takes a folder of runbooks)"),
+])
+def test_index_and_import_refuse_a_visibility_no_answer_would_match(
+        args: tuple[str, ...], message: str, tmp_path: Path) -> None:
+    # an unknown visibility was stored as given: the items were then shown in no channel
+    folder, file = tmp_path / "runbooks", tmp_path / "t.jsonl"
+    folder.mkdir()
+    file.write_text('{"id": "1", "title": "Disk full"}\n', encoding="utf-8")
+    names = {"folder": str(folder), "file": str(file)}
+    result = run(*(a.format(**names) for a in args),
+                 env={"TRIAGEBOT_DATA_DIR": str(tmp_path / "data")})
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [f"error: {message.format(**names)}"], result.stderr
+    assert not (tmp_path / "data").exists()
