@@ -41,7 +41,9 @@ class LabelPrediction:
         if not self.unsure or self.threshold is None:
             return ""
         if self.threshold > 1.0:
-            return "too few labelled examples to vouch for an answer yet"
+            # no confidence level reached the target precision on held-out labelled rows
+            # (a zero-shot model without labels, or a trained one that is not there yet)
+            return "not precise enough on the labelled examples yet; more labels help"
         return f"answers from {math.ceil(self.threshold * 100)}% confidence"
 
 

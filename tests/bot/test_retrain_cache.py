@@ -216,7 +216,7 @@ def test_zero_shot_is_unsure_until_labels_exist_then_its_threshold_follows_them(
         predictions = server.classifiers.predict(text, vector)
         assert all(p.unsure for p in predictions)
         # and says why: it never answers before labels exist
-        assert all("too few labelled examples" in p.why_unsure() for p in predictions)
+        assert all("more labels help" in p.why_unsure() for p in predictions)
         # its evidence in the answer: the taxonomy's description of its best guess
         from bot.events import Event, EventKind, EventSource
 

@@ -496,7 +496,8 @@ def test_unsure_says_what_confidence_the_model_needs():
     sure = LabelPrediction("severity", "high", 0.95, (("high", 0.95),), "s-1", threshold=0.9)
     assert prediction_text(close) == (
         "*Team:* unsure (maybe dba 98%, net 1%; answers from 99% confidence)")
-    assert "too few labelled examples" in prediction_text(never)
+    assert "not precise enough on the labelled examples yet; more labels help" in \
+        prediction_text(never)
     assert prediction_text(sure) == "*Severity:* high (95%)"
     assert LabelPrediction("team", None, 0.5, (("dba", 0.5),)).why_unsure() == ""
 
