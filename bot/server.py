@@ -200,6 +200,10 @@ def run_server(settings: Settings, *, socket_mode: bool = False) -> None:
     register_background_parts(runtime, socket_mode=socket_mode)
     http_app = create_http_app(settings, runtime, stop_on_shutdown=True)
     runtime.start()
+    log.info(
+        "listening on http://%s:%d (alerts: POST /webhooks/alertmanager; readiness: GET "
+        "/readyz; Slack: POST /slack/events)", settings.host, settings.port
+    )
     uvicorn.run(
         http_app, host=settings.host, port=settings.port, log_level="warning", access_log=False
     )

@@ -34,3 +34,39 @@ def test_an_app_built_for_tests_leaves_its_shared_runtime_running(tmp_path: Path
         assert runtime.components["spool_replayer"]._thread.is_alive()
     finally:
         runtime.stop()
+
+
+def test_serve_says_where_it_listens(tmp_path: Path) -> None:
+    """uvicorn runs at warning level, so nothing said where the server was: a newcomer with
+    TRIAGEBOT_PORT in .env had to guess."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "TRIAGEBOT_DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1",
+           "TRIAGEBOT_LOAD_SAMPLES": "false", "TRIAGEBOT_SCHEDULER_ENABLED": "false",
+           "TRIAGEBOT_PORT": str(port), "TRIAGEBOT_LOG_JSON": "false"}
+    server = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], env=env,
+                              stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        else:
+            raise AssertionError("the server did not answer /healthz")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=60)
+    assert f"listening on http://127.0.0.1:{port}" in err, err[-2000:]
