@@ -97,6 +97,12 @@ def notification(alerts: list[dict]) -> bytes:
     ).encode()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (its threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def vm_hwm_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -380,6 +386,7 @@ def main() -> None:
                 text("select coalesce(max(id), 0) from alert_groups")
             ).scalar()
         print(f"sending {len(alerts)} alerts in {len(bodies)} requests ...", flush=True)
+        cpu_before = sum(cpu_seconds(s.process.pid) for s in servers if s.process)
         started = time.perf_counter()
         halfway = threading.Event() if args.restart_leader or args.kill_leader else None
         restarter = None
@@ -392,6 +399,8 @@ def main() -> None:
             send_all(servers, bodies, args.concurrency, halfway, args.client)
         )
         elapsed = time.perf_counter() - started
+        # Server CPU while the alerts were sent (meaningful without a restart in between).
+        server_cpu = sum(cpu_seconds(s.process.pid) for s in servers if s.process) - cpu_before
         if restarter is not None:
             restarter.join()
         # Wait until the server has processed everything (events leave the "queued" state).
@@ -443,6 +452,8 @@ def main() -> None:
             ("accept latency p50 / p95 / p99 ms",
              f"{np.percentile(lat, 50):.1f} / {np.percentile(lat, 95):.1f} / "
              f"{np.percentile(lat, 99):.1f}"),
+            ("server CPU while sending s (per alert ms)",
+             f"{server_cpu:.1f} ({server_cpu / len(alerts) * 1000:.2f}) in {elapsed:.1f} s"),
             ("alerts stored", f"{stored} (still queued: {queued})"),
             ("all grouped (outcome recorded) after s",
              f"{grouped_at:.1f}" if grouped_at is not None else "-"),

