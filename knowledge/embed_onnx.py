@@ -74,6 +74,9 @@ class OnnxEmbedder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = max(1, int(threads or 2))
         options.inter_op_num_threads = 1
+        # Without its memory arena, a process that embedded ticket-length batches stays at
+        # ~300 MB instead of 1-1.4 GB, at no speed we could measure (docs/benchmarks.md).
+        options.enable_cpu_mem_arena = False
         try:
             self._session = ort.InferenceSession(
                 str(self.artifact), options, providers=["CPUExecutionProvider"])
