@@ -525,12 +525,15 @@ class ClassifierService:
         self.recalibrate_zero_shot()  # what stays zero-shot chooses its threshold anew
         return results
 
-    def promote(self, version: str, *, actor: str) -> None:
-        """Make a stored version active (admin decision)."""
+    def promote(self, version: str, *, actor: str) -> bool:
+        """Make a stored version active (admin decision); False, changing and auditing
+        nothing, when it is the active one already."""
         with session_scope(self._sessions) as session:
             row = repo.get_model_version(session=session, version=version)
             if row is None:
                 raise ValueError(f"no model version {version!r}")
+            if row.status == "active":
+                return False
             model, _ = load_model(Path(row.artifact_path))
             replaced = repo.activate_model(session=session, row=row)
             repo.audit(
@@ -542,6 +545,7 @@ class ClassifierService:
             )
             target, metrics = row.target, dict(row.metrics)
         self._activate(target, version, model, metrics)
+        return True
 
     def rollback(self, target: str, *, actor: str) -> str:
         """Re-activate the version that was active before the current one."""

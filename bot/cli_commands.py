@@ -239,8 +239,10 @@ def models_promote(version: Annotated[str, typer.Argument(
         help="A version from `triagebot models list`.")]) -> None:
     """Make a stored version the active one."""
     svc = services()
-    svc.classifiers.promote(version, actor="cli")
-    console.print(f"{version} is now active")
+    if svc.classifiers.promote(version, actor="cli"):
+        console.print(f"{version} is now active")
+    else:
+        console.print(f"{version} is already active; nothing changed")
 
 
 @models_app.command("rollback")

@@ -418,3 +418,21 @@ def test_index_and_import_refuse_a_visibility_no_answer_would_match(
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == [f"error: {message.format(**names)}"], result.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_promoting_the_active_version_changes_nothing_and_says_so(sample_data_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    """It printed 'is now active' and wrote a manual-promotion audit row for nothing."""
+    from tests.conftest import copy_data_dir
+
+    env = {"TRIAGEBOT_DATA_DIR": str(copy_data_dir(sample_data_dir, tmp_path / "data")),
+           "HF_HUB_OFFLINE": "1"}
+    listed = run("models", "list", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    active = next(r["version"] for r in json.loads(listed.stdout) if r["status"] == "active")
+    result = run("models", "promote", active, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{active} is already active; nothing changed"
+    audit = run("audit", "export", "--since", "2020-01-01", env=env)
+    actions = [json.loads(line)["action"] for line in audit.stdout.splitlines()]
+    assert "model_promoted_manually" not in actions
