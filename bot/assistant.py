@@ -17,7 +17,7 @@ from itertools import zip_longest
 from typing import Any
 
 from bot.classification import INCIDENT_REF, TAXONOMY_REF
-from bot.events import Event
+from bot.events import Event, EventKind
 from bot.knowledge_base import INCIDENTS, RUNBOOKS, IncidentView, KnowledgeBase, SectionView
 from bot.triage_types import (
     Evidence,
@@ -120,6 +120,8 @@ class Assistant:
         predictions = visible_examples(
             self.classifiers.predict(text, vector, kind=str(event.kind)),
             self.knowledge.index(INCIDENTS), visibility)
+        if event.kind == EventKind.ALERT:  # a rule's labels are its author's word
+            predictions = with_given_labels(predictions, event.labels, "alert")
         clock.lap("classify")
         # explain=False: the answer states its own shared terms; the index's keyword
         # reasons would be computed per hit and thrown away
@@ -447,6 +449,24 @@ def visible_examples(predictions: Sequence[LabelPrediction], incidents: HybridIn
             name = passage.doc_key.split(":", 1)[-1]
             shown.append((f"{name}: {passage.title or passage.text}", label, similarity))
         out.append(replace(p, examples=tuple(shown)))
+    return out
+
+
+GIVEN_MAX_CHARS = 60  # a label value is a word or two; longer is not shown as one
+
+
+def with_given_labels(predictions: Sequence[LabelPrediction], labels: dict[str, str],
+                      given_by: str) -> list[LabelPrediction]:
+    """Each prediction with the value the event carries for its field, if any (an alert
+    rule's ``severity`` or ``team`` label; keys compared without case): the source's own
+    word comes first in the answer, the model's stays beside it. Only for alerts: a
+    ticket's category is the reporter's guess, which triage is there to check."""
+    by_key = {k.strip().lower(): " ".join(str(v).split()) for k, v in labels.items()}
+    out = []
+    for p in predictions:
+        given = by_key.get(p.field.lower(), "")
+        usable = given and len(given) <= GIVEN_MAX_CHARS
+        out.append(replace(p, given=given, given_by=given_by) if usable else p)
     return out
 
 

@@ -29,6 +29,10 @@ def prediction_evidence(p: LabelPrediction) -> str:
 def render_triage(console: Console, result: Triage) -> None:
     console.print(f"[bold]Triage[/bold] ({result.elapsed_ms:.0f} ms)")
     for p in result.predictions:
+        if p.given is not None:  # the source's own word first
+            console.print(f"  {p.field}: [bold]{escape(p.given)}[/bold] "
+                          f"({escape(p.given_note())})")
+            continue
         if p.unsure:
             alts = ", ".join(f"{label} {prob:.0%}" for label, prob in p.candidates[:3])
             why = f" - {p.why_unsure()}" if p.why_unsure() else ""

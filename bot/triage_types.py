@@ -30,10 +30,23 @@ class LabelPrediction:
     examples: tuple[tuple[str, str, float], ...] = ()
     # the confidence from which the model answers (> 1: it never does yet); None: unknown
     threshold: float | None = None
+    # the value the event itself carries for this field (an alert's ``severity`` label, a
+    # ticket's priority): shown first, as the source's word; the model's answer stays beside
+    # it (and in the audit) for feedback and drift
+    given: str | None = None
+    given_by: str = ""  # what carried it: "alert", "ticket", "message"
 
     @property
     def unsure(self) -> bool:
         return self.label is None
+
+    def given_note(self) -> str:
+        """Where a given value came from, and the model's answer when it confidently
+        differs: "from the alert; model: warning 93%"."""
+        note = f"from the {self.given_by or 'source'}"
+        if not self.unsure and (self.label or "").lower() != (self.given or "").lower():
+            note += f"; model: {self.label} {round(self.confidence * 100)}%"
+        return note
 
     def why_unsure(self) -> str:
         """Why there is no answer, in a few words ("" when it answered or nobody knows):
@@ -161,6 +174,8 @@ class Triage:
                                    for r, lab, s in p.get("examples") or ()),
                     threshold=(float(p["threshold"]) if p.get("threshold") is not None
                                else None),
+                    given=p.get("given"),
+                    given_by=str(p.get("given_by") or ""),
                 )
                 for p in data.get("predictions") or ()
             ),

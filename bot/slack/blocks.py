@@ -101,6 +101,8 @@ def one_line(text: str, limit: int) -> str:
 
 def prediction_text(p: LabelPrediction) -> str:
     name = p.field.capitalize()
+    if p.given is not None:  # the source's own word first
+        return f"*{name}:* {escape(p.given)} ({escape(p.given_note())})"
     if p.unsure:
         alternatives = ", ".join(f"{escape(c)} {percent(s)}" for c, s in p.candidates[:2])
         maybe = f"maybe {alternatives}" if alternatives else ""
@@ -378,7 +380,8 @@ def fallback_text(triage: Triage) -> str:
     links from an answer that quotes it."""
     parts = []
     for p in triage.predictions:
-        parts.append(f"{escape(p.field)}: {'unsure' if p.unsure else escape(p.label or '')}")
+        value = p.given if p.given is not None else "unsure" if p.unsure else p.label
+        parts.append(f"{escape(p.field)}: {escape(value or '')}")
     line = "Triage: " + (", ".join(parts) if parts else "no classification")
     if triage.novel:
         line += " (looks new)"

@@ -187,3 +187,17 @@ def test_search_of_every_kind_takes_turns_between_runbooks_and_incidents(service
     assert hits[1]["title"].startswith("Disk full on /var/lib/postgresql on db-01")
     only = services.assistant.search("disk full on db-01", kind="incident", k=3)
     assert len(only) == 3 and {h["kind"] for h in only} == {"incident"}
+
+
+def test_an_alert_rules_labels_are_given_not_guessed(services) -> None:
+    text = "WAL volume on db-01 is 97% full"
+    alert = services.assistant.triage(_event(text, severity=" Critical ", Team="dba",
+                                             category="x" * 200))
+    severity, team = alert.prediction("severity"), alert.prediction("team")
+    assert (severity.given, severity.given_by) == ("Critical", "alert")
+    assert (team.given, team.given_by) == ("dba", "alert")  # keys compared without case
+    assert alert.prediction("category").given is None  # not a label value: not shown as one
+    # a ticket's fields are the reporter's guess, which triage is there to check
+    ticket = services.assistant.triage(Event(source=EventSource.CLI, kind=EventKind.TICKET,
+                                             text=text, labels={"severity": "critical"}))
+    assert all(p.given is None for p in ticket.predictions)

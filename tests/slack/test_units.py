@@ -506,3 +506,32 @@ def test_unsure_says_what_confidence_the_model_needs():
     out = io.StringIO()
     render_cli(Console(file=out, width=200), triage)
     assert "unsure (dba 98%, net 1%) - answers from 99% confidence" in out.getvalue()
+
+
+def test_an_alerts_own_label_comes_first_and_the_model_only_when_it_differs():
+    """An alert whose rule says `severity: critical` got "Severity: unsure (maybe critical
+    66%)": the rule author's word was not shown at all."""
+    import io
+
+    from rich.console import Console
+
+    from bot.render_text import render_triage as render_cli
+    from bot.slack.blocks import fallback_text
+    from bot.triage_types import LabelPrediction, Triage
+
+    def given(label: str | None, confidence: float, value: str) -> LabelPrediction:
+        return LabelPrediction("severity", label, confidence, ((label or "warning", 0.66),),
+                               "s-1", threshold=0.9, given=value, given_by="alert")
+
+    agrees, unsure = given("critical", 0.95, "critical"), given(None, 0.66, "critical")
+    differs = given("warning", 0.93, "<!channel> critical")
+    assert prediction_text(agrees) == "*Severity:* critical (from the alert)"
+    assert prediction_text(unsure) == "*Severity:* critical (from the alert)"
+    assert prediction_text(differs) == (
+        "*Severity:* &lt;!channel&gt; critical (from the alert; model: warning 93%)")
+    triage = Triage(query="q", predictions=(differs,))
+    assert fallback_text(triage).startswith("Triage: severity: &lt;!channel&gt; critical")
+    assert Triage.from_dict(json.loads(json.dumps(triage.to_dict()))) == triage
+    out = io.StringIO()
+    render_cli(Console(file=out, width=200), Triage(query="q", predictions=(unsure,)))
+    assert "severity: critical (from the alert)" in out.getvalue()
