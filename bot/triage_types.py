@@ -30,11 +30,11 @@ class LabelPrediction:
     examples: tuple[tuple[str, str, float], ...] = ()
     # the confidence from which the model answers (> 1: it never does yet); None: unknown
     threshold: float | None = None
-    # the value the event itself carries for this field (an alert's ``severity`` label, a
-    # ticket's priority): shown first, as the source's word; the model's answer stays beside
-    # it (and in the audit) for feedback and drift
+    # the value an alert's own labels give this field (its rule's ``severity``, ``team``):
+    # shown first, as the rule author's word; the model's answer stays beside it (and in
+    # the audit) for feedback and drift. See bot.assistant.with_given_labels.
     given: str | None = None
-    given_by: str = ""  # what carried it: "alert", "ticket", "message"
+    given_by: str = ""  # what carried it ("alert")
 
     @property
     def unsure(self) -> bool:

@@ -77,15 +77,17 @@ class OnnxEmbedder:
         # Without its memory arena, a process that embedded ticket-length batches stays at
         # ~300 MB instead of 1-1.4 GB, at no speed we could measure (docs/benchmarks.md).
         options.enable_cpu_mem_arena = False
+        def open_session() -> Any:
+            return ort.InferenceSession(str(self.artifact), options,
+                                        providers=["CPUExecutionProvider"])
+
         try:
-            self._session = ort.InferenceSession(
-                str(self.artifact), options, providers=["CPUExecutionProvider"])
+            self._session = open_session()
         except Exception as exc:  # noqa: BLE001 - a damaged file: export again, once
             log.warning("cannot load %s (%s); exporting the model again", self.artifact, exc)
             self.artifact.unlink(missing_ok=True)
             self.artifact = export_int8(folder, Path(cache_dir))
-            self._session = ort.InferenceSession(
-                str(self.artifact), options, providers=["CPUExecutionProvider"])
+            self._session = open_session()
         self._inputs = [i.name for i in self._session.get_inputs()]
         self.batch_size = batch_size
         self.max_chars = max_chars
