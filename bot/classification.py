@@ -78,6 +78,44 @@ class LoadedModel:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
+def embedding_of(embedder: Any) -> dict[str, str]:
+    """Which embeddings a model trained now reads: recorded with each version (beside its
+    library versions) and compared when a version is loaded or promoted."""
+    return {"embedding_model": str(embedder.model_name), "embedding_dim": str(embedder.dim)}
+
+
+def embedding_mismatch(built_with: dict[str, Any], model: Any, serving: dict[str, str]) -> str:
+    """How a model's training embeddings differ from the ones this process makes:
+    ``""`` the same (or not recorded: versions from before 2026-12-03, judged by their
+    dimension alone); ``"backend"`` the same model run by another backend (torch vs
+    onnx-int8: vectors within cosine ~0.99, so it still serves, a retrain is advised);
+    ``"model"`` another model, whose vectors mean nothing to it: it must not serve."""
+    dim = str(built_with.get("embedding_dim") or getattr(model, "n_features_in_", "") or "")
+    if dim and dim != serving["embedding_dim"]:
+        return "model"
+    name = str(built_with.get("embedding_model") or "")
+    if not name or name == serving["embedding_model"]:
+        return ""
+
+    def base(n: str) -> str:  # "all-MiniLM-L6-v2+onnx-int8" -> "all-MiniLM-L6-v2"
+        return n.split("+", 1)[0]
+
+    return "backend" if base(name) == base(serving["embedding_model"]) else "model"
+
+
+def mismatch_message(target: str, version: str, built_with: dict[str, Any],
+                     serving: dict[str, str], kind: str) -> str:
+    """What an admin reads (log, `models drift`, a refused promotion) about a mismatch."""
+    trained = built_with.get("embedding_model") or f"{built_with.get('embedding_dim', '?')}-dim"
+    if kind == "backend":
+        return (f"{version} was trained on {trained} embeddings and this install makes "
+                f"{serving['embedding_model']}: close vectors, it still answers; retrain "
+                f"(`triagebot train --target {target}`) to measure it on them")
+    return (f"{version} was trained on {trained} embeddings, this install makes "
+            f"{serving['embedding_model']} ({serving['embedding_dim']} dimensions): it cannot "
+            f"answer on them; retrain (`triagebot train --target {target}`)")
+
+
 def nearest_labelled(model: Any, vector: np.ndarray, label: str | None,
                      k: int = NEAREST_EXAMPLES) -> tuple[tuple[str, str, float], ...]:
     """(what it is, its label, cosine) of the ``k`` labelled training examples closest to
@@ -151,6 +189,10 @@ class ClassifierService:
         self.min_macro_f1_gain = min_macro_f1_gain
         self.max_coverage_loss = max_coverage_loss
         self.active: dict[str, LoadedModel] = {}
+        # targets whose active version was trained on other embeddings than this process
+        # makes (the embedding model or backend was changed): why, for the admin
+        self.retrain_needed: dict[str, str] = {}
+        self._set_aside: set[str] = set()  # of those, the ones another model cannot read
         # active versions in the database at the last load, broken artifacts included, so
         # that sync() does not reload every minute because one artifact cannot be read
         self._db_versions: dict[str, str] = {}
@@ -164,20 +206,35 @@ class ClassifierService:
         loaded: dict[str, LoadedModel] = {}
         with session_scope(self._sessions) as session:
             rows = {t: repo.get_active_model(session=session, target=t) for t in self.targets}
-            rows = {t: (r.version, r.artifact_path, dict(r.metrics)) for t, r in rows.items() if r}
-        for target, (version, artifact, metrics) in rows.items():
+            rows = {t: (r.version, r.artifact_path, dict(r.metrics),
+                        dict(r.library_versions or {})) for t, r in rows.items() if r}
+        serving = embedding_of(self.embedder)
+        retrain_needed: dict[str, str] = {}
+        set_aside: set[str] = set()
+        for target, (version, artifact, metrics, built_with) in rows.items():
             try:
                 model, _card = load_model(Path(artifact))
             except Exception as exc:  # noqa: BLE001 - a broken artifact must not stop start-up
                 log.error("cannot load model %s (%s); using zero-shot", version, exc)
                 continue
+            mismatch = embedding_mismatch(built_with, model, serving)
+            if mismatch:
+                retrain_needed[target] = mismatch_message(target, version, built_with,
+                                                          serving, mismatch)
+                if mismatch == "model":  # the embedding model was changed since training
+                    log.error("%s; zero-shot answers until then", retrain_needed[target])
+                    set_aside.add(target)
+                    continue
+                log.warning("%s", retrain_needed[target])
             loaded[target] = LoadedModel(version, "supervised", model, metrics)
         missing = [t for t in self.targets if t not in loaded]
         signature = self._labels_signature()
         loaded.update(self._zero_shot_models(missing))
         with self._lock:
             self.active = loaded
-            self._db_versions = {t: version for t, (version, _, _) in rows.items()}
+            self.retrain_needed = retrain_needed
+            self._set_aside = set_aside
+            self._db_versions = {t: version for t, (version, *_) in rows.items()}
             self._labels_seen = signature
 
     def _zero_shot_models(self, targets: list[str]) -> dict[str, LoadedModel]:
@@ -278,11 +335,32 @@ class ClassifierService:
             log.warning("cannot save the embedding cache %s: %s", folder, exc)
         return vectors
 
-    def _activate(self, target: str, version: str, model: Any, metrics: dict[str, Any]) -> None:
+    def built_with(self) -> dict[str, str]:
+        """What a model trained now depends on: library versions and the embeddings."""
+        return {**library_versions(), **embedding_of(self.embedder)}
+
+    def _activate(self, target: str, version: str, model: Any, metrics: dict[str, Any],
+                  built_with: dict[str, Any]) -> None:
         """Serve ``version`` for ``target`` (already active in the database)."""
+        mismatch = embedding_mismatch(built_with, model, embedding_of(self.embedder))
         with self._lock:
             self.active[target] = LoadedModel(version, "supervised", model, metrics)
             self._db_versions[target] = version
+            self._set_aside.discard(target)  # refused before activation if it cannot read
+            if mismatch:
+                self.retrain_needed[target] = mismatch_message(
+                    target, version, built_with, embedding_of(self.embedder), mismatch)
+            else:
+                self.retrain_needed.pop(target, None)
+
+    def _refuse_other_embeddings(self, row: Any, model: Any) -> None:
+        """Promoting or rolling back to a version trained on another embedding model would
+        serve answers computed from vectors it never saw: refused, with what to do."""
+        built_with = dict(row.library_versions or {})
+        serving = embedding_of(self.embedder)
+        if embedding_mismatch(built_with, model, serving) == "model":
+            raise ValueError(mismatch_message(row.target, row.version, built_with, serving,
+                                              "model"))
 
     def active_versions(self) -> dict[str, str]:
         with self._lock:
@@ -302,7 +380,11 @@ class ClassifierService:
             loaded = active.get(target)
             if loaded is None:
                 continue
-            p = loaded.model.predict([text], emb)[0]
+            try:
+                p = loaded.model.predict([text], emb)[0]
+            except ClassifierError as exc:  # one broken model must not cost the whole answer
+                log.error("%s cannot classify: %s", loaded.version, exc)
+                continue
             out.append(
                 LabelPrediction(
                     field=target,
@@ -419,7 +501,8 @@ class ClassifierService:
         version = f"{target}-{datetime.now(UTC):%Y%m%d%H%M%S%f}"
         path = self.models_dir / target / f"{version}.skops"
         path.parent.mkdir(parents=True, exist_ok=True)
-        card = save_model(model, path, metrics=challenger.summary(), fingerprint=data_fingerprint)
+        card = save_model(model, path, metrics=challenger.summary(), fingerprint=data_fingerprint,
+                          built_with=embedding_of(self.embedder))
         champion_summary = champion.summary() if champion is not None else None
         reason = promotion_reason(decision, cold=cold, forced=force,
                                   champion_version=current.version if current else "")
@@ -449,6 +532,8 @@ class ClassifierService:
                 previous = replaced.version if replaced else (current.version if current else "")
             else:
                 row.status = "rejected"
+                if target in self._set_aside:
+                    self._retire_set_aside(session, target, actor)
             repo.audit(
                 session=session,
                 actor=actor,
@@ -462,10 +547,24 @@ class ClassifierService:
                 },
             )
         if promote:
-            self._activate(target, version, model, challenger.summary())
+            self._activate(target, version, model, challenger.summary(), dict(card.versions))
         return TrainOutcome(
             target, version, promote, reason, challenger.summary(), champion_summary, previous
         )
+
+    def _retire_set_aside(self, session: Session, target: str, actor: str) -> None:
+        """The active version was trained on other embeddings and a model trained on the
+        current ones lost to zero-shot: zero-shot stays, so the old version is retired in
+        the database too (it cannot answer; nothing is left "to retrain")."""
+        old = repo.get_active_model(session=session, target=target)
+        if old is not None:
+            old.status = "retired"
+            repo.audit(session=session, actor=actor, action="model_set_aside",
+                       subject=old.version, detail={"reason": self.retrain_needed.get(target, "")})
+        with self._lock:
+            self._set_aside.discard(target)
+            self.retrain_needed.pop(target, None)
+            self._db_versions.pop(target, None)
 
     def _check_something_changed(self, target: str, data_fingerprint: str) -> None:
         """Raise ``UnchangedDataError`` when a retrain would rebuild the newest version as is
@@ -479,7 +578,7 @@ class ClassifierService:
             def same_data(row: Any) -> bool:
                 return (row is not None and row.kind == "supervised"
                         and row.fingerprint == data_fingerprint
-                        and dict(row.library_versions or {}) == library_versions())
+                        and dict(row.library_versions or {}) == self.built_with())
 
             if same_data(active):
                 raise UnchangedDataError(
@@ -535,6 +634,7 @@ class ClassifierService:
             if row.status == "active":
                 return False
             model, _ = load_model(Path(row.artifact_path))
+            self._refuse_other_embeddings(row, model)
             replaced = repo.activate_model(session=session, row=row)
             repo.audit(
                 session=session,
@@ -544,7 +644,8 @@ class ClassifierService:
                 detail={"replaced": replaced.version if replaced else ""},
             )
             target, metrics = row.target, dict(row.metrics)
-        self._activate(target, version, model, metrics)
+            built_with = dict(row.library_versions or {})
+        self._activate(target, version, model, metrics, built_with)
         return True
 
     def rollback(self, target: str, *, actor: str) -> str:
@@ -563,6 +664,7 @@ class ClassifierService:
                 raise ValueError(f"{target}: no earlier promoted version to roll back to")
             previous = earlier[-1]
             model, _ = load_model(Path(previous.artifact_path))
+            self._refuse_other_embeddings(previous, model)
             repo.activate_model(session=session, row=previous)
             current.status = "rolled_back"
             repo.audit(
@@ -573,5 +675,6 @@ class ClassifierService:
                 detail={"from": current.version},
             )
             version, metrics = previous.version, dict(previous.metrics)
-        self._activate(target, version, model, metrics)
+            built_with = dict(previous.library_versions or {})
+        self._activate(target, version, model, metrics, built_with)
         return version

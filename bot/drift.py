@@ -96,9 +96,12 @@ def check_drift(services: Any, *, days: int = 7, target: str = "category",
         "reference_texts": len(texts),
         "feedback_judgments": len(verdicts),  # on the active version's answers
     }
+    # the embedding model or backend changed since the active version was trained
+    other_embeddings = services.classifiers.retrain_needed.get(target, "")
     if window.embeddings is None or len(texts) < MIN_SAMPLES:
         report.update(
-            should_retrain=False, reason="not enough recent events or training data to judge drift"
+            should_retrain=bool(other_embeddings),
+            reason=other_embeddings or "not enough recent events or training data to judge drift",
         )
         return report
     rng = np.random.default_rng(0)
@@ -121,6 +124,9 @@ def check_drift(services: Any, *, days: int = 7, target: str = "category",
         baseline_accuracy=baseline,
     )
     report.update(result.to_dict())
+    if other_embeddings:
+        also = report["reason"] if report["should_retrain"] else ""
+        report.update(should_retrain=True, reason="; ".join(filter(None, [other_embeddings, also])))
     return report
 
 

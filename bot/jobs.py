@@ -32,6 +32,8 @@ RUN_LEASE_TTL = timedelta(minutes=2)
 HOLDER = f"{socket.gethostname()}:{os.getpid()}"
 # A fire time missed by this much (the replica was busy or starting) still runs, late.
 MISFIRE_GRACE = timedelta(hours=1)
+# A model trained on other embeddings is retrained this long after start (not during it).
+RETRAIN_AFTER_START = timedelta(seconds=30)
 
 
 def job_retrain(services: Any, notify: Callable[..., None] | None = None) -> dict[str, Any]:
@@ -243,6 +245,17 @@ def start_scheduler(runtime: Any) -> Any:
             id=name,
             name=name,
             replace_existing=True,
+        )
+    if settings.scheduler_enabled and services.classifiers.retrain_needed:
+        # Trained on other embeddings than this process makes (the embedding model or
+        # backend was changed): retrained soon, not at the next nightly slot. Under the job's
+        # lease like any run; a replica that comes second finds the data unchanged.
+        log.warning("retraining %s on the new embeddings shortly",
+                    ", ".join(sorted(services.classifiers.retrain_needed)))
+        scheduler.add_job(
+            run_job, "date", run_date=datetime.now(UTC) + RETRAIN_AFTER_START,
+            args=["retrain", services], kwargs={"notify": notify},
+            id="retrain-new-embeddings", name="retrain", replace_existing=True,
         )
     scheduler.start()
     return scheduler

@@ -228,8 +228,9 @@ def _rebuild(state: dict[str, Any]) -> TextClassifier:
 
 
 def save_model(model: TextClassifier, path: str | Path, *, metrics: dict[str, Any] | None = None,
-               fingerprint: str = "") -> ModelCard:
-    """Write ``path`` (skops) and its JSON card; returns the card."""
+               fingerprint: str = "", built_with: dict[str, str] | None = None) -> ModelCard:
+    """Write ``path`` (skops) and its JSON card; returns the card. ``built_with``: more of
+    what the model depends on, recorded beside the library versions (the embedding model)."""
     if not hasattr(model, "estimator_"):
         raise ModelNotFittedError("cannot save an unfitted model")
     path = Path(path)
@@ -243,7 +244,7 @@ def save_model(model: TextClassifier, path: str | Path, *, metrics: dict[str, An
         fingerprint=fingerprint,
         metrics=dict(metrics or {}),
         params=_params(model),
-        versions=library_versions(),
+        versions={**library_versions(), **(built_with or {})},
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         artifact_sha256=_sha256(path),
     )

@@ -195,7 +195,7 @@ def test_the_scheduler_runs_each_job_for_its_slot() -> None:
 
     scheduler = jobs.start_scheduler(SimpleNamespace(
         settings=Settings(_env_file=None, scheduler_enabled=True, sync_seconds=0),
-        services=None))
+        services=SimpleNamespace(classifiers=SimpleNamespace(retrain_needed={}))))
     try:
         registered = {job.id: job for job in scheduler.get_jobs()}
     finally:

@@ -85,7 +85,8 @@ def scheduled_job_ids(**settings_values: object) -> set[str]:
     from bot.jobs import start_scheduler
 
     settings = Settings(_env_file=None, **settings_values)
-    scheduler = start_scheduler(SimpleNamespace(settings=settings, services=None))
+    services = SimpleNamespace(classifiers=SimpleNamespace(retrain_needed={}))
+    scheduler = start_scheduler(SimpleNamespace(settings=settings, services=services))
     if scheduler is None:
         return set()
     try:

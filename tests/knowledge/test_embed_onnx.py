@@ -120,5 +120,10 @@ def test_the_product_on_the_onnx_backend_rebuilds_its_indexes_and_triages_alike(
         assert ids[0] == "INC-2009" and {"INC-2119", "INC-2226", "INC-2525"} <= set(ids), ids
         assert triage.runbooks[0].document_path == "database/postgres-wal-volume-full.md"
         assert triage.prediction("category").label == "storage"
+        # the classifiers trained on torch vectors still answer (close vectors), and say
+        # that a retrain on the new ones is due
+        needed = services.classifiers.retrain_needed
+        assert "category" in needed and "still answers" in needed["category"], needed
+        assert services.classifiers.active["category"].kind == "supervised"
     finally:
         services.close()
