@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.text import Text
 
 from bot.config import Settings
 
@@ -85,8 +86,6 @@ class UserError(Exception):
 
 def _say(message: str) -> None:
     """Print an error as exactly one line (driver messages often span several)."""
-    from rich.text import Text
-
     line = Text.assemble(("error: ", "red"), " ".join(str(message).split()))
     err_console.print(line, soft_wrap=True)
 
@@ -223,24 +222,36 @@ def samples_load(
 @friendly_errors
 def triage(
     text: Annotated[str | None, typer.Argument(help="Alert or problem text.")] = None,
-    alert: Annotated[Path | None, typer.Option(help="One Alertmanager alert JSON.")] = None,
-    ticket: Annotated[Path | None, typer.Option(help="One ticket record JSON.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    alert: Annotated[Path | None, typer.Option(help=(
+        "An Alertmanager alert, notification or list of alerts (JSON); each alert is "
+        "triaged."))] = None,
+    ticket: Annotated[Path | None, typer.Option(help=(
+        "A ticket record or list of records (JSON); each is triaged."))] = None,
+    as_json: Annotated[bool, typer.Option("--json", help=(
+        "Print one JSON object (a list of them when the file holds several)."))] = False,
 ) -> None:
     """Triage a text, an alert or a ticket: labels, similar incidents, runbook, suggestions."""
-    from bot.cli_input import event_from_cli
+    from bot.answers import record_answer
+    from bot.cli_input import events_from_cli
     from bot.render_text import render_triage
 
-    event = event_from_cli(text=text, alert=alert, ticket=ticket)
+    events, total = events_from_cli(text=text, alert=alert, ticket=ticket)
     svc = services()
-    result = svc.assistant.triage(event)
-    from bot.answers import record_answer
-
-    record_answer(svc.sessions, event=event, triage=result, surface="cli")
+    results = []
+    for n, event in enumerate(events, 1):
+        result = svc.assistant.triage(event)
+        record_answer(svc.sessions, event=event, triage=result, surface="cli")
+        results.append(result)
+        if not as_json:
+            if total > 1:
+                heading = f"{n} of {total}: {event.title or event.text}"[:200]
+                console.rule(Text(heading), align="left", style="dim")
+            render_triage(console, result)
     if as_json:
-        print_json(result.to_dict())
-    else:
-        render_triage(console, result)
+        print_json([r.to_dict() for r in results] if total > 1 else results[0].to_dict())
+    if total > len(events):
+        err_console.print(f"{alert or ticket} holds {total} records; triaged the first "
+                          f"{len(events)} (the webhook takes a whole storm)", markup=False)
 
 
 @app.command()
@@ -336,6 +347,12 @@ def _import(kind: str, file: Path, preset: str | None, mapping: list[str], visib
 
     check_visibility(visibility)
     result = read_records(file, preset=preset, mapping=parse_map(mapping) or None)
+    if not result.records:  # refused before the database is opened: nothing to do there
+        if not result.errors:
+            raise UserError(f"{file}: no {kind}s in the file (it holds no rows)")
+        first = result.errors[0]
+        raise UserError(f"{file}: none of its {len(result.errors)} rows could be read "
+                        f"(line {first.line}: {first.message})")
     if result.extra_columns:
         console.print(extra_columns_line(result.extra_columns), markup=False, soft_wrap=True)
     svc = services()

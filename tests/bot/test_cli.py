@@ -215,6 +215,12 @@ def test_import_refuses_what_it_cannot_read_in_one_line_before_writing(tmp_path:
     csv_file.write_text("id,title,team\n1,Disk full,dba\n", encoding="utf-8")
     binary = tmp_path / "b.csv"
     binary.write_bytes(bytes(range(256)) * 4)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n", encoding="utf-8")
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("id,title,team\n", encoding="utf-8")
+    no_ids = tmp_path / "no-ids.jsonl"
+    no_ids.write_text('{"title": "Disk full"}\n{"title": "VPN down"}\n', encoding="utf-8")
     folder = tmp_path / "folder.csv"
     folder.mkdir()
     cases = [
@@ -223,6 +229,10 @@ def test_import_refuses_what_it_cannot_read_in_one_line_before_writing(tmp_path:
          "(columns: id, title, team)"),
         (("incidents", str(binary)), "b.csv: not a text CSV file"),
         (("incidents", str(folder)), "folder.csv: is a directory"),
+        # these used to print "0 added" and exit 0, as if the import had worked
+        (("incidents", str(empty)), "empty.jsonl: no incidents in the file"),
+        (("tickets", str(header_only)), "header.csv: no tickets in the file"),
+        (("tickets", str(no_ids)), "no-ids.jsonl: none of its 2 rows could be read (line 1:"),
     ]
     for args, message in cases:
         result = run("import", *args, env={"TRIAGEBOT_DATA_DIR": str(data)})
@@ -436,3 +446,32 @@ def test_promoting_the_active_version_changes_nothing_and_says_so(sample_data_di
     audit = run("audit", "export", "--since", "2020-01-01", env=env)
     actions = [json.loads(line)["action"] for line in audit.stdout.splitlines()]
     assert "model_promoted_manually" not in actions
+
+
+def test_triage_of_a_list_of_alerts_answers_each(sample_data_dir: Path, tmp_path: Path) -> None:
+    import json
+
+    from tests.conftest import copy_data_dir
+
+    data_dir = copy_data_dir(sample_data_dir, tmp_path / "data")
+    alerts = tmp_path / "alerts.json"
+    alerts.write_text(json.dumps([
+        {"labels": {"alertname": "DiskFull", "instance": "db-01"},
+         "annotations": {"summary": "disk full on /var/lib/postgresql on db-01"},
+         "status": {"state": "active"}},
+        {"labels": {"alertname": "CertificateExpiry", "service": "ingress"},
+         "annotations": {"summary": "TLS certificate of the ingress expires in 3 days"},
+         "status": {"state": "active"}},
+    ]), encoding="utf-8")
+    env = {"TRIAGEBOT_DATA_DIR": str(data_dir)}
+    result = run("triage", "--alert", str(alerts), "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    answers = json.loads(result.stdout)
+    assert len(answers) == 2
+    assert "disk full" in answers[0]["query"].lower()
+    assert "certificate" in answers[1]["query"].lower()
+    assert "disk-full" in answers[0]["runbooks"][0]["document_path"]
+    assert answers[1]["runbooks"][0]["document_path"] == "network/tls-certificate-expiry.md"
+    text = run("triage", "--alert", str(alerts), env=env)
+    assert text.returncode == 0, text.stderr
+    assert "1 of 2: " in text.stdout and "2 of 2: " in text.stdout

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli_input import InputError, event_from_cli
+from bot.cli_input import MAX_EVENTS, InputError, event_from_cli, events_from_cli
 
 ALERT = {"labels": {"alertname": "DiskFull", "instance": "db-01"},
          "annotations": {"summary": "Disk /var/lib/postgresql on db-01 is 97% full"}}
@@ -29,7 +29,8 @@ def test_a_directory_is_named_as_one(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("option", "payload", "message"), [
-    ("alert", [ALERT], "expected an object, got an array"),
+    ("alert", [ALERT, {"labels": "x"}], "[1].labels: expected an object, got a string"),
+    ("alert", "text", "expected an object, got a string"),
     ("ticket", {"id": "1"}, "title: a record needs a title or a description"),
     ("ticket", "text", "expected a record object or an array of records"),
 ])
@@ -50,3 +51,32 @@ def test_an_alert_without_labels_or_annotations_is_refused(tmp_path: Path,
     path.write_text(json.dumps(payload), encoding="utf-8")
     with pytest.raises(InputError, match="no labels or annotations"):
         event_from_cli(text=None, alert=path)
+
+
+def test_alertmanagers_own_list_of_alerts_is_triaged_alert_by_alert(tmp_path: Path) -> None:
+    # `amtool alert query -o json` and GET /api/v2/alerts give a list, whose alerts carry
+    # their state as an object; the CLI used to refuse it ("expected an object")
+    api_alert = {**ALERT, "status": {"state": "active", "silencedBy": [], "inhibitedBy": []},
+                 "fingerprint": "3c7c1d2a5b9e0f11", "startsAt": "2026-12-03T09:00:00Z"}
+    other = {"labels": {"alertname": "HighLatency", "service": "checkout"},
+             "annotations": {"summary": "p99 latency of checkout above 2 s"},
+             "status": {"state": "suppressed"}}
+    path = tmp_path / "alerts.json"
+    path.write_text(json.dumps([api_alert, other]), encoding="utf-8")
+    events, total = events_from_cli(text=None, alert=path)
+    assert total == 2
+    assert [e.labels["alertname"] for e in events] == ["DiskFull", "HighLatency"]
+    assert all(e.status == "firing" for e in events)
+
+    notification = tmp_path / "notification.json"
+    notification.write_text(json.dumps({"status": "firing", "alerts": [ALERT] * 25}),
+                            encoding="utf-8")
+    events, total = events_from_cli(text=None, alert=notification)
+    assert (len(events), total) == (MAX_EVENTS, 25)
+
+
+def test_an_empty_list_of_alerts_is_named_as_such(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.json"
+    path.write_text("[]", encoding="utf-8")
+    with pytest.raises(InputError, match="no alert found"):
+        events_from_cli(text=None, alert=path)
