@@ -104,9 +104,10 @@ def embedding_mismatch(built_with: dict[str, Any], model: Any, serving: dict[str
 
 
 def mismatch_message(target: str, version: str, built_with: dict[str, Any],
-                     serving: dict[str, str], kind: str) -> str:
+                     serving: dict[str, str], kind: str, model: Any = None) -> str:
     """What an admin reads (log, `models drift`, a refused promotion) about a mismatch."""
-    trained = built_with.get("embedding_model") or f"{built_with.get('embedding_dim', '?')}-dim"
+    dim = built_with.get("embedding_dim") or getattr(model, "n_features_in_", "?")
+    trained = built_with.get("embedding_model") or f"other ({dim}-dimension)"
     if kind == "backend":
         return (f"{version} was trained on {trained} embeddings and this install makes "
                 f"{serving['embedding_model']}: close vectors, it still answers; retrain "
@@ -220,7 +221,7 @@ class ClassifierService:
             mismatch = embedding_mismatch(built_with, model, serving)
             if mismatch:
                 retrain_needed[target] = mismatch_message(target, version, built_with,
-                                                          serving, mismatch)
+                                                          serving, mismatch, model)
                 if mismatch == "model":  # the embedding model was changed since training
                     log.error("%s; zero-shot answers until then", retrain_needed[target])
                     set_aside.add(target)
@@ -349,7 +350,7 @@ class ClassifierService:
             self._set_aside.discard(target)  # refused before activation if it cannot read
             if mismatch:
                 self.retrain_needed[target] = mismatch_message(
-                    target, version, built_with, embedding_of(self.embedder), mismatch)
+                    target, version, built_with, embedding_of(self.embedder), mismatch, model)
             else:
                 self.retrain_needed.pop(target, None)
 
@@ -360,7 +361,7 @@ class ClassifierService:
         serving = embedding_of(self.embedder)
         if embedding_mismatch(built_with, model, serving) == "model":
             raise ValueError(mismatch_message(row.target, row.version, built_with, serving,
-                                              "model"))
+                                              "model", model))
 
     def active_versions(self) -> dict[str, str]:
         with self._lock:

@@ -134,7 +134,7 @@ def test_a_new_embedding_model_retrains_the_classifiers_instead_of_feeding_them_
 
 
 def test_a_model_saved_without_its_embeddings_recorded_is_judged_by_its_dimension() -> None:
-    from bot.classification import embedding_mismatch
+    from bot.classification import embedding_mismatch, mismatch_message
 
     serving = {"embedding_model": "all-MiniLM-L6-v2", "embedding_dim": "384"}
     legacy_384 = SimpleNamespace(n_features_in_=384)
@@ -146,3 +146,6 @@ def test_a_model_saved_without_its_embeddings_recorded_is_judged_by_its_dimensio
     assert embedding_mismatch(onnx, legacy_384, serving) == "backend"
     other = {"embedding_model": "paraphrase-multilingual-MiniLM-L12-v2", "embedding_dim": "384"}
     assert embedding_mismatch(other, legacy_384, serving) == "model"
+    legacy_768 = SimpleNamespace(n_features_in_=768)
+    assert "trained on other (768-dimension) embeddings" in mismatch_message(
+        "team", "team-1", {}, serving, "model", legacy_768)
