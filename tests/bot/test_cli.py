@@ -118,6 +118,13 @@ def test_models_list_shows_whole_versions_and_show_takes_a_target(
     assert listed.returncode == 0, listed.stderr
     versions = [w for w in listed.stdout.split() if w.startswith("category-")]
     assert versions and "…" not in listed.stdout  # copyable from an 80-column terminal
+    assert "was trained on" not in listed.stdout
+    # after a change of embedding backend (or model) the admin is told what to retrain
+    switched = run("models", "list", "--target", "category",
+                   env={**env, "TRIAGEBOT_EMBEDDING_BACKEND": "onnx-int8"})
+    assert switched.returncode == 0, switched.stderr
+    assert ("was trained on sentence-transformers/all-MiniLM-L6-v2 embeddings; this install "
+            "makes sentence-transformers/all-MiniLM-L6-v2+onnx-int8") in switched.stdout
     narrow = run("models", "list", "--target", "category", env={**env, "COLUMNS": "50"})
     assert narrow.returncode == 0, narrow.stderr
     assert [w for w in narrow.stdout.split() if w.startswith("category-")] == versions
