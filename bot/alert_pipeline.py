@@ -290,9 +290,13 @@ class AlertPipeline:
                         )
                 except Exception as exc:  # database down: see the docstring
                     if self.leader and now >= self._lease_until:
-                        self._step_down(f"the lease could not be renewed: {exc}")
+                        first_line = str(exc).splitlines()[0] if str(exc) else repr(exc)
+                        self._step_down(f"the lease could not be renewed: {first_line}")
                     elif not self.leader:
-                        raise
+                        if not _database_down(exc):
+                            raise
+                        # tried again every poll: one line per DB_WARN_SECONDS, not per try
+                        self._warn_db("cannot take the alert-grouping lease", exc)
                     return self.leader
                 if held:
                     self._lease_until = now + self.lease_ttl

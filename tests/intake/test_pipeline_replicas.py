@@ -367,3 +367,36 @@ def test_an_unreadable_stored_group_does_not_stop_the_take_over(cluster: Cluster
     # PodCrash kept its thread; DiskFull's new alert opened a new one.
     assert groups == [("DiskFull", 1), ("DiskFull", 1), ("PodCrash", 2)]
     assert len(cluster.poster.posts) == 3
+
+
+def test_a_long_outage_is_logged_in_a_few_lines_not_one_per_poll(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every replica polls the grouping lease every second. During an outage a replica
+    that does not lead logged the driver's whole multi-line error at every poll (and the
+    lead() call raised it); it now says it once per DB_WARN_SECONDS, in one line."""
+    from tests.faults.conftest import DatabaseSwitch
+
+    store = PipelineStore(tmp_path)
+    clock = FakeClock(1_700_000_000.0)
+    a = store.pipeline(assistant=NoveltyTriage(), poster=None, clock=clock, holder="pod-a")
+    switch = DatabaseSwitch(store.engine)
+    try:
+        assert a.leader
+        switch.off()
+        with caplog.at_level("WARNING", logger="bot.alert_pipeline"):
+            for _ in range(30):  # five lease periods of polls, none reaching the database
+                clock.now += LEASE_TTL_SECONDS / 6
+                assert a.lead() is False or a.leader
+        assert not a.leader
+        lines = [r.getMessage() for r in caplog.records]
+        assert len(lines) <= 3, lines  # stepping down, and the outage once
+        assert all("\n" not in line for line in lines), lines
+        assert any("no longer leading" in line for line in lines)
+        switch.on()
+        clock.now += LEASE_TTL_SECONDS / 6
+        assert a.lead()  # back: it leads again
+    finally:
+        switch.remove()
+        a.stop()
+        store.close()
