@@ -507,6 +507,9 @@ class ClassifierService:
         champion_summary = champion.summary() if champion is not None else None
         reason = promotion_reason(decision, cold=cold, forced=force,
                                   champion_version=current.version if current else "")
+        if target in self._set_aside:  # zero-shot answered because of another embedding model
+            reason += (f"; {self._db_versions.get(target, 'the active version')} is retired: "
+                       "it was trained on other embeddings")
         previous = ""
         with session_scope(self._sessions) as session:
             row = repo.add_model_version(

@@ -109,8 +109,10 @@ def test_a_new_embedding_model_retrains_the_classifiers_instead_of_feeding_them_
         from bot.store.db import session_scope
 
         with session_scope(services.sessions) as session:
-            built_with = repo.get_model_version(
-                session=session, version=new_versions["team"]).library_versions
+            team = repo.get_model_version(session=session, version=new_versions["team"])
+            built_with = team.library_versions
+            assert f"{old_versions['team']} is retired: it was trained on other embeddings" \
+                in team.decision["reason"]
             # where zero-shot beat the new model, the old version is retired all the same
             kept_zero_shot = set(old_versions) - set(new_versions)
             statuses = {repo.get_model_version(session=session, version=old_versions[t]).status
