@@ -117,6 +117,16 @@ def mismatch_message(target: str, version: str, built_with: dict[str, Any],
             f"answer on them; retrain (`triagebot train --target {target}`)")
 
 
+def _beat_a_model_of(session: Session, target: str, version: str,
+                     serving: dict[str, str]) -> bool:
+    """Whether ``version`` is the champion that kept out a challenger trained on the
+    ``serving`` embeddings: it was then measured on them, and a retrain is not due."""
+    return any(v.status == "rejected"
+               and (v.decision or {}).get("champion_version") == version
+               and all((v.library_versions or {}).get(k) == serving[k] for k in serving)
+               for v in repo.list_model_versions(session=session, target=target))
+
+
 def nearest_labelled(model: Any, vector: np.ndarray, label: str | None,
                      k: int = NEAREST_EXAMPLES) -> tuple[tuple[str, str, float], ...]:
     """(what it is, its label, cosine) of the ``k`` labelled training examples closest to
@@ -209,7 +219,9 @@ class ClassifierService:
             rows = {t: repo.get_active_model(session=session, target=t) for t in self.targets}
             rows = {t: (r.version, r.artifact_path, dict(r.metrics),
                         dict(r.library_versions or {})) for t, r in rows.items() if r}
-        serving = embedding_of(self.embedder)
+            serving = embedding_of(self.embedder)
+            defended = {t for t, (version, *_) in rows.items()
+                        if _beat_a_model_of(session, t, version, serving)}
         retrain_needed: dict[str, str] = {}
         set_aside: set[str] = set()
         for target, (version, artifact, metrics, built_with) in rows.items():
@@ -219,6 +231,8 @@ class ClassifierService:
                 log.error("cannot load model %s (%s); using zero-shot", version, exc)
                 continue
             mismatch = embedding_mismatch(built_with, model, serving)
+            if mismatch == "backend" and target in defended:
+                mismatch = ""  # measured on these vectors already, and kept: nothing to do
             if mismatch:
                 retrain_needed[target] = mismatch_message(target, version, built_with,
                                                           serving, mismatch, model)
@@ -538,6 +552,11 @@ class ClassifierService:
                 row.status = "rejected"
                 if target in self._set_aside:
                     self._retire_set_aside(session, target, actor)
+                elif current is not None and current.kind == "supervised":
+                    # the champion, trained on the other backend's vectors, was just measured
+                    # on these and kept: no retrain to advise any more
+                    with self._lock:
+                        self.retrain_needed.pop(target, None)
             repo.audit(
                 session=session,
                 actor=actor,
