@@ -746,7 +746,11 @@ class AlertPipeline:
             else:
                 state.duplicates += 1
             name = event.alertname or event.title or "event"
-            state.alertnames[name] = state.alertnames.get(name, 0) + (0 if is_dup else 1)
+            # Per name, the distinct alerts (as the header counts them), not status changes.
+            known = fp in state.firing or fp in state.resolved
+            state.alertnames[name] = state.alertnames.get(name, 0) + (
+                0 if is_dup or known else 1
+            )
             if not stale:  # an older notification than the one shown: its status is not
                 state.mark(fp, event.status)
             if not is_new and reason not in state.reasons and not is_dup:

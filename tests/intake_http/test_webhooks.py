@@ -218,3 +218,28 @@ def test_alert_thread_offers_every_known_label_for_a_correction(harness, fake) -
     known = SlackBot(runtime, pipeline().poster).label_options()  # what message answers offer
     assert len(known["category"]) > 3
     assert offered["Category"] == known["category"]
+
+
+def test_top_message_names_each_alert_once_whatever_its_status_changes(harness, fake) -> None:
+    """An alert that fired, was re-sent and then resolved is one alert: the header said
+    "1 alert(s)" while the line under it said "DiskAlmostFull x2" (each status change was
+    counted as one more alert of that name)."""
+    client, _, pipeline = harness
+    fake.reset()
+    labels = {"service": "pg", "mountpoint": "/var/lib/postgresql"}
+    firing = alert("DiskAlmostFull", "db-07:9100", **labels)
+    other = alert("DiskAlmostFull", "db-08:9100", **labels)
+    assert post(client, notification([firing, other], group_key="dx")).status_code == 202
+    assert pipeline().wait_idle()
+    fake.wait_for(lambda c: c.method == "chat.postMessage")
+    assert post(client, notification([firing, other], group_key="dx")).status_code == 202
+    resolved = alert("DiskAlmostFull", "db-07:9100", status="resolved", **labels)
+    assert post(client, notification([resolved, other], group_key="dx")).status_code == 202
+    assert pipeline().wait_idle()
+    pipeline().flush(force=True)
+    (update, *_) = fake.wait_for(
+        lambda c: c.method == "chat.update" and "1 resolved" in c.args["text"]
+    )
+    shown = update.blocks_text()
+    assert "2 alert(s): 1 firing, 1 resolved" in shown, shown
+    assert "DiskAlmostFull x2" in shown and "DiskAlmostFull x3" not in shown, shown
