@@ -23,12 +23,11 @@ def alert_count(state: Any) -> str:
     return f"{firing + resolved} alert(s)"
 
 
-def render_group_message(
-    state: Any, triage: Any, answer_id: int | None, label_options: Any = None
-) -> tuple[str, list]:
-    """Text fallback and blocks for one alert group (header first, then the triage).
+RECORD_KINDS = ("ticket", "incident")  # one record per thread (bot.alert_pipeline)
 
-    ``label_options``: labels per target offered for corrections (None: the candidates)."""
+
+def _alert_header(state: Any) -> tuple[str, str, str, str]:
+    """Header, text fallback, alert names and why grouped, of a group of alerts."""
     status = state.status.upper()
     icon = ":white_check_mark:" if state.status == "resolved" else ":rotating_light:"
     names = ", ".join(
@@ -43,6 +42,32 @@ def render_group_message(
     if state.reasons:
         why = "Grouped because: " + "; ".join(_escape(r) for r in state.reasons[:3])
     text = f"[{status}] {_escape(state.title)}: {count}"  # mrkdwn too
+    return header, text, detail, why
+
+
+def _record_header(state: Any) -> tuple[str, str]:
+    """Header and text fallback of a ticket or incident record (not an alert: no firing
+    status, no alert count): "[TICKET]", "[INCIDENT, RESOLVED]" when it came with its fix."""
+    tag = state.kind.upper() + (", RESOLVED" if state.status == "resolved" else "")
+    icon = ":white_check_mark:" if state.status == "resolved" else ":ticket:"
+    text = f"[{tag}] {_escape(state.title)}"
+    header = f"{icon} *{text}*"
+    if state.duplicates:
+        header += f": received {state.duplicates + 1} times"
+    return header, text
+
+
+def render_group_message(
+    state: Any, triage: Any, answer_id: int | None, label_options: Any = None
+) -> tuple[str, list]:
+    """Text fallback and blocks for one alert group (header first, then the triage).
+
+    ``label_options``: labels per target offered for corrections (None: the candidates)."""
+    if state.kind in RECORD_KINDS:
+        header, text = _record_header(state)
+        detail = why = ""
+    else:
+        header, text, detail, why = _alert_header(state)
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": header[:MAX_SECTION]}},
     ]

@@ -113,6 +113,7 @@ class GroupState:
     title: str
     reason: str
     thread_ts: str = ""
+    kind: str = "alert"  # of its first event: "ticket" and "incident" are records
     count: int = 0
     duplicates: int = 0
     firing: set[str] = field(default_factory=set)
@@ -447,6 +448,8 @@ class AlertPipeline:
             title=str(summary.get("title") or ""),
             reason=row.reason,
             thread_ts=row.thread_ts,
+            # (a group stored before its kind was: a record group is a ticket or incident)
+            kind=str(summary.get("kind") or ("ticket" if row.reason == "ticket" else "alert")),
             count=row.count,
             duplicates=int(summary.get("duplicates") or 0),
             alertnames={str(k): int(v) for k, v in (summary.get("alertnames") or {}).items()},
@@ -802,7 +805,7 @@ class AlertPipeline:
                 reason=reason,
                 count=0,
                 status="firing",
-                summary={"title": title},
+                summary={"title": title, "kind": str(event.kind)},
                 first_seen=opened_at,
                 last_seen=opened_at,
             )
@@ -812,7 +815,9 @@ class AlertPipeline:
             session.execute(
                 update(EventRecord).where(EventRecord.id == event_id).values(group_id=row_id)
             )
-        state = GroupState(row_id=row_id, channel=channel, title=title, reason=reason)
+        state = GroupState(
+            row_id=row_id, channel=channel, title=title, reason=reason, kind=str(event.kind)
+        )
         with self._lock:
             self.groups[key] = state
         return state
@@ -1138,6 +1143,7 @@ def _when(seconds: float) -> datetime:
 def _summary(state: GroupState) -> dict[str, Any]:
     return {
         "title": state.title,
+        "kind": state.kind,
         "alertnames": dict(state.alertnames),
         "firing": len(state.firing),
         "resolved": len(state.resolved),

@@ -243,3 +243,39 @@ def test_top_message_names_each_alert_once_whatever_its_status_changes(harness, 
     shown = update.blocks_text()
     assert "2 alert(s): 1 firing, 1 resolved" in shown, shown
     assert "DiskAlmostFull x2" in shown and "DiskAlmostFull x3" not in shown, shown
+
+
+def test_a_ticket_thread_is_not_announced_as_a_firing_alert(harness, fake) -> None:
+    """A help-desk ticket sent to /webhooks/generic was posted as ":rotating_light: [FIRING]
+    <title>: 1 alert(s)" with "Alerts: <title> x1" under it, and re-sent as "1 repeat
+    notification(s)": the agent read an alert storm where one ticket arrived."""
+    client, _, pipeline = harness
+    fake.reset()
+    ticket = {
+        "id": "HD-4711",
+        "source": "ticket",
+        "title": "Drucker im 2. Stock druckt nicht",
+        "description": "Der Drucker in Büro 2.14 zeigt 'Störung' und druckt nichts mehr.",
+    }
+    assert post(client, ticket, source="generic").status_code == 202
+    assert pipeline().wait_idle()
+    (posted,) = fake.wait_for(lambda c: c.method == "chat.postMessage")
+    head = posted.args["blocks"][0]["text"]["text"]
+    assert head == ":ticket: *[TICKET] Drucker im 2. Stock druckt nicht*", head
+    assert posted.args["text"].startswith("[TICKET] Drucker im 2. Stock druckt nicht\n")
+    assert "alert(s)" not in posted.blocks_text() and "Alerts:" not in posted.blocks_text()
+    assert post(client, ticket, source="generic").status_code == 202
+    assert pipeline().wait_idle()
+    pipeline().flush(force=True)
+    (update, *_) = fake.wait_for(lambda c: c.method == "chat.update")
+    head = update.args["blocks"][0]["text"]["text"]
+    assert head == ":ticket: *[TICKET] Drucker im 2. Stock druckt nicht*: received 2 times", head
+
+    fake.reset()
+    solved = {"id": "INC-77", "source": "incident", "title": "VPN gateway licence limit",
+              "description": "Nobody could connect to vpn-eu.", "resolution": "Raised it."}
+    assert post(client, solved, source="generic").status_code == 202
+    assert pipeline().wait_idle()
+    (posted,) = fake.wait_for(lambda c: c.method == "chat.postMessage")
+    head = posted.args["blocks"][0]["text"]["text"]
+    assert head == ":white_check_mark: *[INCIDENT, RESOLVED] VPN gateway licence limit*", head
