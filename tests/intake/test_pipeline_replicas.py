@@ -303,9 +303,17 @@ def test_an_orderly_stop_hands_the_lease_over_at_once(cluster: Cluster) -> None:
     assert grouping_leader_gauge() == 1
 
 
-def test_a_leader_cut_off_from_the_database_keeps_the_lease_until_it_expires(
-    tmp_path: Path,
-) -> None:
+@dataclasses.dataclass
+class LoneLeader:
+    """One replica, leading, on a database that a switch can take away."""
+
+    clock: FakeClock
+    pipeline: Any
+    switch: Any
+
+
+@pytest.fixture
+def lone_leader(tmp_path: Path) -> Iterator[LoneLeader]:
     from tests.faults.conftest import DatabaseSwitch
 
     store = PipelineStore(tmp_path)
@@ -314,18 +322,25 @@ def test_a_leader_cut_off_from_the_database_keeps_the_lease_until_it_expires(
     switch = DatabaseSwitch(store.engine)
     try:
         assert a.leader
-        switch.off()
-        clock.now += LEASE_TTL_SECONDS / 2  # renewal fails; nobody else can have the lease
-        assert a.lead() and a.leader
-        clock.now += LEASE_TTL_SECONDS / 2  # now it could have expired: stop grouping
-        assert not a.lead() and not a.leader
-        switch.on()
-        clock.now += LEASE_TTL_SECONDS / 6
-        assert a.lead()  # back: its own lease is free again, and it leads
+        yield LoneLeader(clock, a, switch)
     finally:
         switch.remove()
         a.stop()
         store.close()
+
+
+def test_a_leader_cut_off_from_the_database_keeps_the_lease_until_it_expires(
+    lone_leader: LoneLeader,
+) -> None:
+    a, clock = lone_leader.pipeline, lone_leader.clock
+    lone_leader.switch.off()
+    clock.now += LEASE_TTL_SECONDS / 2  # renewal fails; nobody else can have the lease
+    assert a.lead() and a.leader
+    clock.now += LEASE_TTL_SECONDS / 2  # now it could have expired: stop grouping
+    assert not a.lead() and not a.leader
+    lone_leader.switch.on()
+    clock.now += LEASE_TTL_SECONDS / 6
+    assert a.lead()  # back: its own lease is free again, and it leads
 
 
 def grouping_leader_gauge() -> float | None:
@@ -370,33 +385,22 @@ def test_an_unreadable_stored_group_does_not_stop_the_take_over(cluster: Cluster
 
 
 def test_a_long_outage_is_logged_in_a_few_lines_not_one_per_poll(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    lone_leader: LoneLeader, caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Every replica polls the grouping lease every second. During an outage a replica
     that does not lead logged the driver's whole multi-line error at every poll (and the
     lead() call raised it); it now says it once per DB_WARN_SECONDS, in one line."""
-    from tests.faults.conftest import DatabaseSwitch
-
-    store = PipelineStore(tmp_path)
-    clock = FakeClock(1_700_000_000.0)
-    a = store.pipeline(assistant=NoveltyTriage(), poster=None, clock=clock, holder="pod-a")
-    switch = DatabaseSwitch(store.engine)
-    try:
-        assert a.leader
-        switch.off()
-        with caplog.at_level("WARNING", logger="bot.alert_pipeline"):
-            for _ in range(30):  # five lease periods of polls, none reaching the database
-                clock.now += LEASE_TTL_SECONDS / 6
-                assert a.lead() is False or a.leader
-        assert not a.leader
-        lines = [r.getMessage() for r in caplog.records]
-        assert len(lines) <= 3, lines  # stepping down, and the outage once
-        assert all("\n" not in line for line in lines), lines
-        assert any("no longer leading" in line for line in lines)
-        switch.on()
-        clock.now += LEASE_TTL_SECONDS / 6
-        assert a.lead()  # back: it leads again
-    finally:
-        switch.remove()
-        a.stop()
-        store.close()
+    a, clock = lone_leader.pipeline, lone_leader.clock
+    lone_leader.switch.off()
+    with caplog.at_level("WARNING", logger="bot.alert_pipeline"):
+        for _ in range(30):  # five lease periods of polls, none reaching the database
+            clock.now += LEASE_TTL_SECONDS / 6
+            assert a.lead() is False or a.leader
+    assert not a.leader
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) <= 3, lines  # stepping down, and the outage once
+    assert all("\n" not in line for line in lines), lines
+    assert any("no longer leading" in line for line in lines)
+    lone_leader.switch.on()
+    clock.now += LEASE_TTL_SECONDS / 6
+    assert a.lead()  # back: it leads again
