@@ -9,10 +9,12 @@ with no credentials configured is refused: webhooks are never open by accident.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import hashlib
 import hmac
 import json
 import logging
+import re
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -38,6 +40,7 @@ ACCEPT_TIMEOUT_SECONDS = 30.0  # longest wait for a call's events to be stored o
 # Bodies up to this size are decoded and redacted on the event loop (a few ms at most);
 # larger ones in a worker thread, so that a big batch never holds up other requests.
 INLINE_DECODE_BYTES = 8192
+_CHARSET = re.compile(r";\s*charset\s*=\s*\"?([^\s\";]+)", re.IGNORECASE)
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -102,6 +105,24 @@ class BodyError(ValueError):
     """The body is not UTF-8 JSON that can be decoded; the message names the problem."""
 
 
+def to_utf8(body: bytes, content_type: str) -> bytes:
+    """``body`` in UTF-8: a body in another charset that its Content-Type declares
+    (``application/json; charset=ISO-8859-1``, older ticket tools) is recoded; a body
+    without a declared charset is taken as UTF-8 (JSON's own)."""
+    found = _CHARSET.search(content_type)
+    if not found:
+        return body
+    name = found.group(1)
+    try:
+        if codecs.lookup(name).name == "utf-8":
+            return body
+        return body.decode(name).encode("utf-8")
+    except LookupError as exc:  # unknown, or not a text encoding ("base64")
+        raise BodyError(f"unknown charset {name[:40]!r} in Content-Type") from exc
+    except UnicodeDecodeError as exc:
+        raise BodyError(f"body is not {name[:40]} as its Content-Type says") from exc
+
+
 def decode_events(body: bytes, parse: Callable[[Any], Parsed]) -> Parsed:
     """Decode, parse and redact one webhook body (CPU-bound: run it off the event loop).
 
@@ -157,6 +178,7 @@ def webhook_routes(runtime: Any) -> list[Route]:
             EVENTS.labels(source=source, outcome="unauthorized").inc()
             return _error(401, problem)
         try:
+            body = to_utf8(body, request.headers.get("content-type", ""))
             if len(body) <= INLINE_DECODE_BYTES and "alert_pipeline" in runtime.components:
                 # A small body (one notification of a few alerts) is decoded on the loop: it
                 # takes well under a millisecond, less than the trip to a worker thread.

@@ -279,3 +279,31 @@ def test_a_ticket_thread_is_not_announced_as_a_firing_alert(harness, fake) -> No
     (posted,) = fake.wait_for(lambda c: c.method == "chat.postMessage")
     head = posted.args["blocks"][0]["text"]["text"]
     assert head == ":white_check_mark: *[INCIDENT, RESOLVED] VPN gateway licence limit*", head
+
+
+def test_a_body_in_the_charset_its_content_type_declares_is_read_in_it(harness, fake) -> None:
+    """A ticket tool that sends ``application/json; charset=ISO-8859-1`` (a Latin-1 body,
+    as it says) got 400 "body is not UTF-8", which senders do not retry: the ticket was
+    lost. The declared charset is now used; a body that is not in it is still a 400."""
+    client, services, pipeline = harness
+    fake.reset()
+    record = {"id": "HD-0815", "source": "ticket", "title": "Drucker im Büro 2.14 druckt nicht",
+              "description": "Fehler 'Störung', seit heute früh. Grüße, Jürgen"}
+    body = json.dumps(record, ensure_ascii=False).encode("latin-1")
+    headers = {"authorization": f"Bearer {TOKEN}",
+               "content-type": "application/json; charset=ISO-8859-1"}
+    before = count_events(services)
+    answer = client.post("/webhooks/generic", content=body, headers=headers)
+    assert answer.status_code == 202, answer.text
+    assert count_events(services) == before + 1
+    assert pipeline().wait_idle()
+    (posted,) = fake.wait_for(lambda c: c.method == "chat.postMessage")
+    assert "Drucker im Büro 2.14 druckt nicht" in posted.args["text"]
+
+    undeclared = client.post("/webhooks/generic", content=body,
+                             headers={**headers, "content-type": "application/json"})
+    assert undeclared.status_code == 400 and "UTF-8" in undeclared.json()["error"]
+    unknown = client.post("/webhooks/generic", content=body,
+                          headers={**headers, "content-type": "application/json; charset=klingon"})
+    assert unknown.status_code == 400 and "klingon" in unknown.json()["error"]
+    assert count_events(services) == before + 1
