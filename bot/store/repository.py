@@ -274,6 +274,18 @@ def record_feedback(
     return row
 
 
+def has_feedback(
+    *, session: Session, answer_id: int, kind: str, user_id: str, field: str, value: str,
+    reason: str,
+) -> bool:
+    """Whether ``user_id`` gave exactly this feedback on answer ``answer_id`` before."""
+    query = select(Feedback.id).where(
+        Feedback.answer_id == answer_id, Feedback.kind == kind, Feedback.user_id == user_id,
+        Feedback.field == field, Feedback.value == value, Feedback.reason == reason,
+    )
+    return session.scalar(query.limit(1)) is not None
+
+
 def list_feedback(*, session: Session, since: datetime | None = None) -> list[Feedback]:
     query = select(Feedback).order_by(Feedback.id)
     if since is not None:

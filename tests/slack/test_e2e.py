@@ -666,3 +666,26 @@ def test_global_error_handler_tells_the_user_a_reference(harness, fake_slack, mo
     )
     assert call.args["user"] == "UALICE"
     assert call.args["text"].startswith("Something went wrong (ref ")
+
+
+def test_the_same_click_twice_is_one_judgment(harness, fake_slack):
+    """A double click on Helpful (or the same correction chosen again) stored two feedback
+    rows: `models drift` counted two judgments, the App Home two helpful answers and the
+    retrain two identical labels, for one person's one opinion. Stored once now; a different
+    choice by the same person (another label) is still stored."""
+    _, reply = ask(harness, "COPS", "redis evicting keys, memory at maxmemory on cache-03")
+    answer_id = int(action_values(reply)[ActionId.HELPFUL])
+    for _ in range(2):
+        click(harness, "block_actions_helpful.json", answer_id)
+        click(harness, "block_actions_correct_label.json", answer_id, label="memory")
+    click(harness, "block_actions_correct_label.json", answer_id, label="database")
+    ephemerals(fake_slack, "Thanks, recorded: helpful", count=2)
+    ephemerals(fake_slack, "should be *memory*", count=2)
+    ephemerals(fake_slack, "should be *database*")
+    with session_scope(harness.services.sessions) as session:
+        rows = session.query(Feedback).filter_by(answer_id=answer_id).order_by(Feedback.id).all()
+        got = [(r.kind, r.value) for r in rows]
+        labels = [e.label for r in rows
+                  for e in session.query(LabeledExample).filter_by(feedback_id=r.id)]
+    assert got == [("helpful", ""), ("correction", "memory"), ("correction", "database")]
+    assert labels == ["memory", "database"]
