@@ -26,19 +26,28 @@ MIN_SAMPLES = 20
 
 
 def feedback_verdicts(feedback: Sequence[Any], target: str) -> list[bool]:
-    """Per feedback click in time order: was the answer's ``target`` label right?
+    """Per person and answer, in the order of their first click: was the answer's
+    ``target`` label right?
 
     A correction of that field or "not helpful: wrong classification" says no; "helpful"
-    says yes. Other clicks say nothing about the classifier.
+    says yes. Other clicks say nothing about the classifier. Someone who clicked several
+    times on one answer (helpful, then a correction of this field; or two corrections)
+    gives one verdict: no if any of their clicks says the label was wrong, since "helpful"
+    judges the whole answer and the correction this field.
     """
-    verdicts = []
+    verdicts: dict[Any, bool] = {}
     for f in feedback:
         corrected = f.kind == "correction" and f.field == target
         if corrected or (f.kind == "not_helpful" and f.reason == "wrong_category"):
-            verdicts.append(False)
+            verdict = False
         elif f.kind == "helpful":
-            verdicts.append(True)
-    return verdicts
+            verdict = True
+        else:
+            continue
+        answer = getattr(f, "answer_id", None)
+        key = (answer, getattr(f, "user_id", "")) if answer is not None else ("click", id(f))
+        verdicts[key] = verdicts.get(key, True) and verdict
+    return list(verdicts.values())
 
 
 def answered_by(judged: Sequence[tuple[Any, dict[str, str]]], target: str,

@@ -48,8 +48,10 @@ def test_new_kind_of_events_is_drift_and_says_why(services) -> None:
 
 
 class Click:
-    def __init__(self, kind: str, field: str = "", reason: str = "") -> None:
+    def __init__(self, kind: str, field: str = "", reason: str = "", *,
+                 answer_id: int | None = None, user_id: str = "") -> None:
         self.kind, self.field, self.reason = kind, field, reason
+        self.answer_id, self.user_id = answer_id, user_id
 
 
 def test_feedback_verdicts_read_only_classification_feedback() -> None:
@@ -64,6 +66,21 @@ def test_feedback_verdicts_read_only_classification_feedback() -> None:
     assert feedback_verdicts(clicks, "category") == [True, False, False]
 
 
+def test_one_person_gives_one_verdict_per_answer() -> None:
+    # helpful on the whole answer, then the severity corrected, then corrected again: the
+    # severity was wrong once, not right once and wrong twice
+    clicks = [
+        Click("helpful", answer_id=1, user_id="U1"),
+        Click("correction", "severity", answer_id=1, user_id="U1"),
+        Click("correction", "severity", answer_id=1, user_id="U1"),
+        Click("helpful", answer_id=1, user_id="U2"),  # another person: a verdict of theirs
+        Click("helpful", answer_id=2, user_id="U1"),  # another answer
+        Click("helpful", answer_id=2, user_id="U1"),
+    ]
+    assert feedback_verdicts(clicks, "severity") == [False, True, True]
+    assert feedback_verdicts(clicks, "category") == [True, True, True]
+
+
 def test_feedback_judges_only_the_model_version_that_answered(services) -> None:
     # the corrections that led to a retrain must not keep judging the model that replaced
     # the one they corrected: drift would advise a retrain every hour for a week
@@ -73,9 +90,9 @@ def test_feedback_judges_only_the_model_version_that_answered(services) -> None:
                                model_versions={"category": version, "team": "team-1"}).id
             for version in ("category-old", "category-new"))
     with session_scope(services.sessions) as session:
-        for _ in range(3):
+        for user in ("U1", "U2", "U3"):
             repo.record_feedback(session=session, answer_id=old, kind="correction",
-                                 field="category", value="storage")
+                                 field="category", value="storage", user_id=user)
         repo.record_feedback(session=session, answer_id=new, kind="helpful")
     window = recent_window(services, days=7)
 
