@@ -154,9 +154,10 @@ class AlertGrouper:
                 if same_status or stale:
                     group.duplicates += 1
                     seen[3] = max(seen[3], received)
-                    why = (f"duplicate: alert {fp} received before its latest notification "
+                    name = _alert_name(event)
+                    why = (f"duplicate: alert {name} received before its latest notification "
                            f"({seen[1]}), older" if stale and not same_status else
-                           f"duplicate: alert {fp} is already in this group ({status})")
+                           f"duplicate: alert {name} is already in this group ({status})")
                     return GroupDecision(
                         group.group_id, False, True, why, group.count,
                         stale=stale and not same_status,
@@ -164,7 +165,8 @@ class AlertGrouper:
                 seen[1], seen[3] = status, received
                 group.count += 1
                 return GroupDecision(
-                    group.group_id, False, False, f"same alert {fp}, now {status}", group.count
+                    group.group_id, False, False,
+                    f"same alert {_alert_name(event)}, now {status}", group.count
                 )
 
         keys = self._rule_keys(event)
@@ -327,3 +329,14 @@ class AlertGrouper:
             key = f"tpl:{scope}|{cluster.cluster_id}"
             if self._live_group(self._keys.get(key), t) is None:
                 self._keys[key] = gid
+
+
+INSTANCE_LABELS = ("instance", "pod", "host", "node")  # what tells one alert of a name apart
+
+
+def _alert_name(event: Event) -> str:
+    """An alert as the thread's reader knows it ("'DiskFull' on db-01"), not by its
+    fingerprint, a hash nobody can look up."""
+    name = repr(event.alertname or event.title[:80] or "alert")
+    where = next((event.labels[k] for k in INSTANCE_LABELS if event.labels.get(k)), "")
+    return f"{name} on {where[:80]}" if where else name

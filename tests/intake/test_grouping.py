@@ -51,6 +51,12 @@ def test_duplicates_inside_window_and_status_change() -> None:
     resolved = g.assign(ev(fingerprint="fp1", status=AlertStatus.RESOLVED), at(90))
     assert not resolved.is_duplicate and resolved.group_id == first.group_id
     assert "resolved" in resolved.reason
+    # the thread's reader is told which alert, not its fingerprint (a hash)
+    assert resolved.reason == "same alert 'HighLatency', now resolved"
+    g.assign(ev(fingerprint="fp2", instance="db-01"), at(100))
+    again = g.assign(ev(fingerprint="fp2", instance="db-01"), at(110))
+    assert again.reason == ("duplicate: alert 'HighLatency' on db-01 is already in this group "
+                            "(firing)")
 
 
 def test_window_expiry_starts_new_group() -> None:
