@@ -374,7 +374,7 @@ def store_click(
     reason: str,
 ) -> bool:
     """Store one click (feedback row, label correction, audit); False when the answer is gone.
-    The same click by the same person on the same answer is stored once.
+    The same click by the same person on the same answer, twice in a row, is stored once.
 
     ``known``: the known labels per target (:meth:`SlackBot.label_options`). A correction
     whose label the answer's menu does not offer raises :class:`RejectedCorrectionError`
@@ -385,7 +385,7 @@ def store_click(
     if kind == FeedbackKind.CORRECTION:
         check_correction(offered_labels(_triage_of(answer), known, answer_id), field, value)
     same = {"kind": kind, "user_id": user_id, "field": field, "value": value, "reason": reason}
-    if repo.has_feedback(session=session, answer_id=answer_id, **same):
+    if repo.repeats_last_feedback(session=session, answer_id=answer_id, **same):
         return True  # the same click again (a double click): judged once, not twice
     row = repo.record_feedback(
         session=session,

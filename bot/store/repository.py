@@ -274,16 +274,19 @@ def record_feedback(
     return row
 
 
-def has_feedback(
+def repeats_last_feedback(
     *, session: Session, answer_id: int, kind: str, user_id: str, field: str, value: str,
     reason: str,
 ) -> bool:
-    """Whether ``user_id`` gave exactly this feedback on answer ``answer_id`` before."""
-    query = select(Feedback.id).where(
-        Feedback.answer_id == answer_id, Feedback.kind == kind, Feedback.user_id == user_id,
-        Feedback.field == field, Feedback.value == value, Feedback.reason == reason,
-    )
-    return session.scalar(query.limit(1)) is not None
+    """Whether ``user_id``'s latest feedback of this kind and field on answer ``answer_id``
+    is exactly this one (a double click). Going back to an earlier choice is not a repeat:
+    the latest choice is the one that counts."""
+    query = (select(Feedback.value, Feedback.reason)
+             .where(Feedback.answer_id == answer_id, Feedback.kind == kind,
+                    Feedback.user_id == user_id, Feedback.field == field)
+             .order_by(Feedback.id.desc()).limit(1))
+    last = session.execute(query).first()
+    return last is not None and tuple(last) == (value, reason)
 
 
 def list_feedback(*, session: Session, since: datetime | None = None) -> list[Feedback]:

@@ -689,3 +689,9 @@ def test_the_same_click_twice_is_one_judgment(harness, fake_slack):
                   for e in session.query(LabeledExample).filter_by(feedback_id=r.id)]
     assert got == [("helpful", ""), ("correction", "memory"), ("correction", "database")]
     assert labels == ["memory", "database"]
+    # back to the first choice: a change of mind, stored, so that it is the latest label
+    click(harness, "block_actions_correct_label.json", answer_id, label="memory")
+    ephemerals(fake_slack, "should be *memory*", count=3)
+    with session_scope(harness.services.sessions) as session:
+        rows = session.query(Feedback).filter_by(answer_id=answer_id).order_by(Feedback.id).all()
+        assert [r.value for r in rows][-1] == "memory" and len(rows) == 4
