@@ -30,6 +30,7 @@ from classifiers.hierarchy import finer_field
 from classifiers.model import TextClassifier
 from classifiers.persist import library_versions, load_model, save_model
 from classifiers.zeroshot import ZeroShotClassifier, load_taxonomy, zero_shot_model
+from knowledge.embed import base_model_name
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +97,8 @@ def embedding_mismatch(built_with: dict[str, Any], model: Any, serving: dict[str
     name = str(built_with.get("embedding_model") or "")
     if not name or name == serving["embedding_model"]:
         return ""
-
-    def base(n: str) -> str:  # "all-MiniLM-L6-v2+onnx-int8" -> "all-MiniLM-L6-v2"
-        return n.split("+", 1)[0]
-
-    return "backend" if base(name) == base(serving["embedding_model"]) else "model"
+    same_model = base_model_name(name) == base_model_name(serving["embedding_model"])
+    return "backend" if same_model else "model"
 
 
 def mismatch_message(target: str, version: str, built_with: dict[str, Any],
@@ -115,16 +113,6 @@ def mismatch_message(target: str, version: str, built_with: dict[str, Any],
     return (f"{version} was trained on {trained} embeddings, this install makes "
             f"{serving['embedding_model']} ({serving['embedding_dim']} dimensions): it cannot "
             f"answer on them; retrain (`triagebot train --target {target}`)")
-
-
-def _beat_a_model_of(session: Session, target: str, version: str,
-                     serving: dict[str, str]) -> bool:
-    """Whether ``version`` is the champion that kept out a challenger trained on the
-    ``serving`` embeddings: it was then measured on them, and a retrain is not due."""
-    return any(v.status == "rejected"
-               and (v.decision or {}).get("champion_version") == version
-               and all((v.library_versions or {}).get(k) == serving[k] for k in serving)
-               for v in repo.list_model_versions(session=session, target=target))
 
 
 def nearest_labelled(model: Any, vector: np.ndarray, label: str | None,
@@ -203,7 +191,6 @@ class ClassifierService:
         # targets whose active version was trained on other embeddings than this process
         # makes (the embedding model or backend was changed): why, for the admin
         self.retrain_needed: dict[str, str] = {}
-        self._set_aside: set[str] = set()  # of those, the ones another model cannot read
         # active versions in the database at the last load, broken artifacts included, so
         # that sync() does not reload every minute because one artifact cannot be read
         self._db_versions: dict[str, str] = {}
@@ -219,11 +206,8 @@ class ClassifierService:
             rows = {t: repo.get_active_model(session=session, target=t) for t in self.targets}
             rows = {t: (r.version, r.artifact_path, dict(r.metrics),
                         dict(r.library_versions or {})) for t, r in rows.items() if r}
-            serving = embedding_of(self.embedder)
-            defended = {t for t, (version, *_) in rows.items()
-                        if _beat_a_model_of(session, t, version, serving)}
+        serving = embedding_of(self.embedder)
         retrain_needed: dict[str, str] = {}
-        set_aside: set[str] = set()
         for target, (version, artifact, metrics, built_with) in rows.items():
             try:
                 model, _card = load_model(Path(artifact))
@@ -231,14 +215,17 @@ class ClassifierService:
                 log.error("cannot load model %s (%s); using zero-shot", version, exc)
                 continue
             mismatch = embedding_mismatch(built_with, model, serving)
-            if mismatch == "backend" and target in defended:
-                mismatch = ""  # measured on these vectors already, and kept: nothing to do
+            if mismatch == "backend":
+                with session_scope(self._sessions) as session:
+                    if repo.kept_on_these_embeddings(session=session, target=target,
+                                                     version=version,
+                                                     embedding_model=serving["embedding_model"]):
+                        mismatch = ""  # measured on these vectors already, and kept
             if mismatch:
                 retrain_needed[target] = mismatch_message(target, version, built_with,
                                                           serving, mismatch, model)
                 if mismatch == "model":  # the embedding model was changed since training
                     log.error("%s; zero-shot answers until then", retrain_needed[target])
-                    set_aside.add(target)
                     continue
                 log.warning("%s", retrain_needed[target])
             loaded[target] = LoadedModel(version, "supervised", model, metrics)
@@ -248,7 +235,6 @@ class ClassifierService:
         with self._lock:
             self.active = loaded
             self.retrain_needed = retrain_needed
-            self._set_aside = set_aside
             self._db_versions = {t: version for t, (version, *_) in rows.items()}
             self._labels_seen = signature
 
@@ -361,12 +347,18 @@ class ClassifierService:
         with self._lock:
             self.active[target] = LoadedModel(version, "supervised", model, metrics)
             self._db_versions[target] = version
-            self._set_aside.discard(target)  # refused before activation if it cannot read
             if mismatch:
                 self.retrain_needed[target] = mismatch_message(
                     target, version, built_with, embedding_of(self.embedder), mismatch, model)
             else:
                 self.retrain_needed.pop(target, None)
+
+    def _set_aside(self, target: str) -> bool:
+        """Whether ``target``'s active version cannot read this process's embeddings, so
+        that zero-shot answers instead (see :meth:`load`)."""
+        with self._lock:
+            served = getattr(self.active.get(target), "kind", "")
+            return target in self.retrain_needed and served != "supervised"
 
     def _refuse_other_embeddings(self, row: Any, model: Any) -> None:
         """Promoting or rolling back to a version trained on another embedding model would
@@ -395,11 +387,7 @@ class ClassifierService:
             loaded = active.get(target)
             if loaded is None:
                 continue
-            try:
-                p = loaded.model.predict([text], emb)[0]
-            except ClassifierError as exc:  # one broken model must not cost the whole answer
-                log.error("%s cannot classify: %s", loaded.version, exc)
-                continue
+            p = loaded.model.predict([text], emb)[0]
             out.append(
                 LabelPrediction(
                     field=target,
@@ -521,7 +509,8 @@ class ClassifierService:
         champion_summary = champion.summary() if champion is not None else None
         reason = promotion_reason(decision, cold=cold, forced=force,
                                   champion_version=current.version if current else "")
-        if target in self._set_aside:  # zero-shot answered because of another embedding model
+        set_aside = self._set_aside(target)
+        if set_aside:  # zero-shot answered because of another embedding model
             reason += (f"; {self._db_versions.get(target, 'the active version')} is retired: "
                        "it was trained on other embeddings")
         previous = ""
@@ -550,7 +539,7 @@ class ClassifierService:
                 previous = replaced.version if replaced else (current.version if current else "")
             else:
                 row.status = "rejected"
-                if target in self._set_aside:
+                if set_aside:
                     self._retire_set_aside(session, target, actor)
                 elif current is not None and current.kind == "supervised":
                     # the champion, trained on the other backend's vectors, was just measured
@@ -585,7 +574,6 @@ class ClassifierService:
             repo.audit(session=session, actor=actor, action="model_set_aside",
                        subject=old.version, detail={"reason": self.retrain_needed.get(target, "")})
         with self._lock:
-            self._set_aside.discard(target)
             self.retrain_needed.pop(target, None)
             self._db_versions.pop(target, None)
 

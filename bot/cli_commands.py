@@ -90,8 +90,10 @@ def models_list(
     """All model versions with status and held-out figures."""
     from bot.store import repository as repo
     from bot.store.db import session_scope
+    from knowledge.embed import embedding_model_name
 
     svc = services(models=False)
+    serving = embedding_model_name(svc.settings.embedding_model, svc.settings.embedding_backend)
     with session_scope(svc.sessions) as session:
         rows = [
             {
@@ -107,6 +109,13 @@ def models_list(
             }
             for m in repo.list_model_versions(session=session, target=target)
         ]
+        # active versions trained on other embeddings than the settings make, and not yet
+        # measured on them (a retrain whose challenger they kept out)
+        stale = [r for r in rows if r["status"] == "active" and r["embedding_model"]
+                 and r["embedding_model"] != serving
+                 and not repo.kept_on_these_embeddings(
+                     session=session, target=r["target"], version=r["version"],
+                     embedding_model=serving)]
     if as_json:
         print_json(rows)
         return
@@ -140,21 +149,11 @@ def models_list(
     for line in _untrained_targets(svc.settings, {r["target"] for r in rows
                                                   if r["status"] == "active"}, target):
         console.print(line, soft_wrap=True)  # one line each, whatever the terminal width
-    for line in _other_embeddings(svc.settings, rows):
-        console.print(line, soft_wrap=True, markup=False)
-
-
-def _other_embeddings(settings: Any, rows: list[dict[str, Any]]) -> list[str]:
-    """A line for each active version trained on other embeddings than the settings make
-    (the embedding model or backend was changed since): the server retrains it."""
-    from knowledge.embed import embedding_model_name
-
-    serving = embedding_model_name(settings.embedding_model, settings.embedding_backend)
-    return [f"{r['target']}: {r['version']} was trained on {r['embedding_model']} embeddings; "
-            f"this install makes {serving}: retrain it (`triagebot train --target "
-            f"{r['target']}`; a server with the scheduler on does it after start)"
-            for r in rows if r["status"] == "active" and r["embedding_model"]
-            and r["embedding_model"] != serving]
+    for r in stale:
+        console.print(f"{r['target']}: {r['version']} was trained on {r['embedding_model']} "
+                      f"embeddings; this install makes {serving}: retrain it (`triagebot train "
+                      f"--target {r['target']}`; a server with the scheduler on does it after "
+                      "start)", soft_wrap=True, markup=False)
 
 
 def _fits(table: Table) -> bool:

@@ -28,6 +28,12 @@ def embedding_model_name(model: str | None = None, backend: str = "torch") -> st
     return base if backend == "torch" else f"{base}+{backend}"
 
 
+def base_model_name(name: str) -> str:
+    """The model of an :func:`embedding_model_name`, whatever backend runs it
+    ("all-MiniLM-L6-v2+onnx-int8" -> "all-MiniLM-L6-v2")."""
+    return name.split("+", 1)[0]
+
+
 class EmbeddingError(RuntimeError):
     """The model could not be loaded or used."""
 

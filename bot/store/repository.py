@@ -374,6 +374,16 @@ def activate_model(*, session: Session, row: ModelVersion) -> ModelVersion | Non
     return previous if previous is not None and previous.id != row.id else None
 
 
+def kept_on_these_embeddings(*, session: Session, target: str, version: str,
+                             embedding_model: str) -> bool:
+    """Whether ``version`` is a champion that kept out a challenger trained on
+    ``embedding_model``'s vectors: it was measured on them then, and no retrain is due."""
+    return any(v.status == "rejected"
+               and (v.decision or {}).get("champion_version") == version
+               and (v.library_versions or {}).get("embedding_model") == embedding_model
+               for v in list_model_versions(session=session, target=target))
+
+
 # --- channels, audit, jobs ------------------------------------------------------------------
 
 

@@ -107,6 +107,7 @@ def test_a_new_embedding_model_retrains_the_classifiers_instead_of_feeding_them_
             == new_versions["team"]
         from bot.store import repository as repo
         from bot.store.db import session_scope
+        from bot.store.models import AuditEntry
 
         with session_scope(services.sessions) as session:
             team = repo.get_model_version(session=session, version=new_versions["team"])
@@ -117,9 +118,12 @@ def test_a_new_embedding_model_retrains_the_classifiers_instead_of_feeding_them_
             kept_zero_shot = set(old_versions) - set(new_versions)
             statuses = {repo.get_model_version(session=session, version=old_versions[t]).status
                         for t in kept_zero_shot}
+            set_aside = {e.subject for e in session.query(AuditEntry)
+                         .filter_by(action="model_set_aside")}
         assert built_with["embedding_model"] == "minilm-projected-128"
         assert built_with["embedding_dim"] == "128"
-        assert statuses <= {"retired"}
+        assert kept_zero_shot and statuses == {"retired"}
+        assert set_aside == {old_versions[t] for t in kept_zero_shot}
         assert all(classifiers.active[t].kind == "zero-shot" for t in kept_zero_shot)
         assert classifiers.retrain_needed == {}
         assert classifiers.sync() is False  # memory and database agree
@@ -130,6 +134,8 @@ def test_a_new_embedding_model_retrains_the_classifiers_instead_of_feeding_them_
         # the version trained on the old vectors cannot come back
         with pytest.raises(ValueError, match="cannot answer"):
             classifiers.rollback("team", actor="test")
+        with pytest.raises(ValueError, match="cannot answer"):
+            classifiers.promote(old_versions["team"], actor="test")
         assert active_trained_versions(services) == new_versions
     finally:
         services.close()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -136,5 +139,15 @@ def test_the_product_on_the_onnx_backend_rebuilds_its_indexes_and_triages_alike(
         assert services.classifiers.active["category"].version == champion
         assert "category" not in services.classifiers.retrain_needed
         assert "team" in services.classifiers.retrain_needed  # not retrained: still advised
+        # `models list` (no model loaded) says the same
+        listed = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "models", "list"], capture_output=True,
+            text=True, timeout=300, check=False, cwd=SAMPLES.parents[2],
+            env={**os.environ, "TRIAGEBOT_DATA_DIR": str(data_dir),
+                 "TRIAGEBOT_EMBEDDING_BACKEND": "onnx-int8", "COLUMNS": "200"})
+        assert listed.returncode == 0, listed.stderr
+        advised = [line.split(":")[0] for line in listed.stdout.splitlines()
+                   if "was trained on" in line]
+        assert "team" in advised and "category" not in advised, listed.stdout
     finally:
         services.close()
