@@ -291,8 +291,7 @@ class AlertPipeline:
                         )
                 except Exception as exc:  # database down: see the docstring
                     if self.leader and now >= self._lease_until:
-                        first_line = str(exc).splitlines()[0] if str(exc) else repr(exc)
-                        self._step_down(f"the lease could not be renewed: {first_line}")
+                        self._step_down(f"the lease could not be renewed: {_first_line(exc)}")
                     elif not self.leader:
                         if not _database_down(exc):
                             raise
@@ -695,7 +694,7 @@ class AlertPipeline:
         now = time.monotonic()
         if now - self._db_warned >= DB_WARN_SECONDS:
             self._db_warned = now
-            log.warning("%s: database unreachable (%s)", what, str(exc).splitlines()[0])
+            log.warning("%s: database unreachable (%s)", what, _first_line(exc))
 
     def _retry_db(self, what: str, write: Callable[[], Any]) -> Any:
         """``write()``, tried again while it fails because the database is unreachable and
@@ -1005,6 +1004,12 @@ def _store_posted(
             if answer is not None:
                 answer.message_ts = ts
                 answer.thread_ts = ts
+
+
+def _first_line(exc: BaseException) -> str:
+    """A driver error in one log line (SQLAlchemy appends the statement and a link)."""
+    lines = str(exc).splitlines()
+    return lines[0] if lines else repr(exc)
 
 
 def _database_down(exc: BaseException) -> bool:

@@ -12,6 +12,8 @@ from bot.events import Event
 from bot.intake.fingerprint import alert_fingerprint
 from bot.intake.templates import TemplateMiner, tokenize
 
+INSTANCE_LABELS = ("instance", "pod", "host", "node")  # what tells one alert of a name apart
+
 
 def group_lines(
     texts: Sequence[str], *, similarity: float = 0.5, depth: int = 4, max_children: int = 100
@@ -329,9 +331,6 @@ class AlertGrouper:
             key = f"tpl:{scope}|{cluster.cluster_id}"
             if self._live_group(self._keys.get(key), t) is None:
                 self._keys[key] = gid
-
-
-INSTANCE_LABELS = ("instance", "pod", "host", "node")  # what tells one alert of a name apart
 
 
 def _alert_name(event: Event) -> str:
