@@ -250,7 +250,8 @@ def triage(
     if as_json:
         print_json([r.to_dict() for r in results] if total > 1 else results[0].to_dict())
     if total > len(events):
-        err_console.print(f"{alert or ticket} holds {total} records; triaged the first "
+        what = "alerts" if alert else "records"
+        err_console.print(f"{alert or ticket} holds {total} {what}; triaged the first "
                           f"{len(events)} (the webhook takes a whole storm)", markup=False)
 
 

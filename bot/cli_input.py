@@ -58,13 +58,6 @@ def events_from_cli(
     return [clean_event(e) for e in events[:MAX_EVENTS]], len(events)
 
 
-def event_from_cli(
-    *, text: str | None, alert: Path | None = None, ticket: Path | None = None
-) -> Event:
-    """The first event of :func:`events_from_cli`."""
-    return events_from_cli(text=text, alert=alert, ticket=ticket)[0][0]
-
-
 def alert_events(path: Path) -> list[Event]:
     from bot.intake.alertmanager import parse_alertmanager
 

@@ -44,8 +44,7 @@ def feedback_verdicts(feedback: Sequence[Any], target: str) -> list[bool]:
             verdict = True
         else:
             continue
-        answer = getattr(f, "answer_id", None)
-        key = (answer, getattr(f, "user_id", "")) if answer is not None else ("click", id(f))
+        key = (f.answer_id, f.user_id) if f.answer_id is not None else ("click", id(f))
         verdicts[key] = verdicts.get(key, True) and verdict
     return list(verdicts.values())
 

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli_input import MAX_EVENTS, InputError, event_from_cli, events_from_cli
+from bot.cli_input import MAX_EVENTS, InputError, events_from_cli
+from bot.events import Event
+
+
+def event_from_cli(**given: object) -> Event:
+    """The first event the CLI would triage."""
+    return events_from_cli(**given)[0][0]  # type: ignore[arg-type]
+
 
 ALERT = {"labels": {"alertname": "DiskFull", "instance": "db-01"},
          "annotations": {"summary": "Disk /var/lib/postgresql on db-01 is 97% full"}}
@@ -80,3 +87,11 @@ def test_an_empty_list_of_alerts_is_named_as_such(tmp_path: Path) -> None:
     path.write_text("[]", encoding="utf-8")
     with pytest.raises(InputError, match="no alert found"):
         events_from_cli(text=None, alert=path)
+
+
+def test_a_list_of_tickets_is_triaged_ticket_by_ticket(tmp_path: Path) -> None:
+    path = tmp_path / "tickets.json"
+    path.write_text(json.dumps([{"title": "VPN down"}, {"title": "Printer jammed"}]),
+                    encoding="utf-8")
+    events, total = events_from_cli(text=None, ticket=path)
+    assert total == 2 and [e.title for e in events] == ["VPN down", "Printer jammed"]
