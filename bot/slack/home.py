@@ -4,6 +4,7 @@ roll a model back."""
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
@@ -118,7 +119,10 @@ def admin_task(bot: SlackBot, user: str, task: str, target: str = "") -> None:
     subject = target or task
     # Retrain and reindex run under the scheduled job's lease: a second click, another
     # admin or the nightly job must not start a second run beside one that takes minutes.
-    lease = (held_lease(services.sessions, task, f"slack:{user}:{HOLDER}", RUN_LEASE_TTL)
+    # Each click holds it under a name of its own: under one name per admin, the second
+    # click of a double click took the lease its first click held and ran a second retrain.
+    holder = f"slack:{user}:{HOLDER}:{secrets.token_hex(4)}"
+    lease = (held_lease(services.sessions, task, holder, RUN_LEASE_TTL)
              if task in LEASED_TASKS else nullcontext(True))
     with lease as held:
         if not held:
