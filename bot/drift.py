@@ -109,7 +109,9 @@ def check_drift(services: Any, *, days: int = 7, target: str = "category",
     if window.embeddings is None or len(texts) < MIN_SAMPLES:
         report.update(
             should_retrain=bool(other_embeddings),
-            reason=other_embeddings or "not enough recent events or training data to judge drift",
+            reason=other_embeddings or (
+                f"not enough to judge drift: {len(window.texts)} recent events and "
+                f"{len(texts)} training texts, {MIN_SAMPLES} of each needed"),
         )
         return report
     rng = np.random.default_rng(0)
@@ -132,10 +134,25 @@ def check_drift(services: Any, *, days: int = 7, target: str = "category",
         baseline_accuracy=baseline,
     )
     report.update(result.to_dict())
+    if result.should_retrain:
+        report["reason"] = f"{result.reason}: {what_to_do(target, result.fired)}"
     if other_embeddings:
         also = report["reason"] if report["should_retrain"] else ""
         report.update(should_retrain=True, reason="; ".join(filter(None, [other_embeddings, also])))
     return report
+
+
+def what_to_do(target: str, fired: Sequence[str]) -> str:
+    """The admin's next step for the checks that fired. A retrain learns only from labels:
+    when the events themselves changed, the new kind needs labels first, or the retrain
+    fits the same model again."""
+    train = f"retrain (`triagebot train --target {target}`, or Retrain now on the App Home)"
+    if "embedding" in fired or "labels" in fired:
+        return ("recent events are unlike what it was trained on: label some of them (correct "
+                "the answers in Slack, record their root causes, or `triagebot import "
+                f"incidents`), then {train}; it is promoted only if it measures better")
+    return (f"people corrected its answers: {train} to learn their corrections; it is "
+            "promoted only if it measures better")
 
 
 def check_drift_all(services: Any, *, days: int = 7,

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 from scipy.spatial.distance import jensenshannon
+from scipy.stats import binomtest
 from sklearn.metrics.pairwise import euclidean_distances
 
 from classifiers.errors import ClassifierError
@@ -95,10 +96,12 @@ class DriftReport:
     embedding_p_value: float
     label_js: float | None
     feedback_accuracy: float | None
+    n_feedback: int  # the judgments feedback_accuracy is measured on (its last window)
     n_reference: int
     n_recent: int
     should_retrain: bool
     reason: str
+    fired: tuple[str, ...] = ()  # the checks that call for a retrain: embedding, labels, feedback
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,32 +114,55 @@ def drift_report(reference: np.ndarray, recent: np.ndarray, *,
                  baseline_accuracy: float | None = None,
                  p_value_threshold: float = 0.01, min_mmd: float = 0.01,
                  max_label_js: float = 0.1, max_accuracy_drop: float = 0.05,
-                 feedback_window: int = 50, n_permutations: int = 200,
+                 feedback_window: int = 50, min_feedback: int = 20,
+                 feedback_p_value: float = 0.05, n_permutations: int = 200,
                  seed: int = 0) -> DriftReport:
     """Combine the checks; retrain when any of them fires.
 
     Embedding drift needs both a significant permutation test and an MMD^2 of at least
-    ``min_mmd`` (large samples make tiny, harmless shifts significant).
+    ``min_mmd`` (large samples make tiny, harmless shifts significant). Feedback says the
+    model got worse only on at least ``min_feedback`` judgments (of the last
+    ``feedback_window``) whose accuracy is below ``baseline_accuracy - max_accuracy_drop``
+    by a one-sided binomial test at ``feedback_p_value``: one "wrong" click is 0% accuracy,
+    and says nothing.
     """
     mmd, p = embedding_shift_test(reference, recent, n_permutations=n_permutations, seed=seed)
     reasons: list[str] = []
+    fired: list[str] = []
     if p <= p_value_threshold and mmd >= min_mmd:
         reasons.append(f"text embeddings shifted (MMD^2 {mmd:.3f}, p={p:.3f})")
+        fired.append("embedding")
     js = None
     if reference_labels is not None and recent_labels is not None and len(recent_labels):
         js = label_mix_shift(reference_labels, recent_labels)
         if js > max_label_js:
             reasons.append(f"label mix shifted (JS {js:.3f} > {max_label_js})")
+            fired.append("labels")
     acc = None
-    if feedback_correct is not None and len(feedback_correct):
-        acc = float(rolling_feedback_accuracy(feedback_correct, feedback_window)[-1])
-        if baseline_accuracy is not None and acc < baseline_accuracy - max_accuracy_drop:
-            reasons.append(
-                f"feedback accuracy {acc:.2f} fell below {baseline_accuracy:.2f} - "
-                f"{max_accuracy_drop:.2f}")
+    judged = list(feedback_correct or ())[-feedback_window:]
+    feedback_note = ""
+    if judged:
+        acc = float(rolling_feedback_accuracy(judged, feedback_window)[-1])
+        floor = None if baseline_accuracy is None else baseline_accuracy - max_accuracy_drop
+        if floor is not None and acc < floor:
+            n = len(judged)
+            plural = "s" if n != 1 else ""
+            if n < min_feedback:
+                feedback_note = (f"feedback accuracy {acc:.2f} on {n} judgment{plural}: too few "
+                                 f"to judge ({min_feedback} needed)")
+            elif binomtest(sum(judged), n, max(floor, 0.0),
+                           alternative="less").pvalue <= feedback_p_value:
+                reasons.append(
+                    f"feedback accuracy {acc:.2f} on {n} judgments fell below "
+                    f"{baseline_accuracy:.2f} - {max_accuracy_drop:.2f}")
+                fired.append("feedback")
+            else:
+                feedback_note = (f"feedback accuracy {acc:.2f} on {n} judgments: not "
+                                 f"significantly below {floor:.2f}")
     reason = "; ".join(reasons) if reasons else (
         f"no drift (MMD^2 {mmd:.3f}, p={p:.3f}"
         + (f", label JS {js:.3f}" if js is not None else "")
-        + (f", feedback accuracy {acc:.2f}" if acc is not None else "") + ")")
-    return DriftReport(mmd, p, js, acc, len(np.asarray(reference)), len(np.asarray(recent)),
-                       bool(reasons), reason)
+        + (f", {feedback_note}" if feedback_note
+           else f", feedback accuracy {acc:.2f}" if acc is not None else "") + ")")
+    return DriftReport(mmd, p, js, acc, len(judged), len(np.asarray(reference)),
+                       len(np.asarray(recent)), bool(reasons), reason, tuple(fired))
