@@ -57,6 +57,20 @@ def _record_header(state: Any) -> tuple[str, str]:
     return header, text
 
 
+def links_line(links: dict[str, str], kind: str) -> str:
+    """"<url|Source> · <url|Runbook> · ..." for the thread's context line ("" if none)."""
+    from bot.intake.links import link_label
+    from bot.slack.blocks import link
+
+    line = ""
+    for key, url in links.items():
+        item = link(url, link_label(key, kind))
+        if len(line) + len(item) + 5 > MAX_SECTION:  # a cut link would show as raw markup
+            continue
+        line = f"{line}  ·  {item}" if line else item
+    return line
+
+
 def render_group_message(
     state: Any, triage: Any, answer_id: int | None, label_options: Any = None
 ) -> tuple[str, list]:
@@ -71,7 +85,7 @@ def render_group_message(
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": header[:MAX_SECTION]}},
     ]
-    context = [c for c in (detail, why) if c]
+    context = [c for c in (detail, why, links_line(state.links, state.kind)) if c]
     if context:
         blocks.append(
             {

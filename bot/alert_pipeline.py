@@ -47,6 +47,7 @@ from bot.answers import record_answer
 from bot.config import Settings
 from bot.events import AlertStatus, Event, EventKind, EventSource
 from bot.intake.grouping import AlertGrouper, GroupingRules, to_timestamp
+from bot.intake.links import clean_links
 from bot.metrics import ALERT_GROUPING_LEADER, EVENTS, TRIAGE_LATENCY
 from bot.routing import route_channel
 from bot.store import repository as repo
@@ -120,6 +121,9 @@ class GroupState:
     resolved: set[str] = field(default_factory=set)
     alertnames: dict[str, int] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
+    # the alerts' own pages (rule graph, runbook, dashboard, silence...): the first event's,
+    # completed by later ones with kinds it lacked
+    links: dict[str, str] = field(default_factory=dict)
     answer_id: int | None = None
     triage: Any = None
     dirty: bool = False
@@ -134,6 +138,12 @@ class GroupState:
     @property
     def status(self) -> str:
         return "resolved" if self.resolved and not self.firing else "firing"
+
+    def add_links(self, links: dict[str, str]) -> bool:
+        """Take the kinds of link the group has none of yet; True when one was added."""
+        new = {k: v for k, v in links.items() if k not in self.links}
+        self.links.update(new)
+        return bool(new)
 
     def mark(self, fingerprint: str, status: AlertStatus) -> None:
         """Record the latest status of one alert of the group."""
@@ -453,6 +463,7 @@ class AlertPipeline:
             duplicates=int(summary.get("duplicates") or 0),
             alertnames={str(k): int(v) for k, v in (summary.get("alertnames") or {}).items()},
             reasons=[str(r) for r in summary.get("reasons") or []],
+            links=clean_links(summary.get("links")),
             last_update=to_timestamp(row.last_seen),
             opened_at=to_timestamp(row.first_seen),
         )
@@ -755,6 +766,7 @@ class AlertPipeline:
             )
             if not stale:  # an older notification than the one shown: its status is not
                 state.mark(fp, event.status)
+            state.add_links(event.links)
             if not is_new and reason not in state.reasons and not is_dup:
                 state.reasons.append(reason)
             state.dirty = True
@@ -804,7 +816,7 @@ class AlertPipeline:
                 reason=reason,
                 count=0,
                 status="firing",
-                summary={"title": title, "kind": str(event.kind)},
+                summary={"title": title, "kind": str(event.kind), "links": dict(event.links)},
                 first_seen=opened_at,
                 last_seen=opened_at,
             )
@@ -1067,6 +1079,7 @@ def _event_values(e: Event) -> dict[str, Any]:
         title=e.title,
         text=e.text,
         labels=dict(e.labels),
+        links=dict(e.links) or None,
         outcome="queued",
         received_at=e.received_at,
     )
@@ -1107,6 +1120,7 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     values["source"] = EventSource(values["source"])
     values["kind"] = EventKind(values["kind"])
     values["status"] = AlertStatus(values.get("status") or "firing")
+    values["links"] = clean_links(values.get("links"))
     known = {f.name for f in fields(Event)}
     return Event(**{k: v for k, v in values.items() if k in known})
 
@@ -1118,6 +1132,7 @@ def _event_from_row(row: EventRecord) -> Event:
         text=row.text,
         title=row.title,
         labels={str(k): str(v) for k, v in (row.labels or {}).items()},
+        links=clean_links(row.links),
         status=AlertStatus(row.status)
         if row.status in ("firing", "resolved")
         else AlertStatus.FIRING,
@@ -1137,6 +1152,7 @@ def _snapshot(state: GroupState) -> GroupState:
         resolved=set(state.resolved),
         alertnames=dict(state.alertnames),
         reasons=list(state.reasons),
+        links=dict(state.links),
     )
 
 
@@ -1154,4 +1170,5 @@ def _summary(state: GroupState) -> dict[str, Any]:
         "resolved": len(state.resolved),
         "duplicates": state.duplicates,
         "reasons": state.reasons[:10],
+        "links": dict(state.links),
     }

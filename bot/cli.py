@@ -233,7 +233,7 @@ def triage(
     """Triage a text, an alert or a ticket: labels, similar incidents, runbook, suggestions."""
     from bot.answers import record_answer
     from bot.cli_input import events_from_cli
-    from bot.render_text import render_triage
+    from bot.render_text import render_links, render_triage
 
     events, total = events_from_cli(text=text, alert=alert, ticket=ticket)
     svc = services()
@@ -241,14 +241,17 @@ def triage(
     for n, event in enumerate(events, 1):
         result = svc.assistant.triage(event)
         record_answer(svc.sessions, event=event, triage=result, surface="cli")
-        results.append(result)
+        # the alert's or ticket's own pages (graph, runbook, dashboard...) beside the answer
+        results.append({**result.to_dict(), "links": event.links} if event.links
+                       else result.to_dict())
         if not as_json:
             if total > 1:
                 heading = f"{n} of {total}: {event.title or event.text}"[:200]
                 console.rule(Text(heading), align="left", style="dim")
+            render_links(console, event.links, str(event.kind))
             render_triage(console, result)
     if as_json:
-        print_json([r.to_dict() for r in results] if total > 1 else results[0].to_dict())
+        print_json(results if total > 1 else results[0])
     if total > len(events):
         what = "alerts" if alert else "records"
         err_console.print(f"{alert or ticket} holds {total} {what}; triaged the first "

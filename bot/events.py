@@ -68,6 +68,9 @@ class Event:
     received_at: datetime = field(default_factory=utcnow)
     starts_at: datetime | None = None
     ends_at: datetime | None = None
+    # the event's own pages by kind ("source", "runbook", "dashboard", "silence", "record"...):
+    # safe http(s) URLs only, see bot.intake.links
+    links: dict[str, str] = field(default_factory=dict, compare=False)
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property

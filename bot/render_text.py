@@ -26,6 +26,14 @@ def prediction_evidence(p: LabelPrediction) -> str:
     return "; ".join(parts)
 
 
+def render_links(console: Console, links: dict[str, str], kind: str) -> None:
+    """The event's own pages, one per line ("Runbook: https://..."); nothing if none."""
+    from bot.intake.links import link_label
+
+    for key, url in links.items():
+        console.print(f"[dim]{link_label(key, kind)}:[/dim] {escape(url)}", soft_wrap=True)
+
+
 def render_triage(console: Console, result: Triage) -> None:
     console.print(f"[bold]Triage[/bold] ({result.elapsed_ms:.0f} ms)")
     for p in result.predictions:

@@ -7,6 +7,7 @@ elsewhere. The redactor is configured once from the settings (extra patterns, PI
 from __future__ import annotations
 
 from dataclasses import replace
+from urllib.parse import unquote
 
 from bot.events import Event
 from bot.redact import Redactor, default_redactor
@@ -34,15 +35,25 @@ def clean_text(text: str) -> str:
 
 
 def clean_event(event: Event) -> Event:
-    """The event with its text, title, labels and annotations redacted (raw payload dropped)."""
+    """The event with its text, title, labels and annotations redacted, links that carry a
+    secret dropped (and the raw payload)."""
     return replace(
         event,
         text=clean_text(event.text),
         title=clean_text(event.title),
         labels={k: str(v) for k, v in _redactor.redact_mapping(event.labels).items()},
         annotations={k: str(v) for k, v in _redactor.redact_mapping(event.annotations).items()},
+        links={k: url for k, url in event.links.items() if not carries_secret(url)},
         raw={},
     )
+
+
+def carries_secret(url: str) -> bool:
+    """Whether a URL holds anything the redactor would take out (a password, a token, an
+    address; percent-encoded too). Such a link is dropped, not redacted: a redacted URL
+    leads nowhere."""
+    plain = unquote(url)
+    return _redactor.redact_text(plain) != plain
 
 
 def clean_record(record: Record) -> Record:

@@ -12,6 +12,7 @@ from bot.intake import _payload as p
 from bot.intake.batch import AlertBatch
 from bot.intake.errors import PayloadError
 from bot.intake.fingerprint import alert_fingerprint
+from bot.intake.links import alert_links
 
 STATUSES = {"firing", "resolved"}
 MAX_URL_CHARS = 2048
@@ -73,6 +74,8 @@ def parse_batch(
             max_text_chars=max_text_chars,
             received_at=when,
             extra_fields=extra_fields,
+            external_url=external_url,
+            common_labels=common_labels,
         )
         for i, alert in enumerate(alerts[:max_alerts])
     ]
@@ -101,6 +104,8 @@ def _parse_alert(
     max_text_chars: int,
     received_at: datetime,
     extra_fields: tuple[str, ...],
+    external_url: str,
+    common_labels: dict[str, str],
 ) -> Event:
     alert = p.mapping(value, path)
     status = p.choice(alert, "status", path, STATUSES, default_status)
@@ -132,6 +137,14 @@ def _parse_alert(
         received_at=received_at,
         starts_at=starts_at,
         ends_at=ends_at,
+        links=alert_links(
+            generator_url=generator_url,
+            annotations=annotations,
+            # the notification's common labels: the silence covers what it reported
+            labels=common_labels or labels,
+            extra=raw,
+            external_url=external_url if source is EventSource.ALERTMANAGER else "",
+        ),
         raw=raw,
     )
     if not fingerprint:

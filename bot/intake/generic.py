@@ -11,6 +11,7 @@ from bot.events import AlertStatus, Event, EventKind, EventSource, utcnow
 from bot.intake import _payload as p
 from bot.intake.errors import PayloadError
 from bot.intake.fingerprint import mask_variables
+from bot.intake.links import record_links
 
 KINDS = {"ticket": EventKind.TICKET, "alert": EventKind.ALERT, "incident": EventKind.INCIDENT}
 LABEL_FIELDS = ("category", "severity", "priority", "team", "service", "split")
@@ -93,6 +94,7 @@ def _record(
         external_id=external_id,
         received_at=when,
         starts_at=created,
+        links=record_links(rec),
         raw=dict(rec),
     )
 

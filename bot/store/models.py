@@ -148,6 +148,9 @@ class EventRecord(Base):
     title: Mapped[str] = mapped_column(Text, default="")
     text: Mapped[str] = mapped_column(Text, default="")
     labels: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # the event's own pages (rule graph, runbook, dashboard, silence, ticket): kept with the
+    # event so that the replica that groups it links them even if another one received it
+    links: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     outcome: Mapped[str] = mapped_column(String(30), default="received", index=True)
     group_id: Mapped[int | None] = mapped_column(
         ForeignKey("alert_groups.id", ondelete="SET NULL"), nullable=True, index=True

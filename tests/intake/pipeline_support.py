@@ -58,14 +58,17 @@ class FakePoster:
         self.posts: list[str] = []
         self.tags: list[tuple[str, dict[str, Any] | None]] = []  # (channel, metadata) per post
         self.updates: list[tuple[str, str]] = []
+        self.blocks: list[Any] = []  # of every post and update, in order
 
     def post(self, channel: str, text: str, blocks: Any, metadata: Any = None) -> str:
         self.posts.append(text)
+        self.blocks.append(blocks)
         self.tags.append((channel, metadata))
         return f"ts-{len(self.posts)}"
 
     def update(self, channel: str, ts: str, text: str, blocks: Any, metadata: Any = None) -> None:
         self.updates.append((ts, text))
+        self.blocks.append(blocks)
 
     def tagged_messages(
         self, channel: str, event_type: str, oldest: float

@@ -404,3 +404,43 @@ def test_a_long_outage_is_logged_in_a_few_lines_not_one_per_poll(
     lone_leader.switch.on()
     clock.now += LEASE_TTL_SECONDS / 6
     assert a.lead()  # back: it leads again
+
+
+def _links_shown(blocks: Any) -> str:
+    return " ".join(
+        element["text"]
+        for block in blocks
+        if block["type"] == "context"
+        for element in block["elements"]
+    )
+
+
+def test_the_alerts_own_links_reach_the_thread_from_any_replica_and_after_a_restart(
+    cluster: Cluster,
+) -> None:
+    """The thread links the alert's graph, runbook and silence. The replica that groups an
+    event is not always the one that received it, so they are stored with the event; a
+    leader restored from the database shows them again on its next update."""
+    links = {
+        "source": "http://prometheus:9090/graph?g0.expr=disk",
+        "runbook": "https://runbooks.example.com/disk-full",
+    }
+    a, b = cluster.replica("pod-a"), cluster.replica("pod-b")
+    send(b, dataclasses.replace(storm_alert("fp-1"), links=links))  # b stores, a groups
+    assert a.lead() and a.wait_idle()
+    shown = _links_shown(cluster.poster.blocks[-1])
+    assert "<http://prometheus:9090/graph?g0.expr=disk|Source>" in shown, shown
+    assert "<https://runbooks.example.com/disk-full|Runbook>" in shown, shown
+    a.stop()
+
+    restarted = cluster.replica("pod-c")
+    assert restarted.lead()
+    # a later alert without links, one with a silence link: the thread keeps the first
+    # alert's links and gains the kind it lacked
+    silence = {"silence": "http://am:9093/#/silences/new?filter=%7B%7D",
+               "runbook": "https://elsewhere.example.com/other"}
+    send(restarted, storm_alert("fp-2"), dataclasses.replace(storm_alert("fp-3"), links=silence))
+    assert restarted.wait_idle() and restarted.flush(force=True) == 1
+    shown = _links_shown(cluster.poster.blocks[-1])
+    assert "disk-full|Runbook>" in shown and "elsewhere" not in shown, shown
+    assert "|Source>" in shown and "|Silence>" in shown, shown

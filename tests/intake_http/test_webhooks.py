@@ -307,3 +307,33 @@ def test_a_body_in_the_charset_its_content_type_declares_is_read_in_it(harness, 
                           headers={**headers, "content-type": "application/json; charset=klingon"})
     assert unknown.status_code == 400 and "klingon" in unknown.json()["error"]
     assert count_events(services) == before + 1
+
+
+def test_an_alert_thread_links_the_alerts_graph_runbook_and_silence(harness, fake) -> None:
+    """On-call opens the rule's graph, its runbook and a silence first: the thread links
+    them from the alert's own fields. A hostile URL is not turned into a link."""
+    client, services, pipeline = harness
+    fake.reset()
+    firing = alert("EtcdHighFsyncDurations", "etcd-0", service="etcd")
+    firing["generatorURL"] = "http://prometheus:9090/graph?g0.expr=histogram_quantile"
+    firing["annotations"]["runbook_url"] = "https://runbooks.example.com/etcd/fsync"
+    firing["annotations"]["dashboard"] = "javascript:alert(document.cookie)"
+    body = notification([firing], group_key="etcd-fsync")
+    body["commonLabels"] = {"alertname": "EtcdHighFsyncDurations", "service": "etcd"}
+    assert post(client, body).status_code == 202
+    assert pipeline().wait_idle()
+    (posted,) = fake.wait_for(lambda c: c.method == "chat.postMessage")
+    context = " ".join(
+        e["text"] for b in posted.args["blocks"] if b["type"] == "context" for e in b["elements"]
+    )
+    assert "<http://prometheus:9090/graph?g0.expr=histogram_quantile|Source>" in context
+    assert "<https://runbooks.example.com/etcd/fsync|Runbook>" in context
+    silence = ("<http://alertmanager:9093/#/silences/new?filter=%7Balertname%3D%22"
+               "EtcdHighFsyncDurations%22%2Cservice%3D%22etcd%22%7D|Silence>")
+    assert silence in context, context
+    assert "javascript" not in posted.blocks_text() and "Dashboard" not in context
+    with session_scope(services.sessions) as session:
+        row = session.scalars(
+            select(EventRecord).where(EventRecord.group_key == "etcd-fsync")
+        ).one()
+        assert row.links["runbook"] == "https://runbooks.example.com/etcd/fsync"
