@@ -61,6 +61,8 @@ class FakeSlackAPI:
         self.messages: dict[str, list[dict[str, Any]]] = {}  # channel -> messages, oldest first
         self._failures: list[tuple[str | None, int, str, int]] = []  # method, status, error, n
         self.private_channels: set[str] = set()
+        # apps.connections.open answers this WebSocket URL (tests/fakes/socket_mode.py)
+        self.socket_mode_url = ""
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -243,6 +245,10 @@ class FakeSlackAPI:
             view = dict(args.get("view") or {})
             view.setdefault("id", f"V{ts.replace('.', '')}")
             return {"ok": True, "view": view}
+        if method == "apps.connections.open":
+            if not self.socket_mode_url:
+                return {"ok": False, "error": "socket_mode_not_enabled"}
+            return {"ok": True, "url": self.socket_mode_url}
         if method == "conversations.info":
             return {
                 "ok": True,
