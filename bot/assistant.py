@@ -122,6 +122,8 @@ class Assistant:
             self.knowledge.index(INCIDENTS), visibility)
         if event.kind == EventKind.ALERT:  # a rule's labels are its author's word
             predictions = with_given_labels(predictions, event.labels, "alert")
+        elif event.kind in (EventKind.TICKET, EventKind.INCIDENT):
+            predictions = with_filed_labels(predictions, event.labels)
         clock.lap("classify")
         # explain=False: the answer states its own shared terms; the index's keyword
         # reasons would be computed per hit and thrown away
@@ -467,6 +469,19 @@ def with_given_labels(predictions: Sequence[LabelPrediction], labels: dict[str, 
         given = by_key.get(p.field.lower(), "")
         usable = given and len(given) <= GIVEN_MAX_CHARS
         out.append(replace(p, given=given, given_by=given_by) if usable else p)
+    return out
+
+
+def with_filed_labels(predictions: Sequence[LabelPrediction],
+                      labels: dict[str, str]) -> list[LabelPrediction]:
+    """Each prediction with the value the ticket was filed with for its field, if any: the
+    agent sees the reporter's priority beside the model's, which stays the answer."""
+    by_key = {k.strip().lower(): " ".join(str(v).split()) for k, v in labels.items()}
+    out = []
+    for p in predictions:
+        filed = by_key.get(p.field.lower(), "")
+        usable = filed and len(filed) <= GIVEN_MAX_CHARS
+        out.append(replace(p, filed=filed) if usable else p)
     return out
 
 

@@ -43,10 +43,12 @@ def render_triage(console: Console, result: Triage) -> None:
             continue
         if p.unsure:
             alts = ", ".join(f"{label} {prob:.0%}" for label, prob in p.candidates[:3])
-            why = f" - {p.why_unsure()}" if p.why_unsure() else ""
+            why = "; ".join(x for x in (p.why_unsure(), p.filed_note()) if x)
+            why = f" - {escape(why)}" if why else ""
             console.print(f"  {p.field}: [yellow]unsure[/yellow] ({alts}){why}")
         else:
-            console.print(f"  {p.field}: [bold]{p.label}[/bold] ({p.confidence:.0%})")
+            filed = f"; {escape(p.filed_note())}" if p.filed else ""
+            console.print(f"  {p.field}: [bold]{p.label}[/bold] ({p.confidence:.0%}{filed})")
         if why := prediction_evidence(p):
             console.print(f"      [dim]{escape(why)}[/dim]")
     if result.novel:

@@ -35,6 +35,9 @@ class LabelPrediction:
     # the audit) for feedback and drift. See bot.assistant.with_given_labels.
     given: str | None = None
     given_by: str = ""  # what carried it ("alert")
+    # the value a ticket was filed with (its reporter's priority or category): shown beside
+    # the model's answer, which triage is there to check; never replaces it
+    filed: str | None = None
 
     @property
     def unsure(self) -> bool:
@@ -47,6 +50,15 @@ class LabelPrediction:
         if not self.unsure and (self.label or "").lower() != (self.given or "").lower():
             note += f"; model: {self.label} {round(self.confidence * 100)}%"
         return note
+
+    def filed_note(self) -> str:
+        """"filed as P1" beside the model's answer; "as filed" when they agree; "" when the
+        ticket came without a value for this field."""
+        if not self.filed:
+            return ""
+        if not self.unsure and (self.label or "").lower() == self.filed.lower():
+            return "as filed"
+        return f"filed as {self.filed}"
 
     def why_unsure(self) -> str:
         """Why there is no answer, in a few words ("" when it answered or nobody knows):
@@ -176,6 +188,7 @@ class Triage:
                                else None),
                     given=p.get("given"),
                     given_by=str(p.get("given_by") or ""),
+                    filed=p.get("filed"),
                 )
                 for p in data.get("predictions") or ()
             ),

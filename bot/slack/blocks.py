@@ -103,12 +103,14 @@ def prediction_text(p: LabelPrediction) -> str:
     name = p.field.capitalize()
     if p.given is not None:  # the source's own word first
         return f"*{name}:* {escape(p.given)} ({escape(p.given_note())})"
+    filed = escape(p.filed_note())
     if p.unsure:
         alternatives = ", ".join(f"{escape(c)} {percent(s)}" for c, s in p.candidates[:2])
         maybe = f"maybe {alternatives}" if alternatives else ""
-        detail = "; ".join(x for x in (maybe, p.why_unsure()) if x)
+        detail = "; ".join(x for x in (maybe, p.why_unsure(), filed) if x)
         return f"*{name}:* unsure ({detail})" if detail else f"*{name}:* unsure"
-    return f"*{name}:* {escape(p.label or '')} ({percent(p.confidence)})"
+    detail = "; ".join(x for x in (percent(p.confidence), filed) if x)
+    return f"*{name}:* {escape(p.label or '')} ({detail})"
 
 
 def classification_line(triage: Triage) -> str:

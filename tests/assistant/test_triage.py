@@ -7,6 +7,7 @@ import json
 import pytest
 
 from bot.events import Event, EventKind, EventSource
+from bot.triage_types import Triage
 from knowledge.suggest import extract_steps
 from tests.assistant.conftest import SHARED
 
@@ -199,5 +200,12 @@ def test_an_alert_rules_labels_are_given_not_guessed(services) -> None:
     assert alert.prediction("category").given is None  # not a label value: not shown as one
     # a ticket's fields are the reporter's guess, which triage is there to check
     ticket = services.assistant.triage(Event(source=EventSource.CLI, kind=EventKind.TICKET,
-                                             text=text, labels={"severity": "critical"}))
+                                             text=text, labels={"priority": "P1"}))
     assert all(p.given is None for p in ticket.predictions)
+    # ... shown beside the model's answer, which stays the answer
+    priority = ticket.prediction("priority")
+    assert priority.filed == "P1" and priority.given is None
+    assert priority.filed_note() in ("as filed", "filed as P1")
+    assert (priority.filed_note() == "as filed") == (priority.label == "P1")
+    assert ticket.prediction("team").filed is None and ticket.prediction("team").filed_note() == ""
+    assert Triage.from_dict(ticket.to_dict()).prediction("priority").filed == "P1"

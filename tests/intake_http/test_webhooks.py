@@ -337,3 +337,24 @@ def test_an_alert_thread_links_the_alerts_graph_runbook_and_silence(harness, fak
             select(EventRecord).where(EventRecord.group_key == "etcd-fsync")
         ).one()
         assert row.links["runbook"] == "https://runbooks.example.com/etcd/fsync"
+
+
+def test_a_ticket_thread_shows_the_values_it_was_filed_with_beside_the_models(
+    harness, fake
+) -> None:
+    """The agent sees the reporter's priority and category next to the model's answer (which
+    stays the answer: a reporter's "P1" is what triage is there to check), and the ticket's
+    own page is linked."""
+    client, _, pipeline = harness
+    fake.reset()
+    ticket = {"id": "HD-5150", "source": "ticket", "priority": "P1", "category": "network",
+              "url": "https://helpdesk.example.com/HD-5150",
+              "title": "Cannot log in to the VPN",
+              "description": "The VPN client says authentication failed since this morning."}
+    assert post(client, ticket, source="generic").status_code == 202
+    assert pipeline().wait_idle()
+    (posted,) = fake.wait_for(lambda c: c.method == "chat.postMessage")
+    text = posted.blocks_text()
+    assert "filed as P1" in text or "*Priority:* P1 (" in text, text
+    assert "*Category:* network (" in text and "as filed" in text, text
+    assert "<https://helpdesk.example.com/HD-5150|Ticket>" in text, text
