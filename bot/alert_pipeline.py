@@ -49,6 +49,7 @@ from bot.events import AlertStatus, Event, EventKind, EventSource
 from bot.intake.grouping import AlertGrouper, GroupingRules, to_timestamp
 from bot.intake.links import clean_links
 from bot.metrics import ALERT_GROUPING_LEADER, EVENTS, TRIAGE_LATENCY
+from bot.record_learning import RecordLearner, is_learnable
 from bot.routing import route_channel
 from bot.store import repository as repo
 from bot.store.db import session_scope, with_lock_wait
@@ -238,6 +239,9 @@ class AlertPipeline:
 
     # Labels per target offered for corrections (the Slack app's, set by from_runtime).
     label_options: Callable[[], Any] | None = None
+    # Called (pipeline thread, must not block) with each processed ticket or incident that
+    # came with its resolution: see bot.record_learning. Set by from_runtime.
+    on_solved_record: Callable[[Event], None] | None = None
 
     @classmethod
     def from_runtime(cls, runtime: Any) -> AlertPipeline:
@@ -261,6 +265,8 @@ class AlertPipeline:
         )
         if poster is not None:  # corrections offer every known label, as answers in Slack do
             pipeline.label_options = runtime.components["slack_bot"].label_options
+        if runtime.settings.learn_solved_records:
+            pipeline.on_solved_record = solved_record_handler(runtime)
         return pipeline
 
     def known_labels(self) -> Any:
@@ -779,6 +785,8 @@ class AlertPipeline:
             self._pending.append((row_id, state.row_id, outcome, now))
         self._touched.add(decision_group)
         EVENTS.labels(source=str(event.source), outcome=outcome).inc()
+        if self.on_solved_record is not None and is_learnable(event):
+            self.on_solved_record(event)
         if now >= self._next_evict:
             self._evict_expired(now)
 
@@ -1154,6 +1162,27 @@ def _snapshot(state: GroupState) -> GroupState:
         reasons=list(state.reasons),
         links=dict(state.links),
     )
+
+
+def solved_record_handler(runtime: Any) -> Callable[[Event], None]:
+    """Hands solved records to a :class:`RecordLearner` on the runtime's worker pool."""
+    from bot.workers import QueueFullError
+
+    services = runtime.services
+    learner = RecordLearner(
+        sessions=services.sessions,
+        knowledge=services.knowledge,
+        visibility=runtime.settings.webhook_record_visibility,
+    )
+
+    def hand_over(event: Event) -> None:
+        try:
+            runtime.components["workers"].submit(learner.learn, event)
+        except QueueFullError:
+            log.warning("too busy to store solved %s %s now; import it later",
+                        event.kind, event.external_id)
+
+    return hand_over
 
 
 def _when(seconds: float) -> datetime:

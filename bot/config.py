@@ -116,6 +116,12 @@ class Settings(BaseSettings):
     alert_triage_workers: int = Field(
         2, ge=1, le=16, description="Threads that triage new alert groups and post their threads."
     )
+    learn_solved_records: bool = Field(
+        True, description="Store tickets and incidents that come to /webhooks/generic with a "
+        "resolution or root cause as past records (searchable at once, training data).")
+    webhook_record_visibility: str = Field(
+        "public", description="Who sees those records in answers: public, helpdesk or "
+        "private:<channel id>. A record already stored keeps its own.")
 
     # --- scheduler -----------------------------------------------------------------
     scheduler_enabled: bool = True
@@ -144,6 +150,16 @@ class Settings(BaseSettings):
                 f"(minute hour day month weekday): {exc}"
             ) from exc
         return value
+
+    @field_validator("webhook_record_visibility")
+    @classmethod
+    def _known_visibility(cls, value: str) -> str:
+        value = value.strip()
+        if value in ("public", "helpdesk") or (
+            value.startswith("private:") and len(value) > len("private:")
+        ):
+            return value
+        raise ValueError("use public, helpdesk or private:<channel id>")
 
     @field_validator("slack_api_url")
     @classmethod

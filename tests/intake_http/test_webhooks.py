@@ -358,3 +358,55 @@ def test_a_ticket_thread_shows_the_values_it_was_filed_with_beside_the_models(
     assert "filed as P1" in text or "*Priority:* P1 (" in text, text
     assert "*Category:* network (" in text and "as filed" in text, text
     assert "<https://helpdesk.example.com/HD-5150|Ticket>" in text, text
+
+
+def _wait_for_incident(services: Any, external_id: str, timeout: float = 30.0) -> Any:
+    import time
+
+    from bot.store.models import Incident
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with session_scope(services.sessions) as session:
+            row = session.scalars(
+                select(Incident).where(Incident.external_id == external_id)
+            ).one_or_none()
+            if row is not None and row.resolution:
+                session.expunge(row)
+                return row
+        time.sleep(0.05)
+    return None
+
+
+def test_a_solved_ticket_from_the_help_desk_becomes_searchable_history(harness, fake) -> None:
+    """The help desk sends a ticket when it is opened and again when it is solved. The
+    solved version is stored as a past ticket (searchable at once, labelled for the next
+    retrain); the open one is not, and a re-send changes nothing."""
+    from bot.events import Event, EventKind, EventSource
+
+    client, services, pipeline = harness
+    fake.reset()
+    opened = {"id": "HD-7001", "source": "ticket", "team": "network-team",
+              "title": "Badge reader at the loading dock rejects every badge",
+              "description": "Since the power cut the dock's badge reader blinks red for all."}
+    assert post(client, opened, source="generic").status_code == 202
+    assert pipeline().wait_idle()
+    assert _wait_for_incident(services, "HD-7001", timeout=1.0) is None
+
+    solved = {**opened, "category": "facilities", "url": "https://helpdesk.example.com/HD-7001",
+              "resolution": "Re-synced the reader's controller with the access server; "
+                            "its clock had reset to 1970 after the power cut."}
+    assert post(client, solved, source="generic").status_code == 202
+    assert pipeline().wait_idle()
+    row = _wait_for_incident(services, "HD-7001")
+    assert row is not None, "the solved ticket was not stored"
+    assert (row.kind, row.team, row.category, row.visibility, row.source_name) == (
+        "ticket", "network-team", "facilities", "public", "webhook")
+    assert row.title == opened["title"] and row.description == opened["description"]
+    assert row.url == "https://helpdesk.example.com/HD-7001"
+
+    question = Event(source=EventSource.CLI, kind=EventKind.TICKET,
+                     text="the badge reader at the dock is red for everybody after power cut")
+    similar = services.assistant.triage(question).similar
+    assert similar and similar[0].external_id == "HD-7001", [s.external_id for s in similar]
+    assert "clock had reset to 1970" in similar[0].resolution

@@ -1,0 +1,89 @@
+"""Resolved tickets and incidents that arrive by webhook become searchable history.
+
+A help desk sends a ticket to ``/webhooks/generic`` when it is opened and again when it is
+solved, now with its ``resolution`` (and maybe ``root_cause``). The solved version is what
+the next agent with the same problem needs, so it is stored as a past record, as
+``triagebot import`` would, and added to the incidents index at once; the other replicas
+catch up at their next sync. Its labels (final category, assignment group, priority) are
+training data for the next retrain.
+
+The alert pipeline calls :func:`is_learnable` for every stored event it processes (once per
+event, on the grouping leader, including events replayed from the spool) and hands those
+to :meth:`RecordLearner.learn` on a worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.events import Event, EventKind
+from bot.store import repository as repo
+from bot.store.db import session_scope
+from bot.store.models import Incident
+
+log = logging.getLogger(__name__)
+
+RECORD_KINDS = (EventKind.TICKET, EventKind.INCIDENT)
+LABEL_FIELDS = ("category", "severity", "priority", "team", "service")
+SOURCE_NAME = "webhook"
+
+
+def is_learnable(event: Event) -> bool:
+    """A ticket or incident that comes with how it was solved."""
+    notes = event.annotations
+    return event.kind in RECORD_KINDS and bool(notes.get("resolution") or notes.get("root_cause"))
+
+
+def record_id(event: Event) -> str:
+    """The record's own id; one from its text when it came without (``webhook:<hash>``)."""
+    return event.external_id or f"{SOURCE_NAME}:{event.fingerprint}"
+
+
+def incident_fields(event: Event) -> dict[str, Any]:
+    """The incident row's fields from the event; empty values are left out, so a webhook
+    that sends fewer fields than an earlier import does not blank them."""
+    description = event.text
+    if event.title and description.startswith(event.title):
+        description = description[len(event.title) :].lstrip("\n")
+    fields: dict[str, Any] = {
+        "kind": str(event.kind),
+        "title": event.title,
+        "description": description,
+        "root_cause": event.annotations.get("root_cause", ""),
+        "resolution": event.annotations.get("resolution", ""),
+        "url": event.links.get("record", ""),
+        **{name: event.labels.get(name, "") for name in LABEL_FIELDS},
+    }
+    return {name: value for name, value in fields.items() if value}
+
+
+class RecordLearner:
+    """Stores solved records and makes them searchable (see the module docstring)."""
+
+    def __init__(self, *, sessions: Any, knowledge: Any, visibility: str) -> None:
+        self.sessions = sessions
+        self.knowledge = knowledge
+        self.visibility = visibility
+
+    def learn(self, event: Event) -> str:
+        """Store one solved record: "added", "updated" or "unchanged". A record already
+        stored (imported, or sent before) keeps its visibility: a webhook does not widen
+        who may see it."""
+        external_id = record_id(event)
+        fields = incident_fields(event)
+        with session_scope(self.sessions) as session:
+            known = session.scalar(select(Incident.id).where(Incident.external_id == external_id))
+            if known is None:  # (a stored time reads back naive on SQLite: set it once)
+                fields |= {"visibility": self.visibility, "source_name": SOURCE_NAME,
+                           "occurred_at": event.starts_at or event.received_at}
+            row, status = repo.upsert_incident(
+                session=session, external_id=external_id, **fields
+            )
+            row_id = row.id
+        if status != "unchanged":
+            self.knowledge.add_incident(row_id)
+        log.info("solved %s %s from the webhook: %s", event.kind, external_id, status)
+        return status
