@@ -8,7 +8,7 @@ gathers the inputs from the database and the active model.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -65,23 +65,41 @@ class RecentWindow:
     texts: list[str]
     embeddings: np.ndarray | None  # None when there are too few events to judge
     feedback: list[tuple[Any, dict[str, str]]]  # each with the model versions it judges
+    kinds: list[str] | None = None  # of each event ("alert", "ticket"...); None: unknown
+
+    def for_target(self, target: str) -> RecentWindow:
+        """The events a target is asked about: a ticket is given no severity and an alert
+        no priority (``FIELDS_BY_KIND``), so hundreds of tickets must not make the severity
+        model look drifted. A target no kind names (a custom field) sees every event."""
+        from bot.classification import FIELDS_BY_KIND
+
+        asked = {kind for kind, fields in FIELDS_BY_KIND.items() if target in fields}
+        if self.kinds is None or not asked:
+            return self
+        keep = [i for i, kind in enumerate(self.kinds) if kind in asked]
+        if len(keep) == len(self.texts):
+            return self
+        embeddings = None
+        if self.embeddings is not None and len(keep) >= MIN_SAMPLES:
+            embeddings = self.embeddings[keep]
+        return replace(self, texts=[self.texts[i] for i in keep], embeddings=embeddings,
+                       kinds=[self.kinds[i] for i in keep])
 
 
 def recent_window(services: Any, days: int) -> RecentWindow:
     """The last ``days`` of events (at most ``MAX_RECENT``), embedded when enough to judge."""
     since = datetime.now(UTC) - timedelta(days=days)
     with session_scope(services.sessions) as session:
-        texts = list(
-            session.scalars(
-                select(EventRecord.text)
-                .where(EventRecord.received_at >= since)
-                .order_by(EventRecord.id.desc())
-                .limit(MAX_RECENT)
-            )
-        )
+        rows = session.execute(
+            select(EventRecord.text, EventRecord.kind)
+            .where(EventRecord.received_at >= since)
+            .order_by(EventRecord.id.desc())
+            .limit(MAX_RECENT)
+        ).all()
         feedback = repo.list_feedback_with_versions(session=session, since=since)
+    texts, kinds = [text for text, _ in rows], [str(kind) for _, kind in rows]
     embeddings = services.embedder.encode(texts) if len(texts) >= MIN_SAMPLES else None
-    return RecentWindow(days, texts, embeddings, feedback)
+    return RecentWindow(days, texts, embeddings, feedback, kinds)
 
 
 def check_drift(services: Any, *, days: int = 7, target: str = "category",
@@ -91,7 +109,7 @@ def check_drift(services: Any, *, days: int = 7, target: str = "category",
     ``window``: the recent events already read (``days`` is then not used), so that several
     targets are checked against one read and one embedding of them.
     """
-    window = window or recent_window(services, days)
+    window = (window or recent_window(services, days)).for_target(target)
     texts, _labels = services.classifiers.training_data(target)
     model = services.classifiers.active.get(target)
     verdicts = feedback_verdicts(

@@ -130,3 +130,19 @@ def test_the_drift_job_tells_the_admins_which_target_moved(services) -> None:
     assert set(result) == set(services.classifiers.targets) and moved
     assert sorted(told) == sorted(f":warning: Drift check, {t}: {result[t]['reason']}"
                                   for t in moved)
+
+
+def test_a_target_is_judged_on_the_events_it_is_asked_about(services) -> None:
+    """Tickets are given no severity and alerts no priority: a flood of off-topic tickets
+    moved the severity model's drift verdict although it never saw one of them."""
+    with session_scope(services.sessions) as session:
+        for text in OFF_TOPIC:
+            repo.record_event(session=session, source="generic", kind="ticket", text=text)
+    window = recent_window(services, days=7)
+    severity = check_drift(services, target="severity", window=window)
+    assert severity["recent_events"] == 0 and severity["should_retrain"] is False
+    assert "not enough to judge" in severity["reason"]
+    priority = check_drift(services, target="priority", window=window)
+    assert priority["recent_events"] == 40
+    assert priority["reference_texts"] >= 20
+    assert priority["should_retrain"] is True, priority["reason"]
