@@ -160,12 +160,15 @@ def home_view(
     helpful = feedback.get("helpful", 0)
     not_helpful = feedback.get("not_helpful", 0)
     rated = helpful + not_helpful
+    answers = feedback.get("rated_answers", rated)
     rate = (
-        f"{helpful / rated:.0%} helpful ({helpful} of {rated} rated answers)"
+        f"{helpful / rated:.0%} helpful ({helpful} of {rated} ratings, on {answers} "
+        f"answer{'s' if answers != 1 else ''}; each person's latest rating counts)"
         if rated
         else ("no answers rated yet")
     )
-    rest = sorted((k, v) for k, v in feedback.items() if k not in ("helpful", "not_helpful"))
+    rest = sorted((k, v) for k, v in feedback.items()
+                  if k not in ("helpful", "not_helpful", "rated_answers"))
     other = ", ".join(f"{escape(k)}: {v}" for k, v in rest)
     blocks.append(section(f"*Feedback:* {rate}" + (f"\n{other}" if other else "")))
     if is_admin:
@@ -221,6 +224,11 @@ def _quality(metrics: Mapping[str, Any]) -> str:
             parts.append(f"{name} {value:.2f}")
     if parts and metrics.get("measured_on"):  # a zero-shot model, on the labels so far
         parts.append(f"on the {metrics['measured_on']} labelled examples so far")
+    coverage = metrics.get("coverage")
+    if isinstance(coverage, int | float) and coverage < 0.005 and parts:
+        # its accuracy is that of guesses nobody is shown: every answer says "unsure"
+        return (" — always unsure so far: never confident enough to answer ("
+                + ", ".join(parts) + ", of its top guess)")
     return (" — " + ", ".join(parts)) if parts else " — not measured"
 
 

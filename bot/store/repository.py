@@ -308,9 +308,31 @@ def list_feedback_with_versions(*, session: Session, since: datetime
     return [(feedback, dict(versions or {})) for feedback, versions in rows]
 
 
+RATINGS = ("helpful", "not_helpful")
+
+
 def feedback_counts(*, session: Session) -> dict[str, int]:
-    rows = session.execute(select(Feedback.kind, func.count()).group_by(Feedback.kind))
-    return {kind: count for kind, count in rows}
+    """Feedback by kind. Ratings (helpful / not helpful) count each person's latest rating
+    of an answer once: a click on Helpful then Not helpful is one "not helpful", not one of
+    each. ``rated_answers`` is how many answers those ratings are about; other kinds
+    (corrections, root causes) count their clicks."""
+    latest = (
+        select(func.max(Feedback.id))
+        .where(Feedback.kind.in_(RATINGS))
+        .group_by(Feedback.answer_id, Feedback.user_id)
+    )
+    rated = Feedback.id.in_(latest)
+    ratings = select(Feedback.kind, func.count()).where(rated).group_by(Feedback.kind)
+    clicks = (
+        select(Feedback.kind, func.count())
+        .where(Feedback.kind.not_in(RATINGS))
+        .group_by(Feedback.kind)
+    )
+    counts = {kind: n for query in (ratings, clicks) for kind, n in session.execute(query)}
+    answers = session.scalar(select(func.count(func.distinct(Feedback.answer_id))).where(rated))
+    if answers:
+        counts["rated_answers"] = int(answers)
+    return counts
 
 
 def add_labeled_example(

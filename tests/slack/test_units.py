@@ -535,3 +535,15 @@ def test_an_alerts_own_label_comes_first_and_the_model_only_when_it_differs():
     out = io.StringIO()
     render_cli(Console(file=out, width=200), Triage(query="q", predictions=(unsure,)))
     assert "severity: critical (from the alert)" in out.getvalue()
+
+
+def test_app_home_does_not_present_a_model_that_never_answers_as_accurate() -> None:
+    from bot.slack.views import home_view
+
+    models = {"severity": ("severity-1", "supervised",
+                           {"accuracy": 0.38, "macro_f1": 0.2, "coverage": 0.0})}
+    view = home_view(sizes={}, models=models, feedback={}, is_admin=False)
+    text = "\n".join(b["text"]["text"] for b in view["blocks"] if b.get("type") == "section")
+    assert ("*severity*: `severity-1` (supervised) — always unsure so far: never confident "
+            "enough to answer (accuracy 0.38, macro-F1 0.20, coverage 0.00, of its top guess)"
+            ) in text

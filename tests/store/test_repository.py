@@ -151,3 +151,22 @@ def test_concurrent_feedback_writers_lose_nothing(factory) -> None:
         rows = session.scalars(select(Feedback)).all()
         assert len(rows) == 8 * 25
         assert len({(r.user_id, r.value) for r in rows}) == 8 * 25
+
+
+def test_feedback_counts_each_persons_latest_rating_of_an_answer_once(factory) -> None:
+    """The App Home read "50% helpful (1 of 2 rated answers)" when one person clicked
+    Helpful then Not helpful on one answer; three people rating one answer were three."""
+    with db.session_scope(factory) as session:
+        first, second = (repo.record_answer(session=session, query=q, answer={}).id
+                         for q in ("disk full", "vpn down"))
+        clicks = [(first, "U1", "helpful"), (first, "U1", "not_helpful"),  # changed mind
+                  (first, "U2", "helpful"), (first, "U3", "helpful"),
+                  (second, "U1", "helpful"), (second, "U1", "helpful")]      # double click
+        for answer_id, user, kind in clicks:
+            repo.record_feedback(session=session, answer_id=answer_id, kind=kind, user_id=user)
+        for user in ("U1", "U2"):
+            repo.record_feedback(session=session, answer_id=first, kind="correction",
+                                 field="category", value="storage", user_id=user)
+    with db.session_scope(factory) as session:
+        counts = repo.feedback_counts(session=session)
+    assert counts == {"helpful": 3, "not_helpful": 1, "rated_answers": 2, "correction": 2}
