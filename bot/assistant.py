@@ -18,6 +18,7 @@ from typing import Any
 
 from bot.classification import INCIDENT_REF, TAXONOMY_REF
 from bot.events import Event, EventKind
+from bot.intake.links import runbook_names
 from bot.knowledge_base import INCIDENTS, RUNBOOKS, IncidentView, KnowledgeBase, SectionView
 from bot.triage_types import (
     Evidence,
@@ -30,7 +31,7 @@ from bot.triage_types import (
 )
 from knowledge.search import DocumentHit, HybridIndex
 from knowledge.suggest import extract_steps, jaccard, key_terms, merge_similar_causes
-from knowledge.text import tokenize
+from knowledge.text import normalize_name, tokenize
 
 Visibility = Callable[[str], bool]
 
@@ -116,6 +117,8 @@ class Assistant:
         text = event.text[: self.max_text_chars]
         vector = self.embedder.encode_one(text)
         clock.lap("embed")
+        # the runbook the alert names (runbook_url) is a candidate whatever it scores
+        named_runbooks = runbook_names(event.links.get("runbook", ""))
         names = tuple(n for n in (event.alertname, event.title) if n)
         predictions = visible_examples(
             self.classifiers.predict(text, vector, kind=str(event.kind)),
@@ -133,7 +136,8 @@ class Assistant:
         )
         clock.lap("search_incidents")
         runbook_hits = self.knowledge.search(
-            RUNBOOKS, text, vector, k=3, visibility=visibility, names=names, explain=False
+            RUNBOOKS, text, vector, k=3, visibility=visibility, names=names + named_runbooks,
+            explain=False,
         )
         clock.lap("search_runbooks")
         views = self._incident_views(h.best.id for h in incident_hits)
@@ -143,7 +147,7 @@ class Assistant:
         best = max([h.dense for h in [*incident_hits, *runbook_hits]], default=0.0)
         novel = best < self.novelty_threshold
         similar = self._similar_incidents(text, event, incident_hits, views, novel)
-        runbooks = self._runbooks(text, runbook_hits, novel)
+        runbooks = self._runbooks(text, runbook_hits, novel, named_runbooks)
         shown = similar[: self.similar_k]
         hypotheses = self._hypotheses(shown, runbooks, runbook_hits, sections, novel)
         steps = self._steps(shown, runbooks, sections)
@@ -318,12 +322,15 @@ class Assistant:
     # --- runbooks -------------------------------------------------------------------------
 
     def _runbooks(
-        self, text: str, hits: Sequence[DocumentHit], novel: bool
+        self, text: str, hits: Sequence[DocumentHit], novel: bool, named: Sequence[str] = ()
     ) -> list[RunbookMatch]:
         matches: list[RunbookMatch] = []
+        named_keys = {normalize_name(n) for n in named}
         for hit in hits:
             passage = hit.best
             reasons = [r for r in hit.reasons if not r.startswith("keywords")]
+            if named_keys & {normalize_name(n) for n in passage.names}:
+                reasons.insert(0, "the alert's runbook_url points here")
             terms = self._telling_terms(RUNBOOKS, text, f"{passage.title}\n{passage.text}")
             if terms:
                 reasons.append("shares terms: " + ", ".join(terms))

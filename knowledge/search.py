@@ -144,6 +144,7 @@ class _Derived:
     vis_values: list[str] = field(default_factory=list)
     doc_index: dict[str, int] = field(default_factory=dict)
     doc_freq: dict[str, int] = field(default_factory=dict)  # stemmed token -> documents
+    name_docs: dict[str, list[int]] = field(default_factory=dict)  # normalized name -> docs
 
 
 class HybridIndex:
@@ -269,8 +270,11 @@ class HybridIndex:
             if p.section:
                 doc_texts[d].append(p.section)
             doc_texts[d].append(p.text)
-        for names in doc_names:
+        name_docs: dict[str, list[int]] = {}
+        for d, names in enumerate(doc_names):
             names.discard("")
+            for name in names:
+                name_docs.setdefault(name, []).append(d)
         df: dict[str, int] = {}
         for texts in doc_texts:
             for t in set(tokenize("\n".join(texts))):
@@ -302,6 +306,7 @@ class HybridIndex:
             vis_values=sorted({p.visibility for p in ps}),
             doc_index=doc_index,
             doc_freq=df,
+            name_docs=name_docs,
         )
         return self._derived
 
@@ -476,7 +481,10 @@ class HybridIndex:
             nz = np.flatnonzero(arr > 0)
             best = nz[np.argsort(-arr[nz], kind="stable")[:top]]
             cand.update(int(d.doc_of[r]) if to_doc else int(r) for r in best)
-        query_names = {normalize_name(n) for n in names if n} | name_candidates(text)
+        explicit = {normalize_name(n) for n in names if n}
+        for name in explicit:  # a document the caller names is a candidate whatever it scores
+            cand.update(d.name_docs.get(name, ()))
+        query_names = explicit | name_candidates(text)
         query_terms = set(tokenize(text))
         cand_list = [c for c in sorted(cand) if doc_allowed[c]]
         if not cand_list:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 MAX_URL_CHARS = 2048
 MAX_LINKS = 6
@@ -102,6 +102,25 @@ def record_links(record: Mapping[str, Any]) -> dict[str, str]:
     """A ticket or incident record's own page (its ``url`` field) and its runbook."""
     links = {RECORD: safe_url(record.get("url")), RUNBOOK: safe_url(record.get("runbook_url"))}
     return {k: v for k, v in links.items() if v}
+
+
+def runbook_names(url: str) -> tuple[str, ...]:
+    """What a runbook URL names: its last path segment without extension
+    (``.../kubernetes/kubepodcrashlooping`` -> ``kubepodcrashlooping``, ``disk-full.md`` ->
+    ``disk-full``) and its anchor (``runbook.md#alert-name-kubepodcrashlooping``), to find the
+    indexed runbook it points at by the document's names (its file name among them)."""
+    if not url:
+        return ()
+    parts = urlsplit(url)
+    names = []
+    segment = unquote(parts.path.rstrip("/").rsplit("/", 1)[-1])
+    stem = re.sub(r"\.(md|markdown|html?|txt|rst|adoc)$", "", segment, flags=re.IGNORECASE)
+    if stem and not stem.lower().startswith(("readme", "index")):
+        names.append(stem)
+    anchor = re.sub(r"^alert-?name-", "", unquote(parts.fragment), flags=re.IGNORECASE)
+    if anchor:
+        names.append(anchor)
+    return tuple(n[:200] for n in names)
 
 
 def link_label(key: str, kind: str) -> str:

@@ -209,3 +209,20 @@ def test_an_alert_rules_labels_are_given_not_guessed(services) -> None:
     assert (priority.filed_note() == "as filed") == (priority.label == "P1")
     assert ticket.prediction("team").filed is None and ticket.prediction("team").filed_note() == ""
     assert Triage.from_dict(ticket.to_dict()).prediction("priority").filed == "P1"
+
+
+def test_the_runbook_an_alert_names_is_the_one_shown(services) -> None:
+    """An alert whose runbook_url names a runbook the bot has indexed gets that runbook,
+    even when its text would have matched another one better (or none: a candidate set
+    of a large corpus may not even hold it), and the answer says why."""
+    text = "[warning] ReportBacklog: the nightly tenant report run for acme has not finished"
+    plain = Event(source=EventSource.ALERTMANAGER, kind=EventKind.ALERT, text=text,
+                  labels={"alertname": "ReportBacklog"})
+    without = services.assistant.triage(plain).runbooks
+    assert not without or not without[0].document_path.endswith("high-cpu-throttling.md")
+    named = Event(source=EventSource.ALERTMANAGER, kind=EventKind.ALERT, text=text,
+                  labels={"alertname": "ReportBacklog"},
+                  links={"runbook": "https://runbooks.example.com/infra/high-cpu-throttling"})
+    (top, *_) = services.assistant.triage(named).runbooks
+    assert top.document_path.endswith("infra/high-cpu-throttling.md"), top.document_path
+    assert top.reasons[0] == "the alert's runbook_url points here"

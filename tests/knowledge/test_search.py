@@ -196,3 +196,24 @@ def test_exclude_leaves_the_document_out(
     keys, _ = index.candidate_features(query, embedder.encode_one(query), k=4, exclude=[left_out])
     assert left_out not in keys
     assert ask(index, embedder, query, k=4, exclude=sorted(everything)) == []
+
+
+def test_a_document_the_caller_names_is_a_candidate_even_if_nothing_else_finds_it(
+    corpus, embedder
+) -> None:
+    """With few candidates per signal (a large corpus), a runbook that shares no word and
+    little meaning with the query was never scored, so naming it (the alert's runbook_url)
+    did nothing. A named document is now a candidate, and the name match ranks it first."""
+    passages, vectors = corpus
+    idx = HybridIndex(embedder.model_name, embedder.dim, dense_candidates=1)
+    idx.upsert(passages, vectors)
+    # more VPN notes than the 10 candidates each signal proposes for k=1
+    notes = [Passage(id=900 + i, doc_key=f"notes/vpn-{i}.md", kind="runbook",
+                     title=f"VPN note {i}", section="",
+                     text=f"Remote users cannot connect to VPN gateway {i}; tunnels fail.")
+             for i in range(15)]
+    idx.upsert(notes, embedder.encode([passage_text_for_embedding(p) for p in notes]))
+    query = "remote users cannot connect to the vpn gateway"
+    assert all(h.doc_key != "infra/HighCpu.md" for h in ask(idx, embedder, query, k=1))
+    (top,) = ask(idx, embedder, query, k=1, names=["highcpu"])
+    assert top.doc_key.endswith("infra/HighCpu.md"), top.doc_key
