@@ -345,6 +345,7 @@ class Assistant:
                     text=passage.text,
                     score=round(float(hit.score), 4),
                     source=passage.source,
+                    url=self.knowledge.runbook_link(passage.doc_key),
                     reasons=tuple(reasons),
                 )
             )

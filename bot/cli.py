@@ -291,6 +291,11 @@ def index_runbooks(
     path: Annotated[Path, typer.Argument(help="Folder of Markdown, HTML or text runbooks.")],
     source: Annotated[str, typer.Option(help="Name of this runbook source.")] = "",
     visibility: Annotated[str, typer.Option(help=VISIBILITY_HELP)] = "public",
+    url: Annotated[str, typer.Option(help=(
+        "Where the runbooks are read in a browser, linked from answers: a template such as "
+        "https://github.com/acme/runbooks/blob/main/{path} (also {path_noext}, {stem}, {dir}, "
+        "{stem_lower}, {path_noext_lower}). Default: TRIAGEBOT_RUNBOOK_URLS for this source; "
+        "a runbook's front matter url: wins."))] = "",
 ) -> None:
     """Index a runbook folder (incremental; removes files that disappeared)."""
     if path.is_file():
@@ -298,10 +303,17 @@ def index_runbooks(
     if not path.is_dir():
         raise UserError(f"runbook folder not found: {path}")
     check_visibility(visibility)
+    from knowledge.runbook_urls import UrlTemplateError, check_template
+
+    source = source or path.resolve().name
+    try:
+        template = check_template(url or load_settings().runbook_urls.get(source, ""))
+    except UrlTemplateError as exc:
+        raise UserError(str(exc)) from exc
     svc = services()
     with progress_bar("embedding sections") as step:
         report = svc.knowledge.index_runbooks(
-            path, source=source or path.resolve().name, visibility=visibility, progress=step
+            path, source=source, visibility=visibility, progress=step, url_template=template
         )
     console.print(
         f"runbooks: {len(report.added)} added, {len(report.updated)} updated, "

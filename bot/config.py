@@ -134,6 +134,17 @@ class Settings(BaseSettings):
     runbook_sources: dict[str, Path] = Field(
         default_factory=dict, description='JSON: {"ops": "/srv/runbooks"} re-indexed hourly'
     )
+    runbook_urls: dict[str, str] = Field(
+        default_factory=dict, description='JSON: {"ops": "https://github.com/acme/runbooks/'
+        'blob/main/{path}"}: where each source\'s runbooks are read in a browser, linked '
+        "from answers (fields in docs/configuration.md)")
+
+    @field_validator("runbook_urls")
+    @classmethod
+    def _valid_runbook_urls(cls, value: dict[str, str]) -> dict[str, str]:
+        from knowledge.runbook_urls import check_template
+
+        return {source: check_template(template) for source, template in value.items()}
 
     @field_validator("retrain_cron", "reindex_cron", "drift_cron")
     @classmethod

@@ -59,7 +59,8 @@ def job_reindex(services: Any, notify: Callable[..., None] | None = None) -> dic
     """Re-index every configured runbook source (incremental)."""
     done = {}
     for source, path in services.settings.runbook_sources.items():
-        report = services.knowledge.index_runbooks(path, source=source)
+        report = services.knowledge.index_runbooks(
+            path, source=source, url_template=services.settings.runbook_urls.get(source, ""))
         done[source] = {
             "added": len(report.added),
             "updated": len(report.updated),

@@ -14,11 +14,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.sanitize import clean_record
@@ -29,6 +30,7 @@ from bot.timeparse import parse_time
 from knowledge.documents import Document, document_names, scan_folder
 from knowledge.embed import Embedder
 from knowledge.records import Record
+from knowledge.runbook_urls import check_template, runbook_url
 from knowledge.search import (
     DocumentHit,
     FusionWeights,
@@ -106,6 +108,13 @@ def runbook_passage(chunk: RunbookChunk, doc: RunbookDocument) -> Passage:
     )
 
 
+def with_url(doc: Document, template: str) -> Document:
+    """``doc`` with its web address as ``metadata["url"]`` (none: no ``url`` key)."""
+    metadata = {k: v for k, v in doc.metadata.items() if k != "url"}
+    url = runbook_url(doc.path, doc.metadata, template)
+    return replace(doc, metadata={**metadata, "url": url} if url else metadata)
+
+
 def incident_passage(row: Incident) -> Passage:
     names = (row.labels or {}).get("alertname", "")
     return Passage(
@@ -140,6 +149,8 @@ class KnowledgeBase:
         self._write_lock = threading.RLock()
         self.indexes: dict[str, HybridIndex] = {}
         self._novelty: tuple[str, float] | None = None
+        self._runbook_links: tuple[str, dict[str, str]] | None = None  # (index version, links)
+        self._links_lock = threading.Lock()
         self._stamps: dict[str, int] = {}  # index.json mtimes as last loaded or saved here
         # database signature (count, max id, last update) when each index was last in step
         self._signatures: dict[str, tuple[Any, ...]] = {}
@@ -279,11 +290,17 @@ class KnowledgeBase:
         source: str,
         visibility: str = "public",
         progress: Progress | None = None,
+        url_template: str = "",
     ) -> IndexReport:
-        """Index a folder of runbooks incrementally (by content hash); drop vanished files."""
+        """Index a folder of runbooks incrementally (by content hash); drop vanished files.
+
+        ``url_template``: how a file's path becomes its web address (see
+        :mod:`knowledge.runbook_urls`), kept as the document's ``url``."""
         if not root.is_dir():
             raise FileNotFoundError(f"runbook folder not found: {root}")
+        template = check_template(url_template)
         scan = scan_folder(root)
+        documents = [with_url(doc, template) for doc in scan.documents]
         report = IndexReport(skipped=list(scan.skipped))
         with self._write_lock:
             index = self.index(RUNBOOKS)
@@ -291,10 +308,11 @@ class KnowledgeBase:
             with session_scope(self._sessions) as session:
                 existing = repo.get_runbook_documents(session=session, source=source)
                 seen = set()
-                for doc in scan.documents:
+                for doc in documents:
                     seen.add(doc.path)
                     old = existing.get(doc.path)
-                    if old is not None and old.content_hash == doc.content_hash:
+                    if (old is not None and old.content_hash == doc.content_hash
+                            and (old.meta or {}).get("url") == doc.metadata.get("url")):
                         report.unchanged.append(doc.path)
                         continue
                     (report.updated if old is not None else report.added).append(doc.path)
@@ -497,6 +515,25 @@ class KnowledgeBase:
 
     def incidents(self, ids: Iterable[int]) -> dict[int, IncidentView]:
         return load_incident_views(self._sessions, ids)
+
+    def runbook_link(self, doc_key: str) -> str:
+        """The web address of an indexed runbook (``source:path``), "" when none is known.
+        Read once per version of the runbook index (a few hundred rows)."""
+        index = self.indexes.get(RUNBOOKS)
+        version = index.version if index is not None else ""
+        with self._links_lock:
+            cached = self._runbook_links
+        if cached is None or cached[0] != version:
+            with session_scope(self._sessions) as session:
+                rows = session.execute(
+                    select(RunbookDocument.source, RunbookDocument.path, RunbookDocument.meta)
+                )
+                links = {f"{source}:{path}": str((meta or {}).get("url") or "")
+                         for source, path, meta in rows}
+            cached = (version, links)
+            with self._links_lock:
+                self._runbook_links = cached
+        return cached[1].get(doc_key, "")
 
     def document_sections(self, chunk_id: int):
         return load_document_sections(self._sessions, chunk_id)

@@ -71,6 +71,8 @@ def render_triage(console: Console, result: Triage) -> None:
         console.print("  none")
     for r in result.runbooks[:1]:
         console.print(f"  [{r.score:.2f}] {r.document_title} > {r.section}  ({r.document_path})")
+        if r.url:
+            console.print(f"  {escape(r.url)}", soft_wrap=True)
         console.print("  " + _short(r.text, 600))
     if result.hypotheses:
         console.print("\n[bold]Possible root causes[/bold]")

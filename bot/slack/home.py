@@ -159,7 +159,8 @@ def reindex(bot: SlackBot) -> str:
     parts = []
     for name, path in sources.items():
         try:
-            report = services.knowledge.index_runbooks(Path(path), source=name)
+            report = services.knowledge.index_runbooks(
+                Path(path), source=name, url_template=bot.settings.runbook_urls.get(name, ""))
         except FileNotFoundError as exc:
             parts.append(f"{name}: {exc}")
             continue

@@ -482,3 +482,47 @@ def test_triage_of_a_list_of_alerts_answers_each(sample_data_dir: Path, tmp_path
     text = run("triage", "--alert", str(alerts), env=env)
     assert text.returncode == 0, text.stderr
     assert "1 of 2: " in text.stdout and "2 of 2: " in text.stdout
+
+
+def test_indexed_runbooks_are_linked_from_answers(sample_data_dir: Path, tmp_path: Path) -> None:
+    """An answer named its runbook by file path only: the on-call had to find the page.
+    ``index runbooks --url TEMPLATE`` gives each runbook its web address (a front matter
+    ``url:`` wins); changing the template updates the documents; a bad one is refused."""
+    from tests.conftest import copy_data_dir
+
+    data_dir = copy_data_dir(sample_data_dir, tmp_path / "data")
+    env = {"TRIAGEBOT_DATA_DIR": str(data_dir)}
+    folder = tmp_path / "ops"
+    (folder / "queues").mkdir(parents=True)
+    (folder / "queues" / "WidgetQueueStalled.md").write_text(
+        "# Widget queue stalled\n## Meaning\nThe widget assembly queue stopped draining; "
+        "orders wait in the gizmo buffer.\n## Mitigation\nRestart the widget dispatcher.\n",
+        encoding="utf-8")
+    (folder / "queues" / "gizmo-buffer-full.md").write_text(
+        "---\nurl: https://wiki.example.com/pages/gizmo\n---\n# Gizmo buffer full\n"
+        "## Meaning\nThe gizmo buffer holds more than a million parts.\n", encoding="utf-8")
+    template = "https://git.example.com/ops/runbooks/blob/main/{path}"
+    first = run("index", "runbooks", str(folder), "--url", template, env=env)
+    assert first.returncode == 0, first.stderr
+    assert "2 added" in first.stdout, first.stdout
+    alert = tmp_path / "alert.json"
+    alert.write_text(json.dumps({"labels": {"alertname": "WidgetQueueStalled"}, "annotations": {
+        "summary": "the widget assembly queue is not draining"}}), encoding="utf-8")
+    answer = json.loads(run("triage", "--alert", str(alert), "--json", env=env).stdout)
+    top = answer["runbooks"][0]
+    assert top["document_path"] == "queues/WidgetQueueStalled.md", top
+    url = "https://git.example.com/ops/runbooks/blob/main/queues/WidgetQueueStalled.md"
+    assert top["url"] == url
+    assert url in run("triage", "--alert", str(alert), env=env).stdout
+
+    again = run("index", "runbooks", str(folder), "--url",
+                "https://runbooks.example.com/{path_noext_lower}", env=env)
+    assert again.returncode == 0, again.stderr
+    # the template changed one URL; the front matter's stays: that document is unchanged
+    assert "1 updated" in again.stdout and "1 unchanged" in again.stdout, again.stdout
+    answer = json.loads(run("triage", "--alert", str(alert), "--json", env=env).stdout)
+    assert answer["runbooks"][0]["url"] == "https://runbooks.example.com/queues/widgetqueuestalled"
+
+    bad = run("index", "runbooks", str(folder), "--url", "https://x/{name}", env=env)
+    assert bad.returncode == 1
+    assert "unknown field(s) ['name']" in bad.stderr, bad.stderr
