@@ -57,6 +57,37 @@ def _record_header(state: Any) -> tuple[str, str]:
     return header, text
 
 
+def _duration(seconds: float) -> str:
+    minutes = max(0, round(seconds / 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours < 48 else f"{hours // 24} days"
+
+
+def resolution_reply(state: Any, now: float) -> tuple[str, list]:
+    """The thread reply when a group's alerts have all resolved: how long it lasted, and the
+    root-cause form of its answer, so that what was learnt is kept."""
+    from bot.slack.blocks import plain
+    from bot.slack.ids import ActionId
+
+    lasted = _duration(now - state.opened_at) if state.opened_at else ""
+    head = f":white_check_mark: Resolved: {alert_count(state)}" + (
+        f", {lasted} after the first fired." if lasted else ".")
+    ask = ("What was it? Record the root cause and fix, and the next on-call with this alert "
+           "finds them under similar incidents.")
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"{head} {ask}"}},
+        {"type": "actions", "elements": [{
+            "type": "button",
+            "action_id": ActionId.RECORD_ROOT_CAUSE,
+            "text": plain("Record root cause and fix", 75),
+            "value": str(state.answer_id),
+        }]},
+    ]
+    return f"{head} {ask}", blocks
+
+
 def links_line(links: dict[str, str], kind: str) -> str:
     """"<url|Source> · <url|Runbook> · ..." for the thread's context line ("" if none)."""
     from bot.intake.links import link_label

@@ -42,7 +42,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from bot.alert_messages import render_group_message
+from bot.alert_messages import render_group_message, resolution_reply
 from bot.answers import record_answer
 from bot.config import Settings
 from bot.events import AlertStatus, Event, EventKind, EventSource
@@ -127,6 +127,8 @@ class GroupState:
     links: dict[str, str] = field(default_factory=dict)
     answer_id: int | None = None
     triage: Any = None
+    # the thread was told the group resolved and asked for its root cause (once per group)
+    resolution_noted: bool = False
     dirty: bool = False
     last_update: float = 0.0
     revision: int = 0  # +1 on every change; a render shows one revision
@@ -470,6 +472,7 @@ class AlertPipeline:
             alertnames={str(k): int(v) for k, v in (summary.get("alertnames") or {}).items()},
             reasons=[str(r) for r in summary.get("reasons") or []],
             links=clean_links(summary.get("links")),
+            resolution_noted=bool(summary.get("resolution_noted")),
             last_update=to_timestamp(row.last_seen),
             opened_at=to_timestamp(row.first_seen),
         )
@@ -835,7 +838,8 @@ class AlertPipeline:
                 update(EventRecord).where(EventRecord.id == event_id).values(group_id=row_id)
             )
         state = GroupState(
-            row_id=row_id, channel=channel, title=title, reason=reason, kind=str(event.kind)
+            row_id=row_id, channel=channel, title=title, reason=reason, kind=str(event.kind),
+            opened_at=opened_at.timestamp(),
         )
         with self._lock:
             self.groups[key] = state
@@ -1000,7 +1004,40 @@ class AlertPipeline:
                 state.last_update = now
                 self.updates += 1
             done += 1
+            if shown.status == "resolved":
+                self._note_resolution(state, shown, now)
         return done
+
+    def _note_resolution(self, state: GroupState, shown: GroupState, now: float) -> None:
+        """Once per alert group, when all its alerts resolved: a reply in its thread that
+        says so and asks for the root cause and fix (the button of the answer's own form),
+        so that the next on-call with this alert finds them under similar incidents."""
+        if (not self.settings.ask_root_cause_on_resolve or shown.kind != "alert"
+                or shown.answer_id is None):
+            return
+        with self._lock:
+            if state.resolution_noted:
+                return
+            state.resolution_noted = True  # before the post: a concurrent flush skips it
+        text, blocks = resolution_reply(shown, now)
+        try:
+            self.poster.post(shown.channel, text, blocks, thread_ts=shown.thread_ts)
+        except Exception:
+            log.warning("cannot post the resolution of group %s", state.row_id, exc_info=True)
+            with self._lock:
+                state.resolution_noted = False  # tried again at its next update
+            return
+        try:
+            _store_resolution_noted(self.sessions, state.row_id)
+        except Exception:  # noqa: BLE001 - kept in memory; written with its next change
+            log.warning("cannot store that group %s was told it resolved", state.row_id)
+
+
+def _store_resolution_noted(sessions: Any, group_id: int) -> None:
+    with session_scope(sessions) as session:
+        group = session.get(AlertGroup, group_id)
+        if group is not None:
+            group.summary = {**(group.summary or {}), "resolution_noted": True}
 
 
 def _store_posted(
@@ -1200,4 +1237,5 @@ def _summary(state: GroupState) -> dict[str, Any]:
         "duplicates": state.duplicates,
         "reasons": state.reasons[:10],
         "links": dict(state.links),
+        "resolution_noted": state.resolution_noted,
     }

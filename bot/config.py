@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     alert_triage_workers: int = Field(
         2, ge=1, le=16, description="Threads that triage new alert groups and post their threads."
     )
+    ask_root_cause_on_resolve: bool = Field(
+        True, description="When every alert of a thread has resolved, reply in the thread with "
+        "how long it lasted and the button to record its root cause and fix (once per thread).")
     learn_solved_records: bool = Field(
         True, description="Store tickets and incidents that come to /webhooks/generic with a "
         "resolution or root cause as past records (searchable at once, training data).")

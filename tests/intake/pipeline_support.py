@@ -59,8 +59,13 @@ class FakePoster:
         self.tags: list[tuple[str, dict[str, Any] | None]] = []  # (channel, metadata) per post
         self.updates: list[tuple[str, str]] = []
         self.blocks: list[Any] = []  # of every post and update, in order
+        self.replies: list[tuple[str, str]] = []  # (thread ts, text)
 
-    def post(self, channel: str, text: str, blocks: Any, metadata: Any = None) -> str:
+    def post(self, channel: str, text: str, blocks: Any, metadata: Any = None,
+             thread_ts: str | None = None) -> str:
+        if thread_ts:  # a reply in a thread, not a new thread
+            self.replies.append((thread_ts, text))
+            return f"reply-{len(self.replies)}"
         self.posts.append(text)
         self.blocks.append(blocks)
         self.tags.append((channel, metadata))

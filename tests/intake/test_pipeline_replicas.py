@@ -444,3 +444,36 @@ def test_the_alerts_own_links_reach_the_thread_from_any_replica_and_after_a_rest
     shown = _links_shown(cluster.poster.blocks[-1])
     assert "disk-full|Runbook>" in shown and "elsewhere" not in shown, shown
     assert "|Source>" in shown and "|Silence>" in shown, shown
+
+
+def test_a_resolved_group_asks_for_its_root_cause_once_even_across_a_restart(
+    cluster: Cluster,
+) -> None:
+    """When every alert of a thread has resolved, the thread is told how long it lasted and
+    offered the root-cause form: once, not again when it flaps or another leader takes over."""
+    first = cluster.replica("pod-a")
+    send(first, storm_alert("fp-1"), storm_alert("fp-2"))
+    assert first.wait_idle()
+    cluster.clock.now += 50  # (inside the test's 60 s grouping window)
+    send(first, storm_alert("fp-1", AlertStatus.RESOLVED))
+    assert first.wait_idle() and first.flush(force=True) == 1
+    assert cluster.poster.replies == []  # fp-2 still fires
+    cluster.clock.now += 45
+    send(first, storm_alert("fp-2", AlertStatus.RESOLVED))
+    assert first.wait_idle() and first.flush(force=True) == 1
+    ((thread, text),) = cluster.poster.replies
+    assert thread == "ts-1"
+    assert text.startswith(":white_check_mark: Resolved: 2 alert(s), 2 min after the first")
+    assert "Record the root cause and fix" in text
+    first.stop()
+
+    restarted = cluster.replica("pod-b")
+    assert restarted.lead()
+    cluster.clock.now += 20
+    send(restarted, storm_alert("fp-1"))  # flaps: fires and resolves again
+    assert restarted.wait_idle() and restarted.flush(force=True) == 1
+    cluster.clock.now += 20
+    send(restarted, storm_alert("fp-1", AlertStatus.RESOLVED))
+    assert restarted.wait_idle() and restarted.flush(force=True) == 1
+    assert "[RESOLVED]" in cluster.poster.updates[-1][1]
+    assert len(cluster.poster.replies) == 1

@@ -182,6 +182,21 @@ def test_resolved_alert_marks_its_thread_resolved(harness, fake) -> None:
     pipeline().flush(force=True)
     updates = fake.wait_for(lambda c: c.method == "chat.update" and "RESOLVED" in c.args["text"])
     assert updates
+    # ... and the thread is asked, once, for the root cause: the answer's own form
+    (top,) = fake.calls_of("chat.postMessage")[:1]
+    (reply,) = fake.wait_for(lambda c: c.method == "chat.postMessage" and c.args.get("thread_ts"))
+    thread = next(m for m in reversed(fake.top_messages(CHANNEL))
+                  if "CertificateExpiringSoon" in m.get("text", ""))
+    assert reply.args["thread_ts"] == thread["ts"]
+    assert reply.args["text"].startswith(":white_check_mark: Resolved: 1 alert(s)")
+    (button,) = reply.args["blocks"][1]["elements"]
+    assert button["action_id"] == "triage_record_root_cause"
+    feedback = next(b for b in top.args["blocks"]
+                    if b.get("block_id", "").startswith("triage_feedback"))
+    assert button["value"] == next(e["value"] for e in feedback["elements"]
+                                   if e["action_id"] == "triage_record_root_cause")
+    pipeline().flush(force=True)
+    assert len([c for c in fake.calls_of("chat.postMessage") if c.args.get("thread_ts")]) == 1
 
 
 def test_alert_thread_offers_every_known_label_for_a_correction(harness, fake) -> None:
