@@ -88,6 +88,25 @@ def resolution_reply(state: Any, now: float) -> tuple[str, list]:
     return f"{head} {ask}", blocks
 
 
+def render_thread_answer(
+    event: Any, triage: Any, answer_id: int | None, label_options: Any = None
+) -> tuple[str, list]:
+    """The answer for another alert name of a thread, posted as a reply in it."""
+    from bot.slack.blocks import cut_text, render_triage
+
+    name = event.alertname or event.title or "alert"
+    where = f" ({_escape(event.service)})" if event.service else ""
+    head = f":arrow_right: Also in this thread: *{_escape(name)}*{where}"
+    links = links_line(event.links, str(event.kind))
+    triage_text, blocks = render_triage(triage, answer_id, label_options=label_options)
+    top: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": head[:MAX_SECTION]}}]
+    if links:
+        top.append({"type": "context", "elements": [{"type": "mrkdwn", "text": links}]})
+    text = cut_text(f"Also in this thread: {_escape(name)}{where}\n{triage_text}", 3000)
+    return text, (top + blocks)[:50]
+
+
 def links_line(links: dict[str, str], kind: str) -> str:
     """"<url|Source> · <url|Runbook> · ..." for the thread's context line ("" if none)."""
     from bot.intake.links import link_label

@@ -116,6 +116,10 @@ class Settings(BaseSettings):
     alert_triage_workers: int = Field(
         2, ge=1, le=16, description="Threads that triage new alert groups and post their threads."
     )
+    answer_each_alert_name: bool = Field(
+        True, description="A thread whose group holds alerts of another name than the first "
+        "(Alertmanager group_by: [team], say) gets a reply with that alert's own answer, for "
+        "up to 5 names per thread.")
     ask_root_cause_on_resolve: bool = Field(
         True, description="When every alert of a thread has resolved, reply in the thread with "
         "how long it lasted and the button to record its root cause and fix (once per thread).")

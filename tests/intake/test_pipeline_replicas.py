@@ -477,3 +477,40 @@ def test_a_resolved_group_asks_for_its_root_cause_once_even_across_a_restart(
     assert restarted.wait_idle() and restarted.flush(force=True) == 1
     assert "[RESOLVED]" in cluster.poster.updates[-1][1]
     assert len(cluster.poster.replies) == 1
+
+
+def _team_alert(name: str, fp: str, status: AlertStatus = AlertStatus.FIRING) -> Event:
+    # Alertmanager grouped by team: one group key, unrelated alert names
+    return dataclasses.replace(alert(name, fp), group_key="{}:{team=\"payments\"}",
+                               status=status)
+
+
+def test_each_other_alert_name_in_a_thread_gets_its_own_answer_as_a_reply(
+    cluster: Cluster,
+) -> None:
+    """A group that mixes unrelated problems was triaged on its first alert only: the
+    on-call saw the disk runbook for a 5xx storm that joined the thread later."""
+    first = cluster.replica("pod-a")
+    send(first, _team_alert("DiskFull", "fp-1"))
+    assert first.wait_idle()
+    send(first, _team_alert("HTTP5xxRateHigh", "fp-2"), _team_alert("HTTP5xxRateHigh", "fp-3"),
+         _team_alert("DiskFull", "fp-4"), _team_alert("CertExpiry", "fp-5", AlertStatus.RESOLVED))
+    assert first.wait_idle()
+    (group,) = cluster.groups()
+    assert group.count == 5 and len(cluster.poster.posts) == 1  # still one thread
+    ((thread, text),) = cluster.poster.replies  # one reply, for the one other firing name
+    assert thread == "ts-1" and text.startswith("Also in this thread: HTTP5xxRateHigh")
+    assert "Looks new" in text or "Triage:" in text  # an answer, not just a heading
+    first.stop()
+
+    restarted = cluster.replica("pod-b")  # what was answered is remembered
+    assert restarted.lead()
+    names = [f"Other{i}" for i in range(6)]
+    send(restarted, _team_alert("HTTP5xxRateHigh", "fp-6"),
+         *(_team_alert(n, f"fp-o{i}") for i, n in enumerate(names)))
+    assert restarted.wait_idle()
+    replied = [t.split(" (", 1)[0] for _, t in cluster.poster.replies]
+    # at most 5 names per thread have an answer: DiskFull, HTTP5xxRateHigh and 3 more
+    assert replied == ["Also in this thread: HTTP5xxRateHigh",
+                       "Also in this thread: Other0", "Also in this thread: Other1",
+                       "Also in this thread: Other2"], replied

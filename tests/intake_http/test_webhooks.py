@@ -425,3 +425,32 @@ def test_a_solved_ticket_from_the_help_desk_becomes_searchable_history(harness, 
     similar = services.assistant.triage(question).similar
     assert similar and similar[0].external_id == "HD-7001", [s.external_id for s in similar]
     assert "clock had reset to 1970" in similar[0].resolution
+
+
+def test_a_thread_that_mixes_problems_answers_each_alert_name(harness, fake) -> None:
+    """Alertmanager grouped by team sends a disk alert and a 5xx storm in one notification:
+    one thread, and the 5xx alert gets its own answer, with feedback buttons, in it."""
+    from bot.store.models import TriageAnswer
+
+    client, services, pipeline = harness
+    fake.reset()
+    disk = alert("NodeFilesystemAlmostFull", "db-07", service="postgres")
+    errors = alert("HTTP5xxRateHigh", "checkout-1", service="checkout")
+    errors["annotations"]["summary"] = "checkout returns 5xx for 12% of requests"
+    body = notification([disk, errors], group_key='{}:{team="payments"}')
+    assert post(client, body).status_code == 202
+    assert pipeline().wait_idle()
+    posts = fake.calls_of("chat.postMessage")
+    top = [c for c in posts if not c.args.get("thread_ts")]
+    replies = [c for c in posts if c.args.get("thread_ts")]
+    assert len(top) == 1 and len(replies) == 1, [c.args["text"][:60] for c in posts]
+    (reply,) = replies
+    assert reply.args["text"].startswith("Also in this thread: HTTP5xxRateHigh (checkout)")
+    assert any(b["type"] == "actions" for b in reply.args["blocks"])  # feedback controls
+    with session_scope(services.sessions) as session:
+        answers = session.scalars(
+            select(TriageAnswer).where(TriageAnswer.thread_ts == reply.args["thread_ts"])
+        ).all()
+    assert len(answers) == 2  # the top message's and the reply's, both in that thread
+    assert {a.query.split(":")[0] for a in answers} == {
+        "[critical] NodeFilesystemAlmostFull", "[critical] HTTP5xxRateHigh"}
