@@ -835,6 +835,8 @@ class AlertPipeline:
                 self._answer_in_thread(state, event)
             except Exception:
                 log.exception("answer of %s in alert group %s failed", event.title, state.row_id)
+                with self._lock:  # the name's next alert tries again
+                    state.answering_names.discard(event.alertname or event.title or "event")
             finally:
                 self._replies.task_done()
 
