@@ -231,10 +231,15 @@ def triage(
         "Print one JSON object (a list of them when the file holds several)."))] = False,
 ) -> None:
     """Triage a text, an alert or a ticket: labels, similar incidents, runbook, suggestions."""
+    from bot import sanitize
     from bot.answers import record_answer
     from bot.cli_input import events_from_cli
     from bot.render_text import render_links, render_triage
 
+    # The input is redacted as it is read: with the settings' patterns, not the defaults
+    # (services() configures them too, but only after the events were made).
+    settings = load_settings()
+    sanitize.configure(settings.redact_extra_patterns, redact_pii=settings.redact_pii)
     events, total = events_from_cli(text=text, alert=alert, ticket=ticket)
     svc = services()
     results = []

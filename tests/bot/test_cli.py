@@ -526,3 +526,31 @@ def test_indexed_runbooks_are_linked_from_answers(sample_data_dir: Path, tmp_pat
     bad = run("index", "runbooks", str(folder), "--url", "https://x/{name}", env=env)
     assert bad.returncode == 1
     assert "unknown field(s) ['name']" in bad.stderr, bad.stderr
+
+
+def test_triage_redacts_its_input_with_the_redaction_settings(sample_data_dir: Path,
+                                                               tmp_path: Path) -> None:
+    """`triagebot triage` read its input before the settings configured redaction, so
+    TRIAGEBOT_REDACT_EXTRA_PATTERNS was ignored (a customer number was printed and stored in
+    the answer) and TRIAGEBOT_REDACT_PII=false still took e-mail addresses out."""
+    import sqlite3
+
+    from tests.conftest import copy_data_dir
+
+    data_dir = copy_data_dir(sample_data_dir, tmp_path / "data")
+    text = "customer CUST-123456 (jane.doe@example.com) cannot log in to the VPN"
+    env = {"TRIAGEBOT_DATA_DIR": str(data_dir),
+           "TRIAGEBOT_REDACT_EXTRA_PATTERNS": '["CUST-[0-9]{6}"]'}
+    result = run("triage", text, "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    query = json.loads(result.stdout)["query"]
+    assert "CUST-123456" not in query and "[REDACTED:" in query
+    assert "jane.doe@example.com" not in query
+    with sqlite3.connect(data_dir / "triagebot.db") as db:
+        stored = [row[0] for row in db.execute("SELECT query FROM triage_answers")]
+    assert stored and not any("CUST-123456" in q for q in stored)
+
+    result = run("triage", text, "--json", env={"TRIAGEBOT_DATA_DIR": str(data_dir),
+                                                 "TRIAGEBOT_REDACT_PII": "false"})
+    assert result.returncode == 0, result.stderr
+    assert "jane.doe@example.com" in json.loads(result.stdout)["query"]
