@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Console
 from rich.text import Text
 
@@ -90,6 +92,18 @@ def _say(message: str) -> None:
     err_console.print(line, soft_wrap=True)
 
 
+def _settings_error(exc: SettingsError) -> str:
+    """pydantic-settings' 'error parsing value for field "x" from source "EnvSettingsSource"'
+    as this module's one line: which setting, and why."""
+    found = re.search(r'field "([^"]+)"', str(exc))
+    if found is None:
+        return str(exc)
+    cause = exc.__cause__
+    reason = (f"not valid JSON ({cause})" if isinstance(cause, json.JSONDecodeError)
+              else str(cause or exc))
+    return f"invalid setting {found.group(1)}: {reason}"
+
+
 def friendly_errors(func: F) -> F:
     """Turn expected failures into a one-line message and a non-zero exit, no traceback."""
 
@@ -111,6 +125,8 @@ def friendly_errors(func: F) -> F:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             _say(f"invalid setting {where}: {first['msg']}")
+        except SettingsError as exc:  # a map or list setting whose value is not JSON
+            _say(_settings_error(exc))
         except DatabaseUnavailableError as exc:
             _say(f"database unavailable: {exc}")
         except Exception as exc:

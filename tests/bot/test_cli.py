@@ -78,6 +78,18 @@ def test_bad_setting_gives_one_line(tmp_path: Path) -> None:
     assert "invalid setting" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_map_setting_that_is_not_json_names_the_setting(tmp_path: Path) -> None:
+    """TRIAGEBOT_CHANNEL_MODES=notjson stopped the command with 'error parsing value for field
+    "channel_modes" from source "EnvSettingsSource"', not the documented one line
+    'invalid setting <name>: <reason>'."""
+    result = run("db", "upgrade", env={"TRIAGEBOT_DATA_DIR": str(tmp_path),
+                                        "TRIAGEBOT_CHANNEL_MODES": "notjson"})
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: invalid setting channel_modes: not valid JSON"), lines
+
+
 def test_bad_json_alert_file_gives_one_line(tmp_path: Path) -> None:
     alert = tmp_path / "alert.json"
     alert.write_text("{not json", encoding="utf-8")
