@@ -78,9 +78,13 @@ def make_alerts(total: int, problems: int) -> list[dict]:
                 "annotations": {
                     "summary": f"{name} in {scope}-{p}",
                     "description": f"{name} firing on {labels['instance']} for 5 minutes.",
+                    "runbook_url": f"https://runbooks.example.com/runbooks/{name.lower()}",
                 },
                 "startsAt": "2026-11-25T10:00:00Z",
                 "endsAt": "0001-01-01T00:00:00Z",
+                # as Prometheus sends it: the rule's expression, the same for all its alerts
+                "generatorURL": f"http://prometheus-0:9090/graph?g0.expr={name}%7Bjob%3D%22"
+                                f"node%22%7D+%3E+0.9&g0.tab=1",
                 "fingerprint": fp,
                 "_group": f"{name}/{scope}-{p}",
             }
@@ -91,9 +95,14 @@ def make_alerts(total: int, problems: int) -> list[dict]:
 def notification(alerts: list[dict]) -> bytes:
     group = alerts[0]["_group"]
     clean = [{k: v for k, v in a.items() if k != "_group"} for a in alerts]
+    # the labels every alert of the notification shares, as Alertmanager computes them
+    common = dict(clean[0]["labels"])
+    for a in clean[1:]:
+        common = {k: v for k, v in common.items() if a["labels"].get(k) == v}
     return json.dumps(
         {"version": "4", "groupKey": f"{{}}:{{{group}}}", "status": "firing",
-         "receiver": "triagebot", "alerts": clean}
+         "receiver": "triagebot", "externalURL": "http://alertmanager-0:9093",
+         "commonLabels": common, "alerts": clean}
     ).encode()
 
 

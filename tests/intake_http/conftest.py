@@ -59,6 +59,7 @@ def harness(sample_data_dir: Path, tmp_path_factory: pytest.TempPathFactory, fak
         return pipeline_holder["p"]
 
     yield client, services, pipeline
+    runtime.stop()  # its pipeline's threads would go on calling the stopped Slack stand-in
     client.close()
     services.close()
 
