@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from slack_bolt import App, BoltResponse
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk import WebClient
 
 from bot.metrics import EVENTS
@@ -15,6 +16,19 @@ from bot.slack.service import SlackBot
 from bot.spool import is_database_down
 
 log = logging.getLogger(__name__)
+BOLT_LOG = logging.getLogger("bot.slack.bolt")
+
+
+class _DropTokenSkipped(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment by itself and, given our client as
+    well, warns "As you gave `client` as well, `token` will be unused." at every start, which
+    reads as if the bot token were ignored. The client carries that very token: drop the line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+BOLT_LOG.addFilter(_DropTokenSkipped())
 
 
 def build_bolt_app(runtime: Any, *, client: WebClient | None = None) -> tuple[App, SlackBot]:
@@ -23,14 +37,15 @@ def build_bolt_app(runtime: Any, *, client: WebClient | None = None) -> tuple[Ap
     if not settings.slack_enabled:
         raise RuntimeError("Slack is not configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET")
     client = client or make_web_client(settings.slack_bot_token, settings.slack_api_url)
-    # The token travels in ``client`` (Bolt takes it from there; passing both only warns).
+    # The token travels in ``client`` (Bolt takes it from there; passing both only warns,
+    # and so does SLACK_BOT_TOKEN in the environment: see _DropTokenSkipped).
     app = App(
         signing_secret=settings.slack_signing_secret,
         client=client,
         process_before_response=False,
         token_verification_enabled=False,
         request_verification_enabled=True,
-        logger=logging.getLogger("bot.slack.bolt"),
+        logger=BOLT_LOG,
     )
     bot = SlackBot(runtime, SlackPoster(client))
 
