@@ -312,11 +312,12 @@ def index_runbooks(
     path: Annotated[Path, typer.Argument(help="Folder of Markdown, HTML or text runbooks.")],
     source: Annotated[str, typer.Option(help="Name of this runbook source.")] = "",
     visibility: Annotated[str, typer.Option(help=VISIBILITY_HELP)] = "public",
-    url: Annotated[str, typer.Option(help=(
+    url: Annotated[str | None, typer.Option(help=(
         "Where the runbooks are read in a browser, linked from answers: a template such as "
         "https://github.com/acme/runbooks/blob/main/{path} (also {path_noext}, {stem}, {dir}, "
-        "{stem_lower}, {path_noext_lower}). Default: TRIAGEBOT_RUNBOOK_URLS for this source; "
-        "a runbook's front matter url: wins."))] = "",
+        "{stem_lower}, {path_noext_lower}). Default: TRIAGEBOT_RUNBOOK_URLS for this source, "
+        "else the addresses stored before; --url '' removes them. A runbook's front matter "
+        "url: wins."))] = None,
 ) -> None:
     """Index a runbook folder (incremental; removes files that disappeared)."""
     if path.is_file():
@@ -327,8 +328,10 @@ def index_runbooks(
     from knowledge.runbook_urls import UrlTemplateError, check_template
 
     source = source or path.resolve().name
+    if url is None:
+        url = load_settings().runbook_urls.get(source)  # None: keep the stored addresses
     try:
-        template = check_template(url or load_settings().runbook_urls.get(source, ""))
+        template = None if url is None else check_template(url)
     except UrlTemplateError as exc:
         raise UserError(str(exc)) from exc
     svc = services()

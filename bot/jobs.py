@@ -60,7 +60,7 @@ def job_reindex(services: Any, notify: Callable[..., None] | None = None) -> dic
     done = {}
     for source, path in services.settings.runbook_sources.items():
         report = services.knowledge.index_runbooks(
-            path, source=source, url_template=services.settings.runbook_urls.get(source, ""))
+            path, source=source, url_template=services.settings.runbook_urls.get(source))
         done[source] = {
             "added": len(report.added),
             "updated": len(report.updated),

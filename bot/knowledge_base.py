@@ -108,10 +108,11 @@ def runbook_passage(chunk: RunbookChunk, doc: RunbookDocument) -> Passage:
     )
 
 
-def with_url(doc: Document, template: str) -> Document:
-    """``doc`` with its web address as ``metadata["url"]`` (none: no ``url`` key)."""
+def with_url(doc: Document, template: str, kept: str = "") -> Document:
+    """``doc`` with its web address as ``metadata["url"]`` (none: no ``url`` key): its front
+    matter's, else the template's, else ``kept`` (the address stored before)."""
     metadata = {k: v for k, v in doc.metadata.items() if k != "url"}
-    url = runbook_url(doc.path, doc.metadata, template)
+    url = runbook_url(doc.path, doc.metadata, template) or kept
     return replace(doc, metadata={**metadata, "url": url} if url else metadata)
 
 
@@ -290,23 +291,30 @@ class KnowledgeBase:
         source: str,
         visibility: str = "public",
         progress: Progress | None = None,
-        url_template: str = "",
+        url_template: str | None = None,
     ) -> IndexReport:
         """Index a folder of runbooks incrementally (by content hash); drop vanished files.
 
         ``url_template``: how a file's path becomes its web address (see
-        :mod:`knowledge.runbook_urls`), kept as the document's ``url``."""
+        :mod:`knowledge.runbook_urls`), kept as the document's ``url``; None keeps the
+        addresses stored before (a re-index that does not say must not drop the links),
+        "" removes them."""
         if not root.is_dir():
             raise FileNotFoundError(f"runbook folder not found: {root}")
-        template = check_template(url_template)
+        template = None if url_template is None else check_template(url_template)
         scan = scan_folder(root)
-        documents = [with_url(doc, template) for doc in scan.documents]
         report = IndexReport(skipped=list(scan.skipped))
         with self._write_lock:
             index = self.index(RUNBOOKS)
             changed: list[Document] = []
             with session_scope(self._sessions) as session:
                 existing = repo.get_runbook_documents(session=session, source=source)
+                documents = [
+                    with_url(doc, template or "", kept="" if template is not None
+                             else str((getattr(existing.get(doc.path), "meta", None) or {})
+                                      .get("url") or ""))
+                    for doc in scan.documents
+                ]
                 seen = set()
                 for doc in documents:
                     seen.add(doc.path)

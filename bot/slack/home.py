@@ -160,7 +160,7 @@ def reindex(bot: SlackBot) -> str:
     for name, path in sources.items():
         try:
             report = services.knowledge.index_runbooks(
-                Path(path), source=name, url_template=bot.settings.runbook_urls.get(name, ""))
+                Path(path), source=name, url_template=bot.settings.runbook_urls.get(name))
         except FileNotFoundError as exc:
             parts.append(f"{name}: {exc}")
             continue

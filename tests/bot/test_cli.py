@@ -534,6 +534,13 @@ def test_indexed_runbooks_are_linked_from_answers(sample_data_dir: Path, tmp_pat
     assert "1 updated" in again.stdout and "1 unchanged" in again.stdout, again.stdout
     answer = json.loads(run("triage", "--alert", str(alert), "--json", env=env).stdout)
     assert answer["runbooks"][0]["url"] == "https://runbooks.example.com/queues/widgetqueuestalled"
+    # a re-index that names no template keeps the addresses; --url '' removes them
+    kept = run("index", "runbooks", str(folder), env=env)
+    assert "2 unchanged" in kept.stdout, kept.stdout
+    removed = run("index", "runbooks", str(folder), "--url", "", env=env)
+    assert "1 updated" in removed.stdout and "1 unchanged" in removed.stdout, removed.stdout
+    answer = json.loads(run("triage", "--alert", str(alert), "--json", env=env).stdout)
+    assert answer["runbooks"][0]["url"] == ""
 
     bad = run("index", "runbooks", str(folder), "--url", "https://x/{name}", env=env)
     assert bad.returncode == 1
