@@ -140,8 +140,9 @@ def _parse_alert(
         links=alert_links(
             generator_url=generator_url,
             annotations=annotations,
-            # the notification's common labels: the silence covers what it reported
-            labels=common_labels or labels,
+            # the notification's common labels: the silence covers what it reported (only
+            # those the alert carries too: bot.sanitize relies on that to check it)
+            labels={k: v for k, v in common_labels.items() if labels.get(k) == v} or labels,
             extra=raw,
             external_url=external_url if source is EventSource.ALERTMANAGER else "",
         ),

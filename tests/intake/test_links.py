@@ -125,3 +125,16 @@ def test_a_link_that_carries_a_secret_is_dropped_not_redacted() -> None:
     assert {"source", "silence", "runbook"} <= set(event.links)
     cleaned = clean_event(event)
     assert cleaned.links == {"runbook": event.links["runbook"]}
+
+
+def test_a_silence_is_made_only_of_labels_the_alert_carries() -> None:
+    """A sender's commonLabels that the alert does not carry (a hostile or broken body)
+    never reach the silence link: it is checked through the alert's redacted labels."""
+    from bot.sanitize import clean_event
+
+    payload = alertmanager_payload()
+    payload["commonLabels"] = {"alertname": "KubePodCrashLooping",
+                               "token": "ghp_FAKEfakeFAKEfakeFAKEfakeFAKEfake1234"}
+    event = clean_event(parse_alertmanager(payload).events[0])
+    matchers = unquote(event.links["silence"].split("filter=", 1)[1])
+    assert matchers == '{alertname="KubePodCrashLooping"}'
