@@ -42,7 +42,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from bot.alert_messages import render_group_message, render_thread_answer, resolution_reply
+from bot.alert_messages import render_group_message
 from bot.answers import record_answer
 from bot.config import Settings
 from bot.events import AlertStatus, Event, EventKind, EventSource
@@ -55,6 +55,7 @@ from bot.store import repository as repo
 from bot.store.db import session_scope, with_lock_wait
 from bot.store.models import AlertGroup, EventRecord, TriageAnswer
 from bot.thread_adoption import PostedThreads, group_metadata, posted_threads
+from bot.thread_replies import ThreadReplies
 from bot.triage_types import Triage
 
 log = logging.getLogger(__name__)
@@ -74,10 +75,6 @@ OUTCOME_FLUSH_SECONDS = 0.25
 DB_RETRY_FIRST_SECONDS = 1.0
 DB_RETRY_MAX_SECONDS = 30.0
 DB_WARN_SECONDS = 30.0
-# Alert names of one thread that get an answer of their own (the first one's is the top
-# message; each other name's is a reply), and how long a reply waits for its thread.
-MAX_ANSWERED_NAMES = 5
-REPLY_WAIT_SECONDS = 120.0
 _IDLE: Any = object()  # the processing thread's "nothing arrived": time to write outcomes
 
 _holders_lock = threading.Lock()
@@ -211,8 +208,6 @@ class AlertPipeline:
         self._writing_outcomes = False
         # event row id, its new group, the event, when it was grouped
         self._triage: queue.Queue[tuple[int, GroupState, Event, float]] = queue.Queue()
-        # another alert name joined a thread: its own answer goes in as a reply
-        self._replies: queue.Queue[tuple[GroupState, Event]] = queue.Queue()
         self.posts = 0
         self.updates = 0
         self.adopted = 0  # threads found in Slack instead of posted again
@@ -233,7 +228,7 @@ class AlertPipeline:
             # Daemon threads, like the others: exiting never waits for paced posts.
             name = f"alert-triage-{i}"
             threading.Thread(target=self._triage_loop, name=name, daemon=True).start()
-        threading.Thread(target=self._reply_loop, name="alert-replies", daemon=True).start()
+        self.replies = ThreadReplies(self)  # after the top message: more answers, resolution
         self._writer = threading.Thread(target=self._write_loop, name="alert-store", daemon=True)
         self._writer.start()
         self._thread = threading.Thread(target=self._run, name="alert-pipeline", daemon=True)
@@ -386,7 +381,7 @@ class AlertPipeline:
             # Both stay stored as "queued": the next leader queues the events again, and
             # restores the groups whose thread is not posted and posts it.
             dropped = _drain(self._queue) + _drain(self._triage)
-            _drain(self._replies)  # not stored as answered: the next leader answers them
+            self.replies.drop_waiting()  # not stored as answered: the next leader answers them
             with self._lock:
                 self._queued_ids.clear()
         ALERT_GROUPING_LEADER.set(0)
@@ -665,7 +660,7 @@ class AlertPipeline:
             if (
                 self._queue.unfinished_tasks == 0
                 and self._triage.unfinished_tasks == 0
-                and self._replies.unfinished_tasks == 0
+                and self.replies.idle()
                 and not self._pending
                 and not self._touched
                 and not self._writing_outcomes
@@ -793,13 +788,14 @@ class AlertPipeline:
             state.add_links(event.links)
             if not is_new and reason not in state.reasons and not is_dup:
                 state.reasons.append(reason)
-            reply = self._wants_own_answer(state, event, name, is_new, is_dup)
+            reply = self.replies.wants_own_answer(state, event, name, is_new=is_new,
+                                                  is_dup=is_dup)
             state.dirty = True
             state.revision += 1
             state.posting = state.posting or is_new
         outcome = "new_group" if is_new else ("duplicate" if is_dup else "grouped")
         if reply:
-            self._replies.put((state, event))
+            self.replies.answer_later(state, event)
         if is_new:
             self._triage.put((row_id, state, event, now))  # its outcome is written once posted
         else:
@@ -810,60 +806,6 @@ class AlertPipeline:
             self.on_solved_record(event)
         if now >= self._next_evict:
             self._evict_expired(now)
-
-    def _wants_own_answer(
-        self, state: GroupState, event: Event, name: str, is_new: bool, is_dup: bool
-    ) -> bool:
-        """Whether this event's alert name gets an answer of its own in the thread: a group
-        of Alertmanager (``group_by: [team]``, say) may hold unrelated problems, and the top
-        message triages only the first. Caller holds the lock."""
-        if is_new:
-            state.answered_names.add(name)
-            return False
-        known = state.answered_names | state.answering_names
-        if (is_dup or event.kind != EventKind.ALERT or event.status != AlertStatus.FIRING
-                or name in known or len(known) >= MAX_ANSWERED_NAMES
-                or not self.settings.answer_each_alert_name or self.poster is None):
-            return False
-        state.answering_names.add(name)
-        return True
-
-    def _reply_loop(self) -> None:
-        while True:
-            state, event = self._replies.get()
-            try:
-                self._answer_in_thread(state, event)
-            except Exception:
-                log.exception("answer of %s in alert group %s failed", event.title, state.row_id)
-                with self._lock:  # the name's next alert tries again
-                    state.answering_names.discard(event.alertname or event.title or "event")
-            finally:
-                self._replies.task_done()
-
-    def _answer_in_thread(self, state: GroupState, event: Event) -> None:
-        """Triage ``event`` and post its answer as a reply in its group's thread (once the
-        thread is posted); the name is then stored as answered."""
-        name = event.alertname or event.title or "event"
-        deadline = time.monotonic() + REPLY_WAIT_SECONDS
-        while not state.thread_ts:
-            if self._stopped.is_set() or time.monotonic() > deadline:
-                with self._lock:
-                    state.answering_names.discard(name)
-                return
-            time.sleep(0.1)
-        result = self.assistant.triage(event)
-        answer_id = self._retry_db(
-            f"cannot store the answer of {name} in alert group {state.row_id}",
-            lambda: record_answer(self.sessions, event=event, triage=result, surface="webhook",
-                                  channel=state.channel, thread_ts=state.thread_ts),
-        )
-        text, blocks = render_thread_answer(event, result, answer_id, self.known_labels())
-        ts = self.poster.post(state.channel, text, blocks, thread_ts=state.thread_ts)
-        with self._lock:
-            state.answering_names.discard(name)
-            state.answered_names.add(name)
-            names = sorted(state.answered_names)
-        _store_answered(self.sessions, state.row_id, names, answer_id, ts)
 
     def _evict_expired(self, now: float) -> int:
         """Forget the groups the grouper has expired (no event for its window), so that
@@ -1077,52 +1019,9 @@ class AlertPipeline:
                 self.updates += 1
             done += 1
             if shown.status == "resolved":
-                self._note_resolution(state, shown, now)
+                self.replies.note_resolution(state, shown, now)
         return done
 
-    def _note_resolution(self, state: GroupState, shown: GroupState, now: float) -> None:
-        """Once per alert group, when all its alerts resolved: a reply in its thread that
-        says so and asks for the root cause and fix (the button of the answer's own form),
-        so that the next on-call with this alert finds them under similar incidents."""
-        if (not self.settings.ask_root_cause_on_resolve or shown.kind != "alert"
-                or shown.answer_id is None):
-            return
-        with self._lock:
-            if state.resolution_noted:
-                return
-            state.resolution_noted = True  # before the post: a concurrent flush skips it
-        text, blocks = resolution_reply(shown, now)
-        try:
-            self.poster.post(shown.channel, text, blocks, thread_ts=shown.thread_ts)
-        except Exception:
-            log.warning("cannot post the resolution of group %s", state.row_id, exc_info=True)
-            with self._lock:
-                state.resolution_noted = False  # tried again at its next update
-            return
-        try:
-            _store_resolution_noted(self.sessions, state.row_id)
-        except Exception:  # noqa: BLE001 - kept in memory; written with its next change
-            log.warning("cannot store that group %s was told it resolved", state.row_id)
-
-
-def _store_answered(
-    sessions: Any, group_id: int, names: list[str], answer_id: int, ts: str
-) -> None:
-    """The names answered in a group's thread, and where the reply of ``answer_id`` is."""
-    with session_scope(sessions) as session:
-        group = session.get(AlertGroup, group_id)
-        if group is not None:
-            group.summary = {**(group.summary or {}), "answered_names": names}
-        answer = repo.get_answer(session=session, answer_id=answer_id)
-        if answer is not None and ts:
-            answer.message_ts = ts
-
-
-def _store_resolution_noted(sessions: Any, group_id: int) -> None:
-    with session_scope(sessions) as session:
-        group = session.get(AlertGroup, group_id)
-        if group is not None:
-            group.summary = {**(group.summary or {}), "resolution_noted": True}
 
 
 def _store_posted(
