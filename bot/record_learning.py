@@ -23,6 +23,7 @@ from bot.events import Event, EventKind
 from bot.store import repository as repo
 from bot.store.db import session_scope
 from bot.store.models import Incident
+from knowledge.records import too_long
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +70,14 @@ class RecordLearner:
         self.visibility = visibility
 
     def learn(self, event: Event) -> str:
-        """Store one solved record: "added", "updated" or "unchanged". A record already
-        stored (imported, or sent before) keeps its visibility: a webhook does not widen
-        who may see it."""
+        """Store one solved record: "added", "updated" or "unchanged" ("refused" when an id
+        or label is too long to store). A record already stored (imported, or sent before)
+        keeps its visibility: a webhook does not widen who may see it."""
         external_id = record_id(event)
         fields = incident_fields(event)
+        if why := too_long({"id": external_id, **fields}):
+            log.warning("solved %s %s not stored: %s", event.kind, external_id[:60], why)
+            return "refused"
         with session_scope(self.sessions) as session:
             known = session.scalar(select(Incident.id).where(Incident.external_id == external_id))
             if known is None:  # (a stored time reads back naive on SQLite: set it once)

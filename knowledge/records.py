@@ -43,6 +43,21 @@ class Record:
         return "\n".join(t for t in (self.title, self.description) if t)
 
 
+# The longest value each short field may hold (the incidents table's column sizes): a
+# longer one is no id or label but a misplaced column, and PostgreSQL refuses to store it.
+FIELD_MAX_CHARS = {"id": 200, "category": 100, "severity": 50, "priority": 50, "team": 100,
+                   "service": 200, "resolved_by": 200}
+
+
+def too_long(values: Mapping[str, Any]) -> str:
+    """Why a record's short field cannot be stored ("" when all fit)."""
+    for name, limit in FIELD_MAX_CHARS.items():
+        value = values.get(name)
+        if isinstance(value, str) and len(value) > limit:
+            return f"{name} is {len(value)} characters long, at most {limit} fit"
+    return ""
+
+
 @dataclass(frozen=True)
 class RowError:
     line: int  # 1-based line in the file where the row starts
@@ -300,6 +315,9 @@ def _to_records(
             continue
         if rid in seen:
             errors.append(RowError(line, f"duplicate id {rid!r} (first seen on line {seen[rid]})"))
+            continue
+        if why := too_long(values):
+            errors.append(RowError(line, f"record {rid[:60]!r}: {why}"))
             continue
         seen[rid] = line
         used = set(cols.values())

@@ -57,3 +57,14 @@ def test_a_stored_record_keeps_its_visibility_and_the_fields_the_webhook_leaves_
                             "resolution": "Same fix."})
     assert learner.learn(new) == "added"
     assert _incident(services, "HD-2").visibility == "public"
+
+
+def test_a_solved_record_too_long_to_store_is_refused_with_a_warning(services, caplog) -> None:
+    learner = RecordLearner(sessions=services.sessions, knowledge=services.knowledge,
+                            visibility="public")
+    (event,) = parse_generic({"id": "HD-9", "title": "Printer jam", "team": "t" * 150,
+                              "resolution": "Cleared it."})
+    assert learner.learn(event) == "refused"
+    assert "team is 150 characters long, at most 100 fit" in caplog.text
+    with session_scope(services.sessions) as session:
+        assert session.scalars(select(Incident).where(Incident.external_id == "HD-9")).all() == []

@@ -177,3 +177,27 @@ def test_a_comma_csv_with_semicolons_in_its_text_stays_a_comma_csv(tmp_path: Pat
     path = tmp_path / "t.csv"
     path.write_text('id,title\n1,"a; b; c"\n', encoding="utf-8")
     assert [r.title for r in read_records(path).records] == ["a; b; c"]
+
+
+def test_an_id_or_label_too_long_to_store_is_a_bad_row_not_a_failed_import(tmp_path: Path) -> None:
+    """On PostgreSQL one 250-character id (a misplaced column) failed the whole import with
+    a DataError; such a row is now reported and skipped, the others read."""
+    rows = [{"id": "X" * 201, "title": "Printer broken"},
+            {"id": "T-2", "title": "VPN down", "category": "c" * 101},
+            {"id": "T-3", "title": "Mail full", "team": "t" * 100, "priority": "P2"}]
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    result = read_records(path)
+    assert [r.id for r in result.records] == ["T-3"]
+    assert [(e.line, e.message) for e in result.errors] == [
+        (1, f"record {'X' * 60!r}: id is 201 characters long, at most 200 fit"),
+        (2, "record 'T-2': category is 101 characters long, at most 100 fit")]
+
+
+def test_the_length_limits_are_the_incident_columns() -> None:
+    from bot.store.models import Incident
+    from knowledge.records import FIELD_MAX_CHARS
+
+    columns = Incident.__table__.c
+    for name, limit in FIELD_MAX_CHARS.items():
+        assert columns["external_id" if name == "id" else name].type.length == limit
