@@ -347,6 +347,9 @@ def test_an_alert_thread_links_the_alerts_graph_runbook_and_silence(harness, fak
                "EtcdHighFsyncDurations%22%2Cservice%3D%22etcd%22%7D|Silence>")
     assert silence in context, context
     assert "javascript" not in posted.blocks_text() and "Dashboard" not in context
+    from slack_sdk.models.blocks import Block
+
+    Block.parse_all(posted.args["blocks"])  # valid Block Kit
     with session_scope(services.sessions) as session:
         row = session.scalars(
             select(EventRecord).where(EventRecord.group_key == "etcd-fsync")
@@ -447,6 +450,9 @@ def test_a_thread_that_mixes_problems_answers_each_alert_name(harness, fake) -> 
     (reply,) = replies
     assert reply.args["text"].startswith("Also in this thread: HTTP5xxRateHigh (checkout)")
     assert any(b["type"] == "actions" for b in reply.args["blocks"])  # feedback controls
+    from slack_sdk.models.blocks import Block
+
+    Block.parse_all(reply.args["blocks"])  # valid Block Kit
     with session_scope(services.sessions) as session:
         answers = session.scalars(
             select(TriageAnswer).where(TriageAnswer.thread_ts == reply.args["thread_ts"])
