@@ -328,6 +328,9 @@ def index_runbooks(
     from knowledge.runbook_urls import UrlTemplateError, check_template
 
     source = source or path.resolve().name
+    if len(source) > 200:
+        raise UserError(f"--source is {len(source)} characters long, at most 200 fit "
+                        "(name the source with --source)")
     if url is None:
         url = load_settings().runbook_urls.get(source)  # None: keep the stored addresses
     try:

@@ -611,7 +611,7 @@ def record_fields(record: Record, *, kind: str, source_name: str) -> dict:
         "resolution": record.resolution,
         "resolved_by": record.resolved_by,
         "url": record.url,
-        "source_name": source_name,
+        "source_name": source_name[:200],  # a file name may be longer than the column
         "labels": labels,
         "occurred_at": parse_time(record.created_at),
     }
