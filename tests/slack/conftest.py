@@ -79,6 +79,7 @@ class SlackHarness:
         self.client = TestClient(self.http_app)
 
     def close(self) -> None:
+        self.runtime.stop()  # its alert pipeline would go on calling the stopped stand-in
         self.client.close()
         self.runtime.components["workers"].shutdown(wait=True)
 
