@@ -17,9 +17,9 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
+from knowledge.urls import safe_url
+
 FIELDS = ("path", "path_noext", "stem", "dir", "path_noext_lower", "stem_lower")
-_HTTP = re.compile(r"https?://[^\s<>|\"`]+", re.IGNORECASE)
-MAX_URL_CHARS = 2048
 
 
 class UrlTemplateError(ValueError):
@@ -48,9 +48,9 @@ def check_template(template: str) -> str:
 def runbook_url(path: str, metadata: dict[str, Any], template: str) -> str:
     """The document's web address: front matter ``url`` (an http(s) URL), else the template
     filled in (each path part percent-encoded), else ""."""
-    own = metadata.get("url")
-    if isinstance(own, str) and _HTTP.fullmatch(own.strip()) and len(own) <= MAX_URL_CHARS:
-        return own.strip()
+    own = safe_url(metadata.get("url"))
+    if own:
+        return own
     if not template:
         return ""
     rel = PurePosixPath(path)
@@ -63,5 +63,4 @@ def runbook_url(path: str, metadata: dict[str, Any], template: str) -> str:
         "path_noext_lower": noext.lower(),
         "stem_lower": rel.stem.lower(),
     }
-    url = template.format(**{k: quote(v, safe="/") for k, v in values.items()})
-    return url if _HTTP.fullmatch(url) and len(url) <= MAX_URL_CHARS else ""
+    return safe_url(template.format(**{k: quote(v, safe="/") for k, v in values.items()}))

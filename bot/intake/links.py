@@ -13,9 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-MAX_URL_CHARS = 2048
-MAX_LINKS = 6
-_URL = re.compile(r"https?://[^\s<>|\"`]+", re.IGNORECASE)
+from knowledge.urls import safe_url
 
 # Annotation names in common use (kube-prometheus, Grafana, awesome-prometheus-alerts...),
 # first match wins. Keys are compared without case, '-' and '_'.
@@ -38,16 +36,6 @@ LABELS = {
     PANEL: "Panel",
     SILENCE: "Silence",
 }
-
-
-def safe_url(value: Any) -> str:
-    """``value`` when it is one plain http(s) URL of at most MAX_URL_CHARS, else ""."""
-    if not isinstance(value, str):
-        return ""
-    url = value.strip()
-    if len(url) > MAX_URL_CHARS or not _URL.fullmatch(url):
-        return ""
-    return url
 
 
 def _annotation(annotations: Mapping[str, str], keys: tuple[str, ...]) -> str:
@@ -132,9 +120,8 @@ def link_label(key: str, kind: str) -> str:
 
 def clean_links(value: Any) -> dict[str, str]:
     """Links read back from storage (spool, database, group summary): known keys and safe
-    URLs only, at most MAX_LINKS, whatever was written there."""
+    URLs only, whatever was written there."""
     if not isinstance(value, Mapping):
         return {}
-    known = (*LABELS, RECORD)
-    out = {k: safe_url(value.get(k)) for k in known}
-    return dict(list({k: v for k, v in out.items() if v}.items())[:MAX_LINKS])
+    out = {k: safe_url(value.get(k)) for k in (*LABELS, RECORD)}
+    return {k: v for k, v in out.items() if v}

@@ -8,7 +8,8 @@ from bot.alert_pipeline import event_from_dict, event_to_dict
 from bot.intake.alertmanager import parse_alertmanager
 from bot.intake.generic import parse_generic
 from bot.intake.grafana import parse_grafana
-from bot.intake.links import alertmanager_silence_url, clean_links, safe_url
+from bot.intake.links import alertmanager_silence_url, clean_links
+from knowledge.urls import safe_url
 from tests.intake.payloads import alertmanager_payload
 
 
