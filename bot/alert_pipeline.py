@@ -49,7 +49,7 @@ from bot.events import AlertStatus, Event, EventKind, EventSource
 from bot.intake.grouping import AlertGrouper, GroupingRules, to_timestamp
 from bot.intake.links import clean_links
 from bot.metrics import ALERT_GROUPING_LEADER, EVENTS, TRIAGE_LATENCY
-from bot.record_learning import RecordLearner, is_learnable
+from bot.record_learning import is_learnable, solved_record_handler
 from bot.routing import route_channel
 from bot.store import repository as repo
 from bot.store.db import session_scope, with_lock_wait
@@ -146,11 +146,10 @@ class GroupState:
     def status(self) -> str:
         return "resolved" if self.resolved and not self.firing else "firing"
 
-    def add_links(self, links: dict[str, str]) -> bool:
-        """Take the kinds of link the group has none of yet; True when one was added."""
-        new = {k: v for k, v in links.items() if k not in self.links}
-        self.links.update(new)
-        return bool(new)
+    def add_links(self, links: dict[str, str]) -> None:
+        """Take the kinds of link the group has none of yet (the first alert's stay)."""
+        for key, url in links.items():
+            self.links.setdefault(key, url)
 
     def mark(self, fingerprint: str, status: AlertStatus) -> None:
         """Record the latest status of one alert of the group."""
@@ -1023,7 +1022,6 @@ class AlertPipeline:
         return done
 
 
-
 def _store_posted(
     sessions: Any, event_id: int, group_id: int, grouped_at: float, ts: str,
     answer_id: int | None,
@@ -1183,27 +1181,6 @@ def _snapshot(state: GroupState) -> GroupState:
         reasons=list(state.reasons),
         links=dict(state.links),
     )
-
-
-def solved_record_handler(runtime: Any) -> Callable[[Event], None]:
-    """Hands solved records to a :class:`RecordLearner` on the runtime's worker pool."""
-    from bot.workers import QueueFullError
-
-    services = runtime.services
-    learner = RecordLearner(
-        sessions=services.sessions,
-        knowledge=services.knowledge,
-        visibility=runtime.settings.webhook_record_visibility,
-    )
-
-    def hand_over(event: Event) -> None:
-        try:
-            runtime.components["workers"].submit(learner.learn, event)
-        except QueueFullError:
-            log.warning("too busy to store solved %s %s now; import it later",
-                        event.kind, event.external_id)
-
-    return hand_over
 
 
 def _when(seconds: float) -> datetime:

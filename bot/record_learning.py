@@ -15,14 +15,13 @@ to :meth:`RecordLearner.learn` on a worker thread.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
-
 from bot.events import Event, EventKind
+from bot.intake.links import RECORD
 from bot.store import repository as repo
 from bot.store.db import session_scope
-from bot.store.models import Incident
 from knowledge.records import too_long
 
 log = logging.getLogger(__name__)
@@ -55,7 +54,7 @@ def incident_fields(event: Event) -> dict[str, Any]:
         "description": description,
         "root_cause": event.annotations.get("root_cause", ""),
         "resolution": event.annotations.get("resolution", ""),
-        "url": event.links.get("record", ""),
+        "url": event.links.get(RECORD, ""),
         **{name: event.labels.get(name, "") for name in LABEL_FIELDS},
     }
     return {name: value for name, value in fields.items() if value}
@@ -78,16 +77,38 @@ class RecordLearner:
         if why := too_long({"id": external_id, **fields}):
             log.warning("solved %s %s not stored: %s", event.kind, external_id[:60], why)
             return "refused"
+        # set on a new row only: the stored visibility stays, and a stored time reads back
+        # naive on SQLite, so comparing it would report every re-send as a change
+        new_row = {"visibility": self.visibility, "source_name": SOURCE_NAME,
+                   "occurred_at": event.starts_at or event.received_at}
         with session_scope(self.sessions) as session:
-            known = session.scalar(select(Incident.id).where(Incident.external_id == external_id))
-            if known is None:  # (a stored time reads back naive on SQLite: set it once)
-                fields |= {"visibility": self.visibility, "source_name": SOURCE_NAME,
-                           "occurred_at": event.starts_at or event.received_at}
             row, status = repo.upsert_incident(
-                session=session, external_id=external_id, **fields
+                session=session, external_id=external_id, on_insert=new_row, **fields
             )
             row_id = row.id
         if status != "unchanged":
             self.knowledge.add_incident(row_id)
         log.info("solved %s %s from the webhook: %s", event.kind, external_id, status)
         return status
+
+
+def solved_record_handler(runtime: Any) -> Callable[[Event], None]:
+    """What the alert pipeline calls with each solved record: hands it to a
+    :class:`RecordLearner` on the runtime's worker pool (it must not block grouping)."""
+    from bot.workers import QueueFullError
+
+    services = runtime.services
+    learner = RecordLearner(
+        sessions=services.sessions,
+        knowledge=services.knowledge,
+        visibility=runtime.settings.webhook_record_visibility,
+    )
+
+    def hand_over(event: Event) -> None:
+        try:
+            runtime.components["workers"].submit(learner.learn, event)
+        except QueueFullError:
+            log.warning("too busy to store solved %s %s now; import it later",
+                        event.kind, event.external_id)
+
+    return hand_over

@@ -10,6 +10,7 @@ from dataclasses import replace
 from urllib.parse import unquote
 
 from bot.events import Event, EventSource
+from bot.intake.links import SILENCE
 from bot.redact import Redactor, default_redactor
 from knowledge.records import Record
 from knowledge.repair import repair_text
@@ -56,7 +57,7 @@ def safe_links(event: Event, *, labels_clean: bool) -> dict[str, str]:
     spares a scan of a long URL unique to each alert (150 us per alert in a storm)."""
     out = {}
     for key, url in event.links.items():
-        if key == "silence" and event.source == EventSource.ALERTMANAGER:
+        if key == SILENCE and event.source == EventSource.ALERTMANAGER:
             safe = labels_clean and not carries_secret(url.split("#", 1)[0])
         else:
             safe = not carries_secret(url)

@@ -51,14 +51,18 @@ INCIDENT_FIELDS = (
 # --- incidents and tickets ---------------------------------------------------------------
 
 
-def upsert_incident(*, session: Session, external_id: str, **fields: Any) -> tuple[Incident, str]:
-    """Insert or update an incident by external id. Returns (row, "added"|"updated"|"unchanged")."""
-    unknown = set(fields) - set(INCIDENT_FIELDS)
+def upsert_incident(
+    *, session: Session, external_id: str, on_insert: Mapping[str, Any] | None = None,
+    **fields: Any,
+) -> tuple[Incident, str]:
+    """Insert or update an incident by external id. Returns (row, "added"|"updated"|"unchanged").
+    ``on_insert``: fields set only on a new row (a stored row keeps its own)."""
+    unknown = (set(fields) | set(on_insert or {})) - set(INCIDENT_FIELDS)
     if unknown:
         raise TypeError(f"unknown incident fields: {sorted(unknown)}")
     row = session.scalar(select(Incident).where(Incident.external_id == external_id))
     if row is None:
-        row = Incident(external_id=external_id, **fields)
+        row = Incident(external_id=external_id, **{**(on_insert or {}), **fields})
         session.add(row)
         session.flush()
         return row, "added"
