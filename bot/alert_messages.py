@@ -68,8 +68,7 @@ def _duration(seconds: float) -> str:
 def resolution_reply(state: Any, now: float) -> tuple[str, list]:
     """The thread reply when a group's alerts have all resolved: how long it lasted, and the
     root-cause form of its answer, so that what was learnt is kept."""
-    from bot.slack.blocks import plain
-    from bot.slack.ids import ActionId
+    from bot.slack.blocks import root_cause_button
 
     lasted = _duration(now - state.opened_at) if state.opened_at else ""
     head = f":white_check_mark: Resolved: {alert_count(state)}" + (
@@ -78,12 +77,7 @@ def resolution_reply(state: Any, now: float) -> tuple[str, list]:
            "finds them under similar incidents.")
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": f"{head} {ask}"}},
-        {"type": "actions", "elements": [{
-            "type": "button",
-            "action_id": ActionId.RECORD_ROOT_CAUSE,
-            "text": plain("Record root cause and fix", 75),
-            "value": str(state.answer_id),
-        }]},
+        {"type": "actions", "elements": [root_cause_button(state.answer_id)]},
     ]
     return f"{head} {ask}", blocks
 

@@ -471,25 +471,27 @@ def with_given_labels(predictions: Sequence[LabelPrediction], labels: dict[str, 
     rule's ``severity`` or ``team`` label; keys compared without case): the source's own
     word comes first in the answer, the model's stays beside it. Only for alerts: a
     ticket's category is the reporter's guess, which triage is there to check."""
-    by_key = {k.strip().lower(): " ".join(str(v).split()) for k, v in labels.items()}
-    out = []
-    for p in predictions:
-        given = by_key.get(p.field.lower(), "")
-        usable = given and len(given) <= GIVEN_MAX_CHARS
-        out.append(replace(p, given=given, given_by=given_by) if usable else p)
-    return out
+    return [replace(p, given=value, given_by=given_by) if value else p
+            for p, value in _field_values(predictions, labels)]
 
 
 def with_filed_labels(predictions: Sequence[LabelPrediction],
                       labels: dict[str, str]) -> list[LabelPrediction]:
     """Each prediction with the value the ticket was filed with for its field, if any: the
     agent sees the reporter's priority beside the model's, which stays the answer."""
+    return [replace(p, filed=value) if value else p
+            for p, value in _field_values(predictions, labels)]
+
+
+def _field_values(predictions: Sequence[LabelPrediction],
+                  labels: dict[str, str]) -> list[tuple[LabelPrediction, str]]:
+    """Each prediction with the event's label of the same field (keys compared without
+    case; "" when there is none, or it is too long to be a label value)."""
     by_key = {k.strip().lower(): " ".join(str(v).split()) for k, v in labels.items()}
     out = []
     for p in predictions:
-        filed = by_key.get(p.field.lower(), "")
-        usable = filed and len(filed) <= GIVEN_MAX_CHARS
-        out.append(replace(p, filed=filed) if usable else p)
+        value = by_key.get(p.field.lower(), "")
+        out.append((p, value if len(value) <= GIVEN_MAX_CHARS else ""))
     return out
 
 

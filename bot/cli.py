@@ -63,8 +63,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 SEARCH_KINDS = ("runbook", "incident", "ticket", "alert")  # runbooks, and the incident kinds
 def check_visibility(value: str) -> None:
     """Refuse a visibility no channel would match (the items would be shown nowhere)."""
-    channel = value.removeprefix("private:")
-    if value not in ("public", "helpdesk") and not (channel != value and channel.strip()):
+    from bot.slack.visibility import is_visibility
+
+    if not is_visibility(value):
         raise UserError(f"--visibility {value}: use public, helpdesk or private:<channel id>")
 
 

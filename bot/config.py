@@ -172,10 +172,10 @@ class Settings(BaseSettings):
     @field_validator("webhook_record_visibility")
     @classmethod
     def _known_visibility(cls, value: str) -> str:
+        from bot.slack.visibility import is_visibility
+
         value = value.strip()
-        if value in ("public", "helpdesk") or (
-            value.startswith("private:") and len(value) > len("private:")
-        ):
+        if is_visibility(value):
             return value
         raise ValueError("use public, helpdesk or private:<channel id>")
 

@@ -108,11 +108,13 @@ def runbook_passage(chunk: RunbookChunk, doc: RunbookDocument) -> Passage:
     )
 
 
-def with_url(doc: Document, template: str, kept: str = "") -> Document:
+def with_url(doc: Document, template: str | None, stored: RunbookDocument | None) -> Document:
     """``doc`` with its web address as ``metadata["url"]`` (none: no ``url`` key): its front
-    matter's, else the template's, else ``kept`` (the address stored before)."""
+    matter's, else the template's; with no template (None), the address ``stored`` had."""
     metadata = {k: v for k, v in doc.metadata.items() if k != "url"}
-    url = runbook_url(doc.path, doc.metadata, template) or kept
+    kept = str(((stored.meta if stored else None) or {}).get("url") or "")
+    url = runbook_url(doc.path, doc.metadata, template or "") or (
+        kept if template is None else "")
     return replace(doc, metadata={**metadata, "url": url} if url else metadata)
 
 
@@ -309,12 +311,8 @@ class KnowledgeBase:
             changed: list[Document] = []
             with session_scope(self._sessions) as session:
                 existing = repo.get_runbook_documents(session=session, source=source)
-                documents = [
-                    with_url(doc, template or "", kept="" if template is not None
-                             else str((getattr(existing.get(doc.path), "meta", None) or {})
-                                      .get("url") or ""))
-                    for doc in scan.documents
-                ]
+                documents = [with_url(doc, template, existing.get(doc.path))
+                             for doc in scan.documents]
                 seen = set()
                 for doc in documents:
                     seen.add(doc.path)

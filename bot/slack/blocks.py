@@ -323,6 +323,16 @@ def answer_id_of_block(block_id: str) -> int | None:
         return None
 
 
+def root_cause_button(answer_id: int) -> dict[str, Any]:
+    """The button that opens the root-cause form of answer ``answer_id``."""
+    return {
+        "type": "button",
+        "action_id": ActionId.RECORD_ROOT_CAUSE,
+        "text": plain("Record root cause and fix", MAX_BUTTON_TEXT),
+        "value": str(answer_id),
+    }
+
+
 def feedback_actions(
     answer_id: int, options: Mapping[str, Sequence[str]], *, more: bool = True
 ) -> Block:
@@ -344,14 +354,7 @@ def feedback_actions(
     select = correction_select(answer_id, options)
     if select is not None:
         elements.append(select)
-    elements.append(
-        {
-            "type": "button",
-            "action_id": ActionId.RECORD_ROOT_CAUSE,
-            "text": plain("Record root cause and fix", MAX_BUTTON_TEXT),
-            "value": value,
-        }
-    )
+    elements.append(root_cause_button(answer_id))
     if more:
         elements.append(
             {

@@ -16,6 +16,13 @@ def private_to(channel_id: str) -> str:
     return f"private:{channel_id}"
 
 
+def is_visibility(value: str) -> bool:
+    """Whether some channel would match ``value``: public, helpdesk or private:<channel>
+    (anything else would keep an item out of every answer)."""
+    channel = value.removeprefix("private:")
+    return value in (PUBLIC, HELPDESK) or (channel != value and bool(channel.strip()))
+
+
 def visibility_for_channel(channel_id: str, mode: str) -> Callable[[str], bool]:
     """A predicate over item visibility strings for answers shown in ``channel_id``."""
     allowed = {PUBLIC, ""}

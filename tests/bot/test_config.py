@@ -81,3 +81,23 @@ def test_valid_cron_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.drift_cron == "*/5 1-3 * * mon-fri"
     assert settings.retrain_cron == "30 2 1 * *"
     assert settings.reindex_cron == "17 * * * *"
+
+
+@pytest.mark.parametrize(("name", "value", "words"), [
+    ("TRIAGEBOT_WEBHOOK_RECORD_VISIBILITY", "private:", "use public, helpdesk or private:"),
+    ("TRIAGEBOT_WEBHOOK_RECORD_VISIBILITY", "everyone", "use public, helpdesk or private:"),
+    ("TRIAGEBOT_RUNBOOK_URLS", '{"ops": "ftp://x/{path}"}', "must start with http(s)://"),
+    ("TRIAGEBOT_RUNBOOK_URLS", '{"ops": "https://x/{name}"}', "unknown field(s) ['name']"),
+])
+def test_a_setting_no_answer_could_use_is_rejected_at_startup(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, words: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as err:
+        Settings(_env_file=None)
+    assert words in str(err.value)
+
+
+def test_a_usable_record_visibility_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRIAGEBOT_WEBHOOK_RECORD_VISIBILITY", " private:C0HELP ")
+    assert Settings(_env_file=None).webhook_record_visibility == "private:C0HELP"
