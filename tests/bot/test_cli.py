@@ -433,6 +433,8 @@ def test_output_piped_into_a_reader_that_stops_early_is_no_error(tmp_path: Path)
      "--visibility private:: use public, helpdesk or private:<channel id>"),
     (("index", "runbooks", "{file}"),
      "{file}: not a folder (index runbooks takes a folder of runbooks)"),
+    (("index", "runbooks", "{folder}", "--source", "s" * 201),
+     "--source is 201 characters long, at most 200 fit (name the source with --source)"),
 ])
 def test_index_and_import_refuse_a_visibility_no_answer_would_match(
         args: tuple[str, ...], message: str, tmp_path: Path) -> None:
@@ -477,6 +479,7 @@ def test_triage_of_a_list_of_alerts_answers_each(sample_data_dir: Path, tmp_path
     alerts.write_text(json.dumps([
         {"labels": {"alertname": "DiskFull", "instance": "db-01"},
          "annotations": {"summary": "disk full on /var/lib/postgresql on db-01"},
+         "generatorURL": "http://prometheus:9090/graph?g0.expr=disk",
          "status": {"state": "active"}},
         {"labels": {"alertname": "CertificateExpiry", "service": "ingress"},
          "annotations": {"summary": "TLS certificate of the ingress expires in 3 days"},
@@ -491,9 +494,13 @@ def test_triage_of_a_list_of_alerts_answers_each(sample_data_dir: Path, tmp_path
     assert "certificate" in answers[1]["query"].lower()
     assert "disk-full" in answers[0]["runbooks"][0]["document_path"]
     assert answers[1]["runbooks"][0]["document_path"] == "network/tls-certificate-expiry.md"
+    # the alert's own pages beside its answer, and only where it has some
+    assert answers[0]["links"] == {"source": "http://prometheus:9090/graph?g0.expr=disk"}
+    assert "links" not in answers[1]
     text = run("triage", "--alert", str(alerts), env=env)
     assert text.returncode == 0, text.stderr
     assert "1 of 2: " in text.stdout and "2 of 2: " in text.stdout
+    assert "Source: http://prometheus:9090/graph?g0.expr=disk" in text.stdout
 
 
 def test_indexed_runbooks_are_linked_from_answers(sample_data_dir: Path, tmp_path: Path) -> None:

@@ -139,3 +139,43 @@ def test_a_silence_is_made_only_of_labels_the_alert_carries() -> None:
     event = clean_event(parse_alertmanager(payload).events[0])
     matchers = unquote(event.links["silence"].split("filter=", 1)[1])
     assert matchers == '{alertname="KubePodCrashLooping"}'
+
+
+def test_what_a_runbook_url_names() -> None:
+    from bot.intake.links import runbook_names
+
+    assert runbook_names(
+        "https://runbooks.prometheus-operator.dev/runbooks/kubernetes/kubepodcrashlooping/"
+    ) == ("kubepodcrashlooping",)
+    assert runbook_names("https://wiki.example.com/ops/Disk%20Full.md") == ("Disk Full",)
+    assert runbook_names(
+        "https://github.com/k/mixin/blob/master/runbook.md#alert-name-kubepodcrashlooping"
+    ) == ("runbook", "kubepodcrashlooping")
+    assert runbook_names("https://wiki.example.com/runbooks/README.md") == ()
+    assert runbook_names("") == ()
+
+
+def test_dashboard_annotations_and_a_records_runbook_are_links() -> None:
+    payload = alertmanager_payload()
+    payload["alerts"][0]["annotations"]["Dashboard-URL"] = "https://grafana.example.com/d/k8s"
+    event = parse_alertmanager(payload).events[0]
+    assert event.links["dashboard"] == "https://grafana.example.com/d/k8s"  # case, '-' ignored
+    (ticket,) = parse_generic({"id": "INC3", "title": "VPN down",
+                               "runbook_url": "https://wiki.example.com/vpn"})
+    assert ticket.links == {"runbook": "https://wiki.example.com/vpn"}
+
+
+def test_how_long_a_resolved_group_lasted_reads_naturally() -> None:
+    from types import SimpleNamespace
+
+    from bot.alert_messages import resolution_reply
+
+    def lasted(seconds: float) -> str:
+        state = SimpleNamespace(firing=set(), resolved={"a"}, count=1, opened_at=1_000.0,
+                                answer_id=7)
+        text, blocks = resolution_reply(state, 1_000.0 + seconds)
+        assert blocks[1]["elements"][0]["value"] == "7"
+        return text.split(", ", 1)[1].split(" after")[0]
+
+    assert [lasted(s) for s in (20, 42 * 60, 3 * 3600 + 5 * 60, 3 * 86400)] == [
+        "0 min", "42 min", "3 h 5 min", "3 days"]

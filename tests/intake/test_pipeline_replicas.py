@@ -514,3 +514,22 @@ def test_each_other_alert_name_in_a_thread_gets_its_own_answer_as_a_reply(
     assert replied == ["Also in this thread: HTTP5xxRateHigh",
                        "Also in this thread: Other0", "Also in this thread: Other1",
                        "Also in this thread: Other2"], replied
+
+
+def test_thread_replies_can_be_turned_off(tmp_path: Path) -> None:
+    store = PipelineStore(tmp_path, answer_each_alert_name=False,
+                          ask_root_cause_on_resolve=False)
+    made = Cluster(store)
+    try:
+        pipeline = made.replica("pod-a")
+        send(pipeline, _team_alert("DiskFull", "fp-1"), _team_alert("HTTP5xxRateHigh", "fp-2"))
+        assert pipeline.wait_idle()
+        send(pipeline, _team_alert("DiskFull", "fp-1", AlertStatus.RESOLVED),
+             _team_alert("HTTP5xxRateHigh", "fp-2", AlertStatus.RESOLVED))
+        assert pipeline.wait_idle() and pipeline.flush(force=True) == 1
+        assert "[RESOLVED]" in made.poster.updates[-1][1]
+        assert made.poster.replies == []  # neither the other name's answer nor the question
+    finally:
+        for p in made.pipelines:
+            p.stop()
+        store.close()

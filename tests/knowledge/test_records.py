@@ -201,3 +201,13 @@ def test_the_length_limits_are_the_incident_columns() -> None:
     columns = Incident.__table__.c
     for name, limit in FIELD_MAX_CHARS.items():
         assert columns["external_id" if name == "id" else name].type.length == limit
+
+
+def test_a_long_file_name_is_cut_to_its_column() -> None:
+    from bot.knowledge_base import record_fields
+    from bot.store.models import Incident
+    from knowledge.records import Record
+
+    fields = record_fields(Record(id="T-1", title="VPN down"), kind="ticket",
+                           source_name="export-" + "x" * 240 + ".jsonl")
+    assert len(fields["source_name"]) == Incident.__table__.c["source_name"].type.length
