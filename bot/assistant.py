@@ -93,10 +93,12 @@ class Assistant:
 
     def warm_up(self) -> None:
         """Build what the first query would otherwise pay for: BM25 structures of both
-        indexes and the novelty threshold. Call after loading (and after bulk imports)."""
+        indexes, the novelty threshold and the runbooks' web addresses. Call after loading
+        (and after bulk imports)."""
         for index in self.knowledge.indexes.values():
             index.warm_up()
         _ = self.novelty_threshold
+        self.knowledge.runbook_link("")  # one query, then a lookup per answer
         # The first torch inference and classifier call are slow: pay for them now.
         vector = self.embedder.encode_one("warm up: disk full on db-01")
         self.classifiers.predict("warm up: disk full on db-01", vector)
