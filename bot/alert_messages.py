@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.events import RECORD_KINDS
+
 MAX_SECTION = 2900
 
 
@@ -21,9 +23,6 @@ def alert_count(state: Any) -> str:
     if firing and resolved:
         return f"{firing + resolved} alert(s): {firing} firing, {resolved} resolved"
     return f"{firing + resolved} alert(s)"
-
-
-RECORD_KINDS = ("ticket", "incident")  # one record per thread (bot.alert_pipeline)
 
 
 def _alert_header(state: Any) -> tuple[str, str, str, str]:

@@ -45,7 +45,7 @@ from sqlalchemy import insert, select, update
 from bot.alert_messages import render_group_message
 from bot.answers import record_answer
 from bot.config import Settings
-from bot.events import AlertStatus, Event, EventKind, EventSource
+from bot.events import RECORD_KINDS, AlertStatus, Event, EventKind, EventSource
 from bot.intake.grouping import AlertGrouper, GroupingRules, to_timestamp
 from bot.intake.links import clean_links
 from bot.metrics import ALERT_GROUPING_LEADER, EVENTS, TRIAGE_LATENCY
@@ -744,7 +744,7 @@ class AlertPipeline:
 
     def _process(self, row_id: int, event: Event) -> None:
         now = self.clock()
-        if event.kind in (EventKind.TICKET, EventKind.INCIDENT):
+        if event.kind in RECORD_KINDS:
             decision_group = f"record:{event.external_id or row_id}"
             is_new = decision_group not in self.groups
             is_dup = not is_new

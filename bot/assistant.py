@@ -17,7 +17,7 @@ from itertools import zip_longest
 from typing import Any
 
 from bot.classification import INCIDENT_REF, TAXONOMY_REF
-from bot.events import Event, EventKind
+from bot.events import RECORD_KINDS, Event, EventKind
 from bot.intake.links import runbook_names
 from bot.knowledge_base import INCIDENTS, RUNBOOKS, IncidentView, KnowledgeBase, SectionView
 from bot.triage_types import (
@@ -127,7 +127,7 @@ class Assistant:
             self.knowledge.index(INCIDENTS), visibility)
         if event.kind == EventKind.ALERT:  # a rule's labels are its author's word
             predictions = with_given_labels(predictions, event.labels, "alert")
-        elif event.kind in (EventKind.TICKET, EventKind.INCIDENT):
+        elif event.kind in RECORD_KINDS:
             predictions = with_filed_labels(predictions, event.labels)
         clock.lap("classify")
         # explain=False: the answer states its own shared terms; the index's keyword

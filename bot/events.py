@@ -32,6 +32,11 @@ class EventKind(StrEnum):
     MESSAGE = "message"
 
 
+# Tickets and incidents are records: one thread each, their own fields are the reporter's
+# (shown beside the model's answer), and a solved one becomes searchable history.
+RECORD_KINDS = (EventKind.TICKET, EventKind.INCIDENT)
+
+
 class AlertStatus(StrEnum):
     FIRING = "firing"
     RESOLVED = "resolved"

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from bot.events import Event, EventKind
+from bot.events import RECORD_KINDS, Event
 from bot.intake.links import RECORD
 from bot.store import repository as repo
 from bot.store.db import session_scope
@@ -26,7 +26,6 @@ from knowledge.records import too_long
 
 log = logging.getLogger(__name__)
 
-RECORD_KINDS = (EventKind.TICKET, EventKind.INCIDENT)
 LABEL_FIELDS = ("category", "severity", "priority", "team", "service")
 SOURCE_NAME = "webhook"
 
