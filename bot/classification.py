@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.store import repository as repo
 from bot.store.db import session_scope
-from bot.store.models import LABEL_COLUMNS
+from bot.store.models import LABEL_COLUMNS, ModelVersion
 from bot.triage_types import LabelPrediction
 from classifiers.embcache import EmbeddingCache
 from classifiers.errors import ClassifierError
@@ -58,6 +59,11 @@ class NotEnoughDataError(TrainingSkipped):
 
 class UnchangedDataError(TrainingSkipped):
     """The active model was trained on exactly these rows with these library versions."""
+
+
+class NotActiveError(ValueError):
+    """A roll back "from" a version that is no longer the active one: done already (the
+    second click of a double click) or replaced meanwhile; nothing was changed."""
 
 
 @dataclass(frozen=True)
@@ -659,13 +665,28 @@ class ClassifierService:
         self._activate(target, version, model, metrics, built_with)
         return True
 
-    def rollback(self, target: str, *, actor: str) -> str:
-        """Re-activate the version that was active before the current one."""
+    def rollback(self, target: str, *, actor: str, expected: str = "") -> str:
+        """Re-activate the version that was active before the current one.
+
+        ``expected``: the version the admin saw active and means to roll back (an App Home
+        button carries it). When another is active by then (a double click's first click
+        already rolled it back), ``NotActiveError`` is raised and nothing changes: one
+        click, one step back."""
         with session_scope(self._sessions) as session:
-            versions = repo.list_model_versions(session=session, target=target)
-            current = next((v for v in versions if v.status == "active"), None)
+            # The active row is read locked (PostgreSQL; SQLite's BEGIN IMMEDIATE already
+            # serializes writers): a second click waits for the first and then sees its change.
+            current = session.scalar(
+                select(ModelVersion)
+                .where(ModelVersion.target == target, ModelVersion.status == "active")
+                .with_for_update())
+            if expected and (current is None or current.version != expected):
+                now = f"`{current.version}` is" if current is not None else "no version is"
+                raise NotActiveError(
+                    f"{target}: `{expected}` is no longer the active version ({now}: "
+                    "it was rolled back already, or replaced meanwhile)")
             if current is None:
                 raise ValueError(f"{target}: no active version to roll back")
+            versions = repo.list_model_versions(session=session, target=target)
             earlier = [
                 v
                 for v in versions

@@ -13,13 +13,14 @@ from typing import Any
 
 from slack_bolt import App
 
+from bot.classification import NotActiveError
 from bot.drift import answered_by, feedback_verdicts
 from bot.jobs import HOLDER, RUN_LEASE_TTL
 from bot.leases import held_lease
 from bot.slack.blocks import escape
 from bot.slack.ids import ActionId
 from bot.slack.service import SlackBot, Where
-from bot.slack.views import home_view
+from bot.slack.views import home_view, parse_rollback_value
 from bot.store import repository as repo
 from bot.store.db import session_scope
 
@@ -61,8 +62,8 @@ def register(app: App, bot: SlackBot) -> None:
     def on_rollback(ack: Any, body: dict, action: dict) -> None:
         ack()
         user = (body.get("user") or {}).get("id", "")
-        target = str(action.get("value") or "")
-        bot.submit(admin_task, bot, user, "rollback", target, where=Where())
+        target, version = parse_rollback_value(str(action.get("value") or ""))
+        bot.submit(admin_task, bot, user, "rollback", target, version, where=Where())
 
 
 def publish_home(bot: SlackBot, user: str, notice: str = "") -> None:
@@ -108,9 +109,10 @@ def watch_line(verdicts: Sequence[bool], drift: Mapping[str, Any] | None,
     return f"{judged}; drift check {when}: {drift.get('reason', 'no retrain needed')}"
 
 
-def admin_task(bot: SlackBot, user: str, task: str, target: str = "") -> None:
-    """Reindex runbooks, retrain models or roll one target back; admins only (checked again
-    here: the button is only shown to admins, but anyone can forge the request)."""
+def admin_task(bot: SlackBot, user: str, task: str, target: str = "", version: str = "") -> None:
+    """Reindex runbooks, retrain models or roll one target back (from ``version``, the one
+    its button showed active); admins only (checked again here: the button is only shown to
+    admins, but anyone can forge the request)."""
     if not bot.is_admin(user):
         log.warning("non-admin %s tried %s from App Home", user, task)
         publish_home(bot, user, notice=f":no_entry: {REFUSAL}")
@@ -139,7 +141,7 @@ def admin_task(bot: SlackBot, user: str, task: str, target: str = "") -> None:
         elif task == "retrain":
             summary = retrain(bot, user)
         else:
-            summary = rollback(bot, user, target)
+            summary = rollback(bot, user, target, version)
         with session_scope(services.sessions) as session:
             repo.audit(
                 session=session,
@@ -184,14 +186,17 @@ def retrain(bot: SlackBot, user: str) -> str:
     return ":white_check_mark: Retrain done. " + "; ".join(parts)
 
 
-def rollback(bot: SlackBot, user: str, target: str) -> str:
-    """Re-activate ``target``'s previous promoted version; the notice says what happened."""
+def rollback(bot: SlackBot, user: str, target: str, expected: str = "") -> str:
+    """Re-activate ``target``'s previous promoted version, when ``expected`` (if given) is
+    still the active one; the notice says what happened."""
     classifiers = bot.services().classifiers
     if target not in classifiers.active:  # a forged or stale button
         return f":warning: Roll back: no model is loaded for “{escape(target[:100])}”."
-    current = classifiers.active[target].version
+    current = expected or classifiers.active[target].version
     try:
-        version = classifiers.rollback(target, actor=user)
+        version = classifiers.rollback(target, actor=user, expected=expected)
+    except NotActiveError as exc:  # the second click of a double click, a stale App Home
+        return f":information_source: Nothing rolled back: {escape(str(exc))}."
     except ValueError as exc:  # nothing earlier to go back to
         return f":warning: Roll back refused: {exc}."
     except Exception as exc:

@@ -155,7 +155,7 @@ def home_view(
         line = section(f"• *{escape(target)}*: `{escape(version)}` ({escape(kind)})"
                        f"{_quality(metrics)}{in_use}")
         if is_admin and kind == "supervised":
-            line["accessory"] = rollback_button(target)
+            line["accessory"] = rollback_button(target, version)
         blocks.append(line)
     helpful = feedback.get("helpful", 0)
     not_helpful = feedback.get("not_helpful", 0)
@@ -196,14 +196,16 @@ def home_view(
     return {"type": "home", "blocks": blocks[:MAX_VIEW_BLOCKS]}
 
 
-def rollback_button(target: str) -> dict[str, Any]:
+def rollback_button(target: str, version: str) -> dict[str, Any]:
     """Admin button that re-activates the target's previous promoted version, after a
-    confirmation dialog (a misclick must not swap a model in production)."""
+    confirmation dialog (a misclick must not swap a model in production). Its value names
+    the version shown as active (:func:`rollback_value`): a double click, or a click on a
+    stale App Home, must not roll back a version the admin never saw."""
     return {
         "type": "button",
         "action_id": ActionId.HOME_ROLLBACK,
         "text": plain("Roll back", 75),
-        "value": target[:2000],
+        "value": rollback_value(target, version),
         "confirm": {
             "title": plain("Roll back this model?", 100),
             "text": plain(
@@ -214,6 +216,24 @@ def rollback_button(target: str) -> dict[str, Any]:
             "style": "danger",
         },
     }
+
+
+def rollback_value(target: str, version: str) -> str:
+    """A "Roll back" button's value: the target and the version it rolls back from."""
+    return json.dumps({"target": target, "version": version})[:2000]
+
+
+def parse_rollback_value(value: str) -> tuple[str, str]:
+    """(target, version to roll back from) of a "Roll back" button's value; a bare target
+    (the buttons of App Homes published before the version was added) gives ``""``: from
+    whichever version is active."""
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return value, ""
+    if not isinstance(data, dict):
+        return value, ""
+    return str(data.get("target") or ""), str(data.get("version") or "")
 
 
 def _quality(metrics: Mapping[str, Any]) -> str:

@@ -422,7 +422,7 @@ def test_similar_items_are_headed_for_the_reader():
 
 
 def test_app_home_offers_roll_back_to_admins_for_trained_models_only() -> None:
-    from bot.slack.views import home_view
+    from bot.slack.views import home_view, parse_rollback_value
 
     models = {
         "category": ("category-20261125-1", "supervised", {"accuracy": 0.91}),
@@ -436,7 +436,9 @@ def test_app_home_offers_roll_back_to_admins_for_trained_models_only() -> None:
                 if b.get("accessory", {}).get("action_id") == ActionId.HOME_ROLLBACK]
 
     (button,) = rollback_buttons(is_admin=True)  # a zero-shot model has nothing to go back to
-    assert button["value"] == "category"
+    # it names the version shown: a double click rolls back once (test_home_rollback.py)
+    assert parse_rollback_value(button["value"]) == ("category", "category-20261125-1")
+    assert parse_rollback_value("category") == ("category", "")  # an App Home from before
     assert button["confirm"]["style"] == "danger"  # a misclick asks first
     assert "category" in button["confirm"]["text"]["text"]
     assert rollback_buttons(is_admin=False) == []
