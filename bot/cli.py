@@ -205,6 +205,21 @@ def db_upgrade() -> None:
     console.print(f"database: {result.describe()}")
 
 
+@db_app.command("downgrade")
+@friendly_errors
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(
+        help="The revision to go back to: the head of the release being rolled back to.")],
+) -> None:
+    """Undo the newer schema migrations before rolling back to an older release (run it
+    with the newer release, every replica stopped; what the newer columns held is lost)."""
+    from bot.store.db import downgrade
+
+    settings = load_settings()
+    result = downgrade(settings.resolved_database_url, revision)
+    console.print(f"database: {result.describe()}")
+
+
 @samples_app.command("load")
 @friendly_errors
 def samples_load(

@@ -175,6 +175,55 @@ def upgrade(url: str, revision: str = "head") -> UpgradeResult:
     return UpgradeResult(before, after, _revisions_between(config, before, after))
 
 
+@dataclass(frozen=True)
+class DowngradeResult:
+    """What :func:`downgrade` did: the revision before and after, and the migrations it
+    undid, newest first."""
+
+    before: str | None
+    after: str | None
+    undone: tuple[str, ...]
+
+    def describe(self) -> str:
+        """One line for people, e.g. "downgraded from revision 0004 to 0003 (1 migration
+        undone)"."""
+        if not self.undone:
+            return f"already at revision {self.after}"
+        count = f"{len(self.undone)} migration{'' if len(self.undone) == 1 else 's'} undone"
+        return f"downgraded from revision {self.before} to {self.after} ({count})"
+
+
+def downgrade(url: str, revision: str) -> DowngradeResult:
+    """Take the schema back to ``revision``, the head of the release being rolled back to,
+    undoing the newer migrations (what their columns held is lost). Run it with the newer
+    release: an older one does not know the newer migrations, and its ``db upgrade`` fails
+    with "Can't locate revision" until the schema is back at a revision it knows. Going back
+    to no schema at all ("base") is refused: that drops every table."""
+    from alembic.util import CommandError
+
+    config = alembic_config(url)
+    scripts = ScriptDirectory.from_config(config)
+    try:
+        target = scripts.get_revision(revision)
+    except CommandError as exc:
+        raise ValueError(f"cannot downgrade: {exc}") from exc
+    if target is None:
+        raise ValueError("cannot downgrade to no schema (base): that drops every table")
+    try:
+        with _migration_lock(url):
+            before = current_revision(url)
+            if before is None:
+                raise ValueError("cannot downgrade: the database has no schema")
+            command.downgrade(config, target.revision)
+            after = current_revision(url)
+    except OperationalError as exc:
+        raise DatabaseUnavailableError(f"cannot downgrade database: {exc.orig}") from exc
+    except CommandError as exc:
+        raise ValueError(f"cannot downgrade to revision {revision}: {exc}") from exc
+    return DowngradeResult(before, after,
+                           tuple(reversed(_revisions_between(config, after, before))))
+
+
 def current_revision(url: str) -> str | None:
     """The schema's Alembic revision; None when it has not been created."""
     engine = create_engine(url, poolclass=NullPool, connect_args=postgres_connect_args(url))

@@ -31,6 +31,14 @@ def run_migrations_online() -> None:
             poolclass=pool.NullPool,
         )
     with connectable.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # SQLite alters a table by copying it to a new one and dropping the old: with
+            # foreign keys enforced, that drop would apply ON DELETE to the rows that point at
+            # it (a downgrade that rebuilds events set every answer's event_id to NULL). Off
+            # for the migration, whatever the library's default (PRAGMA is ignored inside a
+            # transaction, hence the commit before alembic begins one).
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
         context.configure(
             connection=connection, target_metadata=target_metadata, render_as_batch=True
         )
