@@ -183,6 +183,7 @@ class LabelledFile:
     path: Path
     records: list[Any]
     errors: list[Any]  # knowledge.records.RowError of every skipped row
+    unread_columns: tuple[str, ...] = ()  # columns / keys that no record field reads
 
     @property
     def skipped(self) -> int:
@@ -200,7 +201,7 @@ def _read_labelled(path: Path, preset: str | None = None,
     from knowledge.records import read_records
 
     result = read_records(path, preset=preset, mapping=mapping, ids_optional=True)
-    return LabelledFile(path, result.records, result.errors)
+    return LabelledFile(path, result.records, result.errors, result.extra_columns)
 
 
 def _skipped_rows(*files: LabelledFile) -> tuple[int, str]:
@@ -220,7 +221,12 @@ def _no_labels_error(file: LabelledFile, target: str, role: str) -> ValueError:
         parts.append(f"{file.skipped} rows skipped (first: {file.first_error})")
     if fields:
         parts.append("fields found: " + ", ".join(fields))
-    return ValueError("; ".join(parts) + " (CSV columns can be mapped with --map field=column)")
+    if file.unread_columns:
+        shown = ", ".join(file.unread_columns[:12])
+        more = len(file.unread_columns) - 12
+        parts.append(f"columns no field reads: {shown}" + (f" and {more} more" if more > 0 else ""))
+    return ValueError("; ".join(parts) + " (map a column to a field with --map field=column, "
+                      "e.g. --map description=<the text column>)")
 
 
 def _fields_present(record: Any) -> list[str]:

@@ -114,6 +114,15 @@ PRESETS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 PRESET_SOURCE = {"servicenow": "ticket", "jira": "ticket"}
 
+# Where a file without a preset usually keeps its text: generic JSONL and CSV dumps (public
+# datasets, exports of home-grown trackers, log files) say "text", "body" or "subject" more
+# often than "description" or "title". A column named after the field itself always wins,
+# then the preset's columns, then these; --map overrides all of them.
+COMMON_COLUMNS: dict[str, tuple[str, ...]] = {
+    "title": ("subject", "summary", "short_description", "headline"),
+    "description": ("text", "body", "content", "message", "details"),
+}
+
 
 def read_records(
     path: Path,
@@ -264,7 +273,7 @@ def _resolve_columns(
             elif _norm(col) in by_norm:
                 resolved[f] = by_norm[_norm(col)]
             continue
-        for cand in (*candidates.get(f, ()), f):
+        for cand in (*candidates.get(f, ()), f, *COMMON_COLUMNS.get(f, ())):
             if cand in by_norm:
                 resolved[f] = by_norm[cand]
                 break

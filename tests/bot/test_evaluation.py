@@ -195,6 +195,24 @@ def test_evaluation_says_why_a_file_has_no_labels(tmp_path: Path) -> None:
         split_rows(unlabelled, unlabelled, "title")  # one labelled row cannot be split
 
 
+def test_a_file_whose_text_column_has_another_name_says_which_columns_it_has(
+    tmp_path: Path,
+) -> None:
+    # "msg" is no name the reader knows for text: every row is skipped, and the error lists
+    # the columns so that the user can write the --map it suggests
+    logs = tmp_path / "logs.jsonl"
+    logs.write_text("\n".join(json.dumps({"msg": f"disk {i} full", "host": f"h{i}",
+                                          "system": "ab"[i % 2]}) for i in range(6)))
+    with pytest.raises(ValueError) as err:
+        split_rows(logs, logs, "system")
+    message = str(err.value)
+    assert "0 records read" in message and "has no text" in message
+    assert "columns no field reads: msg, host, system" in message
+    assert "--map description=<the text column>" in message
+    split = split_rows(logs, logs, "system", mapping={"description": "msg"})
+    assert len(split.train_texts) + len(split.test_texts) == 6
+
+
 def test_grouping_per_system_and_overall(tmp_path: Path) -> None:
     lines = []
     for i in range(30):

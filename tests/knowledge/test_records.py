@@ -211,3 +211,31 @@ def test_a_long_file_name_is_cut_to_its_column() -> None:
     fields = record_fields(Record(id="T-1", title="VPN down"), kind="ticket",
                            source_name="export-" + "x" * 240 + ".jsonl")
     assert len(fields["source_name"]) == Incident.__table__.c["source_name"].type.length
+
+
+def test_text_under_common_column_names_is_read_without_a_mapping(tmp_path: Path) -> None:
+    # public datasets and home-grown exports say "text", "body", "subject", "summary" ...
+    path = tmp_path / "dump.jsonl"
+    path.write_text("\n".join(json.dumps(row) for row in [
+        {"id": "1", "text": "kernel: Out of memory: Killed process 4242", "label": "oom"},
+        {"id": "2", "subject": "VPN down", "body": "cannot connect since 9am", "label": "net"},
+        {"id": "3", "summary": "checkout 5xx", "message": "502 from the gateway"},
+        # the field's own name wins over a common name, which then stays an extra column
+        {"id": "4", "title": "disk full", "subject": "ignored", "description": "on db-01",
+         "text": "also ignored"},
+    ]), encoding="utf-8")
+    result = read_records(path)
+    assert not result.errors
+    by_id = {r.id: r for r in result.records}
+    assert by_id["1"].text == "kernel: Out of memory: Killed process 4242"
+    assert (by_id["2"].title, by_id["2"].description) == ("VPN down", "cannot connect since 9am")
+    assert (by_id["3"].title, by_id["3"].description) == ("checkout 5xx", "502 from the gateway")
+    assert (by_id["4"].title, by_id["4"].description) == ("disk full", "on db-01")
+    assert by_id["4"].extra == {"subject": "ignored", "text": "also ignored"}
+    assert by_id["1"].extra == {"label": "oom"}
+    # a preset's own column still comes first: Jira's "Summary" is the title
+    jira = tmp_path / "jira.csv"
+    jira.write_text("Issue key,Summary,Subject,Description\nOPS-1,db slow,x,p99 up\n",
+                    encoding="utf-8")
+    [issue] = read_records(jira, preset="jira").records
+    assert (issue.title, issue.description) == ("db slow", "p99 up")
