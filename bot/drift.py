@@ -7,7 +7,7 @@ gathers the inputs from the database and the active model.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +23,7 @@ from classifiers.drift import drift_report
 MAX_REFERENCE = 2000
 MAX_RECENT = 500
 MIN_SAMPLES = 20
+DRIFT_REMINDER_HOURS = 24  # an unchanged drift is posted to the admin channel again after this
 
 
 def feedback_verdicts(feedback: Sequence[Any], target: str) -> list[bool]:
@@ -121,12 +122,15 @@ def check_drift(services: Any, *, days: int = 7, target: str = "category",
         "recent_events": len(window.texts),
         "reference_texts": len(texts),
         "feedback_judgments": len(verdicts),  # on the active version's answers
+        "model_version": model.version if model is not None else "",
     }
     # the embedding model or backend changed since the active version was trained
     other_embeddings = services.classifiers.retrain_needed.get(target, "")
     if window.embeddings is None or len(texts) < MIN_SAMPLES:
         report.update(
             should_retrain=bool(other_embeddings),
+            finding=other_embeddings,
+            fired=["embedding_model"] if other_embeddings else [],
             reason=other_embeddings or (
                 f"not enough to judge drift: {len(window.texts)} recent events and "
                 f"{len(texts)} training texts, {MIN_SAMPLES} of each needed"),
@@ -152,25 +156,67 @@ def check_drift(services: Any, *, days: int = 7, target: str = "category",
         baseline_accuracy=baseline,
     )
     report.update(result.to_dict())
+    report["fired"] = list(result.fired)
+    # what was found, without the next step (the admin channel's message says that once)
+    report["finding"] = result.reason if result.should_retrain else ""
     if result.should_retrain:
         report["reason"] = f"{result.reason}: {what_to_do(target, result.fired)}"
     if other_embeddings:
         also = report["reason"] if report["should_retrain"] else ""
-        report.update(should_retrain=True, reason="; ".join(filter(None, [other_embeddings, also])))
+        report.update(should_retrain=True, reason="; ".join(filter(None, [other_embeddings, also])),
+                      finding="; ".join(filter(None, [other_embeddings, report["finding"]])),
+                      fired=["embedding_model", *report["fired"]])
     return report
 
 
-def what_to_do(target: str, fired: Sequence[str]) -> str:
-    """The admin's next step for the checks that fired. A retrain learns only from labels:
-    when the events themselves changed, the new kind needs labels first, or the retrain
-    fits the same model again."""
-    train = f"retrain (`triagebot train --target {target}`, or Retrain now on the App Home)"
+def what_to_do(targets: str | Sequence[str], fired: Sequence[str]) -> str:
+    """The admin's next step for the checks that fired on ``targets`` (one or several). A
+    retrain learns only from labels: when the events themselves changed, the new kind needs
+    labels first, or the retrain fits the same model again."""
+    names = [targets] if isinstance(targets, str) else list(targets)
+    command = f"triagebot train --target {names[0]}" if len(names) == 1 else "triagebot train"
+    train = f"retrain (`{command}`, or Retrain now on the App Home)"
+    it, was, its = ("it", "was", "its") if len(names) == 1 else ("they", "were", "their")
+    promoted = ("it is promoted only if it measures better" if len(names) == 1
+                else "a new model is promoted only if it measures better")
     if "embedding" in fired or "labels" in fired:
-        return ("recent events are unlike what it was trained on: label some of them (correct "
-                "the answers in Slack, record their root causes, or `triagebot import "
-                f"incidents`), then {train}; it is promoted only if it measures better")
-    return (f"people corrected its answers: {train} to learn their corrections; it is "
-            "promoted only if it measures better")
+        return (f"recent events are unlike what {it} {was} trained on: label some of them "
+                "(correct the answers in Slack, record their root causes, or `triagebot import "
+                f"incidents`), then {train}; {promoted}")
+    return f"people corrected {its} answers: {train} to learn their corrections; {promoted}"
+
+
+def drift_alert(reports: Sequence[Mapping[str, Any]]) -> str:
+    """One admin-channel message for the targets whose drift ``reports`` call for a retrain:
+    each target with what was found, then the next step once per kind of finding (not
+    repeated per target)."""
+    lines = [":warning: *Drift check*: recent events no longer look like what "
+             + ("this model was" if len(reports) == 1 else "these models were")
+             + " trained on."]
+    lines += [f"• *{r['target']}* (`{r.get('model_version') or 'no model'}`): "
+              f"{r.get('finding') or r.get('reason', '')}" for r in reports]
+    steps: dict[str, list[str]] = {}  # next step -> the targets it is for
+    fired_of: dict[str, list[str]] = {}
+    for r in reports:
+        fired = [f for f in r.get("fired") or () if f != "embedding_model"]
+        if not fired:  # another embedding model only: its finding says what to do
+            continue
+        kind = "events" if {"embedding", "labels"} & set(fired) else "feedback"
+        steps.setdefault(kind, []).append(str(r["target"]))
+        fired_of.setdefault(kind, fired)
+    for kind, targets in steps.items():
+        label = "" if len(steps) == 1 else f" ({', '.join(targets)})"
+        lines.append(f"*Next step*{label}: {what_to_do(targets, fired_of[kind])}.")
+    lines.append(f"_Not posted again while this stays the same; a reminder after "
+                 f"{DRIFT_REMINDER_HOURS} hours if it lasts._")
+    return "\n".join(lines)
+
+
+def drift_signature(report: Mapping[str, Any]) -> dict[str, Any]:
+    """What makes a drift warning new: the model version judged and the checks that fired
+    (not their figures, which move a little with every run)."""
+    return {"model_version": str(report.get("model_version") or ""),
+            "fired": sorted(str(f) for f in report.get("fired") or ())}
 
 
 def check_drift_all(services: Any, *, days: int = 7,

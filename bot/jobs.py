@@ -70,15 +70,60 @@ def job_reindex(services: Any, notify: Callable[..., None] | None = None) -> dic
     return done
 
 
+def utcnow() -> datetime:
+    """The jobs' clock (tests set it)."""
+    return datetime.now(UTC)
+
+
 def job_drift(services: Any, notify: Callable[..., None] | None = None) -> dict[str, Any]:
-    """Compare recent events with each target's training data; warn the admins when it moved."""
-    from bot.drift import check_drift_all
+    """Compare recent events with each target's training data; warn the admins when it moved.
+
+    The check runs every hour (``TRIAGEBOT_DRIFT_CRON``), and drift lasts until labels and a
+    retrain catch up: the admin channel gets one message for the targets whose drift is new
+    (another model version, or other checks fired) and a reminder once it has lasted
+    ``DRIFT_REMINDER_HOURS``, not the same warnings every hour. Each target's report keeps
+    when its drift was last posted (``alerted``), carried from run to run; a run with nowhere
+    to post (no admin channel, `triagebot jobs run drift`) posts nothing and marks nothing.
+    """
+    from bot.drift import DRIFT_REMINDER_HOURS, check_drift_all, drift_alert, drift_signature
 
     reports = check_drift_all(services)
+    now = utcnow()
+    with session_scope(services.sessions) as session:
+        last = next((run for run in repo.list_job_runs(session=session, name="drift", limit=20)
+                     if run.outcome == "ok"), None)
+        before = dict(last.detail or {}) if last is not None else {}
+    due = []
     for report in reports:
-        if notify is not None and report.get("should_retrain"):
-            notify(f":warning: Drift check, {report['target']}: {report.get('reason', '')}", None)
+        alerted = (before.get(report["target"]) or {}).get("alerted")
+        if alerted:
+            report["alerted"] = alerted
+        if not report.get("should_retrain") or notify is None:
+            continue
+        signature = drift_signature(report)
+        posted_at = _parse_time(alerted.get("at")) if alerted else None
+        if (alerted and {k: alerted.get(k) for k in signature} == signature
+                and posted_at is not None
+                and now - posted_at < timedelta(hours=DRIFT_REMINDER_HOURS)):
+            continue  # told already, and nothing changed since
+        due.append(report)
+    if due and notify is not None:
+        try:
+            notify(drift_alert(due), None)
+        except Exception:  # the verdicts are still recorded; the next run posts again
+            log.exception("cannot post the drift warning to the admin channel")
+        else:
+            for report in due:
+                report["alerted"] = {**drift_signature(report), "at": now.isoformat()}
     return {r["target"]: r for r in reports}
+
+
+def _parse_time(value: Any) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def job_housekeeping(services: Any, notify: Callable[..., None] | None = None) -> dict[str, Any]:
