@@ -687,14 +687,23 @@ class ClassifierService:
             if current is None:
                 raise ValueError(f"{target}: no active version to roll back")
             versions = repo.list_model_versions(session=session, target=target)
+            # The version active before the current one: the last promoted before it, by
+            # promotion time, not by age (after `models promote` of an older version, the
+            # one it replaced is newer); rolled back ones are not gone back to.
+            def before_current(v: ModelVersion) -> bool:
+                if current.promoted_at is None:  # not recorded: by age
+                    return v.id < current.id
+                return v.promoted_at <= current.promoted_at
+
             earlier = [
                 v
                 for v in versions
-                if v.id < current.id and v.status == "retired" and v.promoted_at is not None
+                if v.id != current.id and v.status == "retired" and v.promoted_at is not None
+                and before_current(v)
             ]
             if not earlier:
                 raise ValueError(f"{target}: no earlier promoted version to roll back to")
-            previous = earlier[-1]
+            previous = max(earlier, key=lambda v: (v.promoted_at, v.id))
             model, _ = load_model(Path(previous.artifact_path))
             self._refuse_other_embeddings(previous, model)
             repo.activate_model(session=session, row=previous)
