@@ -44,6 +44,18 @@ FieldOption = Annotated[str, typer.Option(help="text or text_without_name")]
 # --- training and the model registry ----------------------------------------------------------
 
 
+def cli_actor() -> str:
+    """Who the audit trail names for a change made on the command line: ``cli:`` and the
+    login name (``cli`` alone when the process has none, as in a container with a bare uid)."""
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no USER/LOGNAME and no passwd entry for the uid
+        return "cli"
+    return f"cli:{user}"[:100] if user else "cli"
+
+
 def _check_target(target: str | None) -> None:
     """Refuse a --target that is not one of the classified fields (a typo, or a field missing
     from TRIAGEBOT_TARGETS), before anything is loaded."""
@@ -70,7 +82,7 @@ def train(
         def starting(name: str) -> None:
             status.update(f"training {name} ({targets.index(name) + 1}/{len(targets)})")
 
-        outcomes = svc.classifiers.train_each(targets, actor="cli", force=force,
+        outcomes = svc.classifiers.train_each(targets, actor=cli_actor(), force=force,
                                               on_start=starting)
     if as_json:
         print_json([{"target": name, "skipped": o} if isinstance(o, str) else o.__dict__
@@ -254,7 +266,7 @@ def models_promote(version: Annotated[str, typer.Argument(
         help="A version from `triagebot models list`.")]) -> None:
     """Make a stored version the active one."""
     svc = services()
-    if svc.classifiers.promote(version, actor="cli"):
+    if svc.classifiers.promote(version, actor=cli_actor()):
         console.print(f"{version} is now active")
     else:
         console.print(f"{version} is already active; nothing changed")
@@ -265,8 +277,11 @@ def models_promote(version: Annotated[str, typer.Argument(
 def models_rollback(target: Annotated[str, typer.Argument(help="e.g. category")]) -> None:
     """Re-activate the version that was active before the current one."""
     svc = services()
-    version = svc.classifiers.rollback(target, actor="cli")
-    console.print(f"{target}: rolled back to {version}")
+    current = svc.classifiers.active_versions().get(target, "")
+    version = svc.classifiers.rollback(target, actor=cli_actor())
+    # as the App Home says it: from which version, and the undo
+    console.print(f"{target}: rolled back from {current} to {version} (undo: triagebot models "
+                  f"promote {current})", markup=False, soft_wrap=True)
 
 
 # --- evaluation -------------------------------------------------------------------------------
