@@ -57,6 +57,15 @@ GENERIC_WORDS = frozenset(_GENERIC.split())
 # Above this share of documents a shared word explains nothing (needs a corpus of some size).
 COMMON_SHARE = 0.08
 COMMON_MIN_DOCS = 40
+# A runbook is shown (and its Meaning / Mitigation become causes and steps) only when it is
+# about the event: the alert names it (alertname, runbook_url), or its best section is close
+# in meaning (cosine >= RUNBOOK_MIN_COSINE), or fairly close and sharing a telling word
+# (>= RUNBOOK_MIN_COSINE_WITH_TERMS). Without it every help-desk ticket ("unable to change
+# password") was answered with the nearest Kubernetes runbook and its steps. Measured in
+# docs/evaluation.md ("Runbook relevance in the answer"): every correctly retrieved
+# prometheus-operator alert keeps its runbook, 39 of 40 of our sample paraphrases.
+RUNBOOK_MIN_COSINE = 0.45
+RUNBOOK_MIN_COSINE_WITH_TERMS = 0.35
 CACHE_SIZE = 2048
 
 
@@ -142,12 +151,13 @@ class Assistant:
             explain=False,
         )
         clock.lap("search_runbooks")
-        views = self._incident_views(h.best.id for h in incident_hits)
-        sections = self._sections(runbook_hits[0].best.id) if runbook_hits else []
-        clock.lap("lookups")
         # Novelty: the closest thing retrieved at all (best cosine among the hits).
         best = max([h.dense for h in [*incident_hits, *runbook_hits]], default=0.0)
         novel = best < self.novelty_threshold
+        runbook_hits = [h for h in runbook_hits if self._runbook_is_relevant(text, h)]
+        views = self._incident_views(h.best.id for h in incident_hits)
+        sections = self._sections(runbook_hits[0].best.id) if runbook_hits else []
+        clock.lap("lookups")
         similar = self._similar_incidents(text, event, incident_hits, views, novel)
         runbooks = self._runbooks(text, runbook_hits, novel, named_runbooks)
         shown = similar[: self.similar_k]
@@ -322,6 +332,16 @@ class Assistant:
         return reasons
 
     # --- runbooks -------------------------------------------------------------------------
+
+    def _runbook_is_relevant(self, text: str, hit: DocumentHit) -> bool:
+        """Whether a runbook hit is about the event (see RUNBOOK_MIN_COSINE): the best of
+        several unrelated runbooks is still first, but it is no answer."""
+        if hit.named or hit.dense >= RUNBOOK_MIN_COSINE:
+            return True
+        if hit.dense < RUNBOOK_MIN_COSINE_WITH_TERMS:
+            return False
+        passage = hit.best
+        return bool(self._telling_terms(RUNBOOKS, text, f"{passage.title}\n{passage.text}"))
 
     def _runbooks(
         self, text: str, hits: Sequence[DocumentHit], novel: bool, named: Sequence[str] = ()

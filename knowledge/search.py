@@ -64,6 +64,7 @@ class DocumentHit:
     dense: float  # best passage cosine
     lexical: float  # normalized BM25 (best of passage and document level)
     reasons: tuple[str, ...]
+    named: bool = False  # one of its names (or its title) is named by the query or caller
 
 
 @dataclass(frozen=True)
@@ -438,6 +439,7 @@ class HybridIndex:
                 dense=float(feats[j, 0]),
                 lexical=float(max(feats[j, 2], feats[j, 3])),
                 reasons=self._reasons(text, best, feats[j], matched[j], explain),
+                named=bool(feats[j, 4] > 0),
             ))
         return out
 

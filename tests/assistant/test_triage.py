@@ -226,3 +226,16 @@ def test_the_runbook_an_alert_names_is_the_one_shown(services) -> None:
     (top, *_) = services.assistant.triage(named).runbooks
     assert top.document_path.endswith("infra/high-cpu-throttling.md"), top.document_path
     assert top.reasons[0] == "the alert's runbook_url points here"
+
+
+def test_a_runbook_about_something_else_is_not_shown(services) -> None:
+    """Known incidents but no runbook on the topic: the nearest runbook is still first in the
+    search, but it is no answer, and neither its Meaning nor its Mitigation may become the
+    event's likely cause or steps. A runbook on the topic is still shown."""
+    triage = services.assistant.triage(_event("quasar ledger nightly export hangs at 99%"))
+    assert not triage.novel and triage.similar[0].external_id in {"DUP-1", "DUP-2"}
+    assert triage.runbooks == ()
+    cited = [e.kind for item in (*triage.hypotheses, *triage.steps) for e in item.evidence]
+    assert cited and "runbook" not in cited  # the incidents' cause and fix remain
+    on_topic = services.assistant.triage(_event(WAL))
+    assert on_topic.runbooks[0].document_path == "database/postgres-wal-volume-full.md"
