@@ -120,10 +120,10 @@ def test_roll_back_after_an_older_version_was_promoted_goes_to_the_one_it_replac
     assert shown_on_home(home, "team") == older
     assert listed(home, "team") == {older: "active", newer: "retired"}
 
-    press_rollback(home, ADMIN, home_button(home, ADMIN, "team")["value"])
+    pressed = press_rollback(home, ADMIN, home_button(home, ADMIN, "team")["value"])
     (summary,) = done_notices(home, ADMIN, "team", 1)
     assert f"rolled back from `{older}` to `{newer}`" in summary
     assert listed(home, "team") == {older: "rolled_back", newer: "active"}
     assert classifiers.active_versions()["team"] == newer
-    view = published_with(home, ADMIN, "rolled back from")
+    view = published_with(home, ADMIN, "rolled back from", pressed)
     assert f"`{newer}`" in model_line(view, "team")

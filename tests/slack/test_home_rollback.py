@@ -82,10 +82,14 @@ def open_home(h: SlackHarness, user: str) -> None:
                     count=before + 1)
 
 
-def press_rollback(h: SlackHarness, user: str, value: str) -> None:
+def press_rollback(h: SlackHarness, user: str, value: str) -> set[int]:
+    """Press "Roll back" as ``user``; returns the App Homes published before (the fake Slack
+    API serves the whole session: other modules' notices are there too)."""
+    before = {id(c) for c in h.fake.calls_of("views.publish")}
     payload = load_payload("block_actions_home_rollback.json", user=user, target="x")
     payload["actions"][0]["value"] = value
     assert post(h.client, interaction_body(payload)).status_code == 200
+    return before
 
 
 def done_notices(h: SlackHarness, user: str, target: str, count: int) -> list[str]:
@@ -101,8 +105,10 @@ def done_notices(h: SlackHarness, user: str, target: str, count: int) -> list[st
         time.sleep(0.05)
 
 
-def published_with(h: SlackHarness, user: str, text: str) -> dict[str, Any]:
-    (call,) = h.fake.wait_for(lambda c: c.method == "views.publish"
+def published_with(h: SlackHarness, user: str, text: str,
+                   before: set[int] | frozenset[int] = frozenset()) -> dict[str, Any]:
+    """The latest App Home published to ``user`` that says ``text``, not one of ``before``."""
+    (call,) = h.fake.wait_for(lambda c: c.method == "views.publish" and id(c) not in before
                               and c.args["user_id"] == user
                               and text in json.dumps(c.args["view"], ensure_ascii=False))[-1:]
     return call.args["view"]
@@ -119,7 +125,7 @@ def test_an_admin_rolls_back_from_the_app_home(home) -> None:
     open_home(home, ADMIN)
     assert f"`{new}`" in model_line(published_with(home, ADMIN, new), "category")
     button = home_button(home, ADMIN, "category")
-    press_rollback(home, ADMIN, button["value"])
+    pressed = press_rollback(home, ADMIN, button["value"])
 
     (summary,) = done_notices(home, ADMIN, "category", 1)
     assert f"rolled back from `{new}` to `{old}` by <@{ADMIN}>" in summary
@@ -135,7 +141,7 @@ def test_an_admin_rolls_back_from_the_app_home(home) -> None:
     assert (entry.actor, entry.subject, entry.detail["from"]) == (ADMIN, old, new)
 
     # the App Home is published again with the new state and what was done
-    view = published_with(home, ADMIN, "rolled back from")
+    view = published_with(home, ADMIN, "rolled back from", pressed)
     assert f"`{old}`" in model_line(view, "category")
     assert f"models promote {new}" in json.dumps(view)  # the undo
 
@@ -153,8 +159,8 @@ def test_a_non_admin_cannot_roll_back(home) -> None:
     _old, new = train_versions(home, "severity", 1)
     open_home(home, ADMIN)
     value = home_button(home, ADMIN, "severity")["value"]  # a real button, sent by someone else
-    press_rollback(home, "UMALLORY", value)
-    published_with(home, "UMALLORY", "Only triagebot admins")
+    pressed = press_rollback(home, "UMALLORY", value)
+    published_with(home, "UMALLORY", "Only triagebot admins", pressed)
     assert active_in_db(home, "severity") == new
     assert home.services.classifiers.active_versions()["severity"] == new
     with session_scope(home.services.sessions) as session:
@@ -165,10 +171,10 @@ def test_a_non_admin_cannot_roll_back(home) -> None:
 def test_nothing_earlier_to_go_back_to_says_so(home) -> None:
     (only,) = train_versions(home, "team", 0)  # the samples' first model, nothing before it
     open_home(home, ADMIN)
-    press_rollback(home, ADMIN, home_button(home, ADMIN, "team")["value"])
+    pressed = press_rollback(home, ADMIN, home_button(home, ADMIN, "team")["value"])
     (summary,) = done_notices(home, ADMIN, "team", 1)
     assert "Roll back refused" in summary and "no earlier promoted version" in summary
-    view = published_with(home, ADMIN, "no earlier promoted version")
+    view = published_with(home, ADMIN, "no earlier promoted version", pressed)
     assert f"`{only}`" in model_line(view, "team")
     assert active_in_db(home, "team") == only
 
