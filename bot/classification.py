@@ -675,10 +675,15 @@ class ClassifierService:
         with session_scope(self._sessions) as session:
             # The active row is read locked (PostgreSQL; SQLite's BEGIN IMMEDIATE already
             # serializes writers): a second click waits for the first and then sees its change.
-            current = session.scalar(
-                select(ModelVersion)
-                .where(ModelVersion.target == target, ModelVersion.status == "active")
-                .with_for_update())
+            active = (select(ModelVersion)
+                      .where(ModelVersion.target == target, ModelVersion.status == "active")
+                      .with_for_update())
+            current = session.scalar(active)
+            if current is None:
+                # On PostgreSQL a click that waited on the lock re-checks only the row it
+                # waited for (no longer active) and misses the one the first click activated:
+                # a new statement sees it.
+                current = session.scalar(active)
             if expected and (current is None or current.version != expected):
                 now = f"`{current.version}` is" if current is not None else "no version is"
                 raise NotActiveError(
