@@ -11,8 +11,10 @@ from bot.triage_types import LabelPrediction, Triage
 
 
 def _short(text: str, limit: int = 240) -> str:
+    """One line of at most ``limit`` characters, escaped for Rich: stored text is printed as
+    written ("[pod priority](https://...)" lost its label to Rich's markup before)."""
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return escape(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
 def prediction_evidence(p: LabelPrediction) -> str:
@@ -42,13 +44,14 @@ def render_triage(console: Console, result: Triage) -> None:
                           f"({escape(p.given_note())})")
             continue
         if p.unsure:
-            alts = ", ".join(f"{label} {prob:.0%}" for label, prob in p.candidates[:3])
+            alts = ", ".join(f"{escape(label)} {prob:.0%}" for label, prob in p.candidates[:3])
             why = "; ".join(x for x in (p.why_unsure(), p.filed_note()) if x)
             why = f" - {escape(why)}" if why else ""
             console.print(f"  {p.field}: [yellow]unsure[/yellow] ({alts}){why}")
         else:
             filed = f"; {escape(p.filed_note())}" if p.filed else ""
-            console.print(f"  {p.field}: [bold]{p.label}[/bold] ({p.confidence:.0%}{filed})")
+            console.print(f"  {p.field}: [bold]{escape(p.label or '')}[/bold] "
+                          f"({p.confidence:.0%}{filed})")
         if why := prediction_evidence(p):
             console.print(f"      [dim]{escape(why)}[/dim]")
     if result.novel:
@@ -59,30 +62,31 @@ def render_triage(console: Console, result: Triage) -> None:
     if not result.similar:
         console.print("  none")
     for s in result.similar[:5]:
-        console.print(f"  [{s.score:.2f}] {s.external_id} {s.title}")
+        console.print(f"  \\[{s.score:.2f}] {escape(s.external_id)} {_short(s.title, 300)}")
         if s.root_cause:
             console.print(f"      root cause: {_short(s.root_cause)}")
         if s.resolution:
             console.print(f"      fix: {_short(s.resolution)}")
         if s.reasons:
-            console.print(f"      why: {'; '.join(s.reasons)}")
+            console.print(f"      why: {escape('; '.join(s.reasons))}")
     console.print("\n[bold]Runbook[/bold]")
     if not result.runbooks:
         console.print("  none")
     for r in result.runbooks[:1]:
-        console.print(f"  [{r.score:.2f}] {r.document_title} > {r.section}  ({r.document_path})")
+        console.print(f"  \\[{r.score:.2f}] {escape(r.document_title)} > {escape(r.section)}  "
+                      f"({escape(r.document_path)})")
         if r.url:
             console.print(f"  {escape(r.url)}", soft_wrap=True)
         console.print("  " + _short(r.text, 600))
     if result.hypotheses:
         console.print("\n[bold]Possible root causes[/bold]")
         for h in result.hypotheses[:5]:
-            refs = ", ".join(e.ref for e in h.evidence[:3])
+            refs = escape(", ".join(e.ref for e in h.evidence[:3]))
             console.print(f"  {h.confidence:.0%} {_short(h.text)}  [dim]({refs})[/dim]")
     if result.steps:
         console.print("\n[bold]Suggested steps[/bold]")
         for i, s in enumerate(result.steps[:8], 1):
-            refs = ", ".join(e.ref for e in s.evidence[:2])
+            refs = escape(", ".join(e.ref for e in s.evidence[:2]))
             console.print(f"  {i}. {_short(s.text, 400)}  [dim]({refs})[/dim]")
 
 
@@ -90,6 +94,7 @@ def render_hits(console: Console, hits: list[dict[str, Any]]) -> None:
     if not hits:
         console.print("no results")
     for hit in hits:
-        console.print(f"[{hit['score']:.3f}] {hit['kind']:8} {hit['title']}  ({hit['ref']})")
+        console.print(f"\\[{hit['score']:.3f}] {hit['kind']:8} {escape(str(hit['title']))}  "
+                      f"({escape(str(hit['ref']))})")
         if hit.get("section"):
-            console.print(f"          section: {hit['section']}")
+            console.print(f"          section: {escape(str(hit['section']))}")

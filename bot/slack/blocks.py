@@ -47,15 +47,34 @@ def escape(text: str) -> str:
 def clip(text: str, limit: int, pointer: str = MORE_POINTER) -> str:
     """Cut ``text`` to ``limit`` characters, ending with ``pointer`` when cut.
 
-    Never leaves half an HTML entity or an unclosed code fence behind.
+    Never leaves half an HTML entity, half a ``<url|label>`` link or an unclosed code fence
+    behind.
     """
     if len(text) <= limit:
         return text
     room = max(0, limit - len(pointer) - 4)
-    cut = re.sub(r"&[a-z]{0,4}$", "", text[:room]).rstrip()
+    cut = re.sub(r"&[a-z]{0,4}$", "", text[:room])
+    if cut.rfind("<") > cut.rfind(">"):  # inside a link: cut before it
+        cut = cut[: cut.rfind("<")]
+    cut = cut.rstrip()
     if cut.count("```") % 2:
         cut += "\n```"
     return (cut + pointer)[:limit]
+
+
+_MD_LINK = re.compile(r"\[([^\]\n]+)\]\((https?://[^)\s]+)\)")
+_MD_REF_LINK = re.compile(r"\[([^\]\n]+)\]\[[^\]\n]*\]")
+
+
+def markdown_links(escaped: str) -> str:
+    """Markdown links of already-escaped runbook text as Slack links: mrkdwn has no
+    ``[label](url)``, which showed as written; a reference link ``[label][ref]`` is its
+    label."""
+    def to_slack(m: re.Match[str]) -> str:
+        label = m.group(1).replace("|", "¦")
+        return f"<{m.group(2)}|{label}>"
+
+    return _MD_REF_LINK.sub(r"\1", _MD_LINK.sub(to_slack, escaped))
 
 
 def plain(text: str, limit: int) -> dict[str, Any]:
@@ -147,7 +166,7 @@ def runbook_text(match: RunbookMatch, *, excerpt: int) -> str:
     title = where
     if match.url:
         title = link(match.url, f"{match.document_title} › {match.section}".strip(" ›"))
-    body = escape(match.text.strip())
+    body = markdown_links(escape(match.text.strip()))
     if len(body) > excerpt:
         body = clip(body, excerpt)
     return f"*Runbook:* {title} ({match.score:.2f})\n{body}"
@@ -157,7 +176,8 @@ def hypotheses_text(items: Sequence[Hypothesis], n: int) -> str:
     lines = ["*Likely causes*"]
     for h in items[:n]:
         refs = evidence_refs(h.evidence)
-        lines.append(f"• {escape(one_line(h.text, 400))} ({percent(h.confidence)}){refs}")
+        text = markdown_links(escape(one_line(h.text, 400)))
+        lines.append(f"• {text} ({percent(h.confidence)}){refs}")
     return "\n".join(lines)
 
 
@@ -168,7 +188,7 @@ def steps_text(items: Sequence[Step], n: int) -> str:
         shown = (
             f"`{escape(one_line(text, 300))}`"
             if _looks_like_command(text)
-            else escape(one_line(text, 400))
+            else markdown_links(escape(one_line(text, 400)))
         )
         lines.append(f"{i}. {shown}{evidence_refs(s.evidence)}")
     return "\n".join(lines)

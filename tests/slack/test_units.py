@@ -115,6 +115,29 @@ def test_clip_never_leaves_half_an_entity_or_an_open_code_fence():
     assert not cut.replace("… _see More_", "").rstrip("`\n ").endswith("&l")
 
 
+def test_runbook_markdown_links_become_slack_links_and_are_never_cut_in_half():
+    """mrkdwn has no [label](url): runbook excerpts, causes and steps showed it as written."""
+    ev = Evidence("runbook", "k/KubePodCrashLooping.md#Mitigation", "Kube Pod", 0.9)
+    url = "https://kubernetes.io/docs/debug/?a=1&b=2"
+    triage = Triage(
+        query="q",
+        runbooks=(RunbookMatch(1, "k/KubePodCrashLooping.md", "Kube Pod Crash Looping",
+                               "Diagnosis", f"See [Debugging Pods]({url}) and [raft][r].",
+                               0.9),),
+        hypotheses=(Hypothesis(f"Pod dies, see [restarts]({url}).", 0.4, (ev,)),),
+        steps=(Step(f"Read [the docs]({url}) on <pods>.", (ev,)),),
+    )
+    _, blocks = render_triage(triage, 7)
+    text = "\n".join(b["text"]["text"] for b in blocks if b["type"] == "section")
+    assert "](" not in text and "[raft][r]" not in text
+    linked = "https://kubernetes.io/docs/debug/?a=1&amp;b=2"
+    for label in ("Debugging Pods", "restarts", "the docs"):
+        assert f"<{linked}|{label}>" in text
+    assert "and raft." in text and "&lt;pods&gt;" in text  # escaping still applies
+    cut = clip(f"before <{linked}|Debugging Pods> after", 40)
+    assert "<" not in cut.replace("… _see More_", ""), cut
+
+
 @pytest.mark.parametrize(
     ("channel", "mode", "visible", "hidden"),
     [
