@@ -30,13 +30,23 @@ from bot.triage_types import (
     Triage,
 )
 from knowledge.search import DocumentHit, HybridIndex
-from knowledge.suggest import extract_steps, jaccard, key_terms, merge_similar_causes
+from knowledge.suggest import (
+    extract_steps,
+    jaccard,
+    key_terms,
+    merge_similar_causes,
+    without_html,
+)
 from knowledge.text import normalize_name, tokenize
 
 Visibility = Callable[[str], bool]
 
 CAUSE_SECTIONS = ("meaning", "diagnosis", "cause", "symptom", "overview")
 FIX_SECTIONS = ("mitigation", "remediation", "resolution", "fix", "solution", "steps", "workaround")
+# A best-matching section that only says what the alert means or breaks (its Meaning is quoted
+# as the likely cause already) gives way to the runbook's Diagnosis: what to check next.
+ABOUT_SECTIONS = ("meaning", "impact", "overview", "summary", "description", "symptom")
+CHECK_SECTIONS = ("diagnos", "investigat", "troubleshoot", "debug")
 # A novel answer's hypotheses rest on weak leads: their confidence is scaled down.
 NOVEL_CONFIDENCE_FACTOR = 0.5
 MAX_STEPS = 12
@@ -160,6 +170,8 @@ class Assistant:
         clock.lap("lookups")
         similar = self._similar_incidents(text, event, incident_hits, views, novel)
         runbooks = self._runbooks(text, runbook_hits, novel, named_runbooks)
+        if runbooks and sections:
+            runbooks[0] = _with_section_to_check(runbooks[0], sections)
         shown = similar[: self.similar_k]
         hypotheses = self._hypotheses(shown, runbooks, runbook_hits, sections, novel)
         steps = self._steps(shown, runbooks, sections)
@@ -292,7 +304,7 @@ class Assistant:
                 incident_id=view.id,
                 external_id=view.external_id,
                 kind=view.kind,
-                title=view.title,
+                title=_title_of(view),
                 score=round(float(hit.score), 4),
                 root_cause=view.root_cause,
                 resolution=view.resolution,
@@ -364,7 +376,7 @@ class Assistant:
                     document_path=passage.doc_key.split(":", 1)[-1],
                     document_title=passage.title,
                     section=passage.section,
-                    text=passage.text,
+                    text=without_html(passage.text).strip(),
                     score=round(float(hit.score), 4),
                     source=passage.source,
                     url=self.knowledge.runbook_link(passage.doc_key),
@@ -541,6 +553,21 @@ def _dedup_key(view: IncidentView) -> str:
     return f"{title}|{cause}"
 
 
+TITLE_FROM_TEXT_CHARS = 100
+
+
+def _title_of(view: IncidentView) -> str:
+    """The record's title, or (a record imported without one) the start of its description
+    cut at a word: an untitled postmortem was listed as its id and a blank."""
+    if view.title.strip():
+        return view.title
+    text = " ".join(view.description.split())
+    if len(text) <= TITLE_FROM_TEXT_CHARS:
+        return text
+    cut = text[:TITLE_FROM_TEXT_CHARS].rsplit(" ", 1)[0]
+    return cut.rstrip(",;:") + "…"
+
+
 def _neg_time(view: IncidentView) -> float:
     if not view.occurred_at:
         return 0.0
@@ -565,6 +592,32 @@ def _sections_named(sections: Sequence[SectionView], names: Sequence[str]) -> li
             if named and section not in found:
                 found.append(section)
     return found
+
+
+def _with_section_to_check(match: RunbookMatch, sections: Sequence[SectionView]) -> RunbookMatch:
+    """``match`` showing its runbook's first Diagnosis-like section (with text) instead of the
+    best-matching one when that one is a Meaning / Impact: the Meaning is quoted as the likely
+    cause beside it (the same text twice) and neither says what to do. Without one, the best
+    match if it is not the quoted Meaning, else another section about the alert (Impact)."""
+    heading = match.section.split(" > ")[-1] if match.section else ""
+    if not any(re.search(rf"\b{name}", heading, re.IGNORECASE) for name in ABOUT_SECTIONS):
+        return match
+    quoted = _sections_named(sections, CAUSE_SECTIONS)[:1]
+    is_quoted = bool(quoted) and " > ".join(quoted[0].heading_path[1:]) == match.section
+
+    def named(section: SectionView, names: Sequence[str]) -> bool:
+        return any(re.search(rf"\b{name}", h, re.IGNORECASE)
+                   for h in section.heading_path[1:] for name in names)
+
+    others = [s for s in sections if s.text.strip() and s not in quoted]
+    # what to check next; else (the best one is the quoted cause) what else it says about it
+    instead = [s for s in others if named(s, CHECK_SECTIONS)] or (
+        [s for s in others if named(s, ABOUT_SECTIONS)] if is_quoted else [])
+    if not instead:
+        return match
+    section = instead[0]
+    return replace(match, chunk_id=section.chunk_id, section=" > ".join(section.heading_path[1:]),
+                   text=without_html(section.text).strip())
 
 
 def _fix_sections(sections: Sequence[SectionView]) -> tuple[list[SectionView], int]:
@@ -639,7 +692,7 @@ class _VersionedCache:
 
 
 def _first_sentences(text: str, n: int) -> str:
-    body = re.sub(r"```.*?```", " ", text, flags=re.DOTALL)
+    body = re.sub(r"```.*?```", " ", without_html(text), flags=re.DOTALL)
     body = re.sub(r"^#+ .*$", " ", body, flags=re.MULTILINE)
     body = " ".join(body.split())
     sentences = re.split(r"(?<=[.!?])\s+", body)

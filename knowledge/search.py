@@ -558,7 +558,7 @@ class HybridIndex:
                            name)
             reasons.append(f"exact name match ({written})")
         where = best.section or best.title
-        reasons.append(f"semantic similarity {f[0]:.2f} ({where})")
+        reasons.append(f"semantic similarity {f[0]:.2f}" + (f" ({where})" if where else ""))
         shared = key_terms(text, passage_text_for_lexical(best), limit=5) if explain else []
         if shared:
             reasons.append("keywords: " + ", ".join(shared))

@@ -21,7 +21,10 @@ _FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
 def extract_steps(section_text: str) -> list[str]:
     """Top-level list items (numbered or bulleted) as steps; nested items, continuation lines
     and code blocks that follow an item stay with it, intact. Without any list, each code block
-    becomes a step together with the paragraph that introduces it."""
+    becomes a step together with the paragraph that introduces it; without either, each
+    paragraph of prose is a step (most runbooks write their mitigation as prose, which gave no
+    steps at all). An item that is only a link named by one word (a list of link references)
+    is no instruction and is left out."""
     lines = (section_text or "").replace("\r\n", "\n").split("\n")
     steps: list[list[str]] = []
     current: list[str] | None = None
@@ -60,8 +63,36 @@ def extract_steps(section_text: str) -> list[str]:
             current = None  # a new paragraph ends the list
         blank_run = 0
     out = [_dedent_tail("\n".join(s)) for s in steps]
-    out = [s for s in out if s]
-    return out or _code_steps(lines)
+    out = [s for s in out if s and _is_instruction(s)]
+    return out or _code_steps(lines) or _paragraph_steps(lines)
+
+
+def _is_instruction(step: str) -> bool:
+    """Not a placeholder ("TODO") nor a bare link named by one word: "[1](https://...)" or
+    "[fsync](https://...)" (a runbook's list of link references) is no step; "Verify" or
+    "[Increase TX queue length](https://...)" is."""
+    if re.fullmatch(r"\W*(?:todo|tbd|fixme|wip|n/?a|to be (?:done|written))\W*", step, re.I):
+        return False  # a placeholder the runbook's author left
+    m = re.fullmatch(r"\s*(?:\[([^\]]*)\]\(\S*\)|<?https?://\S+?>?)\s*", step)
+    return m is None or len(re.findall(r"\w+", m.group(1) or "")) >= 2
+
+
+def _paragraph_steps(lines: list[str]) -> list[str]:
+    """Each paragraph of prose (lines joined) as a step; headings, list items (judged as
+    items already), HTML-only lines, bare links and an introduction ending in ":" are not."""
+    steps: list[str] = []
+    para: list[str] = []
+    for line in [*lines, ""]:
+        text = line.strip()
+        prose = text and not text.startswith("#") and not _ITEM.match(line)
+        if prose and not re.fullmatch(r"<[^>]*>", text):
+            para.append(text)
+            continue
+        joined = " ".join(para)
+        if joined and not joined.endswith(":") and _is_instruction(joined):
+            steps.append(joined)
+        para = []
+    return steps
 
 
 def _dedent_tail(text: str) -> str:
@@ -99,6 +130,19 @@ def _code_steps(lines: list[str]) -> list[str]:
             after_blank = False
         para.append(line)
     return steps
+
+
+_HTML_TAGS = ("details|summary|br|p|div|span|sup|sub|b|i|em|strong|img|a|code|pre|kbd|"
+              "table|thead|tbody|tr|td|th|ul|ol|li|hr|h[1-6]|center|small|abbr")
+_SUMMARY = re.compile(r"<summary\b[^>]*>.*?</summary>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(rf"</?(?:{_HTML_TAGS})\b[^>]*>", re.IGNORECASE)
+
+
+def without_html(text: str) -> str:
+    """Markdown text without the HTML some runbooks embed (``<details>``, ``<br>``...): a
+    ``<summary>`` label ("Full context") goes with its tags. Placeholders such as
+    ``<my-namespace>`` are not HTML and stay."""
+    return _TAG.sub(" ", _SUMMARY.sub(" ", text or ""))
 
 
 class _HasHeadings(Protocol):
