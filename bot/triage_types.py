@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -170,7 +170,7 @@ class Triage:
         """The inverse of :meth:`to_dict`, after a JSON round trip (a stored answer)."""
 
         def evidence(items: Any) -> tuple[Evidence, ...]:
-            return tuple(Evidence(**e) for e in items or ())
+            return tuple(Evidence(**known(Evidence, e)) for e in items or ())
 
         return cls(
             query=str(data.get("query", "")),
@@ -193,11 +193,13 @@ class Triage:
                 for p in data.get("predictions") or ()
             ),
             similar=tuple(
-                SimilarIncident(**{**s, "reasons": tuple(s.get("reasons") or ())})
+                SimilarIncident(**{**known(SimilarIncident, s),
+                                   "reasons": tuple(s.get("reasons") or ())})
                 for s in data.get("similar") or ()
             ),
             runbooks=tuple(
-                RunbookMatch(**{**r, "reasons": tuple(r.get("reasons") or ())})
+                RunbookMatch(**{**known(RunbookMatch, r),
+                                "reasons": tuple(r.get("reasons") or ())})
                 for r in data.get("runbooks") or ()
             ),
             hypotheses=tuple(
@@ -213,3 +215,11 @@ class Triage:
             index_version=str(data.get("index_version", "")),
             elapsed_ms=float(data.get("elapsed_ms", 0.0)),
         )
+
+
+def known(kind: type, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The keys of a stored item that ``kind`` has a field for. During a rolling update an
+    older replica renders answers a newer one stored (a "More" click, a correction): a key
+    added since must not make it fail."""
+    names = {f.name for f in fields(kind)}
+    return {k: v for k, v in data.items() if k in names}
