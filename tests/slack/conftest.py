@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +90,21 @@ def harness(slack_services: Any, fake_slack: FakeSlackAPI) -> Iterator[SlackHarn
     h = SlackHarness(slack_services, fake_slack)
     yield h
     h.close()
+
+
+@contextmanager
+def private_harness(sample_data_dir: Path, tmp_path_factory: pytest.TempPathFactory,
+                    fake_slack: FakeSlackAPI, name: str) -> Iterator[SlackHarness]:
+    """A bot on its own copy of the sample data folder, for tests that change its models
+    (train, promote, roll back) and must not change them for the other modules."""
+    from bot.app import build_services
+    from tests.conftest import copy_data_dir
+
+    data_dir = copy_data_dir(sample_data_dir, tmp_path_factory.mktemp(name) / "data")
+    services = build_services(make_settings(data_dir, fake_slack.api_url))
+    harness = SlackHarness(services, fake_slack)
+    try:
+        yield harness
+    finally:
+        harness.close()
+        services.close()

@@ -16,8 +16,7 @@ import pytest
 
 from bot.store import repository as repo
 from bot.store.db import session_scope
-from tests.conftest import copy_data_dir
-from tests.slack.conftest import ADMIN, SlackHarness, make_settings
+from tests.slack.conftest import ADMIN, SlackHarness, private_harness
 from tests.slack.test_home_rollback import (
     done_notices,
     home_button,
@@ -32,14 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def home(sample_data_dir: Path, tmp_path_factory: pytest.TempPathFactory, fake_slack: Any):
-    from bot.app import build_services
-
-    data_dir = copy_data_dir(sample_data_dir, tmp_path_factory.mktemp("cli-home") / "data")
-    services = build_services(make_settings(data_dir, fake_slack.api_url))
-    harness = SlackHarness(services, fake_slack)
-    yield harness
-    harness.close()
-    services.close()
+    with private_harness(sample_data_dir, tmp_path_factory, fake_slack, "cli-home") as harness:
+        yield harness
 
 
 def cli(h: SlackHarness, *args: str) -> subprocess.CompletedProcess[str]:

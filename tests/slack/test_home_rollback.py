@@ -18,8 +18,7 @@ from bot.slack.ids import ActionId
 from bot.store import repository as repo
 from bot.store.db import session_scope
 from bot.store.models import TriageAnswer
-from tests.conftest import copy_data_dir
-from tests.slack.conftest import ADMIN, SlackHarness, make_settings
+from tests.slack.conftest import ADMIN, SlackHarness, private_harness
 from tests.slack.helpers import (
     action_values,
     event_body,
@@ -33,14 +32,8 @@ from tests.slack.helpers import (
 
 @pytest.fixture(scope="module")
 def home(sample_data_dir: Path, tmp_path_factory: pytest.TempPathFactory, fake_slack: Any):
-    from bot.app import build_services
-
-    data_dir = copy_data_dir(sample_data_dir, tmp_path_factory.mktemp("rollback") / "data")
-    services = build_services(make_settings(data_dir, fake_slack.api_url))
-    harness = SlackHarness(services, fake_slack)
-    yield harness
-    harness.close()
-    services.close()
+    with private_harness(sample_data_dir, tmp_path_factory, fake_slack, "rollback") as harness:
+        yield harness
 
 
 def train_versions(h: SlackHarness, target: str, n: int) -> list[str]:
