@@ -205,6 +205,19 @@ def db_upgrade() -> None:
     console.print(f"database: {result.describe()}")
 
 
+@db_app.command("status")
+@friendly_errors
+def db_status() -> None:
+    """The schema's revision and this release's migrations (the revision to go back to
+    before rolling back a release)."""
+    from bot.store.db import schema_status
+
+    settings = load_settings()
+    for line in schema_status(settings.resolved_database_url).describe():
+        console.print(f"database: {line}" if not line.startswith((" ", "*")) else line,
+                      markup=False, highlight=False)
+
+
 @db_app.command("downgrade")
 @friendly_errors
 def db_downgrade(

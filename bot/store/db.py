@@ -234,6 +234,45 @@ def current_revision(url: str) -> str | None:
         engine.dispose()
 
 
+@dataclass(frozen=True)
+class SchemaStatus:
+    """Where the database's schema stands against this release's migrations."""
+
+    current: str | None  # None: no schema yet
+    head: str  # the newest revision this release knows
+    known: tuple[tuple[str, str], ...]  # (revision, what it does), oldest first
+
+    def describe(self) -> list[str]:
+        """Lines for people: the state, then each revision with a mark on the current one."""
+        known = {rev for rev, _ in self.known}
+        if self.current is None:
+            state = f"no schema yet: `triagebot db upgrade` creates it at revision {self.head}"
+        elif self.current == self.head:
+            state = f"schema at revision {self.current}, this release's newest"
+        elif self.current in known:
+            state = (f"schema at revision {self.current}; this release's newest is {self.head}: "
+                     "`triagebot db upgrade` applies the rest")
+        else:
+            state = (f"schema at revision {self.current}, which this release does not know (a "
+                     f"newer release migrated it; this one knows up to {self.head}): run "
+                     "`triagebot db downgrade` with the newer release first")
+        marks = [f"{'*' if rev == self.current else ' '} {rev}  {doc}" for rev, doc in self.known]
+        return [state, *marks]
+
+
+def schema_status(url: str) -> SchemaStatus:
+    """This release's revisions, oldest first, and the database's current one."""
+    scripts = ScriptDirectory.from_config(alembic_config(url))
+    known = tuple((script.revision, (script.doc or "").strip().splitlines()[0]
+                   if script.doc else "")
+                  for script in reversed(list(scripts.walk_revisions())))
+    try:
+        current = current_revision(url)
+    except OperationalError as exc:
+        raise DatabaseUnavailableError(f"cannot read the schema revision: {exc.orig}") from exc
+    return SchemaStatus(current, known[-1][0], known)
+
+
 def _revisions_between(config: Config, before: str | None, after: str | None) -> tuple[str, ...]:
     """The revisions after ``before`` up to ``after``, oldest first."""
     if after is None or after == before:

@@ -58,3 +58,34 @@ def test_upgrade_reports_the_revisions_it_applied(database_url: str) -> None:
     again = upgrade(database_url)
     assert (again.before, again.after, again.applied) == (history[-1], history[-1], ())
     assert current_revision(database_url) == history[-1]
+
+
+def test_db_status_names_the_revision_to_go_back_to(tmp_path: Path) -> None:
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'status.db'}"
+    history = migrations(url)
+    env = {"TRIAGEBOT_DATA_DIR": str(tmp_path), "TRIAGEBOT_DATABASE_URL": url}
+
+    fresh = run("db", "status", env=env)
+    assert fresh.returncode == 0, fresh.stderr
+    assert fresh.stdout.splitlines()[0] == (
+        f"database: no schema yet: `triagebot db upgrade` creates it at revision {history[-1]}")
+
+    upgrade(url, history[1])
+    older = run("db", "status", env=env).stdout.splitlines()
+    assert older[0].startswith(f"database: schema at revision {history[1]}; this release's "
+                               f"newest is {history[-1]}")
+    # every revision listed, oldest first, with what it does; the current one marked
+    assert [line[2:].split()[0] for line in older[1:]] == history
+    assert [line[0] for line in older[1:]] == [
+        "*" if rev == history[1] else " " for rev in history]
+    assert all(len(line.split(maxsplit=2)) >= 2 for line in older[1:])
+
+    # a newer release migrated it: this one says so, and what to run
+    with sqlite3.connect(tmp_path / "status.db") as db:
+        db.execute("UPDATE alembic_version SET version_num = '9999'")
+    newer = run("db", "status", env=env)
+    assert newer.returncode == 0, newer.stderr
+    assert "schema at revision 9999, which this release does not know" in newer.stdout
+    assert "`triagebot db downgrade` with the newer release first" in newer.stdout
