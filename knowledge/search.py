@@ -31,7 +31,7 @@ import numpy as np
 from knowledge.index import LexicalIndex, VectorIndex
 from knowledge.storage import IndexCorruptError, IndexMismatchError, commit, open_current
 from knowledge.suggest import key_terms
-from knowledge.text import name_candidates, normalize_name, tokenize
+from knowledge.text import name_candidates, name_key, normalize_name, tokenize
 
 __all__ = [
     "DocumentHit", "FusionWeights", "HybridIndex", "IndexCorruptError", "IndexMismatchError",
@@ -265,7 +265,9 @@ class HybridIndex:
         doc_texts: list[list[str]] = [[] for _ in doc_keys]
         for r, p in enumerate(ps):
             d = int(doc_of[r])
-            doc_names[d].update(normalize_name(n) for n in (*p.names, p.title) if n)
+            # a title names its document only when it is distinctive (see name_key)
+            doc_names[d].update(name_key(n) for n in p.names if n)
+            doc_names[d].add(name_key(p.title, declared=False))
             if not doc_texts[d]:
                 doc_texts[d].append(" ".join([p.title, *p.names]))
             if p.section:

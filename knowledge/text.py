@@ -83,6 +83,29 @@ def normalize_name(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
+def name_key(name: str, *, declared: bool = True) -> str:
+    """The key under which ``name`` names a document, ``""`` when it names nothing.
+
+    A name is matched by its :func:`normalize_name` form, so that form must still say what the
+    name said: when normalizing drops most of its letters and digits (``vpn 不能连接`` ->
+    ``vpn``: 3 of 7) it names nothing. ``declared=False`` is for a title, which is free text
+    and not a name by its author's word: it names its document only when it is an identifier or
+    a phrase of at least two words of two characters or more, not all stopwords (``Disk Full``,
+    ``KubePodCrashLooping``, ``MySQL down``); a one-word title (``vpn``, ``#NAME?``,
+    ``Outlook``) is a topic that many documents share, not a name. Declared names (an alert's
+    name, a runbook's file name or aliases) count even as one word (``Watchdog``, ``vpn.md``)."""
+    key = normalize_name(name or "")
+    content = sum(1 for c in name or "" if c.isalnum())
+    if not key or 2 * len(key) < content:
+        return ""
+    if not declared:
+        words = {w.lower() for raw in _RAW.findall(name) for w in identifier_parts(raw)}
+        words = {w for w in words if len(w) >= 2}
+        if len(words) < 2 or words <= STOPWORDS:
+            return ""
+    return key
+
+
 def name_candidates(text: str) -> set[str]:
     """Normalized identifier-looking tokens of a query, for exact name matching."""
     return {normalize_name(t) for t in re.findall(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", text or "")

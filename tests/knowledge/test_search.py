@@ -7,6 +7,7 @@ import pytest
 
 from knowledge.documents import scan_folder
 from knowledge.search import (
+    FusionWeights,
     HybridIndex,
     IndexCorruptError,
     IndexMismatchError,
@@ -14,6 +15,7 @@ from knowledge.search import (
     passage_text_for_embedding,
     passages_from_document,
 )
+from knowledge.text import name_key
 
 RUNBOOKS = {
     "db/PostgresReplicationLag.md": """---
@@ -217,3 +219,77 @@ def test_a_document_the_caller_names_is_a_candidate_even_if_nothing_else_finds_i
     assert all(h.doc_key != "infra/HighCpu.md" for h in ask(idx, embedder, query, k=1))
     (top,) = ask(idx, embedder, query, k=1, names=["highcpu"])
     assert top.doc_key.endswith("infra/HighCpu.md"), top.doc_key
+
+
+@pytest.mark.parametrize(("title", "declared", "key"), [
+    ("vpn", False, ""),  # one word: a topic many tickets share, not a name
+    ("#NAME?", False, ""),  # a spreadsheet error exported as a title
+    ("Outlook", False, ""),
+    ("vpn安装-转贺正平", False, ""),  # normalizing keeps 3 of its 9 letters
+    ("vpn 不能连接", False, ""),
+    ("vpn 不能连接", True, ""),  # even as a declared name
+    ("Disk Full", False, "diskfull"),
+    ("MySQL down", False, "mysqldown"),  # 'down' is a stopword, but not every word is one
+    ("to be", False, ""),
+    ("Kube Pod Crash Looping", False, "kubepodcrashlooping"),
+    ("KubePodCrashLooping", False, "kubepodcrashlooping"),
+    ("Watchdog", True, "watchdog"),  # an alert's or a runbook file's name counts as one word
+    ("vpn", True, "vpn"),
+])
+def test_name_key(title: str, declared: bool, key: str) -> None:
+    assert name_key(title, declared=declared) == key
+
+
+def incident(i: int, title: str, text: str, names: tuple[str, ...] = ()) -> Passage:
+    return Passage(id=i, doc_key=f"ticket:{i}", kind="ticket", title=title, section="",
+                   text=text, names=names)
+
+
+def test_a_degenerate_title_is_no_name_match(embedder) -> None:
+    """Audit on real ITSM tickets: tickets titled 'vpn', '#NAME?' or in Chinese ('vpn 不能连接',
+    which normalizes to 'vpn') got the exact-name boost from any query with the word 'vpn' or
+    'name' and outranked the English tickets about the same failure. They no longer do; a real
+    name (an alert's name on a past incident, a runbook file name the caller names) still does."""
+    tickets = [
+        incident(1, "vpn", "vpn"),
+        incident(2, "#NAME?", "#NAME? name: jdoe"),
+        incident(3, "vpn 不能连接", "vpn 不能连接, 请帮忙"),
+        incident(4, "vpn安装-转贺正平", "vpn安装"),
+        incident(5, "unable to login to company vpn",
+                 "vpn login fails from home: authentication failed for my account"),
+        incident(6, "Pods restarting in prod", "payments pods restart every few minutes",
+                 names=("KubePodCrashLooping",)),
+        incident(7, "Watchdog", "the always-firing watchdog alert stopped arriving",
+                 names=("Watchdog",)),
+    ]
+    # the incident index's fusion (bot/knowledge_base.py INCIDENT_WEIGHTS, INCIDENT_FUSION)
+    weights = FusionWeights(dense_sec=0.6, dense_doc=0.0, lex_sec=0.0, lex_doc=0.2, name=0.3,
+                            title=0.1, title_min_coverage=0.0)
+    idx = HybridIndex(embedder.model_name, embedder.dim, weights=weights, fusion="linear")
+    idx.upsert(tickets, embedder.encode([passage_text_for_embedding(p) for p in tickets]))
+    query = "cannot login to VPN from home, says authentication failed. name: asmith"
+    hits = ask(idx, embedder, query, k=7)
+    named = {h.doc_key for h in hits if h.named}
+    assert named == set(), [(h.doc_key, h.reasons) for h in hits]
+    assert not any(r.startswith("exact name match") for h in hits for r in h.reasons)
+    assert hits[0].doc_key == "ticket:5"
+    # real names still match, from the text and from the caller
+    (top,) = ask(idx, embedder, "KubePodCrashLooping firing for payments", k=1)
+    assert top.doc_key == "ticket:6" and top.named
+    assert "exact name match (KubePodCrashLooping)" in top.reasons
+    (top,) = ask(idx, embedder, "no heartbeat from alertmanager", k=1, names=["Watchdog"])
+    assert top.doc_key == "ticket:7" and top.named
+
+
+def test_a_one_word_runbook_file_name_still_names_it(corpus, embedder) -> None:
+    """A runbook's file name is its name by its author's word, even one word (vpn.md): the
+    alert's runbook_url naming it still ranks it first."""
+    passages, vectors = corpus
+    idx = HybridIndex(embedder.model_name, embedder.dim)
+    idx.upsert(passages, vectors)
+    vpn = Passage(id=950, doc_key="net/vpn.md", kind="runbook", title="vpn", section="",
+                  text="Restart the tunnel daemon.", names=("vpn",))
+    idx.upsert([vpn], embedder.encode([passage_text_for_embedding(vpn)]))
+    query = "Remote users cannot connect to the corporate VPN gateway"
+    (top,) = ask(idx, embedder, query, k=1, names=["vpn"])
+    assert top.doc_key == "net/vpn.md" and top.named
