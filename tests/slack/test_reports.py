@@ -27,6 +27,7 @@ def runtime(sample_data_dir: Path, tmp_path_factory: pytest.TempPathFactory, fak
     rt = Runtime(settings)
     rt.start(services, background=False)
     yield rt
+    rt.stop()  # its alert pipeline would go on calling the session's Slack stand-in
     services.close()
 
 

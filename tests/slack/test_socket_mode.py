@@ -61,6 +61,7 @@ def close(runtime: Any) -> None:
     handler = runtime.components.get("socket_mode")
     if handler is not None:
         handler.close()
+    runtime.stop()  # its alert pipeline's threads would outlive the test
     runtime.components["workers"].shutdown(wait=True)
 
 
