@@ -263,8 +263,7 @@ class SchemaStatus:
 def schema_status(url: str) -> SchemaStatus:
     """This release's revisions, oldest first, and the database's current one."""
     scripts = ScriptDirectory.from_config(alembic_config(url))
-    known = tuple((script.revision, (script.doc or "").strip().splitlines()[0]
-                   if script.doc else "")
+    known = tuple((script.revision, next(iter((script.doc or "").strip().splitlines()), ""))
                   for script in reversed(list(scripts.walk_revisions())))
     try:
         current = current_revision(url)
