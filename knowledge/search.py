@@ -266,8 +266,8 @@ class HybridIndex:
         for r, p in enumerate(ps):
             d = int(doc_of[r])
             # a title names its document only when it is distinctive (see name_key)
-            doc_names[d].update(name_key(n) for n in p.names if n)
-            doc_names[d].add(name_key(p.title, declared=False))
+            keys = {name_key(n) for n in p.names if n} | {name_key(p.title, declared=False)}
+            doc_names[d].update(keys - {""})
             if not doc_texts[d]:
                 doc_texts[d].append(" ".join([p.title, *p.names]))
             if p.section:
