@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     retrain_cron: str = "0 3 * * *"
     reindex_cron: str = "17 * * * *"
     drift_cron: str = "41 * * * *"
+    drift_reminder_hours: float = Field(
+        24, gt=0, description="An unchanged drift warning is posted to the admin channel "
+        "again after this many hours while it lasts (a changed one at once).")
     runbook_sources: dict[str, Path] = Field(
         default_factory=dict, description='JSON: {"ops": "/srv/runbooks"} re-indexed hourly'
     )

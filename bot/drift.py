@@ -23,7 +23,7 @@ from classifiers.drift import drift_report
 MAX_REFERENCE = 2000
 MAX_RECENT = 500
 MIN_SAMPLES = 20
-DRIFT_REMINDER_HOURS = 24  # an unchanged drift is posted to the admin channel again after this
+DRIFT_REMINDER_HOURS = 24.0  # default of TRIAGEBOT_DRIFT_REMINDER_HOURS
 
 
 def feedback_verdicts(feedback: Sequence[Any], target: str) -> list[bool]:
@@ -186,7 +186,8 @@ def what_to_do(targets: str | Sequence[str], fired: Sequence[str]) -> str:
     return f"people corrected {its} answers: {train} to learn their corrections; {promoted}"
 
 
-def drift_alert(reports: Sequence[Mapping[str, Any]]) -> str:
+def drift_alert(reports: Sequence[Mapping[str, Any]],
+                reminder_hours: float = DRIFT_REMINDER_HOURS) -> str:
     """One admin-channel message for the targets whose drift ``reports`` call for a retrain:
     each target with what was found, then the next step once per kind of finding (not
     repeated per target)."""
@@ -208,7 +209,7 @@ def drift_alert(reports: Sequence[Mapping[str, Any]]) -> str:
         label = "" if len(steps) == 1 else f" ({', '.join(targets)})"
         lines.append(f"*Next step*{label}: {what_to_do(targets, fired_of[kind])}.")
     lines.append(f"_Not posted again while this stays the same; a reminder after "
-                 f"{DRIFT_REMINDER_HOURS} hours if it lasts._")
+                 f"{reminder_hours:g} hours if it lasts._")
     return "\n".join(lines)
 
 

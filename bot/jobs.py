@@ -81,12 +81,14 @@ def job_drift(services: Any, notify: Callable[..., None] | None = None) -> dict[
     The check runs every hour (``TRIAGEBOT_DRIFT_CRON``), and drift lasts until labels and a
     retrain catch up: the admin channel gets one message for the targets whose drift is new
     (another model version, or other checks fired) and a reminder once it has lasted
-    ``DRIFT_REMINDER_HOURS``, not the same warnings every hour. Each target's report keeps
-    when its drift was last posted (``alerted``), carried from run to run; a run with nowhere
-    to post (no admin channel, `triagebot jobs run drift`) posts nothing and marks nothing.
+    ``TRIAGEBOT_DRIFT_REMINDER_HOURS`` (24), not the same warnings every hour. Each target's
+    report keeps when its drift was last posted (``alerted``), carried from run to run; a run
+    with nowhere to post (no admin channel, `triagebot jobs run drift`) posts nothing and
+    marks nothing.
     """
-    from bot.drift import DRIFT_REMINDER_HOURS, check_drift_all, drift_alert, drift_signature
+    from bot.drift import check_drift_all, drift_alert, drift_signature
 
+    reminder_hours = services.settings.drift_reminder_hours
     reports = check_drift_all(services)
     now = utcnow()
     with session_scope(services.sessions) as session:
@@ -104,12 +106,12 @@ def job_drift(services: Any, notify: Callable[..., None] | None = None) -> dict[
         posted_at = _parse_time(alerted.get("at")) if alerted else None
         if (alerted and {k: alerted.get(k) for k in signature} == signature
                 and posted_at is not None
-                and now - posted_at < timedelta(hours=DRIFT_REMINDER_HOURS)):
+                and now - posted_at < timedelta(hours=reminder_hours)):
             continue  # told already, and nothing changed since
         due.append(report)
     if due and notify is not None:
         try:
-            notify(drift_alert(due), None)
+            notify(drift_alert(due, reminder_hours), None)
         except Exception:  # the verdicts are still recorded; the next run posts again
             log.exception("cannot post the drift warning to the admin channel")
         else:

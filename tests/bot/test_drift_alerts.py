@@ -151,3 +151,27 @@ def test_no_drift_posts_nothing(services, fake_slack, monkeypatch) -> None:
     assert posted(fake_slack) == []
     with session_scope(services.sessions) as session:
         assert [r.outcome for r in repo.list_job_runs(session=session, name="drift")] == ["ok"]
+
+
+def test_the_reminder_interval_is_a_setting(
+        services, fake_slack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TRIAGEBOT_DRIFT_REMINDER_HOURS: an unchanged drift comes back after that many hours,
+    and the message says when."""
+    monkeypatch.setattr(services.settings, "drift_reminder_hours", 6.0)
+    run_at, clock = scheduled_drift(services, slack_settings(services, fake_slack))
+    monkeypatch.setattr(jobs, "utcnow", lambda: clock[0])
+    add_events(services, OFF_TOPIC)
+
+    run_at(AT)
+    assert len(posted(fake_slack)) == 1
+    assert "a reminder after 6 hours if it lasts" in posted(fake_slack)[0]
+    run_at(AT + timedelta(hours=5))
+    assert len(posted(fake_slack)) == 1  # unchanged, and not yet 6 hours
+    run_at(AT + timedelta(hours=6))
+    assert len(posted(fake_slack)) == 2  # the reminder
+    assert "a reminder after 6 hours" in posted(fake_slack)[-1]
+
+
+def test_the_reminder_interval_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="drift_reminder_hours"):
+        Settings(_env_file=None, drift_reminder_hours=0)
