@@ -306,6 +306,7 @@ class Assistant:
                 kind=view.kind,
                 title=_title_of(view),
                 score=round(float(hit.score), 4),
+                similarity=round(float(hit.dense), 4),
                 root_cause=view.root_cause,
                 resolution=view.resolution,
                 category=view.category,
@@ -378,6 +379,7 @@ class Assistant:
                     section=passage.section,
                     text=without_html(passage.text).strip(),
                     score=round(float(hit.score), 4),
+                    similarity=round(float(hit.dense), 4),
                     source=passage.source,
                     url=self.knowledge.runbook_link(passage.doc_key),
                     reasons=tuple(reasons),
@@ -397,15 +399,17 @@ class Assistant:
     ) -> list[Hypothesis]:
         """Root causes of the similar incidents, merged when they say the same thing, plus the
         best runbook's Meaning/Diagnosis. Confidence = the share of all retrieved evidence
-        (similarity-weighted, incidents without a recorded cause included) that backs the
-        hypothesis; halved when the event is novel."""
+        (incidents weighted by their fused rank score, the runbook by its cosine; incidents
+        without a recorded cause included) that backs the hypothesis; halved when the event
+        is novel."""
         causes: list[tuple[str, float, Evidence]] = []
         total = 0.0
         for item in similar:
             weight = max(item.score, 0.0)
             total += weight
             if item.root_cause:
-                evidence = Evidence("incident", item.external_id, item.title, item.score)
+                evidence = Evidence("incident", item.external_id, item.title, item.score,
+                                    item.similarity)
                 causes.append((item.root_cause, weight, evidence))
         if runbooks and sections:
             top = runbooks[0]
@@ -415,7 +419,8 @@ class Assistant:
                 if summary:
                     total += weight
                     ref = f"{top.document_path}#{_heading(section)}"
-                    evidence = Evidence("runbook", ref, top.document_title, top.score)
+                    evidence = Evidence("runbook", ref, top.document_title, top.score,
+                                        top.similarity)
                     causes.append((summary, weight, evidence))
         if not causes or total <= 0:
             return []
@@ -460,12 +465,14 @@ class Assistant:
             fix_sections, level = _fix_sections(sections)
             for section in fix_sections:
                 ref = f"{top.document_path}#{' > '.join(section.heading_path[level:])}"
-                evidence = Evidence("runbook", ref, top.document_title, top.score)
+                evidence = Evidence("runbook", ref, top.document_title, top.score,
+                                    top.similarity)
                 for step in extract_steps(section.text):
                     add(step, evidence)
         with_fix = [item for item in similar if item.resolution.strip()]
         for item in with_fix[:INCIDENT_STEPS_FROM]:
-            add(item.resolution, Evidence("incident", item.external_id, item.title, item.score))
+            add(item.resolution, Evidence("incident", item.external_id, item.title, item.score,
+                                          item.similarity))
         return [Step(text=t, evidence=tuple(ev)) for t, ev in steps[:MAX_STEPS]]
 
 

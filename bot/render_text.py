@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from bot.triage_types import LabelPrediction, Triage
+from bot.triage_types import LabelPrediction, Triage, similarity_note
 
 
 def _short(text: str, limit: int = 240) -> str:
@@ -62,7 +62,8 @@ def render_triage(console: Console, result: Triage) -> None:
     if not result.similar:
         console.print("  none")
     for s in result.similar[:5]:
-        console.print(f"  \\[{s.score:.2f}] {escape(s.external_id)} {_short(s.title, 300)}")
+        console.print(f"  {escape(s.external_id)} {_short(s.title, 300)}"
+                      + similarity_note(s.similarity))
         if s.root_cause:
             console.print(f"      root cause: {_short(s.root_cause)}")
         if s.resolution:
@@ -73,8 +74,8 @@ def render_triage(console: Console, result: Triage) -> None:
     if not result.runbooks:
         console.print("  none")
     for r in result.runbooks[:1]:
-        console.print(f"  \\[{r.score:.2f}] {escape(r.document_title)} > {escape(r.section)}  "
-                      f"({escape(r.document_path)})")
+        console.print(f"  {escape(r.document_title)} > {escape(r.section)}  "
+                      f"({escape(r.document_path)}){similarity_note(r.similarity)}")
         if r.url:
             console.print(f"  {escape(r.url)}", soft_wrap=True)
         console.print("  " + _short(r.text, 600))
@@ -94,7 +95,10 @@ def render_hits(console: Console, hits: list[dict[str, Any]]) -> None:
     if not hits:
         console.print("no results")
     for hit in hits:
-        console.print(f"\\[{hit['score']:.3f}] {hit['kind']:8} {escape(str(hit['title']))}  "
-                      f"({escape(str(hit['ref']))})")
+        # the best passage's cosine, as in Slack's /similar; the fused rank score (the order)
+        # exceeds 1 and is no similarity
+        dense = hit.get("dense")
+        console.print(f"{hit['kind']:8} {escape(str(hit['title']))}  ({escape(str(hit['ref']))})"
+                      + similarity_note(None if dense is None else float(dense)))
         if hit.get("section"):
-            console.print(f"          section: {escape(str(hit['section']))}")
+            console.print(f"         section: {escape(str(hit['section']))}")

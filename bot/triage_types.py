@@ -90,6 +90,10 @@ class SimilarIncident:
     url: str = ""
     reasons: tuple[str, ...] = ()
     duplicates: int = 0  # near-duplicates collapsed into this one
+    # cosine of its best passage to the event, the number shown to people; ``score`` is the
+    # fused rank score (orders the list, weighs the evidence) and may exceed 1. None in
+    # answers stored before it existed: see :func:`similarity_note`.
+    similarity: float | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,9 @@ class RunbookMatch:
     source: str = ""
     url: str = ""
     reasons: tuple[str, ...] = ()
+    # the cosine of the runbook's best-matching section, as in SimilarIncident (also when a
+    # Diagnosis is shown in place of the Meaning that matched: it says how close the runbook is)
+    similarity: float | None = None
 
 
 @dataclass(frozen=True)
@@ -114,7 +121,8 @@ class Evidence:
     kind: str  # "incident" | "runbook"
     ref: str  # external id of the incident, or "path#section"
     title: str
-    score: float
+    score: float  # the cited item's fused rank score, not a similarity
+    similarity: float | None = None  # the cited item's cosine, as in SimilarIncident
 
 
 @dataclass(frozen=True)
@@ -215,6 +223,15 @@ class Triage:
             index_version=str(data.get("index_version", "")),
             elapsed_ms=float(data.get("elapsed_ms", 0.0)),
         )
+
+
+def similarity_note(similarity: float | None) -> str:
+    """" (similarity 0.83)" after a similar incident's or runbook's title, in Slack and in the
+    terminal alike: the cosine of its best passage, never the fused rank score (it exceeds 1
+    and was read as "120% similar"). "" for an answer stored before items carried it: its
+    only number is that rank score, and min(score, 1) would still be no similarity (a weak
+    match ranked first by name and keywords would show as 1.00). No number beats a wrong one."""
+    return "" if similarity is None else f" (similarity {similarity:.2f})"
 
 
 def known(kind: type, data: Mapping[str, Any]) -> dict[str, Any]:

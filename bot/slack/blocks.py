@@ -21,6 +21,7 @@ from bot.triage_types import (
     SimilarIncident,
     Step,
     Triage,
+    similarity_note,
 )
 
 MAX_BLOCKS = 50
@@ -146,7 +147,7 @@ def evidence_refs(evidence: Sequence[Evidence]) -> str:
 def incident_text(item: SimilarIncident, *, detail: bool = False) -> str:
     limit = 2000 if detail else 300
     head = f"• {link(item.url, item.external_id or str(item.incident_id))} "
-    head += f"*{escape(one_line(item.title, 150))}* ({item.score:.2f})"
+    head += f"*{escape(one_line(item.title, 150))}*" + similarity_note(item.similarity)
     if item.duplicates:
         head += f" +{item.duplicates} similar"
     lines = [head]
@@ -169,7 +170,7 @@ def runbook_text(match: RunbookMatch, *, excerpt: int) -> str:
     body = markdown_links(escape(match.text.strip()))
     if len(body) > excerpt:
         body = clip(body, excerpt)
-    return f"*Runbook:* {title} ({match.score:.2f})\n{body}"
+    return f"*Runbook:* {title}{similarity_note(match.similarity)}\n{body}"
 
 
 def hypotheses_text(items: Sequence[Hypothesis], n: int) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -263,3 +264,96 @@ def test_an_untitled_incident_is_named_by_its_description(services) -> None:
     assert item.title.startswith("The hyperion tape robot dropped cartridges")
     assert item.title.endswith("…") and len(item.title) <= 101  # cut at a word
     assert not any(r.endswith("()") for r in item.reasons), item.reasons
+
+
+# An alert named like the WAL runbook, titled like INC-2009: both get the name boost, so their
+# fused rank scores exceed 1 (0.6 on top of the ranks).
+NAMED_WAL = dict(text=WAL, title="Disk full on /var/lib/postgresql on db-01, postgres PANIC",
+                 labels={"alertname": "PostgresWalVolumeFull"})
+
+
+def _rendered(triage: Triage) -> tuple[str, str]:
+    """The answer as people read it: Slack (the answer and its "More details") and terminal."""
+    from rich.console import Console
+
+    from bot.render_text import render_triage as render_cli
+    from bot.slack.blocks import render_details, render_triage
+
+    slack = json.dumps([render(triage, 7)[1] for render in (render_triage, render_details)],
+                       ensure_ascii=False)
+    console = Console(record=True, width=400, color_system=None)
+    render_cli(console, triage)
+    return slack, console.export_text()
+
+
+def _fused_shown(score: float, *texts: str) -> bool:
+    """Whether a rank score is shown as before: "(1.29)" in Slack, "[1.29]" in the terminal."""
+    return any(f"({score:.2f})" in t or f"[{score:.2f}]" in t for t in texts)
+
+
+def test_similar_incidents_and_runbooks_show_their_cosine_not_the_fused_score(services) -> None:
+    """The fused rank score (ranks + name and title boosts) exceeds 1: "(1.29)" after a
+    runbook read as 129% similar (10 of 42 audited answers). People see the cosine of the
+    item's best passage, the figure its "semantic similarity" reason gives; the rank score
+    still orders the list and stays in the answer's JSON."""
+    from bot.knowledge_base import INCIDENTS, RUNBOOKS
+
+    event = Event(source=EventSource.ALERTMANAGER, kind=EventKind.ALERT, **NAMED_WAL)
+    triage = services.assistant.triage(event)
+    top, runbook = triage.similar[0], triage.runbooks[0]
+    assert top.external_id == "INC-2009"
+    assert runbook.document_path == "database/postgres-wal-volume-full.md"
+    assert top.score > 1 and runbook.score > 1, (top.score, runbook.score)  # the case at hand
+
+    # the shown value is the search hit's cosine (searched again here, as triage does)
+    vector = services.embedder.encode_one(WAL)
+    names = (event.alertname, event.title)
+    cosine = {}
+    for index in (INCIDENTS, RUNBOOKS):
+        for hit in services.knowledge.search(index, WAL, vector, k=15, names=names,
+                                             explain=False):
+            cosine.setdefault(hit.doc_key.split(":", 1)[-1], hit.dense)
+    for item, key in ((top, top.external_id), (runbook, runbook.document_path)):
+        assert 0 < item.similarity <= 1
+        assert item.similarity == pytest.approx(cosine[key], abs=1e-4)
+
+    slack, terminal = _rendered(triage)
+    for item in (top, runbook):
+        shown = f"(similarity {item.similarity:.2f})"
+        assert shown in slack and shown in terminal, shown
+        assert not _fused_shown(item.score, slack, terminal), item.score
+    # every number shown beside an item is a similarity of at most 1
+    for text in (slack, terminal):
+        values = [float(v) for v in re.findall(r"\(similarity (\d+\.\d+)\)", text)]
+        assert len(values) >= 2 and all(v <= 1 for v in values), values
+    # --json keeps the rank score and adds the similarity, on evidence too
+    data = json.loads(json.dumps(triage.to_dict()))
+    assert data["similar"][0]["score"] == top.score > 1
+    assert data["similar"][0]["similarity"] == top.similarity
+    assert data["runbooks"][0]["similarity"] == runbook.similarity
+    cited = {e["ref"]: e for h in data["hypotheses"] for e in h["evidence"]}
+    assert cited["INC-2009"]["similarity"] == top.similarity
+    assert Triage.from_dict(data) == triage
+
+
+def test_an_answer_stored_before_similarity_renders_without_the_fused_score(services) -> None:
+    """A "More" click on an answer stored by an older release: its items have no
+    similarity, only the fused rank score. It renders, with no number rather than a wrong one
+    (min(score, 1) would show 1.00 for any item ranked up by its name)."""
+    event = Event(source=EventSource.ALERTMANAGER, kind=EventKind.ALERT, **NAMED_WAL)
+    stored = json.loads(json.dumps(services.assistant.triage(event).to_dict()))
+    for item in [*stored["similar"], *stored["runbooks"],
+                 *[e for key in ("hypotheses", "steps") for x in stored[key]
+                   for e in x["evidence"]]]:
+        item.pop("similarity", None)  # absent before this release
+    old = Triage.from_dict(stored)
+    assert old.similar and old.runbooks and old.runbooks[0].score > 1
+    assert all(s.similarity is None for s in (*old.similar, *old.runbooks))
+
+    slack, terminal = _rendered(old)
+    for text in (slack, terminal):
+        assert "INC-2009" in text and "Disk full on /var/lib/postgresql" in text
+        assert "postgres-wal-volume-full" in text
+        assert "(similarity" not in text
+    for item in (*old.similar, *old.runbooks):
+        assert not _fused_shown(item.score, slack, terminal), item.score

@@ -39,3 +39,15 @@ def test_bracketed_words_in_runbooks_and_incidents_are_printed_not_eaten() -> No
              "section": "[logs]"}]
     assert "[fill] disk" in _printed(render_hits, hits)
     assert "section: [logs]" in _printed(render_hits, hits)
+
+
+def test_search_hits_show_the_cosine_not_the_fused_rank_score() -> None:
+    """`triagebot search` printed "[1.288]", the fused rank score, which reads as 129%
+    similar; it shows the best passage's cosine as `/similar` does in Slack."""
+    hits = [{"score": 1.2885, "dense": 0.6776, "kind": "runbook", "title": "Postgres WAL",
+             "ref": "runbook:database/postgres-wal-volume-full.md", "section": "Meaning"},
+            {"score": 0.5, "kind": "incident", "title": "no cosine", "ref": "incident:X"}]
+    out = _printed(render_hits, hits)
+    assert "Postgres WAL (runbook:database/postgres-wal-volume-full.md) (similarity 0.68)" in out
+    assert "1.28" not in out and "1.29" not in out
+    assert "no cosine (incident:X)" in out and "0.500" not in out  # no number, not a wrong one
