@@ -197,16 +197,17 @@ class AlertPipeline:
             rules=GroupingRules(dedup_seconds=settings.dedup_window_seconds),
         )
         self.groups: dict[str, GroupState] = {}
+        # None in _queue, _writes and _triage: stop()'s end marker for the thread reading it
         self._queue: queue.Queue[tuple[int, Event] | None] = queue.Queue()
         self._lock = threading.Lock()
         self._next_evict = 0.0
-        self._writes: queue.Queue[tuple[list[Event], Future[list[int]]]] = queue.Queue()
+        self._writes: queue.Queue[tuple[list[Event], Future[list[int]]] | None] = queue.Queue()
         # event row id, group row id, outcome, when it was grouped (pipeline clock)
         self._pending: list[tuple[int, int, str, float]] = []
         self._touched: set[str] = set()
         self._writing_outcomes = False
         # event row id, its new group, the event, when it was grouped
-        self._triage: queue.Queue[tuple[int, GroupState, Event, float]] = queue.Queue()
+        self._triage: queue.Queue[tuple[int, GroupState, Event, float] | None] = queue.Queue()
         self.posts = 0
         self.updates = 0
         self.adopted = 0  # threads found in Slack instead of posted again
@@ -223,10 +224,15 @@ class AlertPipeline:
         self._queued_ids: dict[int, float] = {}  # event id -> when queued here
         self._db_warned = float("-inf")  # monotonic time of the last "database" warning
         self._stopped = threading.Event()
+        self._ending = False  # stop() has told the threads to end
+        self._submit_lock = threading.Lock()  # no call is queued behind the writer's end
+        self._triage_threads: list[threading.Thread] = []
         for i in range(settings.alert_triage_workers):
             # Daemon threads, like the others: exiting never waits for paced posts.
             name = f"alert-triage-{i}"
-            threading.Thread(target=self._triage_loop, name=name, daemon=True).start()
+            worker = threading.Thread(target=self._triage_loop, name=name, daemon=True)
+            worker.start()
+            self._triage_threads.append(worker)
         self.replies = ThreadReplies(self)  # after the top message: more answers, resolution
         self._writer = threading.Thread(target=self._write_loop, name="alert-store", daemon=True)
         self._writer.start()
@@ -333,21 +339,49 @@ class AlertPipeline:
     def stop(self, wait: float = 5.0) -> None:
         """Hand the lease over at once (orderly shutdown): another replica need not wait for
         it to expire. Events not grouped yet stay stored as "queued" for the next leader;
-        a thread post already under way gets up to ``wait`` seconds to finish first."""
+        a thread post already under way gets up to ``wait`` seconds to finish first.
+
+        Then the pipeline's threads end (calls accepted before are stored first; later ones
+        fail at once), each waited for up to ``max(wait, 1)`` seconds in all: a stopped
+        pipeline neither edits its threads' messages nor calls Slack any more."""
         with self._lead_lock:
             self._stopped.set()
             _release_holder(self.holder)
-            if not self.leader:
-                return
-            self._step_down("stopping")
-            deadline = time.monotonic() + wait
-            while self._triage.unfinished_tasks and time.monotonic() < deadline:
-                time.sleep(0.05)
-            try:
-                with session_scope(self.sessions) as session:
-                    repo.release_lease(session=session, name=LEASE_NAME, holder=self.holder)
-            except Exception as exc:  # noqa: BLE001 - it expires on its own
-                log.warning("cannot release the alert-grouping lease: %s", exc)
+            if self.leader:
+                self._step_down("stopping")
+                deadline = time.monotonic() + wait
+                while self._triage.unfinished_tasks and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                try:
+                    with session_scope(self.sessions) as session:
+                        repo.release_lease(session=session, name=LEASE_NAME, holder=self.holder)
+                except Exception as exc:  # noqa: BLE001 - it expires on its own
+                    log.warning("cannot release the alert-grouping lease: %s", exc)
+        self._end_threads(max(wait, 1.0))
+
+    def threads(self) -> list[threading.Thread]:
+        """The pipeline's own threads (all daemon threads; they end with :meth:`stop`)."""
+        return [*self._triage_threads, self.replies.thread, self._writer, self._thread,
+                self._flusher, self._leader_thread]
+
+    def _end_threads(self, timeout: float) -> None:
+        with self._submit_lock:  # stop() may run twice: one end marker per thread
+            if not self._ending:
+                self._ending = True
+                self._writes.put(None)  # after the calls accepted before: those are stored
+                self._queue.put(None)
+                for _ in self._triage_threads:
+                    self._triage.put(None)
+                self.replies.stop()
+        # The flusher and the lease thread wait on _stopped; the others end at their marker.
+        deadline = time.monotonic() + timeout
+        for thread in self.threads():
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+        alive = [t.name for t in self.threads() if t.is_alive()]
+        if alive:
+            log.warning("alert pipeline threads still busy %.0f s after stop: %s",
+                        timeout, ", ".join(alive))
 
     def _lead_loop(self) -> None:
         while not self._stopped.wait(self.lead_interval):
@@ -578,18 +612,29 @@ class AlertPipeline:
         if not events:
             done.set_result(AcceptedIds())
             return done
-        self._writes.put((list(events), done))
+        with self._submit_lock:
+            if self._ending:
+                done.set_exception(RuntimeError("the alert pipeline is stopped"))
+            else:
+                self._writes.put((list(events), done))
         return done
 
     def _write_loop(self) -> None:
-        while True:
+        last = False
+        while not last:
             first = self._writes.get()
+            if first is None:  # stop(): every call before it is stored
+                return
             batch = [first]
             while len(batch) < WRITE_BATCH:
                 try:
-                    batch.append(self._writes.get_nowait())
+                    item = self._writes.get_nowait()
                 except queue.Empty:
                     break
+                if item is None:
+                    last = True
+                    break
+                batch.append(item)
             if self.spool is not None and self.spool.pending():
                 # Older events wait in the spool: queue behind them to keep arrival order.
                 self._spool_batch(batch, None)
@@ -908,7 +953,11 @@ class AlertPipeline:
 
     def _triage_loop(self) -> None:
         while True:
-            row_id, state, event, grouped_at = self._triage.get()
+            task = self._triage.get()
+            if task is None:  # stop()
+                self._triage.task_done()
+                return
+            row_id, state, event, grouped_at = task
             try:
                 self._triage_and_post(row_id, state, event, grouped_at)
             except Exception:
@@ -980,8 +1029,7 @@ class AlertPipeline:
     # --- coalesced updates of top messages ------------------------------------------------
 
     def _flush_loop(self) -> None:
-        while True:
-            time.sleep(min(1.0, self.update_interval))
+        while not self._stopped.wait(min(1.0, self.update_interval)):
             try:
                 self.flush()
             except Exception:

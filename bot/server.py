@@ -116,6 +116,9 @@ class Runtime:
         pipeline = self.components.get("alert_pipeline")
         if pipeline is not None:
             pipeline.stop()  # hands the alert-grouping lease to another replica at once
+        scheduler = self.components.get("scheduler")
+        if scheduler is not None and scheduler.running:
+            scheduler.shutdown(wait=False)  # a job under way is not waited for
 
 
 def create_http_app(

@@ -42,8 +42,9 @@ class ThreadReplies:
     def __init__(self, pipeline: AlertPipeline) -> None:
         self.pipeline = pipeline
         # another alert name joined a thread: its own answer goes in as a reply
-        self._waiting: queue.Queue[tuple[GroupState, Event]] = queue.Queue()
-        threading.Thread(target=self._loop, name="alert-replies", daemon=True).start()
+        self._waiting: queue.Queue[tuple[GroupState, Event] | None] = queue.Queue()
+        self.thread = threading.Thread(target=self._loop, name="alert-replies", daemon=True)
+        self.thread.start()
 
     def answer_later(self, state: GroupState, event: Event) -> None:
         self._waiting.put((state, event))
@@ -51,14 +52,21 @@ class ThreadReplies:
     def idle(self) -> bool:
         return self._waiting.unfinished_tasks == 0
 
+    def stop(self) -> None:
+        """Let the thread end after the answer under way (the pipeline stops)."""
+        self._waiting.put(None)
+
     def drop_waiting(self) -> None:
         """Forget the answers not posted yet (this replica stops grouping)."""
         while True:
             try:
-                self._waiting.get_nowait()
+                task = self._waiting.get_nowait()
             except queue.Empty:
                 return
             self._waiting.task_done()
+            if task is None:  # stop()'s end marker stays
+                self._waiting.put(None)
+                return
 
     def wants_own_answer(
         self, state: GroupState, event: Event, name: str, *, is_new: bool, is_dup: bool
@@ -80,7 +88,11 @@ class ThreadReplies:
 
     def _loop(self) -> None:
         while True:
-            state, event = self._waiting.get()
+            task = self._waiting.get()
+            if task is None:  # stop()
+                self._waiting.task_done()
+                return
+            state, event = task
             try:
                 self._answer(state, event)
             except Exception:

@@ -36,6 +36,18 @@ def test_an_app_built_for_tests_leaves_its_shared_runtime_running(tmp_path: Path
         runtime.stop()
 
 
+def test_stopping_the_runtime_stops_its_scheduler(tmp_path: Path) -> None:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    runtime = Runtime(Settings(_env_file=None, data_dir=tmp_path, scheduler_enabled=False))
+    scheduler = BackgroundScheduler(timezone="UTC")
+    scheduler.start()
+    runtime.components["scheduler"] = scheduler  # as bot.lifecycle registers it
+    runtime.stop()
+    assert not scheduler.running
+    runtime.stop()  # again: nothing left to stop
+
+
 def test_serve_says_where_it_listens(tmp_path: Path) -> None:
     """uvicorn runs at warning level, so nothing said where the server was: a newcomer with
     TRIAGEBOT_PORT in .env had to guess."""

@@ -93,16 +93,24 @@ def test_concurrent_calls_each_get_their_own_events_ids(
     database_url: str, tmp_path: Path
 ) -> None:
     """Calls submitted together share group commits; each future holds its events' ids."""
+    from bot.alert_pipeline import LEASE_NAME, _when
+    from bot.store import repository as repo
+
     store = PipelineStore(tmp_path, url=database_url)
-    pipeline = store.pipeline(assistant=None, poster=None, clock=FakeClock(), holder="pod-a")
+    clock = FakeClock()
+    with session_scope(store.sessions) as session:  # another replica groups: this one stores
+        assert repo.acquire_lease(session=session, name=LEASE_NAME, holder="pod-b",
+                                  ttl=timedelta(hours=1), now=_when(clock()))
+    pipeline = store.pipeline(assistant=None, poster=None, clock=clock, holder="pod-a")
     try:
-        pipeline.stop()  # no grouping: only the writer's part is looked at
+        assert not pipeline.leader  # no grouping: only the writer's part is looked at
         calls = [[numbered(3 * i + 1), numbered(3 * i + 2)] if i % 2 else [numbered(3 * i + 1)]
                  for i in range(40)]
         futures = [pipeline.submit(events) for events in calls]
         answers = [future.result(timeout=30) for future in futures]
         rows = stored(store)
     finally:
+        pipeline.stop()
         store.close()
     assert [len(ids) for ids in answers] == [len(events) for events in calls]
     for events, ids in zip(calls, answers, strict=True):
