@@ -110,7 +110,7 @@ def friendly_errors(func: F) -> F:
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from bot.store.db import DatabaseUnavailableError
+        from bot.store.db import DatabaseUnavailableError, SchemaTooNewError
 
         try:
             return func(*args, **kwargs)
@@ -130,6 +130,8 @@ def friendly_errors(func: F) -> F:
             _say(_settings_error(exc))
         except DatabaseUnavailableError as exc:
             _say(f"database unavailable: {exc}")
+        except SchemaTooNewError as exc:
+            _say(str(exc))
         except Exception as exc:
             from sqlalchemy.exc import OperationalError
 

@@ -44,6 +44,10 @@ class DatabaseUnavailableError(RuntimeError):
     """The database cannot be reached or opened."""
 
 
+class SchemaTooNewError(RuntimeError):
+    """A newer release migrated the database in a way this release cannot run on."""
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine with the pragmas and pool settings each backend needs."""
     if url.startswith("sqlite"):
@@ -126,8 +130,11 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.close()
 
 
-def alembic_config(url: str) -> Config:
-    script_location = resources.files("bot.store") / "migrations"
+def alembic_config(url: str, script_location: str | Path | None = None) -> Config:
+    """Alembic's configuration for ``url``, with this release's migrations unless
+    ``script_location`` names other ones (a test's older or newer release)."""
+    if script_location is None:
+        script_location = str(resources.files("bot.store") / "migrations")
     config = Config()
     config.set_main_option("script_location", str(script_location))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -141,38 +148,128 @@ MIGRATION_LOCK_KEY = 0x74626F74
 @dataclass(frozen=True)
 class UpgradeResult:
     """What :func:`upgrade` did: the revision before (None: there was no schema), the
-    revision after, and the migrations it applied, oldest first."""
+    revision after, and the migrations it applied, oldest first. ``newer_head`` is set when a
+    newer release migrated the database to a revision this release does not know and declared
+    it usable by this release: nothing was applied."""
 
     before: str | None
     after: str | None
     applied: tuple[str, ...]
+    newer_head: str | None = None
+    release_head: str | None = None
 
     def describe(self) -> str:
         """One line for people, e.g. "upgraded from revision 0001 to 0002 (1 migration)"."""
-        count = f"{len(self.applied)} migration{'' if len(self.applied) == 1 else 's'}"
-        if not self.applied:
-            if self.before is None:
-                return "no schema, and no migration to apply"
+        if self.newer_head is not None:
+            return (f"schema at revision {self.newer_head} of a newer release, which keeps it "
+                    f"usable by this release (revision {self.release_head}): left as is")
+        count = f"{len(self.applied)} migration{'s' if len(self.applied) != 1 else ''}"
+        if self.before == self.after:
             return f"already up to date at revision {self.after}"
         if self.before is None:
             return f"created the schema at revision {self.after} ({count})"
         return f"upgraded from revision {self.before} to {self.after} ({count})"
 
 
-def upgrade(url: str, revision: str = "head") -> UpgradeResult:
+def upgrade(url: str, revision: str = "head", *, config: Config | None = None) -> UpgradeResult:
     """Bring the schema up to date (idempotent) and say what was done. One process at a
     time: replicas started together all run it, and without the lock each created the same
     tables (one succeeded, the others failed on "already exists" and their containers
-    exited); with it, the first creates the schema and the others find it up to date."""
-    config = alembic_config(url)
+    exited); with it, the first creates the schema and the others find it up to date.
+
+    A schema that a newer release migrated (a revision this release does not know) is left as
+    is when that release recorded this release's revision as still compatible (its newer
+    migrations only add what this one ignores: ``older_releases_compatible`` in each
+    migration), so a rolled-back release starts; otherwise :class:`SchemaTooNewError` says
+    which ``db downgrade`` to run with the newer release."""
+    config = config or alembic_config(url)
+    scripts = ScriptDirectory.from_config(config)
     try:
         with _migration_lock(url):
             before = current_revision(url)
+            if before is not None and not _knows(scripts, before):
+                return _newer_schema(url, scripts, before)
             command.upgrade(config, revision)
             after = current_revision(url)
+            _record_compat(url, scripts, after)
     except OperationalError as exc:
         raise DatabaseUnavailableError(f"cannot upgrade database: {exc.orig}") from exc
     return UpgradeResult(before, after, _revisions_between(config, before, after))
+
+
+def oldest_compatible_revision(scripts: ScriptDirectory, head: str) -> str:
+    """The oldest revision whose release can run on the schema at ``head``: back from
+    ``head`` for as long as each migration declares ``older_releases_compatible = True``
+    (it only adds nullable columns, indexes or tables, which an older release ignores)."""
+    oldest = head
+    script = scripts.get_revision(head)
+    while (script is not None and isinstance(script.down_revision, str)
+           and getattr(script.module, "older_releases_compatible", False)):
+        oldest = script.down_revision
+        script = scripts.get_revision(oldest)
+    return oldest
+
+
+def _knows(scripts: ScriptDirectory, revision: str) -> bool:
+    from alembic.util import CommandError
+
+    try:
+        return scripts.get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+def _read_compat(url: str) -> tuple[str, str] | None:
+    """(head, oldest compatible revision) recorded by the release that last migrated, or
+    None (no record: a release before 0005 migrated it, or the table is gone)."""
+    engine = create_engine(url, poolclass=NullPool, connect_args=postgres_connect_args(url))
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table("schema_compat"):
+                return None
+            row = conn.execute(text(
+                "SELECT head, oldest_compatible FROM schema_compat WHERE id = 1")).first()
+            return (str(row[0]), str(row[1])) if row is not None else None
+    finally:
+        engine.dispose()
+
+
+def _record_compat(url: str, scripts: ScriptDirectory, head: str | None) -> None:
+    """Write which older releases may run on the schema now at ``head`` (when the schema has
+    the table: a downgrade below 0005 removed it)."""
+    from datetime import UTC, datetime
+
+    if head is None:
+        return
+    oldest = oldest_compatible_revision(scripts, head)
+    engine = create_engine(url, poolclass=NullPool, connect_args=postgres_connect_args(url))
+    try:
+        with engine.begin() as conn:
+            if not inspect(conn).has_table("schema_compat"):
+                return
+            conn.execute(text("DELETE FROM schema_compat WHERE id = 1"))
+            conn.execute(text("INSERT INTO schema_compat (id, head, oldest_compatible, "
+                              "updated_at) VALUES (1, :head, :oldest, :at)"),
+                         {"head": head, "oldest": oldest, "at": datetime.now(UTC)})
+    finally:
+        engine.dispose()
+
+
+def _newer_schema(url: str, scripts: ScriptDirectory, current: str) -> UpgradeResult:
+    """The schema is at ``current``, a revision of a newer release: start on it when that
+    release recorded one of this release's revisions as compatible, else say what to do."""
+    own_head = scripts.get_current_head()
+    compat = _read_compat(url)
+    if compat is not None and compat[0] == current and _knows(scripts, compat[1]):
+        return UpgradeResult(current, current, (), newer_head=current, release_head=own_head)
+    needs = (f"the newer release keeps it usable from revision {compat[1]} on"
+             if compat is not None and compat[0] == current
+             else "the newer release did not record which older releases may run on it")
+    raise SchemaTooNewError(
+        f"the database schema is at revision {current}, from a newer release; this release "
+        f"knows revisions up to {own_head} and {needs}. To run this release, first run "
+        f"`triagebot db downgrade {own_head}` with the newer release (what the newer "
+        "migrations added is lost), or restore a backup taken before the upgrade.")
 
 
 @dataclass(frozen=True)
@@ -193,7 +290,7 @@ class DowngradeResult:
         return f"downgraded from revision {self.before} to {self.after} ({count})"
 
 
-def downgrade(url: str, revision: str) -> DowngradeResult:
+def downgrade(url: str, revision: str, *, config: Config | None = None) -> DowngradeResult:
     """Take the schema back to ``revision``, the head of the release being rolled back to,
     undoing the newer migrations (what their columns held is lost). Run it with the newer
     release: an older one does not know the newer migrations, and its ``db upgrade`` fails
@@ -201,7 +298,7 @@ def downgrade(url: str, revision: str) -> DowngradeResult:
     to no schema at all ("base") is refused: that drops every table."""
     from alembic.util import CommandError
 
-    config = alembic_config(url)
+    config = config or alembic_config(url)
     scripts = ScriptDirectory.from_config(config)
     try:
         target = scripts.get_revision(revision)
@@ -216,6 +313,7 @@ def downgrade(url: str, revision: str) -> DowngradeResult:
                 raise ValueError("cannot downgrade: the database has no schema")
             command.downgrade(config, target.revision)
             after = current_revision(url)
+            _record_compat(url, scripts, after)
     except OperationalError as exc:
         raise DatabaseUnavailableError(f"cannot downgrade database: {exc.orig}") from exc
     except CommandError as exc:
@@ -241,6 +339,9 @@ class SchemaStatus:
     current: str | None  # None: no schema yet
     head: str  # the newest revision this release knows
     known: tuple[tuple[str, str], ...]  # (revision, what it does), oldest first
+    # the oldest revision whose release may run on the current schema, as recorded by the
+    # release that migrated it (None: not recorded, by a release before 0005)
+    oldest_compatible: str | None = None
 
     def describe(self) -> list[str]:
         """Lines for people: the state, then each revision with a mark on the current one."""
@@ -252,10 +353,14 @@ class SchemaStatus:
         elif self.current in known:
             state = (f"schema at revision {self.current}; this release's newest is {self.head}: "
                      "`triagebot db upgrade` applies the rest")
+        elif self.oldest_compatible in known:
+            state = (f"schema at revision {self.current}, from a newer release (this one knows "
+                     f"up to {self.head}); that release keeps it usable by releases from "
+                     f"revision {self.oldest_compatible} on, so this release runs on it as is")
         else:
             state = (f"schema at revision {self.current}, which this release does not know (a "
                      f"newer release migrated it; this one knows up to {self.head}): run "
-                     "`triagebot db downgrade` with the newer release first")
+                     f"`triagebot db downgrade {self.head}` with the newer release first")
         marks = [f"{'*' if rev == self.current else ' '} {rev}  {doc}" for rev, doc in self.known]
         return [state, *marks]
 
@@ -267,9 +372,11 @@ def schema_status(url: str) -> SchemaStatus:
                   for script in reversed(list(scripts.walk_revisions())))
     try:
         current = current_revision(url)
+        compat = _read_compat(url) if current is not None else None
     except OperationalError as exc:
         raise DatabaseUnavailableError(f"cannot read the schema revision: {exc.orig}") from exc
-    return SchemaStatus(current, known[-1][0], known)
+    oldest = compat[1] if compat is not None and compat[0] == current else None
+    return SchemaStatus(current, known[-1][0], known, oldest)
 
 
 def _revisions_between(config: Config, before: str | None, after: str | None) -> tuple[str, ...]:

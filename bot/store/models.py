@@ -292,3 +292,16 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(50))
     subject: Mapped[str] = mapped_column(String(300), default="")
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class SchemaCompat(Base):
+    """One row, written by each schema upgrade: the newest revision (``head``) and the oldest
+    revision whose release can still run on this schema (``oldest_compatible``), so that a
+    rolled-back release knows it may start (see ``bot.store.db.upgrade``)."""
+
+    __tablename__ = "schema_compat"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    head: Mapped[str] = mapped_column(String(32))
+    oldest_compatible: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -88,4 +88,5 @@ def test_db_status_names_the_revision_to_go_back_to(tmp_path: Path) -> None:
     newer = run("db", "status", env=env)
     assert newer.returncode == 0, newer.stderr
     assert "schema at revision 9999, which this release does not know" in newer.stdout
-    assert "`triagebot db downgrade` with the newer release first" in newer.stdout
+    assert (f"`triagebot db downgrade {history[-1]}` with the newer release first"
+            in newer.stdout)

@@ -198,13 +198,14 @@ ADDED: dict[str, dict[tuple[str, int], dict[str, Any]]] = {
     "0003": {("job_runs", 0): {"slot": at(0)}},
     "0004": {("events", 0): {"links": {"source": "https://prom.example/graph?g0.expr=ü",
                                        "runbook": "https://wiki.example/диск#ü"}}},
+    "0005": {},  # a new table (schema_compat), written by the upgrade itself
 }
 # The columns each migration adds, and the indexes: what its downgrade may lose.
 ADDED_COLUMNS = {"0002": {("events", "grouped_at")}, "0003": {("job_runs", "slot")},
-                 "0004": {("events", "links")}}
+                 "0004": {("events", "links")}, "0005": set()}
 ADDED_INDEXES = {"0002": {("events", "ix_events_outcome"),
                           ("alert_groups", "ix_alert_groups_last_seen")},
-                 "0003": {("job_runs", "ix_job_runs_slot")}, "0004": set()}
+                 "0003": {("job_runs", "ix_job_runs_slot")}, "0004": set(), "0005": set()}
 
 
 def test_the_data_here_covers_every_migration() -> None:
@@ -273,13 +274,16 @@ def write(url: str, rows: dict[str, list[dict[str, Any]]]) -> dict[str, list[Any
 
 
 def snapshot(url: str) -> dict[str, dict[Any, dict[str, Any]]]:
-    """Every row of every table, as read back: {table: {primary key: {column: value}}}."""
+    """Every row of every table, as read back: {table: {primary key: {column: value}}}.
+    ``schema_compat`` is left out: each upgrade and downgrade rewrites its one row."""
     engine = engine_of(url)
     try:
         meta = reflect(engine)
         out: dict[str, dict[Any, dict[str, Any]]] = {}
         with engine.connect() as conn:
             for name, table in meta.tables.items():
+                if name == "schema_compat":
+                    continue
                 key = primary_key(table)
                 out[name] = {row[key]: dict(row) for row in
                              conn.execute(select(table).order_by(table.c[key])).mappings()}
@@ -626,8 +630,9 @@ def test_models_match_the_migrated_schema(database_url: str) -> None:
 def test_models_compare_notices_a_schema_that_drifted(database_url: str) -> None:
     """The comparison above can fail: a column the models have and the database lacks, an
     index the database has and the models lack."""
+    adds_a_column = max(rev for rev, columns in ADDED_COLUMNS.items() if columns)
     db.upgrade(database_url)
-    db.downgrade(database_url, HISTORY[-2])
+    db.downgrade(database_url, HISTORY[HISTORY.index(adds_a_column) - 1])
     engine = engine_of(database_url)
     try:
         with engine.begin() as conn:
@@ -697,8 +702,9 @@ def older_release(tmp_path: Path, url: str) -> Any:
 def test_rolling_back_the_release_needs_the_downgrade_first(
     database_url: str, tmp_path: Path
 ) -> None:
-    """The older release's start (``db upgrade``) fails on the newer schema, which it does not
-    know; after ``db downgrade`` run by the newer release it starts and finds its schema."""
+    """A release from before revision 0005 (alembic's own upgrade, no schema_compat check)
+    fails to start on the newer schema, which it does not know; after ``db downgrade`` run by
+    the newer release it starts and finds its schema."""
     from alembic import command
     from alembic.util import CommandError
 
@@ -728,3 +734,121 @@ def test_db_downgrade_command_says_what_it_did(tmp_path: Path) -> None:
     assert refused.returncode != 0
     assert "drops every table" in refused.stdout + refused.stderr
     assert db.current_revision(url) == HISTORY[-2]
+
+
+# --- a rolled-back release on a newer schema (schema_compat, revision 0005) -------------------
+
+NEWER_MIGRATION = '''"""a newer release's migration
+
+Revision ID: 9001
+Revises: {head}
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "9001"
+down_revision = "{head}"
+branch_labels = None
+depends_on = None
+{flag}
+
+def upgrade() -> None:
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("newer_note", sa.Text(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.drop_column("newer_note")
+'''
+
+
+def newer_release(tmp_path: Path, url: str, *, compatible: bool) -> Any:
+    """The Alembic configuration of a release after this one: our migrations plus one that
+    adds a nullable column, declared usable by older releases or not."""
+    scripts = tmp_path / "newer_release_migrations"
+    shutil.copytree(Path(str(resources.files("bot.store") / "migrations")), scripts)
+    flag = "older_releases_compatible = True\n" if compatible else ""
+    (scripts / "versions" / "9001_newer.py").write_text(
+        NEWER_MIGRATION.format(head=HEAD, flag=flag), encoding="utf-8")
+    return db.alembic_config(url, scripts)
+
+
+def test_every_migration_says_whether_older_releases_can_run_on_it() -> None:
+    """``older_releases_compatible`` decides whether a rolled-back release may start on the
+    schema: each migration states it, so that none is declared compatible by omission."""
+    scripts = ScriptDirectory.from_config(db.alembic_config("sqlite://"))
+    undeclared = [s.revision for s in scripts.walk_revisions()
+                  if not isinstance(getattr(s.module, "older_releases_compatible", None), bool)]
+    assert undeclared == []
+
+
+def test_the_upgrade_records_which_older_releases_may_run_on_the_schema(
+    database_url: str,
+) -> None:
+    db.upgrade(database_url)
+    assert db._read_compat(database_url) == (HEAD, HISTORY[0])  # every later one only adds
+    db.downgrade(database_url, HISTORY[-2])  # below 0005 the record goes with its table
+    assert db._read_compat(database_url) is None
+    db.upgrade(database_url)
+    assert db._read_compat(database_url) == (HEAD, HISTORY[0])
+
+
+def test_this_release_starts_on_a_newer_schema_that_keeps_it_usable(
+    database_url: str, tmp_path: Path
+) -> None:
+    """``helm rollback`` after a newer release added a nullable column: this release's start
+    (``db upgrade``) leaves the schema as is, and its code reads and writes the rows."""
+    db.upgrade(database_url)
+    ids = write(database_url, rows_at(HEAD))
+    newer = newer_release(tmp_path, database_url, compatible=True)
+    assert db.upgrade(database_url, config=newer).after == "9001"
+    assert db._read_compat(database_url) == ("9001", HISTORY[0])
+
+    result = db.upgrade(database_url)  # this release, rolled back to
+    assert (result.before, result.after, result.applied) == ("9001", "9001", ())
+    assert result.describe() == (
+        f"schema at revision 9001 of a newer release, which keeps it usable by this release "
+        f"(revision {HEAD}): left as is")
+    assert db.current_revision(database_url) == "9001"
+    assert_rows_survived(database_url, rows_at(HEAD), ids)
+    assert_application_works(database_url, ids, HEAD)
+    status = db.schema_status(database_url).describe()[0]
+    assert "from a newer release" in status and "runs on it as is" in status
+
+    # and the newer release, deployed again, finds its schema as it left it
+    assert db.upgrade(database_url, config=newer).describe() == (
+        "already up to date at revision 9001")
+
+
+def test_this_release_refuses_a_newer_schema_it_cannot_run_on(
+    database_url: str, tmp_path: Path
+) -> None:
+    db.upgrade(database_url)
+    newer = newer_release(tmp_path, database_url, compatible=False)
+    db.upgrade(database_url, config=newer)
+    assert db._read_compat(database_url) == ("9001", "9001")
+    with pytest.raises(db.SchemaTooNewError, match=(
+            rf"revision 9001, from a newer release; this release knows revisions up to "
+            rf"{HEAD} and the newer release keeps it usable from revision 9001 on\. To run "
+            rf"this release, first run `triagebot db downgrade {HEAD}` with the newer release")):
+        db.upgrade(database_url)
+    assert db.current_revision(database_url) == "9001"
+
+    db.downgrade(database_url, HEAD, config=newer)  # what the message says to do
+    assert db.upgrade(database_url).describe() == f"already up to date at revision {HEAD}"
+
+
+def test_db_upgrade_command_explains_a_schema_too_new(tmp_path: Path) -> None:
+    from tests.bot.test_cli import run
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    env = {"TRIAGEBOT_DATA_DIR": str(tmp_path), "TRIAGEBOT_DATABASE_URL": url}
+    db.upgrade(url)
+    db.upgrade(url, config=newer_release(tmp_path, url, compatible=False))
+    refused = run("db", "upgrade", env=env)
+    assert refused.returncode != 0
+    out = refused.stdout + refused.stderr
+    assert f"`triagebot db downgrade {HEAD}` with the newer release" in out
+    assert "Traceback" not in out

@@ -20,6 +20,9 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
+# A nullable column and two indexes: an older release neither reads nor writes them.
+older_releases_compatible = True
+
 
 def upgrade() -> None:
     with op.batch_alter_table("events", schema=None) as batch_op:

@@ -21,6 +21,9 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
+# A nullable column and an index: an older release neither reads nor writes them.
+older_releases_compatible = True
+
 
 def upgrade() -> None:
     with op.batch_alter_table("job_runs", schema=None) as batch_op:

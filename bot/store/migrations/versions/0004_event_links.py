@@ -19,6 +19,9 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
+# A nullable column: an older release neither reads nor writes it.
+older_releases_compatible = True
+
 
 def upgrade() -> None:
     with op.batch_alter_table("events", schema=None) as batch_op:
