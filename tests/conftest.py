@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests import leak_guard
 from tests.postgres import fresh_database
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -34,6 +35,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     else:
         with fresh_database(POSTGRES_URL) as url:
             yield url
+
+
+# --- background threads and root log handlers must not outlive their test (tests/leak_guard.py)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # a plugin, not hooks of this conftest: those would miss the session-scoped fixtures
+    config.pluginmanager.register(leak_guard.LeakGuard(), "leak_guard")
 
 
 # --- services on the bundled samples (built once per session, copied per user) ------------

@@ -20,12 +20,16 @@ class NoTriage:
 @pytest.fixture
 def make_pipeline(tmp_path: Path) -> Iterator[Any]:
     store = PipelineStore(tmp_path)
+    made: list[Any] = []
 
     def make(poster: Any = None) -> tuple[Any, FakeClock]:
         clock = FakeClock()
-        return store.pipeline(assistant=NoTriage(), poster=poster, clock=clock), clock
+        made.append(store.pipeline(assistant=NoTriage(), poster=poster, clock=clock))
+        return made[-1], clock
 
     yield make
+    for pipeline in made:
+        pipeline.stop()
     store.close()
 
 

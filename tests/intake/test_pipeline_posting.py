@@ -100,6 +100,7 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
     finally:
         fake.gate.set()
         pipeline.wait_idle()
+        pipeline.stop()
         fake.stop()
         store.close()
 

@@ -60,6 +60,7 @@ def harness(sample_data_dir: Path, tmp_path_factory: pytest.TempPathFactory, fak
 
     yield client, services, pipeline
     runtime.stop()  # its pipeline's threads would go on calling the stopped Slack stand-in
+    runtime.components["workers"].shutdown(wait=True)
     client.close()
     services.close()
 

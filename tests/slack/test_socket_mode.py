@@ -162,4 +162,5 @@ def test_a_wrong_app_token_still_fails_loudly(slack_services, fake_slack, socket
         assert not runtime.ready.is_set()
         assert "SLACK_APP_TOKEN" in runtime.error and "invalid_auth" in runtime.error
     finally:
+        runtime.stop()  # its spool replayer started before Socket Mode failed
         runtime.components["workers"].shutdown(wait=True)
