@@ -38,7 +38,9 @@ from bot.cli import (
 # Options shared by several commands.
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 CorpusOption = Annotated[Path, typer.Option(help="Folder of runbooks.")]
-QueriesOption = Annotated[Path, typer.Option(help="queries.jsonl with `gold` paths.")]
+QueriesOption = Annotated[Path, typer.Option(
+    help="Queries (JSONL, JSON or CSV): text (or query, question, alert) and gold (or "
+         "expected, runbook, relevant): a runbook path relative to --corpus.")]
 FieldOption = Annotated[str, typer.Option(help="text or text_without_name")]
 
 # --- training and the model registry ----------------------------------------------------------
@@ -290,20 +292,25 @@ def models_rollback(target: Annotated[str, typer.Argument(help="e.g. category")]
 def _print_report(report: dict, as_json: bool, keys: list[str], baseline_key: str) -> None:
     if as_json:
         print_json(report)
-        return
-    table = Table("figure", "triagebot", baseline_key)
-    base = report.get(baseline_key, {})
-    for key in keys:
-        table.add_row(key, str(report.get(key, "-")), str(base.get(key, "-")))
-    console.print(table)
+    else:
+        table = Table("figure", "triagebot", baseline_key)
+        base = report.get(baseline_key, {})
+        for key in keys:
+            table.add_row(key, str(report.get(key, "-")), str(base.get(key, "-")))
+        console.print(table)
     _warn_skipped(report)
 
 
 def _warn_skipped(report: dict) -> None:
-    """One line when the evaluation file had rows that could not be read."""
+    """On stderr (stdout stays one JSON object with --json): one line when the evaluation
+    files had rows that could not be read, and one per warning of the report."""
     if report.get("rows_skipped"):
-        console.print(f"[yellow]{report['rows_skipped']} unreadable rows skipped[/yellow], "
-                      f"the first: {report['first_skipped']}")
+        err_console.print(f"[yellow]{report['rows_skipped']} unreadable rows skipped[/yellow], "
+                          f"the first: {escape(str(report['first_skipped']))}",
+                          soft_wrap=True, highlight=False)
+    for line in report.get("warnings", ()):
+        err_console.print(f"[yellow]warning:[/yellow] {escape(line)}", soft_wrap=True,
+                          highlight=False)
 
 
 @eval_app.command("retrieval")
@@ -330,7 +337,7 @@ def eval_retrieval(
 @friendly_errors
 def eval_classify(
     train_file: Annotated[Path, typer.Option(
-        "--train", help="Labelled rows to train on (JSONL or CSV).")],
+        "--train", help="Labelled rows to train on (JSONL, JSON, CSV or TSV; .gz too).")],
     test_file: Annotated[Path, typer.Option(
         "--test", help="Labelled rows to test on; the same file as --train is split.")],
     target: Annotated[str, typer.Option(help="The label field to predict, e.g. team.")],
@@ -362,7 +369,7 @@ def eval_classify(
 ) -> None:
     """Classifier quality; TF-IDF word+char n-grams with LinearSVC beside it.
 
-    Reads files as `triagebot import` does (JSONL or CSV, --preset, --map),
+    Reads files as `triagebot import` does (JSONL, JSON, CSV or TSV, --preset, --map),
     ids optional. The target may be any field of the records, e.g. a CSV column.
     """
     from bot.evaluation import evaluate_classification
@@ -474,16 +481,22 @@ def _answered(coverage: float, covered_accuracy: float) -> str:
 @eval_app.command("incidents")
 @friendly_errors
 def eval_incidents(
-    history: Annotated[Path, typer.Option(help="JSONL of past incidents.")],
+    history: Annotated[Path, typer.Option(help="Past incidents (JSONL, JSON or CSV).")],
     test: Annotated[Path | None, typer.Option(help="Queries; leave-one-out when absent.")] = None,
     target: Annotated[str, typer.Option(help="The label field the neighbours vote on.")] = (
         "category"),
+    preset: Annotated[str | None, typer.Option(help="CSV preset: servicenow or jira.")] = None,
+    map_: Annotated[list[str], typer.Option("--map", help="field=column (repeatable).")] = [],  # noqa: B006
     as_json: JsonOption = False,
 ) -> None:
-    """Target voted by retrieved neighbours vs the true one; BM25 neighbours beside it."""
+    """Target voted by retrieved neighbours vs the true one; BM25 neighbours beside it.
+
+    Reads files as `triagebot import` does (JSONL, JSON, CSV; --preset, --map), ids optional.
+    """
     from bot.evaluation import evaluate_incidents, hit_key
 
-    report = evaluate_incidents(history, test_file=test, target=target)
+    report = evaluate_incidents(history, test_file=test, target=target, preset=preset,
+                                mapping=parse_map(map_) or None)
     _print_report(
         report,
         as_json,
@@ -504,6 +517,7 @@ def eval_grouping(
     report = evaluate_grouping_file(events)
     if as_json:
         print_json(report)
+        _warn_skipped(report)  # on stderr
         return
     table = Table("system", "n", "groups true", "groups ours", "ARI ours", "GA ours", "GA drain3")
     for system, s in report["systems"].items():
@@ -682,6 +696,7 @@ def eval_feedback(
     report = evaluate_feedback(corpus, queries, field=field)
     if as_json:
         print_json(report)
+        _warn_skipped(report)  # on stderr
         return
     table = Table("queries", "n", "hit@1 before", "hit@1 after", "MRR before", "MRR after")
     for name in ("with_feedback", "without_feedback"):

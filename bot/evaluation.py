@@ -4,12 +4,11 @@ each next to a plain baseline measured in the same run."""
 from __future__ import annotations
 
 import copy
-import json
 import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from pathlib import Path
@@ -43,25 +42,19 @@ def skipped_fields(count: int, first: str) -> dict[str, Any]:
 
 
 def read_jsonl(path: Path) -> JsonlRows:
+    """The objects of a row file: JSONL, a JSON array, CSV or TSV, gzip-compressed or not,
+    read as :func:`knowledge.records.read_rows` reads them (unreadable rows counted)."""
+    from knowledge.records import read_rows
+
     if not path.is_file():
         raise FileNotFoundError(f"file not found: {path}")
     rows = JsonlRows()
-    for number, line in enumerate(
-        path.read_text(encoding="utf-8", errors="replace").splitlines(), 1
-    ):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            value, why = None, f"not valid JSON ({exc.msg})"
-        else:
-            why = f"a JSON {type(value).__name__}, not an object"
-        if isinstance(value, dict):
-            rows.append(value)
+    for number, row in read_rows(path)[1]:
+        if isinstance(row, dict):
+            rows.append(row)
             continue
         if not rows.skipped:
-            rows.first_skipped = f"{path.name}: line {number}: {why}"
+            rows.first_skipped = f"{path.name}: line {number}: {row}"
         rows.skipped += 1
     return rows
 
@@ -85,24 +78,185 @@ def temporary_services(base: Settings | None = None) -> Iterator[Any]:
 # --- retrieval --------------------------------------------------------------------------------
 
 
+# What query files call a query's text and its expected runbook, besides the README's
+# ``text`` and ``gold`` (compared after normalizing, as record columns are).
+QUERY_TEXT_KEYS = ("text", "query", "question", "alert_text", "message", "prompt", "input")
+GOLD_KEYS = ("gold", "expected", "expected_runbook", "expected_doc", "expected_document",
+             "runbook", "runbooks", "relevant", "relevant_docs", "gold_path", "gold_doc",
+             "answer", "doc", "document", "path", "file")
+
+
+def _key(query: dict[str, Any], names: Sequence[str]) -> str | None:
+    """The first key of ``query`` that one of ``names`` names, spelled as they are or not."""
+    from knowledge.records import _norm
+
+    by_norm = {_norm(k): k for k in query}
+    return next((by_norm[n] for n in names if n in by_norm), None)
+
+
+def _alert_text(alert: Any, with_name: bool) -> str:
+    """A firing alert object ({labels, annotations}) as a query text, as the README's
+    ``text`` (``[severity] AlertName: summary description``) or ``text_without_name``."""
+    if not isinstance(alert, dict):
+        return ""
+    labels = alert.get("labels") if isinstance(alert.get("labels"), dict) else {}
+    notes = alert.get("annotations") if isinstance(alert.get("annotations"), dict) else {}
+    body = " ".join(str(notes[k]).strip() for k in ("summary", "description", "message")
+                    if notes.get(k))
+    if not with_name:
+        return body
+    head = " ".join(x for x in (f"[{labels['severity']}]" if labels.get("severity") else "",
+                                f"{labels['alertname']}:" if labels.get("alertname") else "")
+                    if x)
+    return f"{head} {body}".strip()
+
+
 def query_texts(queries: Sequence[dict[str, Any]], field: str, path: Path) -> list[str]:
     """The ``field`` text of every query (``text`` where a query lacks it).
 
-    A field no query has is a typo, not a request for the ``text`` figures: it raises.
+    Without a ``text`` field anywhere, the default ``text`` (and ``text_without_name``) is
+    also found under another usual name (``query``, ``question``...) or made from the
+    query's ``alert`` object. A field no query has is a typo, not a request for the
+    ``text`` figures: it raises.
     """
-    if not any(q.get(field) for q in queries):
-        raise ValueError(f"{path}: no query has the field {field!r}")
-    return [str(q.get(field) or q.get("text") or "") for q in queries]
+    if any(q.get(field) for q in queries):
+        return [str(q.get(field) or q.get("text") or "") for q in queries]
+    if field in ("text", "text_without_name"):
+        if field == "text" and (key := next(
+                (k for q in queries if (k := _key(q, QUERY_TEXT_KEYS)) and q.get(k)), None)):
+            return [str(q.get(key) or "") for q in queries]
+        if any(isinstance(q.get("alert"), dict) for q in queries):
+            return [_alert_text(q.get("alert"), field == "text") for q in queries]
+    keys = sorted({k for q in queries for k in q})
+    raise ValueError(f"{path}: no query has the field {field!r} (keys: {', '.join(keys)}); "
+                     "name the query text's key with --field")
 
 
-def runbook_rank(services: Any, text: str, gold: str | None) -> tuple[int | None, list[Any]]:
-    """Rank (1-based) of the ``gold`` runbook path among the top 10 hits, and the hits."""
+def _golds(value: Any) -> list[str]:
+    """The expected runbook paths of a query's gold value (a path or a list of paths)."""
+    if isinstance(value, (list, tuple)):
+        return [g for v in value for g in _golds(v)]
+    if isinstance(value, dict):  # {"path": ...} or {"gold": ...}
+        key = _key(value, GOLD_KEYS)
+        return _golds(value[key]) if key else []
+    return [str(value).strip()] if value not in (None, "") else []
+
+
+def resolve_gold(gold: str, corpus: Path, paths: Sequence[str]) -> str | None:
+    """The corpus path (relative, as the index keeps it) that ``gold`` names: the same path,
+    or written with backslashes, ``./``, the corpus folder's name or an absolute path in
+    front, or without the folders or the extension when that names one file only."""
+    known = set(paths)
+    g = gold.replace("\\", "/").strip()
+    candidates = [g, g.removeprefix("./"), g.lstrip("/")]
+    if Path(g).is_absolute():
+        with suppress(ValueError, OSError):
+            candidates.append(Path(g).resolve().relative_to(corpus.resolve()).as_posix())
+    for prefix in (corpus.name + "/", "corpus/"):
+        candidates += [c.removeprefix(prefix) for c in candidates]
+    found = next((c for c in candidates if c in known), None)
+    if found is not None:
+        return found
+
+    def name(p: str) -> str:
+        return p.rsplit("/", 1)[-1]
+
+    def bare(p: str) -> str:  # without the extension
+        return p.rsplit(".", 1)[0] if "." in name(p) else p
+
+    for key in (name, bare, lambda p: bare(name(p))):
+        matches = [p for p in paths if key(p) == key(g)]
+        if len(matches) == 1:
+            return matches[0]
+    return None
+
+
+@dataclass(frozen=True)
+class RetrievalQueries:
+    """The queries of a retrieval set that can be measured, their texts and expected corpus
+    paths, and what was left out and why."""
+
+    queries: list[dict[str, Any]]
+    texts: list[str]
+    golds: list[list[str]]  # corpus paths; a hit on any of them counts
+    notes: dict[str, Any]
+
+
+def retrieval_queries(corpus: Path, queries_file: Path, field: str,
+                      scan: Any) -> RetrievalQueries:
+    """Read and check a query file against the scanned corpus: queries without an expected
+    runbook, or whose runbook is not a document of the corpus, are left out of the figures
+    and counted (a query that cannot be answered says nothing of the search)."""
+    queries = read_jsonl(queries_file)
+    if not queries:
+        raise ValueError(f"{queries_file}: no queries")
+    texts = query_texts(queries, field, queries_file)
+    paths = [d.path for d in scan.documents]
+    if not paths:
+        skipped = "; ".join(f"{p} ({why})" for p, why in scan.skipped[:3])
+        raise ValueError(f"corpus {corpus}: no runbook to search (Markdown, HTML or .txt "
+                         "files expected)" + (f"; skipped: {skipped}" if skipped else ""))
+    skipped_files = dict(scan.skipped)
+    kept, kept_texts, golds = [], [], []
+    no_gold, missing, missing_examples = 0, 0, []
+    for q, text in zip(queries, texts, strict=True):
+        key = _key(q, GOLD_KEYS)
+        wanted = _golds(q.get(key)) if key else []
+        if not wanted or not text.strip():
+            no_gold += 1
+            continue
+        found = [r for g in wanted if (r := resolve_gold(g, corpus, paths))]
+        if not found:
+            missing += 1
+            if len(missing_examples) < 3:
+                why = skipped_files.get(wanted[0])
+                missing_examples.append(wanted[0] + (f" (skipped: {why})" if why else ""))
+            continue
+        kept.append(q)
+        kept_texts.append(text)
+        golds.append(found)
+    notes: dict[str, Any] = {"queries_without_gold": no_gold, "gold_not_in_corpus": missing}
+    warnings = []
+    if no_gold:
+        warnings.append(f"{no_gold} queries have no text or no expected runbook (gold): left "
+                        "out of the figures")
+    if missing:
+        notes["gold_not_in_corpus_examples"] = missing_examples
+        warnings.append(f"{missing} queries expect a runbook that is not a document of the "
+                        f"corpus, e.g. {', '.join(missing_examples)}: left out of the figures "
+                        "(gold paths are relative to --corpus)")
+    if scan.skipped:
+        notes["corpus_files_skipped"] = len(scan.skipped)
+        shown = ", ".join(f"{p} ({why})" for p, why in scan.skipped[:3])
+        warnings.append(f"{len(scan.skipped)} corpus files not indexed: {shown}"
+                        + (" ..." if len(scan.skipped) > 3 else ""))
+    notes["warnings"] = warnings
+    if not kept:
+        example = next((g for q in queries if (k := _key(q, GOLD_KEYS))
+                        for g in _golds(q.get(k))), None)
+        raise ValueError(
+            f"{queries_file}: none of the {len(queries)} queries names a runbook of the corpus "
+            + (f"(e.g. gold {example!r}; corpus paths look like {paths[0]!r})" if example
+               else f"(no gold field; expected one of: {', '.join(GOLD_KEYS[:6])})"))
+    return RetrievalQueries(kept, kept_texts, golds, {**notes, **queries.report()})
+
+
+def runbook_rank(services: Any, text: str,
+                 gold: str | Sequence[str] | None) -> tuple[int | None, list[Any]]:
+    """Rank (1-based) of the ``gold`` runbook path (or the best of several) among the top
+    10 hits, and the hits."""
     from bot.knowledge_base import RUNBOOKS
 
     vector = services.embedder.encode_one(text)
     hits = services.knowledge.search(RUNBOOKS, text, vector, k=10)
     paths = [h.best.doc_key.split(":", 1)[-1] for h in hits]
-    return (paths.index(gold) + 1 if gold in paths else None), hits
+    return _rank(paths, gold), hits
+
+
+def _rank(paths: Sequence[str], gold: str | Sequence[str] | None) -> int | None:
+    golds = [gold] if isinstance(gold, str) else list(gold or ())
+    ranks = [paths.index(g) + 1 for g in golds if g in paths]
+    return min(ranks) if ranks else None
 
 
 def evaluate_retrieval(corpus: Path, queries_file: Path, *, field: str = "text") -> dict[str, Any]:
@@ -115,30 +269,27 @@ def evaluate_retrieval(corpus: Path, queries_file: Path, *, field: str = "text")
 
     if not corpus.is_dir():
         raise FileNotFoundError(f"corpus folder not found: {corpus}")
-    queries = read_jsonl(queries_file)
-    if not queries:
-        raise ValueError(f"{queries_file}: no queries")
-    texts = query_texts(queries, field, queries_file)
+    scan = scan_folder(corpus)
+    checked = retrieval_queries(corpus, queries_file, field, scan)
+    texts = checked.texts
     with temporary_services() as services:
         services.knowledge.index_runbooks(corpus, source="eval")
         ranks: list[int | None] = []
         latencies: list[float] = []
-        for q, text in zip(queries, texts, strict=True):
+        for gold, text in zip(checked.golds, texts, strict=True):
             started = time.perf_counter()
-            rank, _ = runbook_rank(services, text, q.get("gold"))
+            rank, _ = runbook_rank(services, text, gold)
             latencies.append((time.perf_counter() - started) * 1000)
             ranks.append(rank)
 
-    scan = scan_folder(corpus)
     docs = scan.documents
     lexical = LexicalIndex().build(
         list(range(len(docs))),
         [d.title + "\n" + "\n".join(s.text for s in d.sections) for d in docs],
     )
     base_ranks: list[int | None] = []
-    for q, text in zip(queries, texts, strict=True):
-        found = [docs[i].path for i, _ in lexical.search(text, 10)]
-        base_ranks.append(found.index(q["gold"]) + 1 if q.get("gold") in found else None)
+    for gold, text in zip(checked.golds, texts, strict=True):
+        base_ranks.append(_rank([docs[i].path for i, _ in lexical.search(text, 10)], gold))
     report = rank_report(ranks)
     report.update(
         {
@@ -146,7 +297,7 @@ def evaluate_retrieval(corpus: Path, queries_file: Path, *, field: str = "text")
             "p95_ms": round(_percentile(latencies, 95), 2),
             "field": field,
             "baseline_bm25_documents": rank_report(base_ranks),
-            **queries.report(),
+            **checked.notes,
         }
     )
     return report
@@ -170,10 +321,71 @@ def _labelled(records: Sequence[Any], target: str) -> list[Any]:
     return [r for r in records if r.text.strip() and _label(r, target)]
 
 
-def _texts_labels(records: Sequence[Any], target: str) -> tuple[list[str], list[str]]:
-    """Text and label of every record that has both (blank labels count as unlabelled)."""
+def _texts_labels(records: Sequence[Any], target: str,
+                  canon: dict[str, str] | None = None) -> tuple[list[str], list[str]]:
+    """Text and label of every record that has both (blank labels count as unlabelled);
+    ``canon`` maps a label's spelling to the one it is counted as."""
     kept = _labelled(records, target)
-    return [r.text.strip() for r in kept], [_label(r, target) for r in kept]
+    labels = [_label(r, target) for r in kept]
+    return [r.text.strip() for r in kept], [(canon or {}).get(lab, lab) for lab in labels]
+
+
+def label_spellings(labels: Sequence[str]) -> dict[str, str]:
+    """``{spelling: label}`` for labels that differ only in case or spacing ("Network",
+    "network ", "NETWORK"): each is counted as its most frequent spelling (the first in
+    sorted order on a tie). A label written one way only is not in the result."""
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for lab in labels:
+        counts[" ".join(lab.split()).casefold()][lab] += 1
+    canon: dict[str, str] = {}
+    for spellings in counts.values():
+        if len(spellings) > 1:
+            best = min(spellings, key=lambda s: (-spellings[s], s))
+            canon.update((s, best) for s in spellings if s != best)
+    return canon
+
+
+def label_notes(target: str, files: Sequence[LabelledFile], canon: dict[str, str],
+                train_labels: Sequence[str], test_labels: Sequence[str], *,
+                unlabelled_fate: str = "left out (neither trained nor tested on)",
+                ) -> dict[str, Any]:
+    """What the report should say about the labels beside the figures: rows left out for
+    want of a label, spellings merged, test labels no training row has (the model cannot
+    answer them; they count as errors). ``warnings`` says each in one line."""
+    distinct = list({id(f): f for f in files}.values())
+    unlabelled = sum(1 for f in distinct for r in f.records
+                     if r.text.strip() and not _label(r, target))
+    unseen = sorted(set(test_labels) - set(train_labels))
+    unseen_rows = sum(lab in unseen for lab in test_labels)
+    notes: dict[str, Any] = {"rows_unlabelled": unlabelled}
+    warnings: list[str] = []
+    if unlabelled:
+        warnings.append(f"{unlabelled} rows have no {target!r} label: {unlabelled_fate}")
+    if canon:
+        merged: dict[str, list[str]] = defaultdict(list)
+        for spelling, label in sorted(canon.items()):
+            merged[label].append(spelling)
+        notes["labels_merged"] = dict(merged)
+        shown = "; ".join(f"{label!r} = " + ", ".join(map(repr, sp))
+                          for label, sp in list(merged.items())[:5])
+        warnings.append(f"{len(canon)} label spellings that differ only in case or spacing "
+                        f"were merged: {shown}" + (" ..." if len(merged) > 5 else ""))
+    if unseen:
+        notes["test_labels_not_in_train"] = unseen[:20]
+        notes["test_rows_with_labels_not_in_train"] = unseen_rows
+        warnings.append(f"{unseen_rows} of {len(test_labels)} test rows carry {len(unseen)} "
+                        f"labels no training row has ({', '.join(unseen[:5])}"
+                        f"{', ...' if len(unseen) > 5 else ''}): counted as errors, as no "
+                        "model trained on this file can answer them")
+    if 0 < len(test_labels) < SMALL_TEST:
+        warnings.append(f"only {len(test_labels)} test rows: one answer moves accuracy by "
+                        f"{100 / len(test_labels):.0f} points; measure on more rows (with one "
+                        "file: --folds 5 tests every row)")
+    notes["warnings"] = warnings
+    return notes
+
+
+SMALL_TEST = 30  # fewer test rows than this: the figures say little, and the run says so
 
 
 @dataclass(frozen=True)
@@ -214,6 +426,8 @@ def _skipped_rows(*files: LabelledFile) -> tuple[int, str]:
 
 def _no_labels_error(file: LabelledFile, target: str, role: str) -> ValueError:
     """Why a file gave no (text, label) rows, in terms the user can act on."""
+    if not file.records and not file.skipped:
+        return ValueError(f"{role} file {file.path.name}: the file holds no rows")
     fields = sorted({f for r in file.records for f in _fields_present(r)})
     parts = [f"{role} file {file.path.name}: no row with text and a {target!r} label",
              f"{len(file.records)} records read"]
@@ -245,6 +459,7 @@ class LabelledSplit:
     rows_skipped: int  # unreadable rows (bad JSON, no text, duplicate id) in both files
     first_skipped: str = ""  # "file: line N: why" of the first one
     train_records: list[Any] = dataclass_field(default_factory=list)  # aligned with train_texts
+    notes: dict[str, Any] = dataclass_field(default_factory=dict)  # :func:`label_notes`
 
     def train_field(self, name: str) -> list[str]:
         """Another field's labels of the training rows ("" where a row has none)."""
@@ -264,24 +479,26 @@ def split_rows(train_file: Path, test_file: Path, target: str, *, test_fraction:
 
     if train_file.resolve() != test_file.resolve():
         train, test = (_read_labelled(f, preset, mapping) for f in (train_file, test_file))
+        canon = _canon(target, train, test)
         tr_records = _labelled(train.records, target)
-        tr_texts, tr_labels = _texts_labels(tr_records, target)
-        te_texts, te_labels = _texts_labels(test.records, target)
+        tr_texts, tr_labels = _texts_labels(tr_records, target, canon)
+        te_texts, te_labels = _texts_labels(test.records, target, canon)
         how = "train and test files"
     else:
         train = test = _read_labelled(train_file, preset, mapping)
+        canon = _canon(target, train)
         records = train.records
         is_test = [r.extra.get("split") == "test" for r in records]
         if any(is_test):
             tr_records = _labelled(
                 [r for r, t in zip(records, is_test, strict=True) if not t], target)
-            tr_texts, tr_labels = _texts_labels(tr_records, target)
+            tr_texts, tr_labels = _texts_labels(tr_records, target, canon)
             te_texts, te_labels = _texts_labels(
-                [r for r, t in zip(records, is_test, strict=True) if t], target)
+                [r for r, t in zip(records, is_test, strict=True) if t], target, canon)
             how = "the file's split field"
         else:
             kept = _labelled(records, target)
-            texts, labels = _texts_labels(kept, target)
+            texts, labels = _texts_labels(kept, target, canon)
             if not texts:
                 raise _no_labels_error(train, target, "train")
             tr, te = stratified_split(labels, test_fraction, seed=seed)
@@ -296,8 +513,24 @@ def split_rows(train_file: Path, test_file: Path, target: str, *, test_fraction:
         raise _no_labels_error(train, target, "train")
     if not te_texts:
         raise _no_labels_error(test, target, "test")
+    _check_two_labels(train, target, tr_labels)
     return LabelledSplit(tr_texts, tr_labels, te_texts, te_labels, how,
-                         *_skipped_rows(train, test), train_records=tr_records)
+                         *_skipped_rows(train, test), train_records=tr_records,
+                         notes=label_notes(target, [train, test], canon, tr_labels, te_labels))
+
+
+def _canon(target: str, *files: LabelledFile) -> dict[str, str]:
+    """:func:`label_spellings` of the ``target`` labels of every record of ``files``."""
+    return label_spellings([lab for f in files for r in f.records if (lab := _label(r, target))])
+
+
+def _check_two_labels(file: LabelledFile, target: str, labels: Sequence[str]) -> None:
+    """A classifier needs two labels to choose between: say so about the file."""
+    if len(set(labels)) < 2:
+        raise ValueError(
+            f"train file {file.path.name}: every one of the {len(labels)} training rows with a "
+            f"{target!r} label says {labels[0]!r}; a classifier needs 2 or more distinct "
+            "labels (is --target the right field?)")
 
 
 def evaluate_classification(
@@ -367,6 +600,7 @@ def evaluate_classification(
             fine=fine, fine_field=finer_name or "")
     result["split"] = rows.how
     result.update(skipped_fields(rows.rows_skipped, rows.first_skipped))
+    result.update(rows.notes)
     return result
 
 
@@ -427,9 +661,11 @@ def cross_validate_classification(
         raise ValueError("--folds cross-validates one file: give it as both --train and --test")
     labelled = _read_labelled(train_file, preset, mapping)
     records = _labelled(labelled.records, target)
-    texts, labels = _texts_labels(records, target)
+    canon = _canon(target, labelled)
+    texts, labels = _texts_labels(records, target, canon)
     if not texts:
         raise _no_labels_error(labelled, target, "train")
+    _check_two_labels(labelled, target, labels)
     fold_of = stratified_folds(labels, folds, seed=seed)
     if len({f for f in fold_of if f >= 0}) < folds:
         raise ValueError(f"{train_file.name}: {len(texts)} rows with a {target!r} label are "
@@ -475,6 +711,7 @@ def cross_validate_classification(
                        + (" (the file's split field is ignored)"
                           if any(r.extra.get("split") for r in records) else ""))
     result.update(skipped_fields(*_skipped_rows(labelled)))
+    result.update(label_notes(target, [labelled], canon, labels, []))
     return result
 
 
@@ -585,11 +822,19 @@ def learning_curve(tr_texts: list[str], tr_emb: Any, tr_labels: list[str],
 
 
 def _label(record: Any, target: str) -> str:
-    """The record's ``target`` label; a list (multi-label field) gives its first label."""
-    value = getattr(record, target, "") or record.extra.get(target)
+    """The record's ``target`` label; a list (multi-label field) gives its first label.
+
+    ``target`` is a record field or a key of the record's other fields, spelled as in the
+    file or not (``assignment_group`` finds ``Assignment group``), or a dotted path into a
+    nested object. False and 0 are labels, not blanks."""
+    from knowledge.records import TEXT_FIELDS, value_of
+
+    value = getattr(record, target) if target in TEXT_FIELDS else ""
+    if value == "":
+        value = value_of(record.extra, target)
     if isinstance(value, list):
         value = value[0] if value else ""
-    return str(value or "").strip()
+    return "" if value is None else str(value).strip()
 
 
 def similarity_vote(neighbours: Sequence[tuple[str, float]]) -> tuple[str, float]:
@@ -606,7 +851,8 @@ def similarity_vote(neighbours: Sequence[tuple[str, float]]) -> tuple[str, float
 
 
 def evaluate_incidents(
-    history_file: Path, *, test_file: Path | None = None, target: str = "category", k: int = 5
+    history_file: Path, *, test_file: Path | None = None, target: str = "category", k: int = 5,
+    preset: str | None = None, mapping: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """``target`` voted by the ``k`` incidents the product retrieves vs by BM25 neighbours.
 
@@ -622,18 +868,19 @@ def evaluate_incidents(
     from bot.store.db import session_scope
     from knowledge.index import LexicalIndex
 
-    files = [_read_labelled(history_file)]
+    files = [_read_labelled(history_file, preset, mapping)]
     history = files[0].records
     if not history:
         raise ValueError(f"{history_file}: no records")
     leave_one_out = test_file is None
     if not leave_one_out:
-        files.append(_read_labelled(test_file))
+        files.append(_read_labelled(test_file, preset, mapping))
     tests = history if leave_one_out else files[1].records
     queries = [r for r in tests if _label(r, target) and r.text.strip()]
     if not queries:
-        raise ValueError(f"no records with {target!r}")
-    labelled = {r.id: _label(r, target) for r in history}
+        raise _no_labels_error(files[-1], target, "history" if leave_one_out else "test")
+    canon = _canon(target, *files)
+    labelled = {r.id: canon.get(lab, lab) for r in history if (lab := _label(r, target))}
     started = time.perf_counter()
     with temporary_services() as services:
         services.knowledge.import_records(history, kind="incident", source_name="eval")
@@ -666,7 +913,7 @@ def evaluate_incidents(
     for q in queries:
         found = [(ids[i], s) for i, s in lexical.search(q.text, k + 1)]
         base.append([f for f in found if not (leave_one_out and f[0] == q.id)][:k])
-    truth = [_label(q, target) for q in queries]
+    truth = [canon.get(lab, lab) for q in queries if (lab := _label(q, target))]
     report = {
         "target": target,
         "mode": "leave-one-out" if leave_one_out else "test file",
@@ -677,6 +924,8 @@ def evaluate_incidents(
         "seconds": round(elapsed, 1),
         "baseline_bm25_neighbours": _vote_metrics(base, truth, labelled, k, target),
         **skipped_fields(*_skipped_rows(*files)),
+        **label_notes(target, files, canon, list(labelled.values()), truth,
+                      unlabelled_fate="not queries; found as neighbours, they do not vote"),
     }
     return report
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bot.evaluation import query_texts, rank_report, read_jsonl, runbook_rank, temporary_services
+from bot.evaluation import rank_report, retrieval_queries, runbook_rank, temporary_services
 from bot.store import repository as repo
 from bot.store.db import session_scope
 
@@ -25,13 +25,16 @@ def _ranks(services: Any, queries: list[dict[str, Any]],
 
 
 def evaluate_feedback(corpus: Path, queries_file: Path, *, field: str = "text") -> dict[str, Any]:
+    from knowledge.documents import scan_folder
+
     if not corpus.is_dir():
         raise FileNotFoundError(f"corpus folder not found: {corpus}")
-    lines = read_jsonl(queries_file)
-    queries = [q for q in lines if q.get("gold")]
+    # the queries as `eval retrieval` reads them: other field names, gold paths resolved
+    checked = retrieval_queries(corpus, queries_file, field, scan_folder(corpus))
+    queries = [{**q, "gold": g} for q, g in zip(checked.queries, checked.golds, strict=True)]
     if len(queries) < 2:
         raise ValueError(f"{queries_file}: need at least 2 queries with a gold document")
-    texts = query_texts(queries, field, queries_file)
+    texts = checked.texts
     with temporary_services() as services:
         services.knowledge.index_runbooks(corpus, source="eval")
         before = _ranks(services, queries, texts)
@@ -74,5 +77,5 @@ def evaluate_feedback(corpus: Path, queries_file: Path, *, field: str = "text") 
         "clicks": clicks,
         "with_feedback": {"before": report(half_a, before), "after": report(half_a, after)},
         "without_feedback": {"before": report(half_b, before), "after": report(half_b, after)},
-        **lines.report(),
+        **checked.notes,
     }

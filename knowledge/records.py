@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
+import gzip
 import io
 import json
 import re
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +125,14 @@ COMMON_COLUMNS: dict[str, tuple[str, ...]] = {
     "title": ("subject", "summary", "short_description", "headline"),
     "description": ("text", "body", "content", "message", "details"),
 }
+# Normalized names that hold a record's text: a JSON object with one of them is a record,
+# not a wrapper around a list of records.
+_TEXT_NAMES = {"title", "description", *COMMON_COLUMNS["title"], *COMMON_COLUMNS["description"]}
+
+
+JSON_EXT = (".jsonl", ".ndjson", ".json")
+CSV_EXT = (".csv", ".tsv", ".tab", ".txt")
+COMPRESSED_EXT = ".gz"
 
 
 def read_records(
@@ -131,11 +142,15 @@ def read_records(
     mapping: Mapping[str, str] | None = None,
     ids_optional: bool = False,
 ) -> ReadResult:
-    """Read ``path`` (.jsonl/.ndjson or .csv). Bad rows are reported in ``errors`` and skipped.
+    """Read ``path``: JSONL (.jsonl/.ndjson), a JSON array or an object holding one (.json),
+    CSV or TSV (.csv/.tsv/.txt), each optionally gzip-compressed (``.jsonl.gz``). Text may be
+    UTF-8 (with or without a byte order mark), UTF-16 with its mark, or Latin-1. Bad rows are
+    reported in ``errors`` and skipped.
 
-    ``mapping`` maps a record field to a column/key name and overrides the preset. With
-    ``ids_optional`` (evaluation files, which are read and never stored) a row without an id
-    is named after its line, ``line-N``; an import needs real ids to update records in place.
+    ``mapping`` maps a record field to a column/key name and overrides the preset; a nested
+    JSON key is named by its dotted path (``title=fields.summary``). With ``ids_optional``
+    (evaluation files, which are read and never stored) a row without an id is named after
+    its line, ``line-N``; an import needs real ids to update records in place.
     """
     path = Path(path)
     if preset is not None and preset not in PRESETS:
@@ -143,31 +158,64 @@ def read_records(
     bad = set(mapping or {}) - set(TEXT_FIELDS)
     if bad:
         raise RecordFileError(f"mapping names unknown record fields: {sorted(bad)}")
+    names, rows, is_csv = read_rows(path)
+    _check_mapping(mapping or {}, names, csv=is_csv)
+    return _to_records(rows, preset=preset, mapping=dict(mapping or {}), ids_optional=ids_optional)
+
+
+def read_rows(path: Path) -> tuple[list[str], Rows, bool]:
+    """The raw rows of a record file, in any format :func:`read_records` reads: the column
+    or key names (nested keys as dotted paths), ``(line, row)`` or ``(line, why it is
+    unreadable)`` per row, and whether the file is CSV/TSV."""
+    path = Path(path)
     if path.is_dir():
         raise RecordFileError(f"{path}: is a directory, not a JSONL or CSV file")
     if not path.exists():
         raise RecordFileError(f"file not found: {path}")
-    ext = path.suffix.lower()
-    if ext not in (".jsonl", ".ndjson", ".csv"):
-        raise RecordFileError(f"unsupported record file type {ext or '(none)'}: use .jsonl or .csv")
+    compressed = path.suffix.lower() == COMPRESSED_EXT
+    ext = (path.with_suffix("") if compressed else path).suffix.lower()
+    if ext not in JSON_EXT + CSV_EXT:
+        raise RecordFileError(
+            f"{path}: unsupported record file type {ext or '(none)'}: use .jsonl, .json, .csv "
+            "or .tsv (optionally gzip-compressed, e.g. .jsonl.gz)")
     try:
         raw = path.read_bytes()
-    except OSError as exc:
-        raise RecordFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        if compressed:
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:
+        why = getattr(exc, "strerror", None) or exc
+        raise RecordFileError(f"cannot read {path}: {why}") from exc
+    kind = "CSV" if ext in CSV_EXT else "JSON" if ext == ".json" else "JSONL"
+    text = _decode(raw, path, kind)
+    if ext == ".txt" and text.lstrip()[:1] in ("{", "["):
+        ext = ".jsonl"  # a .txt export of JSON records
+    if ext in CSV_EXT:
+        names, rows = _csv_rows(text, delimiter="\t" if ext in (".tsv", ".tab") else None)
+        return names, rows, True
+    rows = _json_rows(text)
+    names = list(dict.fromkeys(
+        k for _, row in rows if isinstance(row, dict) for k in _key_paths(row)))
+    return names, rows, False
+
+
+def _decode(raw: bytes, path: Path, kind: str) -> str:
+    """The file's text: UTF-32/UTF-16 by their byte order mark, else UTF-8 (a mark or
+    none), else Latin-1; binary content is refused."""
+    for bom, codec in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                       (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+        if raw.startswith(bom):
+            try:
+                return raw.decode(codec)
+            except UnicodeDecodeError as exc:
+                raise RecordFileError(f"{path}: not valid {codec.upper()} text ({exc.reason}); "
+                                      "save it as UTF-8") from exc
     if _looks_binary(raw):
-        raise RecordFileError(f"{path}: not a text {'CSV' if ext == '.csv' else 'JSONL'} file "
-                              "(binary content; UTF-8 or Latin-1 text expected)")
+        raise RecordFileError(f"{path}: not a text {kind} file (binary content; UTF-8, "
+                              "UTF-16 or Latin-1 text expected)")
     try:
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    if ext == ".csv":
-        names, rows = _csv_rows(text)
-    else:
-        rows = _jsonl_rows(text)
-        names = list(dict.fromkeys(k for _, row in rows if isinstance(row, dict) for k in row))
-    _check_mapping(mapping or {}, names, csv=ext == ".csv")
-    return _to_records(rows, preset=preset, mapping=dict(mapping or {}), ids_optional=ids_optional)
+        return raw.decode("latin-1")
 
 
 def _looks_binary(raw: bytes) -> bool:
@@ -192,9 +240,80 @@ def _check_mapping(mapping: Mapping[str, str], names: list[str], *, csv: bool) -
 # --------------------------------------------------------------------------- row sources
 
 
-def _jsonl_rows(text: str) -> list[tuple[int, dict[str, Any] | str]]:
+Rows = list[tuple[int, dict[str, Any] | str]]
+
+# Keys under which JSON exports wrap their list of records (ServiceNow: records/result,
+# Jira: issues, most APIs: items/data); any other single list of objects also counts.
+WRAPPER_KEYS = ("records", "result", "issues", "items", "data", "rows", "tickets",
+                "incidents", "alerts", "results", "values")
+
+
+def _json_rows(text: str) -> Rows:
+    """(line, object) or (line, error message) of every record: the file is one JSON array
+    of objects, one object holding such an array (``{"records": [...]}``), or JSONL."""
+    start = len(text) - len(text.lstrip())
+    if start < len(text) and text[start] in "[{":
+        try:
+            whole = json.loads(text)
+        except json.JSONDecodeError:
+            whole = None  # JSONL (or broken JSON, which JSONL reports line by line)
+        if isinstance(whole, list):
+            return _array_rows(text, start)
+        if isinstance(whole, dict):
+            key = _wrapper_key(whole)
+            if key is not None:
+                return _array_rows(text, _value_start(text, start, key))
+    return _jsonl_rows(text)
+
+
+def _wrapper_key(obj: dict[str, Any]) -> str | None:
+    """The key of a JSON object that holds the file's records, or None for a record."""
+    lists = [k for k, v in obj.items()
+             if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)]
+    if not lists or any(_norm(k) in _TEXT_NAMES for k in obj):
+        return None
+    preferred = [k for k in lists if _norm(k) in WRAPPER_KEYS]
+    return (preferred or lists)[0] if len(preferred) == 1 or len(lists) == 1 else None
+
+
+_WS = re.compile(r"\s*")
+
+
+def _value_start(text: str, start: int, key: str) -> int:
+    """Where the value of top-level ``key`` starts in the JSON object at ``start``."""
+    decoder, i = json.JSONDecoder(), _WS.match(text, start + 1).end()
+    while True:
+        name, i = decoder.raw_decode(text, i)
+        i = _WS.match(text, _WS.match(text, i).end() + 1).end()  # past ':'
+        if name == key:
+            return i
+        _, i = decoder.raw_decode(text, i)
+        i = _WS.match(text, _WS.match(text, i).end() + 1).end()  # past ','
+
+
+def _array_rows(text: str, start: int) -> Rows:
+    """(line, object) or (line, error) of every item of the (valid) JSON array at ``start``,
+    ``line`` being where the item starts in the file."""
+    out: Rows = []
+    decoder, i = json.JSONDecoder(), _WS.match(text, start + 1).end()
+    line, counted = 1, 0
+    while text[i] != "]":
+        line += text.count("\n", counted, i)
+        counted = i
+        value, i = decoder.raw_decode(text, i)
+        if isinstance(value, dict):
+            out.append((line, value))
+        else:
+            out.append((line, f"expected a JSON object, got {type(value).__name__}"))
+        i = _WS.match(text, i).end()
+        if text[i] == ",":
+            i = _WS.match(text, i + 1).end()
+    return out
+
+
+def _jsonl_rows(text: str) -> Rows:
     """(line, object) or (line, error message) for every non-blank line."""
-    out: list[tuple[int, dict[str, Any] | str]] = []
+    out: Rows = []
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -210,10 +329,10 @@ def _jsonl_rows(text: str) -> list[tuple[int, dict[str, Any] | str]]:
     return out
 
 
-def _csv_rows(text: str) -> tuple[list[str], list[tuple[int, dict[str, Any] | str]]]:
+def _csv_rows(text: str, delimiter: str | None = None) -> tuple[list[str], Rows]:
     """The header and (line, row) or (line, error message) for every non-blank row."""
-    out: list[tuple[int, dict[str, Any] | str]] = []
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_separator(text))
+    out: Rows = []
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter or _separator(text))
     try:
         header = next(reader)
     except StopIteration:
@@ -243,10 +362,10 @@ def _csv_rows(text: str) -> tuple[list[str], list[tuple[int, dict[str, Any] | st
 
 def _separator(text: str) -> str:
     """The column separator of a CSV file: the one its header line holds most of, a comma
-    unless semicolons or tabs outnumber commas (Excel writes semicolons where the decimal
-    mark is a comma)."""
+    unless semicolons, tabs or pipes outnumber commas (Excel writes semicolons where the
+    decimal mark is a comma)."""
     header = text.split("\n", 1)[0]
-    return max((",", ";", "\t"), key=header.count)  # max keeps the first of a tie: ","
+    return max((",", ";", "\t", "|"), key=header.count)  # max keeps the first of a tie: ","
 
 
 # --------------------------------------------------------------------------- mapping
@@ -256,13 +375,55 @@ def _norm(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_")
 
 
+def _key_paths(row: Mapping[str, Any], prefix: str = "", depth: int = 3) -> list[str]:
+    """The keys of a row, then the dotted paths of the keys of its nested objects
+    (``fields.summary``), ``depth`` levels down."""
+    keys = [prefix + k for k in row]
+    if depth > 1:
+        for k, v in row.items():
+            if isinstance(v, dict):
+                keys.extend(_key_paths(v, f"{prefix}{k}.", depth - 1))
+    return keys
+
+
+def _get(row: Mapping[str, Any], key: str) -> Any:
+    """The value of a key or of a dotted path into nested objects (None when absent)."""
+    if key in row:
+        return row[key]
+    value: Any = row
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def value_of(row: Mapping[str, Any], key: str) -> Any:
+    """The value of ``key`` in a row or a record's ``extra``: the key itself, a dotted path
+    into nested objects, or a key spelled differently (``Assignment group`` for
+    ``assignment_group``). None when absent."""
+    value = _get(row, key)
+    if value is None:
+        wanted = _norm(key)
+        value = next((row[k] for k in row if _norm(k) == wanted), None)
+    return value
+
+
 def _resolve_columns(
-    keys: list[str], preset: str | None, mapping: dict[str, str]
+    keys: list[str], preset: str | None, mapping: dict[str, str], n_top: int | None = None,
 ) -> dict[str, str]:
-    """record field -> key present in the row."""
+    """record field -> key present in the row. A key of the row itself (the first ``n_top``
+    of ``keys``, all by default) wins; a field none of them names may come from a nested
+    object's key of that name (``fields.summary`` for the title), when just one nested key
+    has it."""
+    n_top = len(keys) if n_top is None else n_top
     by_norm: dict[str, str] = {}
-    for k in keys:
+    for k in keys[:n_top]:
         by_norm.setdefault(_norm(k), k)
+    nested: dict[str, list[str]] = {}
+    for k in keys[n_top:]:
+        nested.setdefault(_norm(k.rsplit(".", 1)[1]), []).append(k)
+    by_leaf = {name: ks[0] for name, ks in nested.items() if len(ks) == 1}
     resolved: dict[str, str] = {}
     candidates = PRESETS.get(preset or "", {})
     for f in TEXT_FIELDS:
@@ -272,12 +433,19 @@ def _resolve_columns(
                 resolved[f] = col
             elif _norm(col) in by_norm:
                 resolved[f] = by_norm[_norm(col)]
+            else:  # a nested key's dotted path, spelled differently
+                resolved.update(
+                    (f, k) for k in keys[n_top:][::-1] if _norm(k) == _norm(col))
             continue
-        for cand in (*candidates.get(f, ()), f, *COMMON_COLUMNS.get(f, ())):
-            if cand in by_norm:
-                resolved[f] = by_norm[cand]
-                break
+        names = (*candidates.get(f, ()), f, *COMMON_COLUMNS.get(f, ()))
+        found = next((by_norm[c] for c in names if c in by_norm), None) or next(
+            (by_leaf[c] for c in names if c in by_leaf), None)
+        if found is not None:
+            resolved[f] = found
     return resolved
+
+
+NAME_KEYS = ("display_value", "displayName", "name", "value", "label")
 
 
 def _as_text(value: Any) -> str:
@@ -287,8 +455,12 @@ def _as_text(value: Any) -> str:
         return repair_text(value).strip()
     if isinstance(value, (list, tuple)):
         return ", ".join(t for t in map(_as_text, value) if t)
-    if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if isinstance(value, dict):  # a label as an object: Jira {"name": ...}, ServiceNow
+        # {"display_value": ..., "value": ...}; else the object as JSON
+        name = next((value[k] for k in NAME_KEYS if isinstance(value.get(k), (str, int, float))),
+                    None)
+        return _as_text(name) if name is not None else json.dumps(
+            value, ensure_ascii=False, sort_keys=True)
     return str(value).strip()
 
 
@@ -305,14 +477,15 @@ def _to_records(
         if isinstance(row, str):
             errors.append(RowError(line, row))
             continue
-        keys = list(row)
+        keys = _key_paths(row)
         sig = tuple(keys)
         if sig not in cache:
-            cache[sig] = _resolve_columns(keys, preset, mapping)
+            cache[sig] = _resolve_columns(keys, preset, mapping, len(row))
             used_here = set(cache[sig].values())
-            extra_columns.update((k, None) for k in keys if k not in used_here)
+            parents = {u.split(".")[0] for u in used_here if u not in row}
+            extra_columns.update((k, None) for k in row if k not in used_here | parents)
         cols = cache[sig]
-        values = {f: _as_text(row.get(col)) for f, col in cols.items()}
+        values = {f: _as_text(_get(row, col)) for f, col in cols.items()}
         rid = values.get("id", "")
         if not rid and ids_optional:
             rid = values["id"] = f"line-{line}"

@@ -229,7 +229,7 @@ def test_grouping_per_system_and_overall(tmp_path: Path) -> None:
     assert "grouping_accuracy" in report["baseline_drain3"]
     # one broken line does not void the set, and does not pass unnoticed
     assert report["rows_skipped"] == 2
-    assert report["first_skipped"].startswith("events.jsonl: line 6: not valid JSON")
+    assert report["first_skipped"].startswith("events.jsonl: line 6: invalid JSON")
 
 
 def test_retrieval_counts_the_query_lines_it_could_not_read(tmp_path: Path) -> None:
@@ -238,7 +238,7 @@ def test_retrieval_counts_the_query_lines_it_could_not_read(tmp_path: Path) -> N
     queries.write_text("\n".join([*lines[:5], '"just a string"', "{broken"]) + "\n")
     report = evaluate_retrieval(RUNBOOKS, queries, field="text_without_name")
     assert report["n"] == 5 and report["rows_skipped"] == 2
-    assert report["first_skipped"] == "queries.jsonl: line 6: a JSON str, not an object"
+    assert report["first_skipped"] == "queries.jsonl: line 6: expected a JSON object, got str"
 
 
 def test_grouping_file_without_groups_is_a_clear_error(tmp_path: Path) -> None:
@@ -306,3 +306,126 @@ def test_a_taxonomy_without_the_target_fails_before_any_training(tmp_path: Path,
     monkeypatch.setattr(bot.evaluation, "split_rows", no_reading)
     with pytest.raises(ValueError, match=r"taxonomy taxonomy\.yaml has no 'team' entry"):
         evaluate_classification(INCIDENTS, INCIDENTS, target="team", taxonomy=taxonomy)
+
+
+# --- labels and query files as users have them (robustness sweep) -----------------------------
+
+
+def _tickets(tmp_path: Path, name: str, labels: list, key: str = "team") -> Path:
+    path = tmp_path / name
+    path.write_text("\n".join(json.dumps({"title": f"ticket {i} about {lab}", key: lab})
+                              for i, lab in enumerate(labels)))
+    return path
+
+
+def test_false_and_zero_are_labels_not_blanks(tmp_path: Path) -> None:
+    data = _tickets(tmp_path, "flags.jsonl", [True, False] * 10, key="urgent")
+    split = split_rows(data, data, "urgent")
+    assert sorted(set(split.train_labels)) == ["False", "True"]
+    assert len(split.train_labels) + len(split.test_labels) == 20
+    numbers = _tickets(tmp_path, "p.jsonl", [0, 1, 2] * 5, key="priority")
+    split = split_rows(numbers, numbers, "priority")
+    assert sorted(set(split.train_labels)) == ["0", "1", "2"]
+
+
+def test_labels_differing_in_case_or_spacing_are_one_label_and_said_so(tmp_path: Path) -> None:
+    data = _tickets(tmp_path, "t.jsonl", ["Network", "network ", "NETWORK", "Desk", "desk"] * 4
+                    + ["Network"] * 2)
+    split = split_rows(data, data, "team")
+    assert set(split.train_labels) | set(split.test_labels) == {"Network", "Desk"}
+    assert split.notes["labels_merged"] == {"Desk": ["desk"], "Network": ["NETWORK", "network"]}
+    assert any("differ only in case or spacing" in w for w in split.notes["warnings"])
+
+
+def test_unlabelled_rows_and_test_labels_never_trained_on_are_reported(tmp_path: Path) -> None:
+    train = _tickets(tmp_path, "train.jsonl", ["net", "desk", ""] * 4)
+    test = _tickets(tmp_path, "test.jsonl", ["net", "desk", "dba", "dba", "hr"])
+    split = split_rows(train, test, "team")
+    notes = split.notes
+    assert notes["rows_unlabelled"] == 4
+    assert notes["test_labels_not_in_train"] == ["dba", "hr"]
+    assert notes["test_rows_with_labels_not_in_train"] == 3
+    assert any("3 of 5 test rows carry 2 labels no training row has" in w
+               for w in notes["warnings"])
+    assert any("only 5 test rows: one answer moves accuracy by 20 points" in w
+               for w in notes["warnings"])
+
+
+def test_a_single_label_or_a_label_column_spelled_otherwise(tmp_path: Path) -> None:
+    one = _tickets(tmp_path, "one.jsonl", ["net"] * 10)
+    with pytest.raises(ValueError, match=r"one\.jsonl: every one of the \d+ training rows with "
+                                         r"a 'team' label says 'net'; a classifier needs 2"):
+        split_rows(one, one, "team")
+    csv_file = tmp_path / "export.csv"
+    csv_file.write_text("Short description,Assignment group\n"
+                        + "".join(f"issue {i},{'ab'[i % 2]}\n" for i in range(10)))
+    split = split_rows(csv_file, csv_file, "assignment_group")
+    assert set(split.train_labels) == {"a", "b"}
+
+
+def _corpus(tmp_path: Path) -> Path:
+    corpus = tmp_path / "runbooks"
+    for rel, text in {"node/DiskFull.md": "# Disk full\n\nFree space on the node.",
+                      "db/ReplicaLag.md": "# Replica lag\n\nCheck the replica.",
+                      "db/notes.rst": "Replica notes\n=============\n\ntext"}.items():
+        (corpus / rel).parent.mkdir(parents=True, exist_ok=True)
+        (corpus / rel).write_text(text)
+    return corpus
+
+
+def test_query_files_with_other_field_names_and_gold_spellings(tmp_path: Path) -> None:
+    from bot.evaluation import retrieval_queries
+    from knowledge.documents import scan_folder
+
+    corpus = _corpus(tmp_path)
+    queries = tmp_path / "queries.csv"
+    queries.write_text("query,expected\n"
+                       "disk is full,DiskFull.md\n"               # the file name alone
+                       "replica behind,runbooks/db/ReplicaLag\n"  # folder in front, no .md
+                       "replica lag,./db/ReplicaLag.md\n"
+                       "cpu high,node/CpuHigh.md\n"               # not in the corpus
+                       "no gold here,\n")
+    checked = retrieval_queries(corpus, queries, "text", scan_folder(corpus))
+    assert checked.texts == ["disk is full", "replica behind", "replica lag"]
+    assert checked.golds == [["node/DiskFull.md"], ["db/ReplicaLag.md"], ["db/ReplicaLag.md"]]
+    notes = checked.notes
+    assert (notes["queries_without_gold"], notes["gold_not_in_corpus"]) == (1, 1)
+    assert notes["corpus_files_skipped"] == 1  # the .rst file, named in a warning
+    assert any("node/CpuHigh.md" in w for w in notes["warnings"])
+    assert any("db/notes.rst (unsupported type .rst)" in w for w in notes["warnings"])
+
+
+def test_queries_made_of_alerts_and_gold_lists(tmp_path: Path) -> None:
+    from bot.evaluation import query_texts, retrieval_queries
+    from knowledge.documents import scan_folder
+
+    alert = {"labels": {"alertname": "NodeDiskFull", "severity": "critical"},
+             "annotations": {"summary": "Disk is full.", "description": "node-3 at 99%."}}
+    rows = [{"alert": alert, "relevant": ["node/DiskFull.md", "x.md"]}]
+    assert query_texts(rows, "text", tmp_path) == [
+        "[critical] NodeDiskFull: Disk is full. node-3 at 99%."]
+    assert query_texts(rows, "text_without_name", tmp_path) == ["Disk is full. node-3 at 99%."]
+    corpus = _corpus(tmp_path)
+    queries = tmp_path / "q.json"
+    queries.write_text(json.dumps(rows))
+    assert retrieval_queries(corpus, queries, "text", scan_folder(corpus)).golds == [
+        ["node/DiskFull.md"]]
+    nothing = tmp_path / "none.jsonl"
+    nothing.write_text(json.dumps({"text": "cpu", "gold": "node/CpuHigh.md"}))
+    with pytest.raises(ValueError, match=r"none of the 1 queries names a runbook of the corpus "
+                                         r"\(e\.g\. gold 'node/CpuHigh\.md'; corpus paths"):
+        retrieval_queries(corpus, nothing, "text", scan_folder(corpus))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="no runbook to search"):
+        retrieval_queries(empty, nothing, "text", scan_folder(empty))
+
+
+def test_an_empty_file_says_so(tmp_path: Path) -> None:
+    empty, header = tmp_path / "empty.jsonl", tmp_path / "header.csv"
+    empty.write_text("\n")
+    header.write_text("title,team\n")
+    with pytest.raises(ValueError, match=r"^train file empty\.jsonl: the file holds no rows$"):
+        split_rows(empty, empty, "team")
+    with pytest.raises(ValueError, match=r"header\.csv: the file holds no rows"):
+        split_rows(header, header, "team")

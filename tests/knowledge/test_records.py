@@ -239,3 +239,90 @@ def test_text_under_common_column_names_is_read_without_a_mapping(tmp_path: Path
                     encoding="utf-8")
     [issue] = read_records(jira, preset="jira").records
     assert (issue.title, issue.description) == ("db slow", "p99 up")
+
+
+# --- the formats a user's export comes in (robustness sweep of `eval` and `import`) -----------
+
+ROWS = [{"id": f"t{i}", "title": f"vpn down {i}", "description": "users cannot connect",
+         "team": "net" if i % 2 else "desk"} for i in range(4)]
+
+
+def _csv_text(delimiter: str = ",") -> str:
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(ROWS[0]), delimiter=delimiter,
+                            lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(ROWS)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("name", "content"), [
+    # a JSON array (what most tools export), pretty-printed or on one line
+    ("tickets.json", json.dumps(ROWS, indent=2).encode()),
+    ("tickets.jsonl", json.dumps(ROWS).encode()),
+    # an object wrapping the records: ServiceNow's {"records": [...]}, Jira's {"issues": [...]}
+    ("tickets.json", json.dumps({"records": ROWS}).encode()),
+    ("issues.json", json.dumps({"total": 4, "issues": ROWS}, indent=1).encode()),
+    # JSONL that is named .json or .txt
+    ("tickets.json", "\n".join(map(json.dumps, ROWS)).encode()),
+    ("tickets.txt", "\n".join(map(json.dumps, ROWS)).encode()),
+    # compressed, tab-separated, UTF-16 (Excel's "Unicode text")
+    ("tickets.jsonl.gz", __import__("gzip").compress("\n".join(map(json.dumps, ROWS)).encode())),
+    ("tickets.csv.gz", __import__("gzip").compress(_csv_text().encode())),
+    ("tickets.tsv", _csv_text("\t").encode()),
+    ("tickets.csv", _csv_text("|").encode()),
+    ("tickets.csv", _csv_text().encode("utf-16")),
+    ("tickets.txt", _csv_text("\t").encode("utf-16")),
+    ("tickets.jsonl", "\n".join(map(json.dumps, ROWS)).encode("utf-16")),
+])
+def test_json_arrays_compressed_tab_separated_and_utf16_files_are_read(
+        tmp_path: Path, name: str, content: bytes) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    result = read_records(path)
+    assert result.errors == []
+    assert [(r.id, r.title, r.team) for r in result.records] == [
+        (r["id"], r["title"], r["team"]) for r in ROWS]
+
+
+def test_a_json_array_reports_its_bad_items_by_line(tmp_path: Path) -> None:
+    path = tmp_path / "tickets.json"
+    items = [json.dumps(ROWS[0]), '"a string"', json.dumps({"id": "x"}), json.dumps(ROWS[1])]
+    path.write_text("[\n  " + ",\n  ".join(items) + "\n]\n", encoding="utf-8")
+    result = read_records(path)
+    assert [r.id for r in result.records] == ["t0", "t1"]
+    assert [(e.line, e.message[:20]) for e in result.errors] == [
+        (3, "expected a JSON obje"), (4, "record 'x' has no te")]
+
+
+def test_broken_gzip_and_unknown_types_are_one_line_errors(tmp_path: Path) -> None:
+    broken = tmp_path / "tickets.jsonl.gz"
+    broken.write_bytes(b"not gzip at all")
+    with pytest.raises(RecordFileError, match=r"cannot read .*tickets\.jsonl\.gz"):
+        read_records(broken)
+    xlsx = tmp_path / "tickets.xlsx"
+    xlsx.write_bytes(b"PK\x03\x04")
+    with pytest.raises(RecordFileError, match=r"tickets\.xlsx: unsupported .* use .jsonl, "
+                                              r".json, .csv or .tsv"):
+        read_records(xlsx)
+
+
+def test_nested_json_fields_are_found_by_name_or_by_dotted_path(tmp_path: Path) -> None:
+    """A Jira REST export keeps its fields in a nested object: ``fields.summary``."""
+    path = tmp_path / "jira.jsonl"
+    path.write_text("\n".join(json.dumps({
+        "key": f"OPS-{i}",
+        "fields": {"summary": f"disk full {i}", "description": "on node-3",
+                   "priority": {"name": "High"}, "customfield_1": {"value": "storage"}},
+    }) for i in range(3)), encoding="utf-8")
+    first = read_records(path, preset="jira").records[0]
+    assert (first.id, first.title, first.description) == ("OPS-0", "disk full 0", "on node-3")
+    assert first.priority == "High"  # a label as an object: its name
+    mapped = read_records(path, mapping={"id": "key", "team": "fields.customfield_1.value",
+                                         "title": "Fields.Summary"}).records[0]
+    assert (mapped.id, mapped.team, mapped.title) == ("OPS-0", "storage", "disk full 0")
+    with pytest.raises(RecordFileError, match=r"fields\.nope"):
+        read_records(path, mapping={"team": "fields.nope"})
