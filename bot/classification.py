@@ -28,6 +28,7 @@ from classifiers.embcache import EmbeddingCache
 from classifiers.errors import ClassifierError
 from classifiers.evaluate import Decision, champion_challenger, evaluate, fingerprint
 from classifiers.hierarchy import finer_field
+from classifiers.labels import label_spellings
 from classifiers.model import TextClassifier
 from classifiers.persist import library_versions, load_model, save_model
 from classifiers.zeroshot import ZeroShotClassifier, load_taxonomy, zero_shot_model
@@ -444,9 +445,15 @@ class ClassifierService:
             for target, found in examples.items():
                 for ex in repo.list_labeled_examples(session=session, field=target):
                     found[ex.text] = (ex.label, "")
-        return {target: (list(found), [lab for lab, _ in found.values()],
-                         [ref for _, ref in found.values()])
-                for target, found in examples.items()}
+        out = {}
+        for target, found in examples.items():
+            labels = [lab for lab, _ in found.values()]
+            # one label written several ways ("Network", "network ") is one class, as in
+            # `triagebot eval classify`: its most frequent spelling
+            canon = label_spellings(labels)
+            out[target] = (list(found), [canon.get(lab, lab) for lab in labels],
+                           [ref for _, ref in found.values()])
+        return out
 
     def finer_labels(self, target: str, texts: Sequence[str],
                      labels: Sequence[str]) -> tuple[str, list[str]]:

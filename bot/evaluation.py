@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from bot.config import Settings
+from classifiers.labels import label_spellings
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -328,21 +329,6 @@ def _texts_labels(records: Sequence[Any], target: str,
     kept = _labelled(records, target)
     labels = [_label(r, target) for r in kept]
     return [r.text.strip() for r in kept], [(canon or {}).get(lab, lab) for lab in labels]
-
-
-def label_spellings(labels: Sequence[str]) -> dict[str, str]:
-    """``{spelling: label}`` for labels that differ only in case or spacing ("Network",
-    "network ", "NETWORK"): each is counted as its most frequent spelling (the first in
-    sorted order on a tie). A label written one way only is not in the result."""
-    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for lab in labels:
-        counts[" ".join(lab.split()).casefold()][lab] += 1
-    canon: dict[str, str] = {}
-    for spellings in counts.values():
-        if len(spellings) > 1:
-            best = min(spellings, key=lambda s: (-spellings[s], s))
-            canon.update((s, best) for s in spellings if s != best)
-    return canon
 
 
 def label_notes(target: str, files: Sequence[LabelledFile], canon: dict[str, str],

@@ -268,3 +268,23 @@ def test_a_forced_promotion_says_it_was_forced_not_that_the_champion_stays(
     lost = Decision(False, "keep champion: accuracy gain -0.100 < +0.000", -0.1, 0.0, 0.0)
     assert promotion_reason(lost, cold=cold, forced=forced,
                             champion_version="category-1") == reason
+
+
+def test_one_label_written_several_ways_is_one_class_in_training(services) -> None:
+    """"Network" from one import and "network " from another are one class, spelt as most
+    rows spell it, as `triagebot eval classify` counts them (classifiers.labels)."""
+    from bot.store import repository as repo
+    from bot.store.db import session_scope
+
+    clf = services.classifiers
+    _, before = clf.training_data("category")
+    usual = max(set(before), key=before.count)
+    odd = f"  {usual.upper()} "
+    with session_scope(services.sessions) as session:
+        repo.upsert_incident(session=session, external_id="ODD-SPELLING-1",
+                             title="Replica lag on the reporting database",
+                             description="written by another importer", category=odd)
+    texts, labels = clf.training_data("category")
+    assert labels[texts.index(next(t for t in texts if "written by another importer" in t))
+                  ] == usual
+    assert odd not in labels and set(labels) == set(before)
