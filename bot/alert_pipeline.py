@@ -222,6 +222,12 @@ class AlertPipeline:
         self._lead_lock = threading.Lock()
         self._process_lock = threading.RLock()  # grouping state: processing vs take-over
         self._queued_ids: dict[int, float] = {}  # event id -> when queued here
+        # Held by the writer from its insert until its events are in _queued_ids, and by the
+        # poll while it reads the "queued" ids: the poll never sees this replica's events
+        # committed but not yet queued (it queued them a second time, and the second pass
+        # rewrote a new group's first event as a duplicate of itself). Neither holder waits
+        # on it inside another lock, so it adds no wait cycle (see _queue_stored).
+        self._intake_gate = threading.Lock()
         self._db_warned = float("-inf")  # monotonic time of the last "database" warning
         self._stopped = threading.Event()
         self._ending = False  # stop() has told the threads to end
@@ -549,24 +555,25 @@ class AlertPipeline:
 
         No lock of this pipeline is taken inside a transaction: the processing thread holds
         ``_lock`` while it opens a group (a write), so the two would wait on each other."""
-        with session_scope(self.sessions) as session:
-            ids = list(
-                session.scalars(
-                    select(EventRecord.id)
-                    .where(EventRecord.outcome == "queued")
-                    .order_by(EventRecord.id)
-                    .limit(POLL_BATCH)
+        with self._intake_gate:  # this replica's own events: stored and queued, or neither
+            with session_scope(self.sessions) as session:
+                ids = list(
+                    session.scalars(
+                        select(EventRecord.id)
+                        .where(EventRecord.outcome == "queued")
+                        .order_by(EventRecord.id)
+                        .limit(POLL_BATCH)
+                    )
                 )
-            )
-        with self._lock:
-            new = [i for i in ids if i not in self._queued_ids]
-            if len(ids) < POLL_BATCH:  # every queued id was seen: forget the done ones
-                still = set(ids)
-                self._queued_ids = {
-                    i: t
-                    for i, t in self._queued_ids.items()
-                    if i in still or now - t < SEEN_GRACE_SECONDS
-                }
+            with self._lock:
+                new = [i for i in ids if i not in self._queued_ids]
+                if len(ids) < POLL_BATCH:  # every queued id was seen: forget the done ones
+                    still = set(ids)
+                    self._queued_ids = {
+                        i: t
+                        for i, t in self._queued_ids.items()
+                        if i in still or now - t < SEEN_GRACE_SECONDS
+                    }
         if not new:
             return 0
         rows: list[EventRecord] = []
@@ -640,8 +647,13 @@ class AlertPipeline:
                 self._spool_batch(batch, None)
                 continue
             try:
-                with self._intake_engine.begin() as connection:  # commit, or roll back
-                    ids_per_call = _insert_events(connection, [events for events, _ in batch])
+                with self._intake_gate:
+                    with self._intake_engine.begin() as connection:  # commit, or roll back
+                        ids_per_call = _insert_events(connection,
+                                                      [events for events, _ in batch])
+                    for (events, _), ids in zip(batch, ids_per_call, strict=True):
+                        if self.leader:  # otherwise the leader's poll picks them up
+                            self._enqueue(list(zip(ids, events, strict=True)))
             except Exception as exc:  # noqa: BLE001 - spooled, or every caller gets the error
                 if self.spool is not None and _database_down(exc):
                     log.warning("database unreachable; spooling %d calls: %s", len(batch), exc)
@@ -650,9 +662,7 @@ class AlertPipeline:
                 for _, done in batch:
                     done.set_exception(exc)
                 continue
-            for (events, done), ids in zip(batch, ids_per_call, strict=True):
-                if self.leader:  # otherwise the leader's poll picks them up
-                    self._enqueue(list(zip(ids, events, strict=True)))
+            for (_, done), ids in zip(batch, ids_per_call, strict=True):
                 done.set_result(AcceptedIds(ids))
 
     def _spool_batch(
@@ -682,16 +692,17 @@ class AlertPipeline:
         from bot.spool import already_applied, mark_applied
 
         events = [event_from_dict(d) for d in record.payload["events"]]
-        with session_scope(self.sessions) as session:
-            if already_applied(session, record.id):
-                return "duplicate"
-            rows = [_row_from_event(e) for e in events]
-            session.add_all(rows)
-            mark_applied(session, record)
-            session.flush()
-            ids = [r.id for r in rows]
-        if self.leader:  # in order: older stored events were queued at the take-over
-            self._enqueue(list(zip(ids, events, strict=True)))
+        with self._intake_gate:  # see _write_loop
+            with session_scope(self.sessions) as session:
+                if already_applied(session, record.id):
+                    return "duplicate"
+                rows = [_row_from_event(e) for e in events]
+                session.add_all(rows)
+                mark_applied(session, record)
+                session.flush()
+                ids = [r.id for r in rows]
+            if self.leader:  # in order: older stored events were queued at the take-over
+                self._enqueue(list(zip(ids, events, strict=True)))
         return "applied"
 
     def wait_idle(self, timeout: float = 30.0) -> bool:

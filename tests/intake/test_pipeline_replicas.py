@@ -533,3 +533,52 @@ def test_thread_replies_can_be_turned_off(tmp_path: Path) -> None:
         for p in made.pipelines:
             p.stop()
         store.close()
+
+
+def test_the_poll_never_queues_events_the_writer_stored_but_has_not_queued_yet(
+    tmp_path: Path,
+) -> None:
+    """The leader's writer commits its events, then queues them. A poll that ran in between
+    found them "queued" in the database but not queued here, and queued them a second time:
+    the second pass rewrote a new group's first event as a duplicate of itself (seen once in
+    a full run: 380 of 400 new groups). Here the poll runs in exactly that gap."""
+    store = PipelineStore(tmp_path, alert_triage_workers=1)
+    pipeline = store.pipeline(assistant=NoveltyTriage(), poster=None, clock=time.time)
+    assert pipeline.leader
+    queued: list[int] = []
+    original_put = pipeline._queue.put
+
+    def put(item: Any, *args: Any, **kwargs: Any) -> None:
+        if item is not None:
+            queued.append(item[0])
+        original_put(item, *args, **kwargs)
+
+    pipeline._queue.put = put
+    original_enqueue = pipeline._enqueue
+    polled = threading.Event()
+    polls: list[threading.Thread] = []
+
+    def enqueue_after_a_poll(items: Any, now: Any = None) -> None:
+        if not polled.is_set() and threading.current_thread().name != "poll-in-the-gap":
+            polled.set()  # the writer, between its commit and its queueing
+            poll = threading.Thread(target=pipeline._queue_stored, args=(time.time(),),
+                                    name="poll-in-the-gap")
+            polls.append(poll)
+            poll.start()
+            poll.join(timeout=2.0)  # ends at once without the fix; with it, waits its turn
+        original_enqueue(items, now)
+
+    pipeline._enqueue = enqueue_after_a_poll
+    try:
+        send(pipeline, *(alert(f"Gap{i}", f"fp-gap-{i}") for i in range(5)))
+        for poll in polls:  # the writer is done: the poll, if it waited, runs now
+            poll.join(timeout=10)
+        assert pipeline.wait_idle(timeout=25)
+    finally:
+        pipeline.stop()
+    with session_scope(store.sessions) as session:
+        outcomes = [e.outcome for e in session.scalars(select(EventRecord))]
+    store.close()
+    assert polled.is_set()
+    assert sorted(queued) == sorted(set(queued)) and len(queued) == 5  # each event once
+    assert outcomes == ["new_group"] * 5
