@@ -470,10 +470,13 @@ def train_outcome_line(outcome: Any) -> str:
             f"macro-F1 {ch['macro_f1']:.3f}) - {outcome.reason}")
 
 
+IMPORT_FILE_HELP = "JSONL, JSON, CSV or TSV file, optionally .gz (docs/importing.md)."
+
+
 @import_app.command("incidents")
 @friendly_errors
 def import_incidents(
-    file: Annotated[Path, typer.Argument(help="JSONL or CSV file.")],
+    file: Annotated[Path, typer.Argument(help=IMPORT_FILE_HELP)],
     preset: Annotated[str | None, typer.Option(help="CSV preset: servicenow or jira.")] = None,
     map_: Annotated[list[str], typer.Option("--map", help="field=column (repeatable).")] = [],  # noqa: B006
     visibility: Annotated[str, typer.Option(help=VISIBILITY_HELP)] = "public",
@@ -487,7 +490,7 @@ def import_incidents(
 @import_app.command("tickets")
 @friendly_errors
 def import_tickets(
-    file: Annotated[Path, typer.Argument(help="JSONL or CSV file.")],
+    file: Annotated[Path, typer.Argument(help=IMPORT_FILE_HELP)],
     preset: Annotated[str | None, typer.Option(help="CSV preset: servicenow or jira.")] = None,
     map_: Annotated[list[str], typer.Option("--map", help="field=column (repeatable).")] = [],  # noqa: B006
     visibility: Annotated[str, typer.Option(help=VISIBILITY_HELP)] = "public",

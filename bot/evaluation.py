@@ -395,7 +395,8 @@ class LabelledFile:
 
 def _read_labelled(path: Path, preset: str | None = None,
                    mapping: dict[str, str] | None = None) -> LabelledFile:
-    """Records of a JSONL or CSV file, read as `triagebot import` reads them (ids optional)."""
+    """Records of a JSONL, JSON, CSV or TSV file (optionally gzipped), read as
+    `triagebot import` reads them (ids optional)."""
     from knowledge.records import read_records
 
     result = read_records(path, preset=preset, mapping=mapping, ids_optional=True)
