@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
@@ -219,40 +220,40 @@ def _knows(scripts: ScriptDirectory, revision: str) -> bool:
         return False
 
 
+@contextmanager
+def _one_off_engine(url: str) -> Iterator[Engine]:
+    """An engine for one short piece of schema work, with no pool left behind."""
+    engine = create_engine(url, poolclass=NullPool, connect_args=postgres_connect_args(url))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
 def _read_compat(url: str) -> tuple[str, str] | None:
     """(head, oldest compatible revision) recorded by the release that last migrated, or
     None (no record: a release before 0005 migrated it, or the table is gone)."""
-    engine = create_engine(url, poolclass=NullPool, connect_args=postgres_connect_args(url))
-    try:
-        with engine.connect() as conn:
-            if not inspect(conn).has_table("schema_compat"):
-                return None
-            row = conn.execute(text(
-                "SELECT head, oldest_compatible FROM schema_compat WHERE id = 1")).first()
-            return (str(row[0]), str(row[1])) if row is not None else None
-    finally:
-        engine.dispose()
+    with _one_off_engine(url) as engine, engine.connect() as conn:
+        if not inspect(conn).has_table("schema_compat"):
+            return None
+        row = conn.execute(text(
+            "SELECT head, oldest_compatible FROM schema_compat WHERE id = 1")).first()
+        return (str(row[0]), str(row[1])) if row is not None else None
 
 
 def _record_compat(url: str, scripts: ScriptDirectory, head: str | None) -> None:
     """Write which older releases may run on the schema now at ``head`` (when the schema has
     the table: a downgrade below 0005 removed it)."""
-    from datetime import UTC, datetime
-
     if head is None:
         return
     oldest = oldest_compatible_revision(scripts, head)
-    engine = create_engine(url, poolclass=NullPool, connect_args=postgres_connect_args(url))
-    try:
-        with engine.begin() as conn:
-            if not inspect(conn).has_table("schema_compat"):
-                return
-            conn.execute(text("DELETE FROM schema_compat WHERE id = 1"))
-            conn.execute(text("INSERT INTO schema_compat (id, head, oldest_compatible, "
-                              "updated_at) VALUES (1, :head, :oldest, :at)"),
-                         {"head": head, "oldest": oldest, "at": datetime.now(UTC)})
-    finally:
-        engine.dispose()
+    with _one_off_engine(url) as engine, engine.begin() as conn:
+        if not inspect(conn).has_table("schema_compat"):
+            return
+        conn.execute(text("DELETE FROM schema_compat WHERE id = 1"))
+        conn.execute(text("INSERT INTO schema_compat (id, head, oldest_compatible, "
+                          "updated_at) VALUES (1, :head, :oldest, :at)"),
+                     {"head": head, "oldest": oldest, "at": datetime.now(UTC)})
 
 
 def _newer_schema(url: str, scripts: ScriptDirectory, current: str) -> UpgradeResult:
@@ -324,12 +325,8 @@ def downgrade(url: str, revision: str, *, config: Config | None = None) -> Downg
 
 def current_revision(url: str) -> str | None:
     """The schema's Alembic revision; None when it has not been created."""
-    engine = create_engine(url, poolclass=NullPool, connect_args=postgres_connect_args(url))
-    try:
-        with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
-    finally:
-        engine.dispose()
+    with _one_off_engine(url) as engine, engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
 
 
 @dataclass(frozen=True)
